@@ -1,0 +1,28 @@
+//! `lookout check [--config-dir DIR]`: validate offline, print every problem, exit 2 on any.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config;
+
+pub fn check(config_dir: Option<PathBuf>) -> ExitCode {
+    let dir = config_dir.unwrap_or_else(config::default_dir);
+    match config::load(&dir) {
+        Ok(spec) => {
+            let names: Vec<&str> = spec.cameras.iter().map(|c| c.name.as_str()).collect();
+            println!(
+                "{}: config OK: gateway {}, {} camera(s): {}; events to {}",
+                dir.display(),
+                spec.gateway_id,
+                names.len(),
+                names.join(", "),
+                spec.mqtt.as_ref().map(|m| format!("mqtt://{}:{} under {}", m.host, m.port, m.topic_prefix)).unwrap_or_else(|| "stdout".into())
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: {}", dir.display(), errors);
+            ExitCode::from(super::EXIT_CONFIG)
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! `lookout run [--config-dir DIR]`: the daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config;
+use crate::pipeline::{self, RunReport};
+use crate::shutdown::Shutdown;
+use crate::source::Outcome;
+
+pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
+    let dir = config_dir.unwrap_or_else(config::default_dir);
+    let spec = match config::load(&dir) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("lookout: cannot start with the config in {}: {}Run `lookout check --config-dir {}` after fixing.", dir.display(), errors, dir.display());
+            return ExitCode::from(super::EXIT_CONFIG);
+        }
+    };
+    tracing::info!(config_dir = %dir.display(), gateway_id = %spec.gateway_id, cameras = spec.cameras.len(), "starting");
+    let shutdown = Shutdown::new();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, shutdown.flag()) {
+            tracing::warn!(error = %e, "could not install a signal handler; stop with SIGKILL only");
+        }
+    }
+    match pipeline::run(&spec, &shutdown) {
+        Ok(report) => {
+            print_summary(&report);
+            if report.cameras.iter().any(|c| matches!(c.outcome, Outcome::Failed(_))) {
+                ExitCode::from(super::EXIT_FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("lookout: cannot run: {e}");
+            ExitCode::from(super::EXIT_FAILURE)
+        }
+    }
+}
+
+/// The per-camera books, on stderr so stdout stays pure JSON lines.
+pub fn print_summary(report: &RunReport) {
+    eprintln!(
+        "lookout: finished in {:.1} s; {:.1} frames/s inferred",
+        report.elapsed.as_secs_f64(),
+        report.frames_per_second
+    );
+    for c in &report.cameras {
+        let s = &c.summary;
+        let outcome = match &c.outcome {
+            Outcome::Ended => "ended".to_string(),
+            Outcome::Stopped => "stopped".to_string(),
+            Outcome::Failed(r) => format!("FAILED: {r}"),
+        };
+        let reasons: Vec<String> = s.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        eprintln!(
+            "  camera {}: {}; decoded {} = skipped_by_rate {} + inferred {} + dropped {} ({}); {} detections, inference {:.1} ms mean",
+            c.name,
+            outcome,
+            s.decoded,
+            s.skipped_by_rate,
+            s.inferred,
+            s.dropped_total(),
+            reasons.join(", "),
+            s.detections,
+            s.inference_ms_mean
+        );
+    }
+    let d = &report.delivery;
+    if d.dropped_queue_full > 0 || d.unacknowledged > 0 {
+        eprintln!(
+            "  publish: {} messages sent; {} dropped (queue full), {} not acknowledged by the broker",
+            d.published, d.dropped_queue_full, d.unacknowledged
+        );
+    } else {
+        eprintln!("  publish: {} messages delivered", d.published);
+    }
+}

@@ -1,0 +1,210 @@
+//! Configuration: `lookout.toml` for the gateway plus one `pipelines/<camera>.toml` per camera,
+//! read with the `config` crate, with `LOOKOUT__SECTION__KEY` environment overrides on
+//! `lookout.toml` (for example `LOOKOUT__MQTT__PORT=1884`).
+//!
+//! Two steps, as in ripgrep and Vector: [`raw`] structs that reject unknown keys, then a
+//! validated [`spec::Spec`]. Loading reports every problem found, each with its file and key.
+
+pub mod raw;
+pub mod spec;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ::config::{Config, Environment, File, FileFormat};
+use serde::de::DeserializeOwned;
+
+pub use spec::{CameraSpec, DetectSpec, InferenceSpec, MqttSpec, Spec};
+
+/// The global file's name inside a config directory.
+pub const GLOBAL_FILE: &str = "lookout.toml";
+/// The folder of camera files inside a config directory.
+pub const PIPELINES_DIR: &str = "pipelines";
+/// Prefix of environment overrides: `LOOKOUT__MQTT__PORT` sets `mqtt.port`.
+pub const ENV_PREFIX: &str = "LOOKOUT";
+/// The system-wide config directory, used by `lookout run` when it exists.
+pub const SYSTEM_DIR: &str = "/etc/lookout";
+
+/// One problem, located by file and key path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in one load.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} config error(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where `lookout run` looks when given no `--config-dir`: /etc/lookout if present, else the
+/// current directory if it holds a lookout.toml or pipelines/, else the source tree's demo config.
+pub fn default_dir() -> PathBuf {
+    let system = PathBuf::from(SYSTEM_DIR);
+    if system.is_dir() {
+        return system;
+    }
+    if let Ok(cwd) = std::env::current_dir()
+        && (cwd.join(GLOBAL_FILE).is_file() || cwd.join(PIPELINES_DIR).is_dir())
+    {
+        return cwd;
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Load and validate a config directory.
+pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
+    let mut errors = Vec::new();
+    if !dir.is_dir() {
+        errors.push(ConfigError {
+            file: dir.display().to_string(),
+            key: String::new(),
+            message: "config directory does not exist; pass --config-dir or create /etc/lookout".into(),
+        });
+        return Err(ConfigErrors(errors));
+    }
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let global_path = dir.join(GLOBAL_FILE);
+
+    // The file alone first, so a bad key is blamed on the file rather than the environment.
+    let raw_global: raw::RawGlobal = match read_file::<raw::RawGlobal>(&global_path, GLOBAL_FILE) {
+        Err(e) => {
+            errors.push(e);
+            raw::RawGlobal::default()
+        }
+        Ok(_) => {
+            let layered = Config::builder()
+                .add_source(File::from(global_path.as_path()).format(FileFormat::Toml).required(false))
+                .add_source(
+                    Environment::with_prefix(ENV_PREFIX)
+                        .prefix_separator("__")
+                        .separator("__")
+                        .try_parsing(true)
+                        .list_separator(",")
+                        .with_list_parse_key("inference.providers")
+                        .with_list_parse_key("detect.labels"),
+                )
+                .build();
+            match layered.map_err(|e| (String::new(), e.to_string())).and_then(deserialize::<raw::RawGlobal>) {
+                Ok(g) => g,
+                Err((key, message)) => {
+                    errors.push(ConfigError { file: format!("{GLOBAL_FILE} with {ENV_PREFIX}__* environment"), key, message });
+                    raw::RawGlobal::default()
+                }
+            }
+        }
+    };
+    let detect_defaults = raw_global.detect.clone();
+    let mut spec = spec::build_global(&dir, raw_global, &mut errors);
+
+    let pipelines = dir.join(PIPELINES_DIR);
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&pipelines) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    if files.is_empty() {
+        errors.push(ConfigError {
+            file: format!("{PIPELINES_DIR}/"),
+            key: String::new(),
+            message: format!("no camera files in {}; add one <camera>.toml per camera (see README)", pipelines.display()),
+        });
+    }
+    for path in files {
+        let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let label = format!("{PIPELINES_DIR}/{name}.toml");
+        match read_file::<raw::RawCamera>(&path, &label) {
+            Ok(Some(raw_cam)) => {
+                let cam = spec::build_camera(&dir, &path, &label, &name, raw_cam, &detect_defaults, &mut errors);
+                spec.cameras.push(cam);
+            }
+            Ok(None) => errors.push(ConfigError { file: label, key: String::new(), message: "could not be read".into() }),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() { Ok(spec) } else { Err(ConfigErrors(errors)) }
+}
+
+/// Parse one TOML file on its own. `Ok(None)` if it does not exist (only lookout.toml may be absent).
+fn read_file<T: DeserializeOwned>(path: &Path, label: &str) -> Result<Option<T>, ConfigError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let built = Config::builder()
+        .add_source(File::from(path).format(FileFormat::Toml))
+        .build()
+        .map_err(|e| ConfigError { file: label.to_string(), key: String::new(), message: syntax_message(&e.to_string(), path) })?;
+    deserialize::<T>(built)
+        .map(Some)
+        .map_err(|(key, message)| ConfigError { file: label.to_string(), key, message })
+}
+
+/// Deserialize, keeping the path of the key that failed.
+fn deserialize<T: DeserializeOwned>(c: Config) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize::<_, T>(c).map_err(|e| {
+        let key = e.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        (key, e.into_inner().to_string())
+    })
+}
+
+/// The config crate prefixes TOML syntax errors with the full path; keep the useful part.
+fn syntax_message(msg: &str, path: &Path) -> String {
+    msg.replace(&format!(" in {}", path.display()), "")
+}
+
+/// `rtsp://user:secret@host/x` → `rtsp://user:***@host/x`. Logs, status and MQTT only ever
+/// see this form.
+pub fn redact_uri(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else { return uri.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://{user}@{host}{tail}")
+            }
+        }
+        None => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(redact_uri("rtsp://admin:hunter2@10.0.0.5:554/s1"), "rtsp://admin:***@10.0.0.5:554/s1");
+        assert_eq!(redact_uri("rtsp://admin@cam/s1"), "rtsp://admin@cam/s1");
+        assert_eq!(redact_uri("file:///tmp/a@b.mp4"), "file:///tmp/a@b.mp4");
+        assert_eq!(redact_uri("rtsp://cam/p@th"), "rtsp://cam/p@th");
+        assert_eq!(redact_uri("not a uri"), "not a uri");
+    }
+}

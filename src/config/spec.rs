@@ -1,0 +1,266 @@
+//! The validated config the daemon runs from. Building it checks everything that can be
+//! checked offline, and reports every problem at once.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawCamera, RawDetect, RawGlobal};
+use super::{ConfigError, redact_uri};
+use crate::detect::labels;
+
+pub const DEFAULT_MQTT_HOST: &str = "127.0.0.1";
+pub const DEFAULT_MQTT_PORT: u16 = 1883;
+pub const DEFAULT_KEEPALIVE_SECONDS: u64 = 30;
+pub const DEFAULT_MQTT_QUEUE_MESSAGES: usize = 1000;
+pub const DEFAULT_MODEL: &str = "models/yolox_nano.onnx";
+pub const DEFAULT_ORT_LIBRARY: &str = ".lookout/ort/libonnxruntime.so.1.31.1";
+pub const DEFAULT_WORKERS: usize = 1;
+pub const DEFAULT_INTRA_THREADS: usize = 1;
+pub const DEFAULT_STATS_INTERVAL_SECONDS: u64 = 10;
+pub const DEFAULT_DETECT_FPS: f64 = 5.0;
+pub const DEFAULT_MIN_SCORE: f32 = 0.5;
+/// Providers this build can run. More arrive with the execution-provider work.
+pub const SUPPORTED_PROVIDERS: [&str; 1] = ["cpu"];
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub config_dir: PathBuf,
+    pub gateway_id: String,
+    pub mqtt: Option<MqttSpec>,
+    pub inference: InferenceSpec,
+    pub stats_interval: Duration,
+    pub cameras: Vec<CameraSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MqttSpec {
+    pub host: String,
+    pub port: u16,
+    pub topic_prefix: String,
+    pub client_id: String,
+    pub keepalive: Duration,
+    pub queue_capacity: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct InferenceSpec {
+    pub model: PathBuf,
+    pub ort_library: PathBuf,
+    pub providers: Vec<String>,
+    pub workers: usize,
+    pub intra_threads: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CameraSpec {
+    /// The file stem of `pipelines/<name>.toml`; used in topics.
+    pub name: String,
+    /// The file it came from, for messages.
+    pub file: PathBuf,
+    /// The URI GStreamer opens. May hold a password: log `uri_redacted` instead.
+    pub uri: String,
+    pub uri_redacted: String,
+    pub realtime: bool,
+    pub detect: DetectSpec,
+}
+
+#[derive(Debug, Clone)]
+pub struct DetectSpec {
+    pub fps: f64,
+    /// Class indices to report; `None` means all.
+    pub labels: Option<Vec<usize>>,
+    pub min_score: f32,
+}
+
+/// Collects errors for one file so that validation can go on after the first.
+struct Errors<'a> {
+    file: &'a str,
+    list: &'a mut Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    fn push(&mut self, key: &str, message: impl Into<String>) {
+        self.list.push(ConfigError { file: self.file.to_string(), key: key.to_string(), message: message.into() });
+    }
+}
+
+/// A name that is safe inside an MQTT topic level and a file name.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn default_gateway_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')).collect();
+    if host.is_empty() { "lookout".to_string() } else { host }
+}
+
+fn resolve(dir: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() { p } else { dir.join(p) }
+}
+
+pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigError>) -> Spec {
+    let mut e = Errors { file: "lookout.toml", list: errors };
+    let gateway_id = raw.gateway_id.unwrap_or_else(default_gateway_id);
+    if !valid_name(&gateway_id) {
+        e.push("gateway_id", format!("`{gateway_id}` may only hold letters, digits, '-', '_' and '.', since it is part of MQTT topics"));
+    }
+
+    let mqtt = raw.mqtt.map(|m| {
+        let host = m.host.unwrap_or_else(|| DEFAULT_MQTT_HOST.to_string());
+        if host.trim().is_empty() {
+            e.push("mqtt.host", "must not be empty");
+        }
+        let port = m.port.unwrap_or(DEFAULT_MQTT_PORT);
+        if port == 0 {
+            e.push("mqtt.port", "must be between 1 and 65535");
+        }
+        let topic_prefix = m.topic_prefix.unwrap_or_else(|| format!("lookout/{gateway_id}"));
+        if topic_prefix.is_empty() || topic_prefix.contains(['+', '#']) || topic_prefix.ends_with('/') {
+            e.push("mqtt.topic_prefix", format!("`{topic_prefix}` must be non-empty, hold no '+' or '#', and not end in '/'"));
+        }
+        let queue_capacity = m.queue_capacity_messages.unwrap_or(DEFAULT_MQTT_QUEUE_MESSAGES);
+        if queue_capacity == 0 {
+            e.push("mqtt.queue_capacity_messages", "must be at least 1");
+        }
+        let keepalive = m.keepalive_seconds.unwrap_or(DEFAULT_KEEPALIVE_SECONDS);
+        if keepalive < 5 {
+            e.push("mqtt.keepalive_seconds", "must be at least 5 (rumqttc's minimum)");
+        }
+        MqttSpec {
+            host,
+            port,
+            client_id: m.client_id.unwrap_or_else(|| format!("lookout-{gateway_id}")),
+            topic_prefix,
+            keepalive: Duration::from_secs(keepalive),
+            queue_capacity,
+        }
+    });
+
+    let inf = raw.inference;
+    let model = resolve(dir, inf.model.as_deref().unwrap_or(DEFAULT_MODEL));
+    if !model.exists() {
+        e.push("inference.model", format!("{} does not exist; run scripts/setup, or point this at a YOLOX .onnx file", model.display()));
+    }
+    let ort_library = resolve(dir, inf.ort_library.as_deref().unwrap_or(DEFAULT_ORT_LIBRARY));
+    let ort_override = std::env::var_os(crate::detect::session::ORT_DYLIB_ENV).filter(|v| !v.is_empty());
+    if ort_override.is_none() && !ort_library.exists() {
+        e.push("inference.ort_library", format!("{} does not exist; run scripts/setup, or point this at libonnxruntime.so.1.31.1", ort_library.display()));
+    }
+    let providers = inf.providers.unwrap_or_else(|| vec!["cpu".to_string()]);
+    if providers.is_empty() {
+        e.push("inference.providers", "must name at least one provider, such as [\"cpu\"]");
+    }
+    for (i, p) in providers.iter().enumerate() {
+        if !SUPPORTED_PROVIDERS.contains(&p.as_str()) {
+            e.push(&format!("inference.providers[{i}]"), format!("`{p}` is not supported by this build; supported: {}", SUPPORTED_PROVIDERS.join(", ")));
+        }
+    }
+    let workers = inf.workers.unwrap_or(DEFAULT_WORKERS);
+    if workers == 0 || workers > 64 {
+        e.push("inference.workers", "must be between 1 and 64");
+    }
+    let intra_threads = inf.intra_threads.unwrap_or(DEFAULT_INTRA_THREADS);
+    if intra_threads == 0 || intra_threads > 64 {
+        e.push("inference.intra_threads", "must be between 1 and 64");
+    }
+    let stats_interval = raw.stats.interval_seconds.unwrap_or(DEFAULT_STATS_INTERVAL_SECONDS);
+    if stats_interval == 0 {
+        e.push("stats.interval_seconds", "must be at least 1");
+    }
+
+    Spec {
+        config_dir: dir.to_path_buf(),
+        gateway_id,
+        mqtt,
+        inference: InferenceSpec { model, ort_library, providers, workers, intra_threads },
+        stats_interval: Duration::from_secs(stats_interval.max(1)),
+        cameras: Vec::new(),
+    }
+}
+
+pub(super) fn build_camera(
+    dir: &Path,
+    file: &Path,
+    file_label: &str,
+    name: &str,
+    raw: RawCamera,
+    detect_defaults: &RawDetect,
+    errors: &mut Vec<ConfigError>,
+) -> CameraSpec {
+    let mut e = Errors { file: file_label, list: errors };
+    if !valid_name(name) {
+        e.push("(file name)", format!("camera name `{name}` may only hold letters, digits, '-', '_' and '.', since it is part of MQTT topics; rename the file"));
+    }
+    let uri = resolve_uri(dir, &raw.uri, &mut e);
+    let detect = raw.detect.or(detect_defaults);
+    let fps = detect.fps.unwrap_or(DEFAULT_DETECT_FPS);
+    if !(fps > 0.0 && fps <= 120.0) {
+        e.push("detect.fps", format!("{fps} must be above 0 and at most 120"));
+    }
+    let min_score = detect.min_score.unwrap_or(DEFAULT_MIN_SCORE);
+    if !(0.0..=1.0).contains(&min_score) {
+        e.push("detect.min_score", format!("{min_score} must be between 0 and 1"));
+    }
+    let labels = detect.labels.map(|names| {
+        names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let idx = labels::index_of(l);
+                if idx.is_none() {
+                    e.push(&format!("detect.labels[{i}]"), format!("`{l}` is not a label of the model; labels are COCO names such as person, car, bicycle, dog"));
+                }
+                idx
+            })
+            .collect()
+    });
+    CameraSpec {
+        name: name.to_string(),
+        file: file.to_path_buf(),
+        uri_redacted: redact_uri(&uri),
+        uri,
+        realtime: raw.realtime.unwrap_or(true),
+        detect: DetectSpec { fps, labels, min_score },
+    }
+}
+
+/// A URI as written, or a plain path made into a file:// URI. Files must exist: a typo in a
+/// path is better caught by `lookout check` than by a camera that fails at 3 a.m.
+fn resolve_uri(dir: &Path, uri: &str, e: &mut Errors) -> String {
+    use gstreamer::glib;
+    if uri.trim().is_empty() {
+        e.push("uri", "must not be empty; use file:///path, rtsp://host/path or a path");
+        return String::new();
+    }
+    let (is_file, path, uri) = match uri.split_once("://") {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("file") => match glib::filename_from_uri(uri) {
+            Ok((p, _)) => (true, p, uri.to_string()),
+            Err(err) => {
+                e.push("uri", format!("`{uri}` is not a valid file URI: {err}"));
+                return uri.to_string();
+            }
+        },
+        Some((scheme, _)) => {
+            if !scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
+                e.push("uri", format!("`{}` has an invalid scheme", redact_uri(uri)));
+            }
+            (false, PathBuf::new(), uri.to_string())
+        }
+        None => {
+            let p = resolve(dir, uri);
+            match glib::filename_to_uri(&p, None) {
+                Ok(u) => (true, p, u.to_string()),
+                Err(err) => {
+                    e.push("uri", format!("path `{uri}` can't be made a URI: {err}"));
+                    return uri.to_string();
+                }
+            }
+        }
+    };
+    if is_file && !path.is_file() {
+        e.push("uri", format!("{} does not exist or is not a file; fix the path (scripts/setup places the demo clip in media/)", path.display()));
+    }
+    uri
+}

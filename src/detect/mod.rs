@@ -1,0 +1,65 @@
+//! Detection: the YOLOX recipe (shared/models/PROVENANCE.md) on ONNX Runtime.
+//!
+//! ```toml
+//! [inference]
+//! model = "models/yolox_nano.onnx"
+//! ort_library = ".lookout/ort/libonnxruntime.so.1.31.1"
+//! providers = ["cpu"]
+//! workers = 1
+//! intra_threads = 1
+//! ```
+//!
+//! The pure cores are [`letterbox`], [`yolox`] (output decoding) and [`nms`]; [`session`] is the
+//! thin wrapper that owns one ORT session and runs frames through them.
+
+pub mod labels;
+pub mod letterbox;
+pub mod nms;
+pub mod session;
+pub mod yolox;
+
+pub use session::{Detector, DetectorOptions, Timings};
+
+use std::path::PathBuf;
+
+/// Default score threshold of the YOLOX recipe.
+pub const DEFAULT_SCORE_THRESHOLD: f32 = 0.3;
+/// Default per-class NMS IoU of the YOLOX recipe.
+pub const DEFAULT_NMS_IOU: f32 = 0.45;
+
+/// One detected object, in source-image pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub class: usize,
+    pub label: &'static str,
+    pub score: f32,
+    /// x1, y1, x2, y2 in source pixels, clipped to the image.
+    pub bbox: [f32; 4],
+}
+
+/// Everything that can go wrong loading or running a detector. Each message names the thing
+/// and what the operator can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(
+        "ONNX Runtime library not found at {path}: run scripts/setup to place it, or set \
+         inference.ort_library (or ORT_DYLIB_PATH) to libonnxruntime.so.1.31.1"
+    )]
+    LibraryMissing { path: PathBuf },
+    #[error(
+        "could not load the ONNX Runtime library {path}: {reason}. Point inference.ort_library \
+         (or ORT_DYLIB_PATH) at libonnxruntime.so from the onnxruntime 1.24 or newer wheel"
+    )]
+    LibraryLoad { path: PathBuf, reason: String },
+    #[error(
+        "model not found at {path}: run scripts/setup to place it, or set inference.model \
+         (see README, 'Models')"
+    )]
+    ModelMissing { path: PathBuf },
+    #[error("could not load model {path}: {reason}")]
+    ModelLoad { path: PathBuf, reason: String },
+    #[error("model {path} does not look like a YOLOX detector: {reason}")]
+    ModelShape { path: PathBuf, reason: String },
+    #[error("inference failed: {0}")]
+    Run(String),
+}

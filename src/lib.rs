@@ -1,0 +1,33 @@
+//! Lookout: video analytics for edge camera gateways.
+//!
+//! # Layout
+//!
+//! Frames flow top to bottom; each stage is a module, and each module keeps its pure core
+//! (maths, policies, encodings) apart from the thin thread or I/O wrapper around it.
+//!
+//! ```text
+//! config/    lookout.toml + pipelines/*.toml + LOOKOUT__* env → validated `Spec`
+//! source/    one GStreamer pipeline per camera → `Frame`s (uridecodebin → videorate → scale → convert → appsink)
+//! link       bounded crossbeam links with a stated `when_full` policy; every drop counted
+//! detect/    letterbox, YOLOX decode and NMS (pure), and the ONNX Runtime session that runs them
+//! publish/   event payloads (pure) and the sinks: MQTT (rumqttc, QoS 1) or JSON lines on stdout
+//! annotate   boxes and labels drawn onto images for `lookout detect --annotate` and snapshots
+//! pipeline   assembles the stages into threads for `lookout run`
+//! shutdown   the stop flag every thread of ours watches
+//! stats      per-camera counters shared by the stages, and the summary they reconcile to
+//! cli/       one file per subcommand: run, check, detect, bench
+//! ```
+//!
+//! Threads and bounded channels only: no async runtime. GStreamer's streaming threads belong
+//! to GStreamer; every other thread is ours, named, and exits on the shutdown signal.
+
+pub mod annotate;
+pub mod cli;
+pub mod config;
+pub mod detect;
+pub mod link;
+pub mod pipeline;
+pub mod publish;
+pub mod shutdown;
+pub mod source;
+pub mod stats;

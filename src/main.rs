@@ -1,0 +1,104 @@
+//! The `lookout` binary: parse arguments, set up logging, dispatch to `lookout::cli`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use lookout::cli;
+
+#[derive(Parser)]
+#[command(name = "lookout", version, about = "Video analytics for edge camera gateways")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: every camera in the config, events to MQTT or stdout.
+    Run {
+        /// Holds lookout.toml and pipelines/. Default: /etc/lookout, else ./, else the demo config.
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+    },
+    /// Validate the config offline; print every problem; exit 2 on any.
+    Check {
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+    },
+    /// Detect objects in images and print one JSON object per image.
+    Detect {
+        /// YOLOX .onnx model. Default: models/yolox_nano.onnx.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// ONNX Runtime library. Default: .lookout/ort/libonnxruntime.so.1.31.1; ORT_DYLIB_PATH overrides.
+        #[arg(long)]
+        ort_library: Option<PathBuf>,
+        /// Minimum score to report.
+        #[arg(long, default_value_t = lookout::detect::DEFAULT_SCORE_THRESHOLD)]
+        score_threshold: f32,
+        /// Write a JPEG with the boxes drawn (OUT-<image>.jpg when several images are given).
+        #[arg(long, value_name = "OUT.jpg")]
+        annotate: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Measure performance, as ratios to baselines measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Per-image detect time (pre, infer, post) against a bare session.run loop.
+    Detect {
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        ort_library: Option<PathBuf>,
+        #[arg(long, default_value_t = 30)]
+        iterations: usize,
+        images: Vec<PathBuf>,
+    },
+    /// `lookout run` on a clip, unpaced, against the bare inference rate.
+    Pipeline {
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        /// Default: media/bikes.mp4 in the config dir.
+        #[arg(long)]
+        clip: Option<PathBuf>,
+        /// Detect rate; the default offers every frame to detection.
+        #[arg(long, default_value_t = 1000.0)]
+        fps: f64,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,ort=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // journald stamps every line itself; a second timestamp is noise.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    match args.command {
+        Command::Run { config_dir } => cli::run::run(config_dir),
+        Command::Check { config_dir } => cli::check::check(config_dir),
+        Command::Detect { model, ort_library, score_threshold, annotate, images } => {
+            cli::detect::detect(cli::detect::DetectArgs { model, ort_library, score_threshold, annotate, images })
+        }
+        Command::Bench { which } => match which {
+            BenchCommand::Detect { model, ort_library, iterations, images } => cli::bench::bench_detect(model, ort_library, iterations.max(1), images),
+            BenchCommand::Pipeline { config_dir, clip, fps } => cli::bench::bench_pipeline(config_dir, clip, fps),
+        },
+    }
+}

@@ -1,0 +1,255 @@
+//! Assembly for `lookout run`: sources, detect workers and the publisher as named threads
+//! joined by bounded links.
+//!
+//! ```text
+//! src-<camera> ──frames (drop_oldest, per camera)──▶ detect-<n> ──events (block)──▶ publish
+//!                                                               stats ──▶ publish
+//! ```
+//!
+//! Shutdown cascades: sources stop (EOS or the signal) and close their frame links; workers
+//! drain and exit when all their links are closed; the publisher drains the event link, then
+//! flushes to the broker. So a file run ends with every frame accounted for.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Select};
+
+use crate::config::{CameraSpec, Spec};
+use crate::detect::{DetectError, Detector, DetectorOptions};
+use crate::link::{self, EVENT_LINK_CAPACITY, FRAME_LINK_CAPACITY, LinkSender, WhenFull};
+use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, mqtt::MqttSink, payload};
+use crate::shutdown::Shutdown;
+use crate::source::{self, Frame, Outcome, StateChange};
+use crate::stats::{CameraCounters, CameraSummary, DropReason};
+
+/// How long the publisher may take to flush to the broker when stopping.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    #[error("could not start thread {0}: {1}")]
+    Thread(String, std::io::Error),
+}
+
+/// How one camera's run ended, and its books.
+#[derive(Debug, Clone)]
+pub struct CameraReport {
+    pub name: String,
+    pub outcome: Outcome,
+    pub summary: CameraSummary,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub cameras: Vec<CameraReport>,
+    pub delivery: DeliveryReport,
+    pub frames_per_second: f64,
+    pub elapsed: Duration,
+}
+
+/// Run every camera of `spec` until all have finished or `shutdown` is triggered.
+pub fn run(spec: &Spec, shutdown: &Shutdown) -> Result<RunReport, PipelineError> {
+    run_with_sink(spec, shutdown, None)
+}
+
+/// As [`run`], with the sink chosen by the caller (benchmarks discard) instead of the config.
+pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Result<RunReport, PipelineError> {
+    source::init()?;
+    // Load every detector before any camera starts: a missing model or runtime is reported
+    // once, clearly, instead of as a failing camera.
+    let opts = DetectorOptions {
+        intra_threads: spec.inference.intra_threads,
+        ..DetectorOptions::new(spec.inference.model.clone(), spec.inference.ort_library.clone())
+    };
+    let workers = spec.inference.workers.min(spec.cameras.len().max(1));
+    let detectors: Vec<Detector> = (0..workers).map(|_| Detector::load(&opts)).collect::<Result<_, _>>()?;
+    let model_size = detectors.first().map(|d| d.input_size()).unwrap_or(416);
+    let provider = detectors.first().map(|d| d.provider()).unwrap_or("cpu");
+    tracing::info!(model = %spec.inference.model.display(), provider, workers, "detector ready");
+
+    let started = Instant::now();
+    let sink = match (sink, &spec.mqtt) {
+        (Some(s), _) => s,
+        (None, Some(m)) => Sink::Mqtt(MqttSink::connect(m)),
+        (None, None) => Sink::stdout(),
+    };
+    let (events_tx, events_rx) = link::bounded::<Outgoing>(EVENT_LINK_CAPACITY, WhenFull::Block, Default::default());
+    let publisher = spawn("publish", move || publish_loop(events_rx, sink))?;
+
+    let counters: Vec<Arc<CameraCounters>> = spec.cameras.iter().map(|_| Arc::new(CameraCounters::default())).collect();
+
+    // Cameras are sharded over workers so that each camera's frames are detected, and its
+    // events published, in capture order.
+    let mut shards: Vec<Vec<Receiver<Frame>>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut sources = Vec::new();
+    for (i, cam) in spec.cameras.iter().enumerate() {
+        let (tx, rx) = link::bounded::<Frame>(FRAME_LINK_CAPACITY, WhenFull::DropOldest, counters[i].dropped_link_full.clone());
+        shards[i % workers].push(rx);
+        let (cam, c, ev, sd, gw) = (cam.clone(), counters[i].clone(), events_tx.clone(), shutdown.clone(), spec.gateway_id.clone());
+        let name = format!("src-{}", cam.name);
+        sources.push(spawn(&name, move || {
+            tracing::info!(camera = %cam.name, uri = %cam.uri_redacted, fps = cam.detect.fps, "camera starting");
+            source::run_camera(i, &cam, model_size, tx, c, &sd, |change| report_state(&gw, &cam, &ev, change))
+        })?);
+    }
+
+    let mut worker_handles = Vec::new();
+    for (n, (detector, rxs)) in detectors.into_iter().zip(shards).enumerate() {
+        let (cams, ctr, ev, gw) = (spec.cameras.clone(), counters.clone(), events_tx.clone(), spec.gateway_id.clone());
+        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &cams, &ctr, &ev, &gw))?);
+    }
+
+    // Periodic stats until every camera has finished.
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+    let stats_thread = {
+        let (names, ctr, ev, gw, every) = (
+            spec.cameras.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+            counters.clone(),
+            events_tx.clone(),
+            spec.gateway_id.clone(),
+            spec.stats_interval,
+        );
+        spawn("stats", move || {
+            let tick = crossbeam_channel::tick(every);
+            loop {
+                crossbeam_channel::select! {
+                    recv(tick) -> _ => { let _ = ev.send(stats_message(&gw, &names, &ctr, started, provider, false)); }
+                    recv(done_rx) -> _ => break,
+                }
+            }
+        })?
+    };
+
+    let outcomes: Vec<Outcome> = sources
+        .into_iter()
+        .map(|h| h.join().unwrap_or_else(|_| Outcome::Failed("camera thread panicked".into())))
+        .collect();
+    for h in worker_handles {
+        let _ = h.join();
+    }
+    drop(done_tx);
+    let _ = stats_thread.join();
+
+    let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
+    let _ = events_tx.send(stats_message(&spec.gateway_id, &names, &counters, started, provider, true));
+    drop(events_tx);
+    let delivery = publisher.join().unwrap_or_default();
+    let elapsed = started.elapsed();
+
+    let cameras: Vec<CameraReport> = spec
+        .cameras
+        .iter()
+        .zip(outcomes)
+        .zip(&counters)
+        .map(|((cam, outcome), c)| CameraReport { name: cam.name.clone(), outcome, summary: c.snapshot() })
+        .collect();
+    let inferred: u64 = cameras.iter().map(|c| c.summary.inferred).sum();
+    Ok(RunReport { cameras, delivery, frames_per_second: inferred as f64 / elapsed.as_secs_f64().max(1e-9), elapsed })
+}
+
+fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<std::thread::JoinHandle<T>, PipelineError> {
+    std::thread::Builder::new().name(name.to_string()).spawn(f).map_err(|e| PipelineError::Thread(name.to_string(), e))
+}
+
+fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing>, change: StateChange) {
+    let now = SystemTime::now();
+    let (state, reason, decoder) = match &change {
+        StateChange::Streaming { decoder } => ("streaming", None, decoder.as_deref()),
+        StateChange::Finished(Outcome::Ended) => ("ended", Some("end of stream"), None),
+        StateChange::Finished(Outcome::Stopped) => ("stopped", Some("shutdown"), None),
+        StateChange::Finished(Outcome::Failed(r)) => ("failed", Some(r.as_str()), None),
+    };
+    match &change {
+        StateChange::Finished(Outcome::Failed(r)) => tracing::error!(camera = %cam.name, reason = %r, "camera failed"),
+        _ => tracing::info!(camera = %cam.name, state, decoder = decoder.unwrap_or("-"), "camera state"),
+    }
+    let payload = payload::camera_status(gateway_id, &cam.name, state, reason, decoder, &cam.uri_redacted, now);
+    let _ = events.send(Outgoing { topic: Topic::CameraStatus(cam.name.clone()), payload });
+}
+
+/// One worker: detect on frames from its cameras, fairly, until all their links close.
+fn detect_loop(
+    mut detector: Detector,
+    rxs: Vec<Receiver<Frame>>,
+    cams: &[CameraSpec],
+    counters: &[Arc<CameraCounters>],
+    events: &LinkSender<Outgoing>,
+    gateway_id: &str,
+) {
+    let mut sel = Select::new();
+    for rx in &rxs {
+        sel.recv(rx);
+    }
+    let mut open = rxs.len();
+    while open > 0 {
+        // Select picks fairly among the ready links, so a busy camera can't starve a quiet one.
+        let op = sel.select();
+        let i = op.index();
+        let frame = match op.recv(&rxs[i]) {
+            Ok(f) => f,
+            Err(_) => {
+                sel.remove(i);
+                open -= 1;
+                continue;
+            }
+        };
+        let (cam, ctr) = (&cams[frame.camera], &counters[frame.camera]);
+        match detector.detect_scaled(&frame.data, frame.width, frame.height, frame.stride, frame.src_width, frame.src_height) {
+            Ok((dets, timings)) => {
+                ctr.inferred.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ctr.infer_micros_total.fetch_add(timings.infer.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+                let kept: Vec<_> = dets
+                    .into_iter()
+                    .filter(|d| d.score >= cam.detect.min_score)
+                    .filter(|d| cam.detect.labels.as_ref().is_none_or(|l| l.contains(&d.class)))
+                    .collect();
+                if kept.is_empty() {
+                    continue;
+                }
+                ctr.detections.fetch_add(kept.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                let meta = payload::FrameMeta {
+                    captured_at: frame.captured_at,
+                    pts_ms: frame.pts.map(|p| p.as_millis() as u64),
+                    seq: frame.seq,
+                    width: frame.src_width,
+                    height: frame.src_height,
+                };
+                let payload = payload::detection_event(gateway_id, &cam.name, meta, &kept);
+                if events.send(Outgoing { topic: Topic::Events(cam.name.clone()), payload }).is_err() {
+                    tracing::error!("publisher gone; stopping detect worker");
+                    return;
+                }
+            }
+            Err(e) => {
+                ctr.dropped(DropReason::InferenceError);
+                tracing::warn!(camera = %cam.name, error = %e, "inference failed on a frame; frame dropped");
+            }
+        }
+    }
+}
+
+fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink) -> DeliveryReport {
+    for msg in rx.iter() {
+        sink.publish(msg);
+    }
+    sink.finish(FLUSH_TIMEOUT)
+}
+
+fn stats_message(
+    gateway_id: &str,
+    names: &[String],
+    counters: &[Arc<CameraCounters>],
+    started: Instant,
+    provider: &str,
+    is_final: bool,
+) -> Outgoing {
+    let cams: BTreeMap<&str, CameraSummary> = names.iter().map(|n| n.as_str()).zip(counters.iter().map(|c| c.snapshot())).collect();
+    let payload = payload::stats(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), provider, is_final, cams);
+    Outgoing { topic: Topic::Stats, payload }
+}

@@ -1,0 +1,97 @@
+//! Publishing: every message leaves through one publisher thread, to MQTT or to stdout.
+//!
+//! ```toml
+//! # lookout.toml
+//! [mqtt]                          # absent: JSON lines on stdout
+//! host = "127.0.0.1"
+//! port = 1883
+//! topic_prefix = "lookout/gw-01"  # default: lookout/<gateway_id>
+//! ```
+//!
+//! Topics, under the prefix: `status` (retained online/offline, last will offline),
+//! `<camera>/status` (retained JSON), `<camera>/events` (JSON, QoS 1) and `stats` (JSON).
+//! The publisher never waits on the network: see [`mqtt`].
+
+pub mod mqtt;
+pub mod payload;
+
+use std::io::Write;
+use std::time::Duration;
+
+/// Where a message goes, relative to the topic prefix.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Topic {
+    /// `<prefix>/<camera>/events`
+    Events(String),
+    /// `<prefix>/<camera>/status`
+    CameraStatus(String),
+    /// `<prefix>/stats`
+    Stats,
+}
+
+impl Topic {
+    pub fn full(&self, prefix: &str) -> String {
+        match self {
+            Topic::Events(c) => format!("{prefix}/{c}/events"),
+            Topic::CameraStatus(c) => format!("{prefix}/{c}/status"),
+            Topic::Stats => format!("{prefix}/stats"),
+        }
+    }
+
+    /// Retained topics hold state a new subscriber needs at once.
+    pub fn retained(&self) -> bool {
+        matches!(self, Topic::CameraStatus(_))
+    }
+}
+
+/// One message on its way out.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub topic: Topic,
+    pub payload: Vec<u8>,
+}
+
+/// What a sink could not deliver when it finished.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DeliveryReport {
+    pub published: u64,
+    /// Refused because the client's queue was full (broker away for long).
+    pub dropped_queue_full: u64,
+    /// Handed to the client but not acknowledged by the broker before the flush deadline.
+    pub unacknowledged: u64,
+}
+
+/// The configured destination.
+pub enum Sink {
+    Stdout(std::io::Stdout, u64),
+    Mqtt(mqtt::MqttSink),
+    /// Counts and discards: for benchmarks, where printing would be measured too.
+    Discard(u64),
+}
+
+impl Sink {
+    pub fn stdout() -> Sink {
+        Sink::Stdout(std::io::stdout(), 0)
+    }
+
+    pub fn publish(&mut self, msg: Outgoing) {
+        match self {
+            Sink::Stdout(out, n) => {
+                let mut lock = out.lock();
+                // stdout closed (a pipe reader went away) is not worth stopping cameras for.
+                let _ = lock.write_all(&msg.payload).and_then(|_| lock.write_all(b"\n")).and_then(|_| lock.flush());
+                *n += 1;
+            }
+            Sink::Mqtt(m) => m.publish(msg),
+            Sink::Discard(n) => *n += 1,
+        }
+    }
+
+    /// Flush what can be flushed within `timeout` and say what could not.
+    pub fn finish(self, timeout: Duration) -> DeliveryReport {
+        match self {
+            Sink::Stdout(_, n) | Sink::Discard(n) => DeliveryReport { published: n, ..Default::default() },
+            Sink::Mqtt(m) => m.finish(timeout),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Payload encoding: what consumers parse. Pure, and versioned: every JSON payload carries
+//! `v` (the schema version) and `type`, and every event a unique `id` and the capture time of
+//! its frame, so fan-in and de-duplication downstream are trivial.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::detect::Detection;
+use crate::stats::CameraSummary;
+
+/// Version of the payload schema. Bump on any change a consumer could notice.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-28T18:15:00.123Z`.
+pub fn timestamp(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Round for the wire: scores to 4 places, pixels to 1. Keeps payloads small and stable.
+fn round(x: f32, places: i32) -> f64 {
+    let m = 10f64.powi(places);
+    (x as f64 * m).round() / m
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct DetectionOut {
+    pub label: &'static str,
+    pub score: f64,
+    /// x1, y1, x2, y2 in source pixels.
+    #[serde(rename = "box")]
+    pub bbox: [f64; 4],
+}
+
+/// `<prefix>/<camera>/events`, type `detection`: what one frame's detector saw.
+#[derive(Debug, Serialize)]
+pub struct DetectionEvent<'a> {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub gateway_id: &'a str,
+    pub camera: &'a str,
+    /// Capture time of the frame (RFC 3339, UTC).
+    pub captured_at: String,
+    /// The stream's own timestamp, in milliseconds.
+    pub pts_ms: Option<u64>,
+    pub frame_seq: u64,
+    pub width: u32,
+    pub height: u32,
+    pub detections: Vec<DetectionOut>,
+}
+
+/// The facts about one frame an event needs.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameMeta {
+    pub captured_at: SystemTime,
+    pub pts_ms: Option<u64>,
+    pub seq: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+pub fn detection_event(gateway_id: &str, camera: &str, frame: FrameMeta, dets: &[Detection]) -> Vec<u8> {
+    let ev = DetectionEvent {
+        v: SCHEMA_VERSION,
+        kind: "detection",
+        id: uuid::Uuid::now_v7().to_string(),
+        gateway_id,
+        camera,
+        captured_at: timestamp(frame.captured_at),
+        pts_ms: frame.pts_ms,
+        frame_seq: frame.seq,
+        width: frame.width,
+        height: frame.height,
+        detections: dets
+            .iter()
+            .map(|d| DetectionOut {
+                label: d.label,
+                score: round(d.score, 4),
+                bbox: [round(d.bbox[0], 1), round(d.bbox[1], 1), round(d.bbox[2], 1), round(d.bbox[3], 1)],
+            })
+            .collect(),
+    };
+    to_bytes(&ev)
+}
+
+/// `<prefix>/<camera>/status`, retained.
+#[derive(Debug, Serialize)]
+pub struct CameraStatus<'a> {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub gateway_id: &'a str,
+    pub camera: &'a str,
+    /// streaming, ended, stopped or failed.
+    pub state: &'a str,
+    pub reason: Option<&'a str>,
+    pub decoder: Option<&'a str>,
+    pub uri: &'a str,
+    pub time: String,
+}
+
+pub fn camera_status(
+    gateway_id: &str,
+    camera: &str,
+    state: &str,
+    reason: Option<&str>,
+    decoder: Option<&str>,
+    uri_redacted: &str,
+    now: SystemTime,
+) -> Vec<u8> {
+    to_bytes(&CameraStatus {
+        v: SCHEMA_VERSION,
+        kind: "camera_status",
+        gateway_id,
+        camera,
+        state,
+        reason,
+        decoder,
+        uri: uri_redacted,
+        time: timestamp(now),
+    })
+}
+
+/// `<prefix>/stats`: periodic, and once more with `final: true` when the daemon stops.
+#[derive(Debug, Serialize)]
+pub struct Stats<'a> {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub gateway_id: &'a str,
+    pub time: String,
+    pub uptime_seconds: f64,
+    pub provider: &'a str,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub cameras: BTreeMap<&'a str, CameraSummary>,
+}
+
+pub fn stats(
+    gateway_id: &str,
+    now: SystemTime,
+    uptime_seconds: f64,
+    provider: &str,
+    is_final: bool,
+    cameras: BTreeMap<&str, CameraSummary>,
+) -> Vec<u8> {
+    to_bytes(&Stats {
+        v: SCHEMA_VERSION,
+        kind: "stats",
+        gateway_id,
+        time: timestamp(now),
+        uptime_seconds: (uptime_seconds * 10.0).round() / 10.0,
+        provider,
+        is_final,
+        cameras,
+    })
+}
+
+fn to_bytes<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising these plain structs cannot fail; an empty object is a safe, visible fallback.
+    serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn detection_event_golden_shape() {
+        let frame = FrameMeta {
+            captured_at: UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
+            pts_ms: Some(480),
+            seq: 2,
+            width: 640,
+            height: 272,
+        };
+        let det = Detection { class: 0, label: "person", score: 0.876543, bbox: [10.04, 20.06, 30.0, 40.0] };
+        let bytes = detection_event("gw-01", "bikes", frame, &[det]);
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        assert_eq!(id.len(), 36);
+        v["id"] = "ID".into();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "v": 1, "type": "detection", "id": "ID", "gateway_id": "gw-01", "camera": "bikes",
+                "captured_at": "2026-11-18T08:26:40.123Z", "pts_ms": 480, "frame_seq": 2,
+                "width": 640, "height": 272,
+                "detections": [{"label": "person", "score": 0.8765, "box": [10.0, 20.1, 30.0, 40.0]}]
+            })
+        );
+    }
+
+    #[test]
+    fn event_ids_are_unique() {
+        let frame = FrameMeta { captured_at: SystemTime::now(), pts_ms: None, seq: 0, width: 1, height: 1 };
+        let a: serde_json::Value = serde_json::from_slice(&detection_event("g", "c", frame, &[])).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&detection_event("g", "c", frame, &[])).unwrap();
+        assert_ne!(a["id"], b["id"]);
+    }
+}
