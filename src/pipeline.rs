@@ -24,9 +24,6 @@ use crate::shutdown::Shutdown;
 use crate::source::{self, Frame, Outcome, StateChange};
 use crate::stats::{CameraCounters, CameraSummary, DropReason};
 
-/// How long the publisher may take to flush to the broker when stopping.
-pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
@@ -80,7 +77,8 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
         (None, None) => Sink::stdout(),
     };
     let (events_tx, events_rx) = link::bounded::<Outgoing>(EVENT_LINK_CAPACITY, WhenFull::Block, Default::default());
-    let publisher = spawn("publish", move || publish_loop(events_rx, sink))?;
+    let flush_timeout = spec.mqtt.as_ref().map(|m| m.flush_timeout).unwrap_or_default();
+    let publisher = spawn("publish", move || publish_loop(events_rx, sink, flush_timeout))?;
 
     let counters: Vec<Arc<CameraCounters>> = spec.cameras.iter().map(|_| Arc::new(CameraCounters::default())).collect();
 
@@ -234,11 +232,11 @@ fn detect_loop(
     }
 }
 
-fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink) -> DeliveryReport {
+fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration) -> DeliveryReport {
     for msg in rx.iter() {
         sink.publish(msg);
     }
-    sink.finish(FLUSH_TIMEOUT)
+    sink.finish(flush_timeout)
 }
 
 fn stats_message(

@@ -35,6 +35,8 @@ pub struct RawMqtt {
     pub keepalive_seconds: Option<u64>,
     /// Capacity of the client's outgoing queue, in messages. Default: 1000.
     pub queue_capacity_messages: Option<usize>,
+    /// How long a stopping daemon waits for the broker to acknowledge what it sent. Default: 10.
+    pub flush_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,6 +12,7 @@ pub const DEFAULT_MQTT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_MQTT_PORT: u16 = 1883;
 pub const DEFAULT_KEEPALIVE_SECONDS: u64 = 30;
 pub const DEFAULT_MQTT_QUEUE_MESSAGES: usize = 1000;
+pub const DEFAULT_FLUSH_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_MODEL: &str = "models/yolox_nano.onnx";
 pub const DEFAULT_ORT_LIBRARY: &str = ".lookout/ort/libonnxruntime.so.1.31.1";
 pub const DEFAULT_WORKERS: usize = 1;
@@ -40,6 +41,7 @@ pub struct MqttSpec {
     pub client_id: String,
     pub keepalive: Duration,
     pub queue_capacity: usize,
+    pub flush_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +137,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             topic_prefix,
             keepalive: Duration::from_secs(keepalive),
             queue_capacity,
+            flush_timeout: Duration::from_secs(m.flush_timeout_seconds.unwrap_or(DEFAULT_FLUSH_TIMEOUT_SECONDS)),
         }
     });
 

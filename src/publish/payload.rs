@@ -188,7 +188,7 @@ mod tests {
             v,
             serde_json::json!({
                 "v": 1, "type": "detection", "id": "ID", "gateway_id": "gw-01", "camera": "bikes",
-                "captured_at": "2026-11-18T08:26:40.123Z", "pts_ms": 480, "frame_seq": 2,
+                "captured_at": "2026-11-18T11:06:40.123Z", "pts_ms": 480, "frame_seq": 2,
                 "width": 640, "height": 272,
                 "detections": [{"label": "person", "score": 0.8765, "box": [10.0, 20.1, 30.0, 40.0]}]
             })

@@ -63,7 +63,7 @@ mod tests {
     fn ntsc_rate_gets_the_asked_rate() {
         let mut g = RateGate::new(5.0);
         // 29.97 fps for 10 s.
-        let frames = (0..300u64).map(|i| i * 1_001_000_000 / 30_000 * 1000 / 1000);
+        let frames = (0..300u64).map(|i| i * 1_001_000_000_000 / 30_000);
         let n = admitted(&mut g, frames);
         assert!((49..=51).contains(&n), "{n}");
     }

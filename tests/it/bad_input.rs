@@ -1,0 +1,79 @@
+//! Bad input gets a clear error that names the thing and the fix, and never a panic.
+
+use std::time::Duration;
+
+use crate::common::*;
+use crate::onnx::identity_model;
+
+fn detect_with(model: &str, lib: &str) -> (Option<i32>, String) {
+    let dog = media("dog.jpg");
+    let out = run_lookout(&["detect", "--model", model, "--ort-library", lib, dog.to_str().unwrap()], &[], Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code(), stderr)
+}
+
+#[test]
+fn a_missing_ort_library_is_named_with_the_fix() {
+    let (code, stderr) = detect_with(model().to_str().unwrap(), "/nonexistent/libonnxruntime.so.1.31.1");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("ONNX Runtime library not found at /nonexistent/libonnxruntime.so.1.31.1"), "{stderr}");
+    assert!(stderr.contains("scripts/setup"), "{stderr}");
+}
+
+#[test]
+fn a_file_that_is_not_the_ort_library_is_named_with_the_fix() {
+    let (code, stderr) = detect_with(model().to_str().unwrap(), model().to_str().unwrap());
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("could not load the ONNX Runtime library"), "{stderr}");
+    assert!(stderr.contains("ort_library"), "{stderr}");
+}
+
+#[test]
+fn a_missing_model_is_named_with_the_fix() {
+    let (code, stderr) = detect_with("/nonexistent/model.onnx", ort_library().to_str().unwrap());
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("model not found at /nonexistent/model.onnx"), "{stderr}");
+}
+
+#[test]
+fn a_model_with_the_wrong_input_shape_is_refused_clearly() {
+    let path = std::env::temp_dir().join(format!("lookout-tiny-{}.onnx", std::process::id()));
+    std::fs::write(&path, identity_model(&[1, 3, 100, 100])).unwrap();
+    let (code, stderr) = detect_with(path.to_str().unwrap(), ort_library().to_str().unwrap());
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("does not look like a YOLOX detector"), "{stderr}");
+    assert!(stderr.contains("[1, 3, 100, 100]"), "names the shape it found: {stderr}");
+}
+
+#[test]
+fn a_right_input_with_a_wrong_output_is_refused_clearly() {
+    let path = std::env::temp_dir().join(format!("lookout-tiny2-{}.onnx", std::process::id()));
+    std::fs::write(&path, identity_model(&[1, 3, 64, 64])).unwrap();
+    let (code, stderr) = detect_with(path.to_str().unwrap(), ort_library().to_str().unwrap());
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("expected [1, 84, 5 + classes]"), "{stderr}");
+}
+
+#[test]
+fn a_corrupt_clip_fails_its_camera_only() {
+    let corrupt = std::env::temp_dir().join(format!("lookout-corrupt-{}.mp4", std::process::id()));
+    // A real clip's header with its middle destroyed: a file that exists but can't be decoded.
+    let mut bytes = std::fs::read(media("bikes.mp4")).unwrap();
+    bytes.truncate(4096);
+    bytes.iter_mut().skip(16).for_each(|b| *b = 0x5a);
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let global = format!("gateway_id = \"bad\"\n{}", inference_toml());
+    let bad = format!("uri = {:?}\n", corrupt.display().to_string());
+    let good = format!("uri = {:?}\nrealtime = false\n[detect]\nfps = 2\n", media("bikes.mp4").display().to_string());
+    let dir = ConfigDir::new("corrupt", &global, &[("broken", &bad), ("street", &good)]);
+    let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
+    let _ = std::fs::remove_file(&corrupt);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a failed camera makes a non-zero exit: {stderr}");
+    assert!(stderr.contains("camera broken: FAILED"), "{stderr}");
+    assert!(stderr.contains("camera street: ended; decoded 250"), "the good camera ran to its end: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

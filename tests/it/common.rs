@@ -1,0 +1,186 @@
+//! Helpers shared by the integration tests.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_lookout"))
+}
+
+/// A media file as scripts/setup placed it, else straight from ../shared.
+pub fn media(name: &str) -> PathBuf {
+    let placed = repo().join("media").join(name);
+    if placed.exists() {
+        return placed;
+    }
+    let shared = repo().join("../shared/media").join(name);
+    assert!(shared.exists(), "{name} not found in media/ or ../shared/media: run scripts/setup");
+    shared
+}
+
+pub fn model() -> PathBuf {
+    let p = repo().join("models/yolox_nano.onnx");
+    assert!(p.exists(), "models/yolox_nano.onnx missing: run scripts/setup");
+    p
+}
+
+pub fn ort_library() -> PathBuf {
+    let p = repo().join(".lookout/ort/libonnxruntime.so.1.31.1");
+    assert!(p.exists(), "ONNX Runtime missing: run scripts/setup");
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Poll `cond` until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// A config directory in a temp folder: lookout.toml plus pipelines/<name>.toml files.
+pub struct ConfigDir {
+    pub path: PathBuf,
+}
+
+impl ConfigDir {
+    pub fn new(tag: &str, global: &str, cameras: &[(&str, &str)]) -> ConfigDir {
+        let path = std::env::temp_dir().join(format!("lookout-test-{tag}-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(path.join("pipelines")).unwrap();
+        std::fs::write(path.join("lookout.toml"), global).unwrap();
+        for (name, body) in cameras {
+            std::fs::write(path.join("pipelines").join(format!("{name}.toml")), body).unwrap();
+        }
+        ConfigDir { path }
+    }
+}
+
+impl Drop for ConfigDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// The `[inference]` table pointing at the real model and runtime.
+pub fn inference_toml() -> String {
+    format!("[inference]\nmodel = {:?}\nort_library = {:?}\n", model().display().to_string(), ort_library().display().to_string())
+}
+
+/// Run `lookout` to completion with a deadline; kills it if the deadline passes.
+pub fn run_lookout(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("ORT_DYLIB_PATH").env("RUST_LOG", "info,ort=warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn lookout");
+    wait_output(child, timeout)
+}
+
+pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    let done = wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
+    if !done {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait lookout");
+    assert!(done, "lookout did not finish within {timeout:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// A mosquitto broker on a free loopback port, stopped on drop.
+pub struct Broker {
+    pub port: u16,
+    child: Option<Child>,
+    conf: PathBuf,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = free_port();
+        Broker::start_on(port)
+    }
+
+    pub fn start_on(port: u16) -> Broker {
+        let conf = std::env::temp_dir().join(format!("lookout-mosquitto-{}-{port}.conf", std::process::id()));
+        let mut f = std::fs::File::create(&conf).unwrap();
+        writeln!(f, "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false").unwrap();
+        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("mosquitto");
+        let child = Command::new(exe)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto not installed: run scripts/setup");
+        let up = wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        assert!(up, "mosquitto did not start on port {port}");
+        Broker { port, child: Some(child), conf }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_file(&self.conf);
+    }
+}
+
+/// Collects every message under a topic filter from a real broker.
+pub struct Subscriber {
+    pub rx: crossbeam_channel::Receiver<(String, Vec<u8>, bool)>,
+}
+
+impl Subscriber {
+    /// Returns once the broker has acknowledged the subscription.
+    pub fn new(port: u16, filter: &str) -> Subscriber {
+        use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+        let mut opts = MqttOptions::new(format!("test-sub-{}", free_port()), "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_max_packet_size(16 << 20, 16 << 20);
+        let (client, mut conn) = Client::new(opts, 100);
+        client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let _keep = client;
+            for ev in conn.iter() {
+                match ev {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = ack_tx.try_send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if tx.send((p.topic.clone(), p.payload.to_vec(), p.retain)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        ack_rx.recv_timeout(Duration::from_secs(10)).expect("subscription acknowledged");
+        Subscriber { rx }
+    }
+}

@@ -1,0 +1,72 @@
+//! Config loading and `lookout check`: every example valid, every error located.
+
+use std::time::Duration;
+
+use crate::common::*;
+
+#[test]
+fn every_example_in_the_repo_loads() {
+    let spec = lookout::config::load(&repo()).unwrap_or_else(|e| panic!("{e}"));
+    let files = std::fs::read_dir(repo().join("pipelines")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml")).count();
+    assert!(files > 0);
+    assert_eq!(spec.cameras.len(), files, "one camera per pipelines/*.toml");
+    let out = run_lookout(&["check", "--config-dir", repo().to_str().unwrap()], &[], Duration::from_secs(20));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("config OK"));
+}
+
+#[test]
+fn unknown_keys_are_errors_with_file_and_key() {
+    let global = format!("gateway_id = \"t\"\n{}", inference_toml());
+    let cam = format!("uri = {:?}\n[detect]\nfsp = 5\n", media("bikes.mp4").display().to_string());
+    let dir = ConfigDir::new("unknown", &global, &[("front", &cam)]);
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("pipelines/front.toml: detect.fsp: unknown field `fsp`"), "{stderr}");
+    assert!(stderr.contains("expected one of `fps`"), "{stderr}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let global = format!("gateway_id = \"t\"\n[mqtt]\nport = 0\n{}", inference_toml());
+    let a = format!("uri = {:?}\n[detect]\nfps = 0\n", media("bikes.mp4").display().to_string());
+    let b = "uri = \"/nonexistent/clip.mp4\"\n[detect]\nlabels = [\"person\", \"unicorn\"]\n";
+    let dir = ConfigDir::new("many", &global, &[("a", &a), ("b", b)]);
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    for want in [
+        "lookout.toml: mqtt.port: must be between 1 and 65535",
+        "pipelines/a.toml: detect.fps: 0 must be above 0",
+        "pipelines/b.toml: uri: /nonexistent/clip.mp4 does not exist",
+        "pipelines/b.toml: detect.labels[1]: `unicorn` is not a label",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains("4 config error(s)"), "{stderr}");
+    // `run` refuses the same config with the same messages and exit status.
+    let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn environment_overrides_the_global_file() {
+    let global = format!("gateway_id = \"t\"\n[mqtt]\nport = 1883\n{}", inference_toml());
+    let cam = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
+    let dir = ConfigDir::new("env", &global, &[("front", &cam)]);
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[("LOOKOUT__MQTT__PORT", "1884")], Duration::from_secs(20));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("mqtt://127.0.0.1:1884"), "{}", text(&out.stdout));
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[("LOOKOUT__MQTT__PROT", "1884")], Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("environment"), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("unknown field `prot`"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_missing_config_dir_is_a_clear_error() {
+    let out = run_lookout(&["check", "--config-dir", "/nonexistent/lookout"], &[], Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("config directory does not exist"));
+}

@@ -1,0 +1,11 @@
+//! Integration tests, built into one binary. Real parts only: GStreamer on real clips, ONNX
+//! Runtime on the real model, mosquitto on a free loopback port, an RTSP server on loopback.
+//! Nothing here sleeps to wait for something: waits are on conditions, with deadlines.
+
+mod bad_input;
+mod common;
+mod config;
+mod detect;
+mod mqtt_e2e;
+mod onnx;
+mod rtsp;
