@@ -72,6 +72,9 @@ enum BenchCommand {
         /// Detect rate; the default offers every frame to detection.
         #[arg(long, default_value_t = 1000.0)]
         fps: f64,
+        /// Runs of the clip; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
 }
 
@@ -98,7 +101,7 @@ fn main() -> ExitCode {
         }
         Command::Bench { which } => match which {
             BenchCommand::Detect { model, ort_library, iterations, images } => cli::bench::bench_detect(model, ort_library, iterations.max(1), images),
-            BenchCommand::Pipeline { config_dir, clip, fps } => cli::bench::bench_pipeline(config_dir, clip, fps),
+            BenchCommand::Pipeline { config_dir, clip, fps, rounds } => cli::bench::bench_pipeline(config_dir, clip, fps, rounds),
         },
     }
 }

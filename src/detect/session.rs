@@ -2,9 +2,10 @@
 //! `Session::run` takes `&mut self`, and one session per thread beat a shared one (FINDINGS.md).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use fast_image_resize as fir;
 use image::RgbImage;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -58,7 +59,6 @@ pub fn effective_library(configured: &Path) -> PathBuf {
 // ORT allows one library and one environment per process. The first successful load wins;
 // a failed load is remembered so every caller gets the same clear error instead of a panic.
 static RUNTIME: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-static RUNTIME_PATH: Mutex<Option<PathBuf>> = Mutex::new(None);
 
 /// Load the ONNX Runtime shared library once per process, and return its environment.
 pub fn init_runtime(library: &Path) -> Result<&'static ort::environment::Environment, DetectError> {
@@ -68,9 +68,6 @@ pub fn init_runtime(library: &Path) -> Result<&'static ort::environment::Environ
     }
     let path = path.canonicalize().unwrap_or(path);
     let result = RUNTIME.get_or_init(|| {
-        if let Ok(mut p) = RUNTIME_PATH.lock() {
-            *p = Some(path.clone());
-        }
         ort::init_from(&path)
             .map_err(|e| e.to_string())
             .and_then(|b| b.with_name("lookout").build().map_err(|e| e.to_string()))
@@ -88,6 +85,7 @@ pub struct Detector {
     size: u32,
     row_len: usize,
     input: Vec<f32>,
+    resizer: fir::Resizer,
     score_threshold: f32,
     nms_iou: f32,
 }
@@ -116,6 +114,7 @@ impl Detector {
             size,
             row_len,
             input: vec![0.0; 3 * (size * size) as usize],
+            resizer: fir::Resizer::new(),
             score_threshold: opts.score_threshold,
             nms_iou: opts.nms_iou,
         })
@@ -135,10 +134,17 @@ impl Detector {
     pub fn detect_image(&mut self, img: &RgbImage) -> Result<(Vec<Detection>, Timings), DetectError> {
         let t0 = Instant::now();
         let lb = Letterbox::fit(img.width(), img.height(), self.size);
-        let resized = image::imageops::resize(img, lb.scaled_w, lb.scaled_h, image::imageops::FilterType::Triangle);
+        // Bilinear with antialiasing (a triangle filter widened on downscale), as PIL's
+        // BILINEAR in the reference does; fast_image_resize does it with SIMD.
+        let src = fir::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fir::PixelType::U8x3)
+            .map_err(|e| DetectError::Run(format!("image: {e}")))?;
+        let mut resized = fir::images::Image::new(lb.scaled_w, lb.scaled_h, fir::PixelType::U8x3);
+        self.resizer
+            .resize(&src, &mut resized, &fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear)))
+            .map_err(|e| DetectError::Run(format!("resize: {e}")))?;
         let resize_time = t0.elapsed();
         let (dets, mut t) = self.detect_scaled(
-            resized.as_raw(),
+            resized.buffer(),
             lb.scaled_w,
             lb.scaled_h,
             3 * lb.scaled_w as usize,
