@@ -216,11 +216,7 @@ impl Detector {
 fn check_shapes(session: &Session, path: &Path) -> Result<(String, u32, usize), DetectError> {
     let bad = |reason: String| DetectError::ModelShape { path: path.to_path_buf(), reason };
     let input = session.inputs().first().ok_or_else(|| bad("it has no inputs".into()))?;
-    let in_shape: Vec<i64> = input
-        .dtype()
-        .tensor_shape()
-        .map(|s| s.iter().copied().collect())
-        .ok_or_else(|| bad(format!("input `{}` is not a tensor", input.name())))?;
+    let in_shape = shape_of(input).ok_or_else(|| bad(format!("input `{}` is not a tensor", input.name())))?;
     let size = match in_shape.as_slice() {
         [1, 3, h, w] if h == w && *h > 0 && h % 32 == 0 => *h as u32,
         _ => {
@@ -232,11 +228,7 @@ fn check_shapes(session: &Session, path: &Path) -> Result<(String, u32, usize), 
         }
     };
     let output = session.outputs().first().ok_or_else(|| bad("it has no outputs".into()))?;
-    let out_shape: Vec<i64> = output
-        .dtype()
-        .tensor_shape()
-        .map(|s| s.iter().copied().collect())
-        .ok_or_else(|| bad(format!("output `{}` is not a tensor", output.name())))?;
+    let out_shape = shape_of(output).ok_or_else(|| bad(format!("output `{}` is not a tensor", output.name())))?;
     let anchors = anchor_count(size) as i64;
     let row_len = match out_shape.as_slice() {
         [1, n, c] if *n == anchors && *c >= 6 => *c as usize,
@@ -249,4 +241,9 @@ fn check_shapes(session: &Session, path: &Path) -> Result<(String, u32, usize), 
         }
     };
     Ok((input.name().to_string(), size, row_len))
+}
+
+/// A tensor outlet's shape, with -1 for dynamic dimensions; `None` if it is not a tensor.
+fn shape_of(outlet: &ort::value::Outlet) -> Option<Vec<i64>> {
+    outlet.dtype().tensor_shape().map(|s| s.iter().copied().collect())
 }

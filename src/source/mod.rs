@@ -39,7 +39,8 @@ pub struct Frame {
     pub seq: u64,
     /// The stream timestamp.
     pub pts: Option<Duration>,
-    /// Wall-clock time the frame was captured (for now: when it left the decoder).
+    /// Wall-clock capture time: for now, when the frame reached the appsink (arrival time),
+    /// kept monotonic per camera even if the system clock is stepped.
     pub captured_at: SystemTime,
     /// The source's own size: boxes are reported in these pixels.
     pub src_width: u32,
