@@ -57,7 +57,7 @@ pub fn run(spec: &Spec, shutdown: &Shutdown) -> Result<RunReport, PipelineError>
 
 /// As [`run`], with the sink chosen by the caller (benchmarks discard) instead of the config.
 pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Result<RunReport, PipelineError> {
-    source::init()?;
+    source::apply_decoder_preferences(&spec.cameras)?;
     // Load every detector before any camera starts: a missing model or runtime is reported
     // once, clearly, instead of as a failing camera.
     let opts = DetectorOptions {
@@ -157,17 +157,22 @@ fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) 
 
 fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing>, change: StateChange) {
     let now = SystemTime::now();
-    let (state, reason, decoder) = match &change {
-        StateChange::Streaming { decoder } => ("streaming", None, decoder.as_deref()),
-        StateChange::Finished(Outcome::Ended) => ("ended", Some("end of stream"), None),
-        StateChange::Finished(Outcome::Stopped) => ("stopped", Some("shutdown"), None),
-        StateChange::Finished(Outcome::Failed(r)) => ("failed", Some(r.as_str()), None),
+    let (state, reason, decoder, retry_in) = match &change {
+        StateChange::Connecting => ("connecting", None, None, None),
+        StateChange::Streaming { decoder } => ("streaming", None, decoder.as_deref(), None),
+        StateChange::Reconnecting { reason, retry_in } => ("reconnecting", Some(reason.as_str()), None, Some(retry_in.as_secs_f64())),
+        StateChange::Finished(Outcome::Ended) => ("ended", Some("end of stream"), None, None),
+        StateChange::Finished(Outcome::Stopped) => ("stopped", Some("shutdown"), None, None),
+        StateChange::Finished(Outcome::Failed(r)) => ("failed", Some(r.as_str()), None, None),
     };
     match &change {
         StateChange::Finished(Outcome::Failed(r)) => tracing::error!(camera = %cam.name, reason = %r, "camera failed"),
+        StateChange::Reconnecting { reason, retry_in } => {
+            tracing::warn!(camera = %cam.name, uri = %cam.uri_redacted, reason = %reason, retry_in_s = format!("{:.1}", retry_in.as_secs_f64()), "camera reconnecting")
+        }
         _ => tracing::info!(camera = %cam.name, state, decoder = decoder.unwrap_or("-"), "camera state"),
     }
-    let payload = payload::camera_status(gateway_id, &cam.name, state, reason, decoder, &cam.uri_redacted, now);
+    let payload = payload::camera_status(gateway_id, &cam.name, state, reason, decoder, retry_in, &cam.uri_redacted, now);
     let _ = events.send(Outgoing { topic: Topic::CameraStatus(cam.name.clone()), payload });
 }
 

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::config::{self, CameraSpec, DetectSpec, Spec};
+use crate::config::{self, CameraSpec, DetectSpec, OnError, RtspTransport, Spec, spec};
 use crate::detect::Detector;
 use crate::pipeline;
 use crate::publish::Sink;
@@ -174,6 +174,14 @@ fn bench_spec(dir: &std::path::Path, clip: &std::path::Path, fps: f64) -> Result
         uri_redacted: uri.clone(),
         uri,
         realtime: false,
+        live: false,
+        loop_file: false,
+        stall_timeout: Duration::from_secs_f64(spec::DEFAULT_STALL_TIMEOUT_SECONDS),
+        reconnect_max: Duration::from_secs_f64(spec::DEFAULT_RECONNECT_MAX_SECONDS),
+        on_error: OnError::Fail,
+        decoder: Vec::new(),
+        decoder_threads: spec::DEFAULT_DECODER_THREADS,
+        rtsp_transport: RtspTransport::Auto,
         detect: DetectSpec { fps, labels: None, min_score: 0.3 },
     }];
     spec.mqtt = None;

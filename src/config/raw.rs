@@ -71,6 +71,23 @@ pub struct RawCamera {
     /// Pace a file at its own frame rate, as a camera would deliver it. Default: true.
     /// Ignored for live sources, which are always real time.
     pub realtime: Option<bool>,
+    /// Files only: start again at the end, for demos. Default: false.
+    #[serde(rename = "loop")]
+    pub loop_file: Option<bool>,
+    /// No decoded frame for this long means the stream is dead: reconnect. Default: 10.
+    pub stall_timeout_seconds: Option<f64>,
+    /// The longest wait between reconnect attempts (they back off from 1 s). Default: 30.
+    pub reconnect_max_seconds: Option<f64>,
+    /// What a stream error does: "reconnect" or "fail". Default: reconnect for live sources,
+    /// fail for files.
+    pub on_error: Option<String>,
+    /// Decoder element names in order of preference, e.g. ["vah264dec", "avdec_h264"].
+    /// Applied through feature ranks. Default: GStreamer's own choice.
+    pub decoder: Option<Vec<String>>,
+    /// Threads per software decoder (avdec_*). Default: 1, best with many streams.
+    pub decoder_threads: Option<u32>,
+    /// RTSP transport: "tcp", "udp" or "auto". Default: auto.
+    pub rtsp_transport: Option<String>,
     #[serde(default)]
     pub detect: RawDetect,
 }

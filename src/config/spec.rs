@@ -20,6 +20,11 @@ pub const DEFAULT_INTRA_THREADS: usize = 1;
 pub const DEFAULT_STATS_INTERVAL_SECONDS: u64 = 10;
 pub const DEFAULT_DETECT_FPS: f64 = 5.0;
 pub const DEFAULT_MIN_SCORE: f32 = 0.5;
+pub const DEFAULT_STALL_TIMEOUT_SECONDS: f64 = 10.0;
+pub const DEFAULT_RECONNECT_MAX_SECONDS: f64 = 30.0;
+pub const DEFAULT_DECODER_THREADS: u32 = 1;
+/// URI schemes whose streams are live: their end of stream means a disconnect.
+pub const LIVE_SCHEMES: [&str; 6] = ["rtsp", "rtsps", "http", "https", "v4l2", "test"];
 /// Providers this build can run. More arrive with the execution-provider work.
 pub const SUPPORTED_PROVIDERS: [&str; 1] = ["cpu"];
 
@@ -63,7 +68,41 @@ pub struct CameraSpec {
     pub uri: String,
     pub uri_redacted: String,
     pub realtime: bool,
+    /// A live source (camera): end of stream is a disconnect, and errors reconnect by default.
+    pub live: bool,
+    pub loop_file: bool,
+    pub stall_timeout: Duration,
+    pub reconnect_max: Duration,
+    pub on_error: OnError,
+    pub decoder: Vec<String>,
+    pub decoder_threads: u32,
+    pub rtsp_transport: RtspTransport,
     pub detect: DetectSpec,
+}
+
+/// What a stream error does to a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    Reconnect,
+    Fail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtspTransport {
+    Auto,
+    Tcp,
+    Udp,
+}
+
+impl RtspTransport {
+    /// The value of rtspsrc's `protocols` property.
+    pub fn protocols(self) -> &'static str {
+        match self {
+            RtspTransport::Auto => "tcp+udp-mcast+udp",
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -219,12 +258,62 @@ pub(super) fn build_camera(
             })
             .collect()
     });
+    let scheme = uri.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
+    let live = LIVE_SCHEMES.contains(&scheme.as_str());
+    let positive = |e: &mut Errors, key: &str, v: f64| {
+        if !(v > 0.0 && v <= 86_400.0) {
+            e.push(key, format!("{v} must be above 0 and at most 86400"));
+        }
+        Duration::from_secs_f64(v.clamp(0.001, 86_400.0))
+    };
+    let stall_timeout = positive(&mut e, "stall_timeout_seconds", raw.stall_timeout_seconds.unwrap_or(DEFAULT_STALL_TIMEOUT_SECONDS));
+    let reconnect_max = positive(&mut e, "reconnect_max_seconds", raw.reconnect_max_seconds.unwrap_or(DEFAULT_RECONNECT_MAX_SECONDS));
+    let on_error = match raw.on_error.as_deref() {
+        None => if live { OnError::Reconnect } else { OnError::Fail },
+        Some("reconnect") => OnError::Reconnect,
+        Some("fail") => OnError::Fail,
+        Some(other) => {
+            e.push("on_error", format!("`{other}` must be \"reconnect\" or \"fail\""));
+            OnError::Fail
+        }
+    };
+    let rtsp_transport = match raw.rtsp_transport.as_deref() {
+        None | Some("auto") => RtspTransport::Auto,
+        Some("tcp") => RtspTransport::Tcp,
+        Some("udp") => RtspTransport::Udp,
+        Some(other) => {
+            e.push("rtsp_transport", format!("`{other}` must be \"tcp\", \"udp\" or \"auto\""));
+            RtspTransport::Auto
+        }
+    };
+    let decoder_threads = raw.decoder_threads.unwrap_or(DEFAULT_DECODER_THREADS);
+    if decoder_threads == 0 || decoder_threads > 64 {
+        e.push("decoder_threads", "must be between 1 and 64");
+    }
+    let decoder = raw.decoder.unwrap_or_default();
+    for (i, d) in decoder.iter().enumerate() {
+        if d.is_empty() || !d.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
+            e.push(&format!("decoder[{i}]"), format!("`{d}` is not a GStreamer element name"));
+        }
+    }
+    let loop_file = raw.loop_file.unwrap_or(false);
+    if loop_file && live {
+        e.push("loop", "only applies to file sources");
+    }
     CameraSpec {
         name: name.to_string(),
         file: file.to_path_buf(),
         uri_redacted: redact_uri(&uri),
         uri,
         realtime: raw.realtime.unwrap_or(true),
+        live,
+        loop_file,
+        stall_timeout,
+        reconnect_max,
+        on_error,
+        decoder,
+        decoder_threads,
+        rtsp_transport,
         detect: DetectSpec { fps, labels, min_score },
     }
 }
@@ -245,6 +334,12 @@ fn resolve_uri(dir: &Path, uri: &str, e: &mut Errors) -> String {
                 return uri.to_string();
             }
         },
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("test") => {
+            if crate::source::test_pattern(rest).is_none() {
+                e.push("uri", format!("`{uri}`: unknown test pattern; use test://ball, test://smpte, test://snow or test://black"));
+            }
+            (false, PathBuf::new(), uri.to_string())
+        }
         Some((scheme, _)) => {
             if !scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
                 e.push("uri", format!("`{}` has an invalid scheme", redact_uri(uri)));

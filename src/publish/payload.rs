@@ -94,10 +94,12 @@ pub struct CameraStatus<'a> {
     pub kind: &'static str,
     pub gateway_id: &'a str,
     pub camera: &'a str,
-    /// streaming, ended, stopped or failed.
+    /// connecting, streaming, reconnecting, ended, stopped or failed.
     pub state: &'a str,
     pub reason: Option<&'a str>,
     pub decoder: Option<&'a str>,
+    /// When reconnecting: seconds until the next attempt.
+    pub retry_in_seconds: Option<f64>,
     pub uri: &'a str,
     pub time: String,
 }
@@ -108,6 +110,7 @@ pub fn camera_status(
     state: &str,
     reason: Option<&str>,
     decoder: Option<&str>,
+    retry_in_seconds: Option<f64>,
     uri_redacted: &str,
     now: SystemTime,
 ) -> Vec<u8> {
@@ -119,6 +122,7 @@ pub fn camera_status(
         state,
         reason,
         decoder,
+        retry_in_seconds: retry_in_seconds.map(|s| (s * 10.0).round() / 10.0),
         uri: uri_redacted,
         time: timestamp(now),
     })

@@ -2,17 +2,27 @@
 //!
 //! ```toml
 //! # pipelines/front-door.toml
-//! uri = "rtsp://user:secret@camera.local/stream1"   # or file:///…, or a plain path
+//! uri = "rtsp://user:secret@camera.local/stream1"   # or file:///…, v4l2:///dev/video0, test://ball, a path
 //! realtime = true                                   # files only: pace at the clip's frame rate
+//! stall_timeout_seconds = 10                        # no frame for this long: reconnect
+//! reconnect_max_seconds = 30                        # backoff cap
+//! decoder = ["vah264dec", "avdec_h264"]             # preference, through feature ranks
 //! [detect]
 //! fps = 5
 //! ```
+//!
+//! [`run_camera`] supervises one camera in its own thread: connecting → streaming →
+//! reconnecting (exponential backoff with jitter, see [`backoff`]) → … until shutdown; files end
+//! at EOS (or loop), and a camera whose `on_error` is `fail` goes to failed. On a live source,
+//! end of stream means the camera went away, and a stall watchdog catches a camera that stops
+//! sending without closing the connection (rtspsrc then says nothing for about 15 s).
 //!
 //! `uridecodebin → [rate gate] → videoscale → videoconvert → appsink`. The rate gate
 //! ([`rate::RateGate`]) sits on the decoder's output, so frames detection does not need cost only
 //! their decode; scaling to the model's letterbox size happens before colour conversion, which
 //! is cheaper (FINDINGS.md). The appsink hands each frame to the frame link without copying.
 
+pub mod backoff;
 pub mod rate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,11 +34,12 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
-use crate::config::CameraSpec;
+use crate::config::{CameraSpec, OnError};
 use crate::detect::letterbox::Letterbox;
 use crate::link::LinkSender;
 use crate::shutdown::Shutdown;
 use crate::stats::{CameraCounters, DropReason};
+use backoff::{BACKOFF_MIN, Backoff};
 use rate::RateGate;
 
 /// One decoded frame, scaled to the model's letterbox size and converted to packed RGB.
@@ -66,8 +77,53 @@ pub enum Outcome {
 /// A state change worth telling operators about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StateChange {
+    Connecting,
+    /// Frames are flowing.
     Streaming { decoder: Option<String> },
+    /// The stream went away; the next attempt is in `retry_in`.
+    Reconnecting { reason: String, retry_in: Duration },
     Finished(Outcome),
+}
+
+/// How one attempt at streaming ended.
+#[derive(Debug, Clone, PartialEq)]
+enum End {
+    Eos,
+    Stopped,
+    Stalled(Duration),
+    Failed(String),
+}
+
+/// The pattern of a `test://<pattern>` URI, if it is one videotestsrc knows.
+pub fn test_pattern(rest: &str) -> Option<&'static str> {
+    match rest.trim_end_matches('/') {
+        "ball" => Some("ball"),
+        "smpte" => Some("smpte"),
+        "snow" => Some("snow"),
+        "black" => Some("black"),
+        _ => None,
+    }
+}
+
+/// Prefer decoders by raising their feature ranks, first name highest. Ranks are global to
+/// the process, so this runs once before any camera starts; a name that isn't installed is
+/// reported and skipped.
+pub fn apply_decoder_preferences(cameras: &[CameraSpec]) -> Result<(), SourceError> {
+    init()?;
+    let registry = gst::Registry::get();
+    for cam in cameras {
+        let n = cam.decoder.len() as i32;
+        for (i, name) in cam.decoder.iter().enumerate() {
+            match registry.lookup_feature(name) {
+                Some(feature) => {
+                    feature.set_rank(gst::Rank::PRIMARY + (n - i as i32) * 10 + 100);
+                    tracing::info!(camera = %cam.name, decoder = %name, preference = i + 1, "decoder preferred");
+                }
+                None => tracing::warn!(camera = %cam.name, decoder = %name, "preferred decoder is not installed; skipped"),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +150,7 @@ fn redact(text: &str, spec: &CameraSpec) -> String {
     if spec.uri.is_empty() { text.to_string() } else { text.replace(&spec.uri, &spec.uri_redacted) }
 }
 
-/// Run one camera until its stream ends, it fails, or `shutdown` is triggered.
+/// Supervise one camera until its file ends, it fails for good, or `shutdown` is triggered.
 ///
 /// `frames` is dropped before this returns, which is how the detect stage learns this camera
 /// is finished. `on_state` reports every state change.
@@ -107,18 +163,49 @@ pub fn run_camera(
     shutdown: &Shutdown,
     mut on_state: impl FnMut(StateChange),
 ) -> Outcome {
-    let outcome = match build(index, spec, model_size, frames, counters) {
-        Ok((pipeline, sender_slot, decoder)) => {
-            let outcome = drive(&pipeline, spec, shutdown, &decoder, &mut on_state);
-            let _ = pipeline.set_state(gst::State::Null);
-            // Dropping the sender closes this camera's frame link.
-            if let Ok(mut slot) = sender_slot.lock() {
-                slot.take();
+    let mut backoff = Backoff::new(BACKOFF_MIN, spec.reconnect_max, index as u64);
+    // One clock anchor for the camera's life, so capture times stay monotonic across reconnects.
+    let clock = (SystemTime::now(), Instant::now());
+    on_state(StateChange::Connecting);
+    let outcome = loop {
+        let (end, streamed) = match build(index, spec, model_size, &frames, counters.clone(), clock) {
+            Ok((pipeline, slot, decoder)) => {
+                let r = drive(&pipeline, spec, shutdown, &decoder, &counters, &mut on_state);
+                let _ = pipeline.set_state(gst::State::Null);
+                if let Ok(mut s) = slot.lock() {
+                    s.take();
+                }
+                r
             }
-            outcome
+            Err(e) => (End::Failed(redact(&e.to_string(), spec)), false),
+        };
+        let reason = match end {
+            End::Stopped => break Outcome::Stopped,
+            End::Eos if !spec.live && spec.loop_file => {
+                tracing::info!(camera = %spec.name, "end of file; looping");
+                continue;
+            }
+            End::Eos if !spec.live => break Outcome::Ended,
+            End::Failed(r) if spec.on_error == OnError::Fail => break Outcome::Failed(r),
+            End::Eos => "end of stream: the camera closed the connection".to_string(),
+            End::Stalled(d) => format!("no frame for {:.1} s: stalled", d.as_secs_f64()),
+            End::Failed(r) => r,
+        };
+        if streamed {
+            backoff.reset();
         }
-        Err(e) => Outcome::Failed(redact(&e.to_string(), spec)),
+        let retry_in = backoff.next_delay();
+        on_state(StateChange::Reconnecting { reason, retry_in });
+        // Waiting costs nothing: the thread sleeps, waking only to notice shutdown.
+        let until = Instant::now() + retry_in;
+        while Instant::now() < until && !shutdown.is_triggered() {
+            std::thread::park_timeout(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
+        }
+        if shutdown.is_triggered() {
+            break Outcome::Stopped;
+        }
     };
+    drop(frames);
     on_state(StateChange::Finished(outcome.clone()));
     outcome
 }
@@ -129,15 +216,12 @@ fn build(
     index: usize,
     spec: &CameraSpec,
     model_size: u32,
-    frames: LinkSender<Frame>,
+    frames: &LinkSender<Frame>,
     counters: Arc<CameraCounters>,
+    clock: (SystemTime, Instant),
 ) -> Result<(gst::Pipeline, SenderSlot, Arc<Mutex<Option<String>>>), SourceError> {
     init()?;
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", spec.name));
-    let decode = gst::ElementFactory::make("uridecodebin")
-        .property("uri", &spec.uri)
-        .build()
-        .map_err(|_| SourceError::MissingElement("uridecodebin"))?;
     let scale = make("videoscale")?;
     let scale_caps = make("capsfilter")?;
     let convert = make("videoconvert")?;
@@ -150,7 +234,7 @@ fn build(
         .drop(false)
         .build();
     pipeline
-        .add_many([&decode, &scale, &scale_caps, &convert, appsink.upcast_ref()])
+        .add_many([&scale, &scale_caps, &convert, appsink.upcast_ref()])
         .map_err(|e| SourceError::Build(e.to_string()))?;
     gst::Element::link_many([&scale, &scale_caps, &convert, appsink.upcast_ref()])
         .map_err(|e| SourceError::Build(e.to_string()))?;
@@ -159,12 +243,17 @@ fn build(
     let decoder: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let decoder_w = decoder.clone();
     let camera_name = spec.name.clone();
+    let decoder_threads = spec.decoder_threads;
     pipeline.connect_deep_element_added(move |_, _, element| {
         if let Some(factory) = element.factory()
             && factory.klass().contains("Decoder")
             && factory.klass().contains("Video")
         {
             let name = factory.name().to_string();
+            // One thread per stream beats libav's default of two when there are many streams.
+            if element.has_property("max-threads") {
+                element.set_property("max-threads", decoder_threads as i32);
+            }
             tracing::info!(camera = %camera_name, decoder = %name, "decoder chosen");
             if let Ok(mut d) = decoder_w.lock() {
                 *d = Some(name);
@@ -190,11 +279,16 @@ fn build(
     // while the appsink only sees the scaled size.
     let src_dims = Arc::new(AtomicU64::new(0));
     let src_dims_w = src_dims.clone();
-    decode.connect_pad_added(move |_, pad| {
+    let link_decoded = move |pad: &gst::Pad| {
         let (Some(pipeline), Some(scale), Some(scale_caps)) = (pipeline_weak.upgrade(), scale_weak.upgrade(), caps_weak.upgrade()) else {
             return;
         };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        // Decoders expose fixed caps; a static source pad (test://) only its template, which
+        // fixates to what it will negotiate.
+        let mut caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        if !caps.is_fixed() && !caps.is_empty() && !caps.is_any() {
+            caps.fixate();
+        }
         let is_video = caps.structure(0).is_some_and(|s| s.name().starts_with("video/"));
         let Some(sink_pad) = scale.static_pad("sink") else { return };
         if !is_video || sink_pad.is_linked() {
@@ -208,7 +302,8 @@ fn build(
             }
             return;
         }
-        let Ok(info) = gst_video::VideoInfo::from_caps(&caps) else {
+        let info = if caps.is_fixed() { gst_video::VideoInfo::from_caps(&caps).ok() } else { None };
+        let Some(info) = info else {
             tracing::warn!(camera = %cam_for_pads, caps = %caps, "video pad without usable caps");
             return;
         };
@@ -234,13 +329,12 @@ fn build(
         if let Err(e) = pad.link(&sink_pad) {
             tracing::warn!(camera = %cam_for_pads, error = ?e, "could not link the decoded video");
         }
-    });
+    };
+    add_source(&pipeline, spec, link_decoded)?;
 
-    let sender_slot: SenderSlot = Arc::new(Mutex::new(Some(frames)));
+    let sender_slot: SenderSlot = Arc::new(Mutex::new(Some(frames.clone())));
     let slot = sender_slot.clone();
-    let wall_anchor = SystemTime::now();
-    let mono_anchor = Instant::now();
-    let mut seq = 0u64;
+    let (wall_anchor, mono_anchor) = clock;
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -257,7 +351,8 @@ fn build(
                 let Ok(data) = buffer.into_mapped_buffer_readable() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                // The delivered count doubles as the sequence number: it survives reconnects.
+                let seq = counters.delivered.fetch_add(1, Ordering::Relaxed);
                 let dims = src_dims.load(Ordering::Relaxed);
                 let (src_w, src_h) = ((dims >> 32) as u32, dims as u32);
                 let frame = Frame {
@@ -272,7 +367,6 @@ fn build(
                     stride: info.stride()[0].max(0) as usize,
                     data,
                 };
-                seq += 1;
                 let guard = slot.lock().map_err(|_| gst::FlowError::Error)?;
                 match guard.as_ref() {
                     // The link counts its own drops (latest frame wins).
@@ -290,40 +384,101 @@ fn build(
     Ok((pipeline, sender_slot, decoder))
 }
 
+/// Add the camera's source to the pipeline; `link_decoded` receives each decoded pad.
+fn add_source(pipeline: &gst::Pipeline, spec: &CameraSpec, link_decoded: impl Fn(&gst::Pad) + Send + Sync + 'static) -> Result<(), SourceError> {
+    let build_err = |e: &dyn std::fmt::Display| SourceError::Build(e.to_string());
+    if let Some(rest) = spec.uri.strip_prefix("test://") {
+        // A camera without a camera: videotestsrc, live, 640x480 at 25 fps.
+        let pattern = test_pattern(rest).unwrap_or("ball");
+        let src = gst::ElementFactory::make("videotestsrc")
+            .property("is-live", true)
+            .property_from_str("pattern", pattern)
+            .build()
+            .map_err(|_| SourceError::MissingElement("videotestsrc"))?;
+        let caps = gst::ElementFactory::make("capsfilter")
+            .property(
+                "caps",
+                gst_video::VideoCapsBuilder::new()
+                    .format(gst_video::VideoFormat::I420)
+                    .width(640)
+                    .height(480)
+                    .framerate(gst::Fraction::new(25, 1))
+                    .build(),
+            )
+            .build()
+            .map_err(|_| SourceError::MissingElement("capsfilter"))?;
+        pipeline.add_many([&src, &caps]).map_err(|e| build_err(&e))?;
+        src.link(&caps).map_err(|e| build_err(&e))?;
+        let pad = caps.static_pad("src").ok_or_else(|| SourceError::Build("capsfilter has no src pad".into()))?;
+        link_decoded(&pad);
+        return Ok(());
+    }
+    let decode = gst::ElementFactory::make("uridecodebin")
+        .property("uri", &spec.uri)
+        .build()
+        .map_err(|_| SourceError::MissingElement("uridecodebin"))?;
+    let protocols = spec.rtsp_transport.protocols();
+    decode.connect("source-setup", false, move |args| {
+        if let Some(Ok(src)) = args.get(1).map(|v| v.get::<gst::Element>())
+            && src.has_property("protocols")
+        {
+            src.set_property_from_str("protocols", protocols);
+            // rtspsrc buffers 2 s by default; events should not arrive that late.
+            if src.has_property("latency") {
+                src.set_property("latency", 200u32);
+            }
+        }
+        None
+    });
+    decode.connect_pad_added(move |_, pad| link_decoded(pad));
+    pipeline.add(&decode).map_err(|e| build_err(&e))?;
+    Ok(())
+}
+
+/// Play the pipeline until it ends. Returns how it ended, and whether any frame flowed.
 fn drive(
     pipeline: &gst::Pipeline,
     spec: &CameraSpec,
     shutdown: &Shutdown,
     decoder: &Arc<Mutex<Option<String>>>,
+    counters: &CameraCounters,
     on_state: &mut impl FnMut(StateChange),
-) -> Outcome {
-    let Some(bus) = pipeline.bus() else { return Outcome::Failed("pipeline has no bus".into()) };
+) -> (End, bool) {
+    let Some(bus) = pipeline.bus() else { return (End::Failed("pipeline has no bus".into()), false) };
     if let Err(e) = pipeline.set_state(gst::State::Playing) {
-        return Outcome::Failed(format!("{}: could not start: {e}", spec.uri_redacted));
+        return (End::Failed(format!("{}: could not start: {e}", spec.uri_redacted)), false);
     }
-    let mut announced = false;
+    let mut streamed = false;
+    let mut last_count = counters.decoded.load(Ordering::Relaxed);
+    let mut last_progress = Instant::now();
     loop {
         if shutdown.is_triggered() {
-            return Outcome::Stopped;
+            return (End::Stopped, streamed);
+        }
+        // The watchdog: decoded frames are the heartbeat, whatever the bus says.
+        let count = counters.decoded.load(Ordering::Relaxed);
+        if count != last_count {
+            last_count = count;
+            last_progress = Instant::now();
+            if !streamed {
+                streamed = true;
+                let decoder = decoder.lock().ok().and_then(|d| d.clone());
+                on_state(StateChange::Streaming { decoder });
+            }
+        } else if last_progress.elapsed() >= spec.stall_timeout {
+            return (End::Stalled(last_progress.elapsed()), streamed);
         }
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else { continue };
         use gst::MessageView;
         match msg.view() {
-            MessageView::Eos(_) => return Outcome::Ended,
+            MessageView::Eos(_) => return (End::Eos, streamed),
             MessageView::Error(err) => {
                 let detail = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
                 let text = format!("{}: {}{}", spec.uri_redacted, err.error(), detail);
-                return Outcome::Failed(redact(&text, spec));
+                return (End::Failed(redact(&text, spec)), streamed);
             }
             MessageView::Warning(w) => {
                 tracing::warn!(camera = %spec.name, warning = %redact(&w.error().to_string(), spec), "source warning");
-            }
-            MessageView::StateChanged(sc) if !announced => {
-                if sc.src().is_some_and(|s| s == pipeline) && sc.current() == gst::State::Playing {
-                    announced = true;
-                    let decoder = decoder.lock().ok().and_then(|d| d.clone());
-                    on_state(StateChange::Streaming { decoder });
-                }
             }
             _ => {}
         }

@@ -184,3 +184,94 @@ impl Subscriber {
         Subscriber { rx }
     }
 }
+
+/// A running `lookout run`, its stdout JSON lines collected as they come.
+pub struct Daemon {
+    pub child: Option<Child>,
+    rx: crossbeam_channel::Receiver<String>,
+    pub lines: Vec<serde_json::Value>,
+}
+
+impl Daemon {
+    pub fn start(config_dir: &Path) -> Daemon {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(bin())
+            .args(["run", "--config-dir", config_dir.to_str().unwrap()])
+            .env("RUST_LOG", "info,ort=warn")
+            .env_remove("ORT_DYLIB_PATH")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn lookout");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Daemon { child: Some(child), rx, lines: Vec::new() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    fn drain(&mut self) {
+        for l in self.rx.try_iter() {
+            if let Ok(v) = serde_json::from_str(&l) {
+                self.lines.push(v);
+            }
+        }
+    }
+
+    /// Wait for a new line matching `pred` (lines seen before `from` are ignored).
+    pub fn wait_for(&mut self, from: usize, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> Option<(usize, serde_json::Value)> {
+        let mut found = None;
+        wait_until(timeout, || {
+            self.drain();
+            found = self.lines.iter().enumerate().skip(from).find(|(_, v)| pred(v)).map(|(i, v)| (i, v.clone()));
+            found.is_some()
+        });
+        found
+    }
+
+    /// The index of the next line to come.
+    pub fn mark(&mut self) -> usize {
+        self.drain();
+        self.lines.len()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> Output {
+        let child = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let out = wait_output(child, Duration::from_secs(30));
+        self.drain();
+        out
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A camera status line of `camera` in `state`.
+pub fn is_status(v: &serde_json::Value, camera: &str, state: &str) -> bool {
+    v["type"] == "camera_status" && v["camera"] == camera && v["state"] == state
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ is 100 on Linux
+}

@@ -9,3 +9,4 @@ mod detect;
 mod mqtt_e2e;
 mod onnx;
 mod rtsp;
+mod supervise;

@@ -67,8 +67,9 @@ fn run_publishes_detections_of_the_street_clip_over_mqtt() {
         .filter(|(t, _, _)| t == "lookout/e2e/street/status")
         .map(|(_, p, _)| serde_json::from_slice(p).unwrap())
         .collect();
-    assert_eq!(statuses.first().unwrap()["state"], "streaming");
-    assert_eq!(statuses.first().unwrap()["decoder"], "avdec_h264");
+    assert_eq!(statuses[0]["state"], "connecting");
+    assert_eq!(statuses[1]["state"], "streaming");
+    assert_eq!(statuses[1]["decoder"], "avdec_h264");
     assert_eq!(statuses.last().unwrap()["state"], "ended");
 
     // The books balance exactly: every decoded frame was skipped, inferred or dropped.
