@@ -157,16 +157,27 @@ fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) 
 
 fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing>, change: StateChange) {
     let now = SystemTime::now();
+    let skew_text;
     let (state, reason, decoder, retry_in) = match &change {
         StateChange::Connecting => ("connecting", None, None, None),
         StateChange::Streaming { decoder } => ("streaming", None, decoder.as_deref(), None),
         StateChange::Reconnecting { reason, retry_in } => ("reconnecting", Some(reason.as_str()), None, Some(retry_in.as_secs_f64())),
+        StateChange::ClockSkew { skew_seconds } => {
+            skew_text = format!(
+                "warning: the camera's clock is {:.1} s {} the gateway's (max_clock_skew_seconds {:.0}); check NTP on the camera",
+                skew_seconds.abs(),
+                if *skew_seconds > 0.0 { "ahead of" } else { "behind" },
+                cam.max_clock_skew.as_secs_f64()
+            );
+            ("streaming", Some(skew_text.as_str()), None, None)
+        }
         StateChange::Finished(Outcome::Ended) => ("ended", Some("end of stream"), None, None),
         StateChange::Finished(Outcome::Stopped) => ("stopped", Some("shutdown"), None, None),
         StateChange::Finished(Outcome::Failed(r)) => ("failed", Some(r.as_str()), None, None),
     };
     match &change {
         StateChange::Finished(Outcome::Failed(r)) => tracing::error!(camera = %cam.name, reason = %r, "camera failed"),
+        StateChange::ClockSkew { .. } => tracing::warn!(camera = %cam.name, "{}", reason.unwrap_or_default()),
         StateChange::Reconnecting { reason, retry_in } => {
             tracing::warn!(camera = %cam.name, uri = %cam.uri_redacted, reason = %reason, retry_in_s = format!("{:.1}", retry_in.as_secs_f64()), "camera reconnecting")
         }
@@ -218,6 +229,7 @@ fn detect_loop(
                 ctr.detections.fetch_add(kept.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 let meta = payload::FrameMeta {
                     captured_at: frame.captured_at,
+                    capture_clock: frame.clock.as_str(),
                     pts_ms: frame.pts.map(|p| p.as_millis() as u64),
                     seq: frame.seq,
                     width: frame.src_width,

@@ -88,6 +88,9 @@ pub struct RawCamera {
     pub decoder_threads: Option<u32>,
     /// RTSP transport: "tcp", "udp" or "auto". Default: auto.
     pub rtsp_transport: Option<String>,
+    /// Warn when the camera's clock (from RTCP sender reports) is this far from the gateway's.
+    /// Default: 5.
+    pub max_clock_skew_seconds: Option<f64>,
     #[serde(default)]
     pub detect: RawDetect,
 }

@@ -23,6 +23,7 @@ pub const DEFAULT_MIN_SCORE: f32 = 0.5;
 pub const DEFAULT_STALL_TIMEOUT_SECONDS: f64 = 10.0;
 pub const DEFAULT_RECONNECT_MAX_SECONDS: f64 = 30.0;
 pub const DEFAULT_DECODER_THREADS: u32 = 1;
+pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: f64 = 5.0;
 /// URI schemes whose streams are live: their end of stream means a disconnect.
 pub const LIVE_SCHEMES: [&str; 6] = ["rtsp", "rtsps", "http", "https", "v4l2", "test"];
 /// Providers this build can run. More arrive with the execution-provider work.
@@ -77,6 +78,7 @@ pub struct CameraSpec {
     pub decoder: Vec<String>,
     pub decoder_threads: u32,
     pub rtsp_transport: RtspTransport,
+    pub max_clock_skew: Duration,
     pub detect: DetectSpec,
 }
 
@@ -296,6 +298,7 @@ pub(super) fn build_camera(
             e.push(&format!("decoder[{i}]"), format!("`{d}` is not a GStreamer element name"));
         }
     }
+    let max_clock_skew = positive(&mut e, "max_clock_skew_seconds", raw.max_clock_skew_seconds.unwrap_or(DEFAULT_MAX_CLOCK_SKEW_SECONDS));
     let loop_file = raw.loop_file.unwrap_or(false);
     if loop_file && live {
         e.push("loop", "only applies to file sources");
@@ -314,6 +317,7 @@ pub(super) fn build_camera(
         decoder,
         decoder_threads,
         rtsp_transport,
+        max_clock_skew,
         detect: DetectSpec { fps, labels, min_score },
     }
 }

@@ -44,6 +44,8 @@ pub struct DetectionEvent<'a> {
     pub camera: &'a str,
     /// Capture time of the frame (RFC 3339, UTC).
     pub captured_at: String,
+    /// Where the capture time came from: "rtcp" (the camera's clock) or "arrival".
+    pub capture_clock: &'static str,
     /// The stream's own timestamp, in milliseconds.
     pub pts_ms: Option<u64>,
     pub frame_seq: u64,
@@ -56,6 +58,7 @@ pub struct DetectionEvent<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct FrameMeta {
     pub captured_at: SystemTime,
+    pub capture_clock: &'static str,
     pub pts_ms: Option<u64>,
     pub seq: u64,
     pub width: u32,
@@ -70,6 +73,7 @@ pub fn detection_event(gateway_id: &str, camera: &str, frame: FrameMeta, dets: &
         gateway_id,
         camera,
         captured_at: timestamp(frame.captured_at),
+        capture_clock: frame.capture_clock,
         pts_ms: frame.pts_ms,
         frame_seq: frame.seq,
         width: frame.width,
@@ -177,6 +181,7 @@ mod tests {
     fn detection_event_golden_shape() {
         let frame = FrameMeta {
             captured_at: UNIX_EPOCH + Duration::from_millis(1_795_000_000_123),
+            capture_clock: "arrival",
             pts_ms: Some(480),
             seq: 2,
             width: 640,
@@ -192,7 +197,7 @@ mod tests {
             v,
             serde_json::json!({
                 "v": 1, "type": "detection", "id": "ID", "gateway_id": "gw-01", "camera": "bikes",
-                "captured_at": "2026-11-18T11:06:40.123Z", "pts_ms": 480, "frame_seq": 2,
+                "captured_at": "2026-11-18T11:06:40.123Z", "capture_clock": "arrival", "pts_ms": 480, "frame_seq": 2,
                 "width": 640, "height": 272,
                 "detections": [{"label": "person", "score": 0.8765, "box": [10.0, 20.1, 30.0, 40.0]}]
             })
@@ -201,7 +206,7 @@ mod tests {
 
     #[test]
     fn event_ids_are_unique() {
-        let frame = FrameMeta { captured_at: SystemTime::now(), pts_ms: None, seq: 0, width: 1, height: 1 };
+        let frame = FrameMeta { captured_at: SystemTime::now(), capture_clock: "arrival", pts_ms: None, seq: 0, width: 1, height: 1 };
         let a: serde_json::Value = serde_json::from_slice(&detection_event("g", "c", frame, &[])).unwrap();
         let b: serde_json::Value = serde_json::from_slice(&detection_event("g", "c", frame, &[])).unwrap();
         assert_ne!(a["id"], b["id"]);

@@ -50,9 +50,11 @@ pub struct Frame {
     pub seq: u64,
     /// The stream timestamp.
     pub pts: Option<Duration>,
-    /// Wall-clock capture time: for now, when the frame reached the appsink (arrival time),
-    /// kept monotonic per camera even if the system clock is stepped.
+    /// Wall-clock capture time: the camera's own, from RTCP sender reports, where it sends
+    /// them; else when the frame reached the appsink. Monotonic per camera.
     pub captured_at: SystemTime,
+    /// Where `captured_at` came from.
+    pub clock: CaptureClock,
     /// The source's own size: boxes are reported in these pixels.
     pub src_width: u32,
     pub src_height: u32,
@@ -61,6 +63,32 @@ pub struct Frame {
     pub height: u32,
     pub stride: usize,
     pub data: gst::MappedBuffer<gst::buffer::Readable>,
+}
+
+/// The source of a frame's capture time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureClock {
+    /// The camera's clock, mapped through RTCP sender reports (NTP).
+    Rtcp,
+    /// The gateway's clock when the frame arrived.
+    Arrival,
+}
+
+impl CaptureClock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureClock::Rtcp => "rtcp",
+            CaptureClock::Arrival => "arrival",
+        }
+    }
+}
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET_SECONDS: u64 = 2_208_988_800;
+
+/// A capture time from an NTP reference timestamp, if it is one.
+pub fn ntp_to_system_time(ntp_ns: u64) -> Option<SystemTime> {
+    ntp_ns.checked_sub(NTP_UNIX_OFFSET_SECONDS * 1_000_000_000).map(|ns| std::time::UNIX_EPOCH + Duration::from_nanos(ns))
 }
 
 /// How a camera's pipeline ended.
@@ -82,6 +110,9 @@ pub enum StateChange {
     Streaming { decoder: Option<String> },
     /// The stream went away; the next attempt is in `retry_in`.
     Reconnecting { reason: String, retry_in: Duration },
+    /// The camera's clock, seen through RTCP, is `skew` seconds ahead of the gateway's
+    /// (negative: behind), beyond `max_clock_skew_seconds`.
+    ClockSkew { skew_seconds: f64 },
     Finished(Outcome),
 }
 
@@ -166,11 +197,13 @@ pub fn run_camera(
     let mut backoff = Backoff::new(BACKOFF_MIN, spec.reconnect_max, index as u64);
     // One clock anchor for the camera's life, so capture times stay monotonic across reconnects.
     let clock = (SystemTime::now(), Instant::now());
+    let last_capture: Arc<Mutex<Option<SystemTime>>> = Arc::new(Mutex::new(None));
     on_state(StateChange::Connecting);
     let outcome = loop {
-        let (end, streamed) = match build(index, spec, model_size, &frames, counters.clone(), clock) {
+        let skew: Arc<Mutex<Option<f64>>> = Arc::new(Mutex::new(None));
+        let (end, streamed) = match build(index, spec, model_size, &frames, counters.clone(), clock, &skew, &last_capture) {
             Ok((pipeline, slot, decoder)) => {
-                let r = drive(&pipeline, spec, shutdown, &decoder, &counters, &mut on_state);
+                let r = drive(&pipeline, spec, shutdown, &decoder, &counters, &skew, &mut on_state);
                 let _ = pipeline.set_state(gst::State::Null);
                 if let Ok(mut s) = slot.lock() {
                     s.take();
@@ -219,6 +252,8 @@ fn build(
     frames: &LinkSender<Frame>,
     counters: Arc<CameraCounters>,
     clock: (SystemTime, Instant),
+    skew: &Arc<Mutex<Option<f64>>>,
+    last_capture: &Arc<Mutex<Option<SystemTime>>>,
 ) -> Result<(gst::Pipeline, SenderSlot, Arc<Mutex<Option<String>>>), SourceError> {
     init()?;
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", spec.name));
@@ -335,12 +370,16 @@ fn build(
     let sender_slot: SenderSlot = Arc::new(Mutex::new(Some(frames.clone())));
     let slot = sender_slot.clone();
     let (wall_anchor, mono_anchor) = clock;
+    let max_skew = spec.max_clock_skew;
+    let skew_reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let skew_slot = skew.clone();
+    let last_capture = last_capture.clone();
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                // Monotonic per camera even if the wall clock is stepped.
-                let captured_at = wall_anchor + mono_anchor.elapsed();
+                // Arrival time, monotonic per camera even if the wall clock is stepped.
+                let arrival = wall_anchor + mono_anchor.elapsed();
                 let (Some(caps), Some(buffer)) = (sample.caps(), sample.buffer_owned()) else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
@@ -348,6 +387,35 @@ fn build(
                     return Ok(gst::FlowSuccess::Ok);
                 };
                 let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds()));
+                let ntp = buffer
+                    .iter_meta::<gst::ReferenceTimestampMeta>()
+                    .find(|m| m.reference().structure(0).is_some_and(|s| s.name() == "timestamp/x-ntp"))
+                    .and_then(|m| ntp_to_system_time(m.timestamp().nseconds()));
+                let (mut captured_at, clock) = match ntp {
+                    Some(t) => {
+                        let skew = match t.duration_since(arrival) {
+                            Ok(ahead) => ahead.as_secs_f64(),
+                            Err(behind) => -behind.duration().as_secs_f64(),
+                        };
+                        if skew.abs() > max_skew.as_secs_f64() && !skew_reported.swap(true, Ordering::Relaxed) {
+                            if let Ok(mut s) = skew_slot.lock() {
+                                *s = Some(skew);
+                            }
+                        }
+                        (t, CaptureClock::Rtcp)
+                    }
+                    None => (arrival, CaptureClock::Arrival),
+                };
+                // Switching from arrival to RTCP time can step back by the network latency;
+                // capture times stay strictly increasing per camera regardless.
+                if let Ok(mut last) = last_capture.lock() {
+                    if let Some(prev) = *last
+                        && captured_at <= prev
+                    {
+                        captured_at = prev + Duration::from_micros(1);
+                    }
+                    *last = Some(captured_at);
+                }
                 let Ok(data) = buffer.into_mapped_buffer_readable() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
@@ -360,6 +428,7 @@ fn build(
                     seq,
                     pts,
                     captured_at,
+                    clock,
                     src_width: src_w,
                     src_height: src_h,
                     width: info.width(),
@@ -427,6 +496,10 @@ fn add_source(pipeline: &gst::Pipeline, spec: &CameraSpec, link_decoded: impl Fn
             if src.has_property("latency") {
                 src.set_property("latency", 200u32);
             }
+            // Stamp frames with the camera's NTP time once RTCP sender reports map it.
+            if src.has_property("add-reference-timestamp-meta") {
+                src.set_property("add-reference-timestamp-meta", true);
+            }
         }
         None
     });
@@ -442,6 +515,7 @@ fn drive(
     shutdown: &Shutdown,
     decoder: &Arc<Mutex<Option<String>>>,
     counters: &CameraCounters,
+    skew: &Arc<Mutex<Option<f64>>>,
     on_state: &mut impl FnMut(StateChange),
 ) -> (End, bool) {
     let Some(bus) = pipeline.bus() else { return (End::Failed("pipeline has no bus".into()), false) };
@@ -467,6 +541,9 @@ fn drive(
             }
         } else if last_progress.elapsed() >= spec.stall_timeout {
             return (End::Stalled(last_progress.elapsed()), streamed);
+        }
+        if let Some(skew_seconds) = skew.lock().ok().and_then(|mut s| s.take()) {
+            on_state(StateChange::ClockSkew { skew_seconds });
         }
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else { continue };
         use gst::MessageView;

@@ -105,6 +105,19 @@ fn run_detects_on_an_rtsp_stream_and_never_shows_the_password() {
         .collect();
     assert_eq!(statuses[1]["state"], "streaming");
     assert_eq!(statuses[1]["uri"], format!("rtsp://viewer:***@127.0.0.1:{}/clip", server.port));
+    // Once RTCP sender reports arrive, capture times come from the camera's clock, which here
+    // (the same machine) agrees with ours to well within a second.
+    let rtcp: Vec<Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "detection" && v["capture_clock"] == "rtcp")
+        .collect();
+    assert!(!rtcp.is_empty(), "no event timed by RTCP:\n{}", lines.join("\n"));
+    for ev in &rtcp {
+        let t = humantime::parse_rfc3339(ev["captured_at"].as_str().unwrap()).unwrap();
+        let age = std::time::SystemTime::now().duration_since(t).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        assert!(age < 60.0, "RTCP capture time {t:?} is plausible");
+    }
     let all = format!("{}\n{stderr}", lines.join("\n"));
     assert!(!all.contains("s3cretpw"), "the password leaked:\n{all}");
     assert!(stderr.contains("camera gate: stopped"), "{stderr}");
