@@ -79,14 +79,7 @@ pub fn detect(args: DetectArgs) -> ExitCode {
             height: img.height(),
             provider: detector.provider(),
             timing_ms: Timing { pre: ms(t.pre), infer: ms(t.infer), post: ms(t.post) },
-            detections: dets
-                .iter()
-                .map(|d| crate::publish::payload::DetectionOut {
-                    label: d.label,
-                    score: (d.score as f64 * 1e4).round() / 1e4,
-                    bbox: d.bbox.map(|v| (v as f64 * 10.0).round() / 10.0),
-                })
-                .collect(),
+            detections: dets.iter().map(crate::publish::payload::DetectionOut::from).collect(),
         };
         match serde_json::to_string(&out) {
             Ok(line) => println!("{line}"),

@@ -33,6 +33,13 @@ pub struct DetectionOut {
     pub bbox: [f64; 4],
 }
 
+impl From<&Detection> for DetectionOut {
+    /// The one wire form of a detection, shared by events and `lookout detect`.
+    fn from(d: &Detection) -> DetectionOut {
+        DetectionOut { label: d.label, score: round(d.score, 4), bbox: d.bbox.map(|v| round(v, 1)) }
+    }
+}
+
 /// `<prefix>/<camera>/events`, type `detection`: what one frame's detector saw.
 #[derive(Debug, Serialize)]
 pub struct DetectionEvent<'a> {
@@ -80,11 +87,7 @@ pub fn detection_event(gateway_id: &str, camera: &str, frame: FrameMeta, dets: &
         height: frame.height,
         detections: dets
             .iter()
-            .map(|d| DetectionOut {
-                label: d.label,
-                score: round(d.score, 4),
-                bbox: [round(d.bbox[0], 1), round(d.bbox[1], 1), round(d.bbox[2], 1), round(d.bbox[3], 1)],
-            })
+            .map(DetectionOut::from)
             .collect(),
     };
     to_bytes(&ev)
