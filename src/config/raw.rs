@@ -91,6 +91,15 @@ pub struct RawCamera {
     /// Warn when the camera's clock (from RTCP sender reports) is this far from the gateway's.
     /// Default: 5.
     pub max_clock_skew_seconds: Option<f64>,
+    /// RTSP/HTTP user name, sent with the password from `password_env` or `password_file`.
+    /// Keeps secrets out of the URI and out of files that get shared. Default: none.
+    pub username: Option<String>,
+    /// Name of an environment variable holding the password (e.g. set by systemd's
+    /// `Environment=` or an `EnvironmentFile=`).
+    pub password_env: Option<String>,
+    /// A file holding the password (trailing newline ignored). `$CREDENTIALS_DIRECTORY/` at
+    /// its start is expanded, for systemd's `LoadCredential=`.
+    pub password_file: Option<String>,
     #[serde(default)]
     pub detect: RawDetect,
 }

@@ -79,7 +79,22 @@ pub struct CameraSpec {
     pub decoder_threads: u32,
     pub rtsp_transport: RtspTransport,
     pub max_clock_skew: Duration,
+    /// User and password for the source, kept apart from the URI so they are never logged.
+    pub credentials: Option<Credentials>,
     pub detect: DetectSpec,
+}
+
+/// A source's login. The password never appears in `Debug` output, logs, status or MQTT.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials {{ username: {:?}, password: *** }}", self.username)
+    }
 }
 
 /// What a stream error does to a camera.
@@ -229,7 +244,7 @@ pub(super) fn build_camera(
     file: &Path,
     file_label: &str,
     name: &str,
-    raw: RawCamera,
+    mut raw: RawCamera,
     detect_defaults: &RawDetect,
     errors: &mut Vec<ConfigError>,
 ) -> CameraSpec {
@@ -292,6 +307,8 @@ pub(super) fn build_camera(
     if decoder_threads == 0 || decoder_threads > 64 {
         e.push("decoder_threads", "must be between 1 and 64");
     }
+    let login = (raw.username.take(), raw.password_env.take(), raw.password_file.take());
+    let credentials = build_credentials(login, &uri, &scheme, &mut e);
     let decoder = raw.decoder.unwrap_or_default();
     for (i, d) in decoder.iter().enumerate() {
         if d.is_empty() || !d.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
@@ -318,8 +335,68 @@ pub(super) fn build_camera(
         decoder_threads,
         rtsp_transport,
         max_clock_skew,
+        credentials,
         detect: DetectSpec { fps, labels, min_score },
     }
+}
+
+/// `username` with `password_env` or `password_file`. Resolved here, so `lookout check`
+/// (which systemd runs before start) catches a missing variable or unreadable file.
+fn build_credentials(
+    (username, password_env, password_file): (Option<String>, Option<String>, Option<String>),
+    uri: &str,
+    scheme: &str,
+    e: &mut Errors,
+) -> Option<Credentials> {
+    let (Some(username), source) = (username, (&password_env, &password_file)) else {
+        if password_env.is_some() || password_file.is_some() {
+            e.push("username", "is needed with password_env or password_file");
+        }
+        return None;
+    };
+    if !matches!(scheme, "rtsp" | "rtsps" | "http" | "https") {
+        e.push("username", format!("only applies to rtsp:// and http(s):// sources, not `{scheme}://`"));
+        return None;
+    }
+    if uri.split_once("://").and_then(|(_, rest)| rest.split('/').next()).is_some_and(|auth| auth.contains('@')) {
+        e.push("username", "the uri already holds a user name; give credentials in one place only (preferably here, not in the uri)");
+        return None;
+    }
+    let password = match source {
+        (Some(_), Some(_)) => {
+            e.push("password_env", "give password_env or password_file, not both");
+            return None;
+        }
+        (None, None) => {
+            e.push("username", "needs a password: set password_env (an environment variable's name) or password_file");
+            return None;
+        }
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => v,
+            _ => {
+                e.push("password_env", format!("environment variable `{var}` is not set or empty; set it for the service (systemd Environment= or EnvironmentFile=)"));
+                return None;
+            }
+        },
+        (None, Some(path)) => {
+            let expanded = match (path.strip_prefix("$CREDENTIALS_DIRECTORY/"), std::env::var_os("CREDENTIALS_DIRECTORY")) {
+                (Some(rest), Some(dir)) => PathBuf::from(dir).join(rest),
+                _ => PathBuf::from(path),
+            };
+            match std::fs::read_to_string(&expanded) {
+                Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => v.trim_end_matches(['\r', '\n']).to_string(),
+                Ok(_) => {
+                    e.push("password_file", format!("{} is empty", expanded.display()));
+                    return None;
+                }
+                Err(err) => {
+                    e.push("password_file", format!("can't read {}: {err}; check the path and that the lookout user may read it", expanded.display()));
+                    return None;
+                }
+            }
+        }
+    };
+    Some(Credentials { username, password })
 }
 
 /// A URI as written, or a plain path made into a file:// URI. Files must exist: a typo in a

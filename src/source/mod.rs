@@ -177,8 +177,13 @@ fn make(factory: &'static str) -> Result<gst::Element, SourceError> {
 }
 
 /// Replace the URI (which may hold a password) with its redacted form in any message.
+/// Also masks a password given apart from the URI, should an element ever echo it.
 fn redact(text: &str, spec: &CameraSpec) -> String {
-    if spec.uri.is_empty() { text.to_string() } else { text.replace(&spec.uri, &spec.uri_redacted) }
+    let text = if spec.uri.is_empty() { text.to_string() } else { text.replace(&spec.uri, &spec.uri_redacted) };
+    match &spec.credentials {
+        Some(c) => text.replace(&c.password, "***"),
+        None => text,
+    }
 }
 
 /// Supervise one camera until its file ends, it fails for good, or `shutdown` is triggered.
@@ -487,10 +492,21 @@ fn add_source(pipeline: &gst::Pipeline, spec: &CameraSpec, link_decoded: impl Fn
         .build()
         .map_err(|_| SourceError::MissingElement("uridecodebin"))?;
     let protocols = spec.rtsp_transport.protocols();
+    let credentials = spec.credentials.clone();
     decode.connect("source-setup", false, move |args| {
-        if let Some(Ok(src)) = args.get(1).map(|v| v.get::<gst::Element>())
-            && src.has_property("protocols")
+        let src = match args.get(1).map(|v| v.get::<gst::Element>()) {
+            Some(Ok(src)) => src,
+            _ => return None,
+        };
+        // rtspsrc and souphttpsrc both take the login as user-id / user-pw.
+        if let Some(c) = &credentials
+            && src.has_property("user-id")
+            && src.has_property("user-pw")
         {
+            src.set_property("user-id", &c.username);
+            src.set_property("user-pw", &c.password);
+        }
+        if src.has_property("protocols") {
             src.set_property_from_str("protocols", protocols);
             // rtspsrc buffers 2 s by default; events should not arrive that late.
             if src.has_property("latency") {
@@ -520,7 +536,21 @@ fn drive(
 ) -> (End, bool) {
     let Some(bus) = pipeline.bus() else { return (End::Failed("pipeline has no bus".into()), false) };
     if let Err(e) = pipeline.set_state(gst::State::Playing) {
-        return (End::Failed(format!("{}: could not start: {e}", spec.uri_redacted)), false);
+        // The element that refused posted the real reason ("Cannot identify device
+        // '/dev/video9'") on the bus; "failed to change its state" alone helps no one.
+        let why = bus
+            .iter_filtered(&[gst::MessageType::Error])
+            .find_map(|m| match m.view() {
+                gst::MessageView::Error(err) => Some(err.error().to_string().trim_end_matches('.').to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| e.to_string());
+        let hint = if spec.uri.starts_with("v4l2://") {
+            "; check that the device exists and that the lookout user is in the `video` group"
+        } else {
+            ""
+        };
+        return (End::Failed(redact(&format!("{}: could not start: {why}{hint}", spec.uri_redacted), spec)), false);
     }
     let mut streamed = false;
     let mut last_count = counters.decoded.load(Ordering::Relaxed);
@@ -551,7 +581,10 @@ fn drive(
             MessageView::Eos(_) => return (End::Eos, streamed),
             MessageView::Error(err) => {
                 let detail = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
-                let text = format!("{}: {}{}", spec.uri_redacted, err.error(), detail);
+                let mut text = format!("{}: {}{}", spec.uri_redacted, err.error(), detail);
+                if matches!(err.error().kind::<gst::ResourceError>(), Some(gst::ResourceError::NotAuthorized)) {
+                    text.push_str("; the camera refused the login: check username and password_env / password_file (or the uri's user:password)");
+                }
                 return (End::Failed(redact(&text, spec)), streamed);
             }
             MessageView::Warning(w) => {

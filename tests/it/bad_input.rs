@@ -77,3 +77,21 @@ fn a_corrupt_clip_fails_its_camera_only() {
     assert!(stderr.contains("camera street: ended; decoded 250"), "the good camera ran to its end: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn a_missing_v4l2_device_is_named_and_retried() {
+    // No /dev/video* exists on CI machines: the camera says which device and what to check,
+    // and keeps retrying (a USB camera may be plugged in later).
+    let global = format!("gateway_id = \"t\"\n{}", inference_toml());
+    let dir = ConfigDir::new("v4l2", &global, &[("usb", "uri = \"v4l2:///dev/video97\"\nreconnect_max_seconds = 1\n")]);
+    let mut d = Daemon::start(&dir.path);
+    let first = d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "usb", "reconnecting"));
+    let again = first.as_ref().and_then(|(i, _)| d.wait_for(i + 1, Duration::from_secs(30), |v| is_status(v, "usb", "reconnecting")));
+    let out = d.terminate();
+    let stderr = text(&out.stderr);
+    let (_, status) = first.unwrap_or_else(|| panic!("no reconnecting status:\n{stderr}"));
+    let reason = status["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("/dev/video97") && reason.contains("video` group"), "{status}");
+    assert!(again.is_some(), "it retries:\n{stderr}");
+    assert!(out.status.success() && !stderr.contains("panicked"), "{stderr}");
+}

@@ -194,11 +194,16 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config_dir: &Path) -> Daemon {
+        Daemon::start_with_env(config_dir, &[])
+    }
+
+    pub fn start_with_env(config_dir: &Path, envs: &[(&str, &str)]) -> Daemon {
         use std::io::{BufRead, BufReader};
         let mut child = Command::new(bin())
             .args(["run", "--config-dir", config_dir.to_str().unwrap()])
             .env("RUST_LOG", "info,ort=warn")
             .env_remove("ORT_DYLIB_PATH")
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -70,3 +70,29 @@ fn a_missing_config_dir_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("config directory does not exist"));
 }
+
+#[test]
+fn camera_logins_are_checked_offline_and_never_printed() {
+    let global = format!("gateway_id = \"t\"\n{}", inference_toml());
+    let pw_file = std::env::temp_dir().join(format!("lookout-test-login-{}", std::process::id()));
+    std::fs::write(&pw_file, "filed-s3cret\n").unwrap();
+    let ok = format!("uri = \"rtsp://127.0.0.1:8554/a\"\nusername = \"u\"\npassword_file = {pw_file:?}\n");
+    let unset = "uri = \"rtsp://127.0.0.1:8554/b\"\nusername = \"u\"\npassword_env = \"NOT_SET_ANYWHERE_42\"\n";
+    let no_pw = "uri = \"rtsp://127.0.0.1:8554/c\"\nusername = \"u\"\n";
+    let twice = "uri = \"rtsp://x:y@127.0.0.1:8554/d\"\nusername = \"u\"\npassword_env = \"HOME\"\n";
+    let dir = ConfigDir::new("login", &global, &[("ok", &ok), ("unset", unset), ("nopw", no_pw), ("twice", twice)]);
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
+    let _ = std::fs::remove_file(&pw_file);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    for want in [
+        "pipelines/unset.toml: password_env: environment variable `NOT_SET_ANYWHERE_42` is not set",
+        "pipelines/nopw.toml: username: needs a password",
+        "pipelines/twice.toml: username: the uri already holds a user name",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("pipelines/ok.toml"), "the file-based login is fine:\n{stderr}");
+    assert!(stderr.contains("3 config error(s)"), "{stderr}");
+    assert!(!format!("{stderr}{}", text(&out.stdout)).contains("filed-s3cret"));
+}
