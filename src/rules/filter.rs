@@ -11,7 +11,7 @@ use crate::detect::Detection;
 
 /// Limits for one label. An unset value in a per-label filter falls back to the default
 /// filter's value; unset in both means no limit.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LabelFilter {
     /// Lowest detection score kept, 0..1.
     pub min_score: Option<f32>,
@@ -164,7 +164,7 @@ impl Filters {
         }
         let limits = match self.per_label.get(label) {
             Some(own) => own.or(&self.default),
-            None => self.default.clone(),
+            None => self.default,
         };
         // Comparisons are written so that a NaN fails them: a box the detector could not
         // measure is not one to track.

@@ -468,6 +468,53 @@ mod tests {
         assert_eq!(walk(&mut lines, 2, "car", &xs(&[0.2, 0.8], 0.5)).len(), 1);
     }
 
+    /// Property: whatever the trajectories, a track counts at most once per line per
+    /// direction, and the cumulative counts are exactly the reported crossings.
+    #[test]
+    fn property_at_most_once_per_direction_and_counts_match_events() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32) / ((1u64 << 31) as f32)
+        };
+        let diagonal = LineConfig::new("diagonal", [p(0.1, 0.2), p(0.8, 0.9)]);
+        let door = LineConfig {
+            direction: Directions::RightToLeft,
+            ..LineConfig::new("door", [p(0.5, 0.3), p(0.5, 0.7)])
+        };
+        let mut lines = Lines::new(vec![diagonal, door]).expect("valid");
+        let mut per_track: BTreeMap<(u64, String, Direction), u32> = BTreeMap::new();
+        let mut totals: BTreeMap<(String, String), LineCounts> = BTreeMap::new();
+        let mut pos: Vec<(f32, f32)> = (0..8).map(|_| (next(), next())).collect();
+        for step in 0..5000 {
+            let mut objects = Vec::new();
+            for (id, q) in pos.iter_mut().enumerate() {
+                q.0 = (q.0 + (next() - 0.5) * 0.15).clamp(0.0, 1.0);
+                q.1 = (q.1 + (next() - 0.5) * 0.15).clamp(0.0, 1.0);
+                if next() < 0.9 {
+                    objects.push(obj(
+                        id as u64,
+                        if id % 2 == 0 { "person" } else { "car" },
+                        q.0,
+                        q.1,
+                    ));
+                }
+            }
+            for LineEvent::Crossed { line, id, label, direction, counts_for_label, .. } in
+                lines.update(step as f64, FRAME, &objects)
+            {
+                assert!(line != "door" || direction == Direction::RightToLeft);
+                *per_track.entry((id, line.clone(), direction)).or_default() += 1;
+                let total = totals.entry((line, label)).or_default();
+                total.add(direction);
+                assert_eq!(*total, counts_for_label);
+            }
+        }
+        assert!(per_track.values().all(|&n| n == 1), "{per_track:?}");
+        assert!(!per_track.is_empty());
+        assert_eq!(totals, lines.counts());
+    }
+
     #[test]
     fn direction_keys() {
         assert_eq!(Directions::from_key("both"), Some(Directions::Both));

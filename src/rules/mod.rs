@@ -163,12 +163,13 @@ impl Problems {
         }
     }
 
-    pub(crate) fn finish(mut self) -> Result<(), RulesError> {
-        match self.0.len() {
-            0 => Ok(()),
-            1 => Err(self.0.remove(0)),
-            _ => Err(RulesError::Several(self.0)),
-        }
+    pub(crate) fn finish(self) -> Result<(), RulesError> {
+        if self.0.is_empty() { Ok(()) } else { Err(self.into_error()) }
+    }
+
+    /// The problems as one error: the problem itself when there is one.
+    pub(crate) fn into_error(mut self) -> RulesError {
+        if self.0.len() == 1 { self.0.remove(0) } else { RulesError::Several(self.0) }
     }
 }
 
@@ -233,17 +234,15 @@ impl Rules {
     /// Validate everything and report every problem at once.
     pub fn new(config: RulesConfig) -> Result<Rules, RulesError> {
         let mut problems = Problems::default();
-        problems.check(config.filters.validate());
-        let zones = Zones::new(config.zones).map_err(|e| problems.push(e)).ok();
-        let lines = Lines::new(config.lines).map_err(|e| problems.push(e)).ok();
-        let stationary = Stationary::new(config.stationary).map_err(|e| problems.push(e)).ok();
-        problems.finish()?;
+        let filters_ok = problems.check(config.filters.validate());
+        let zones = Zones::new(config.zones).map_err(|e| problems.push(e));
+        let lines = Lines::new(config.lines).map_err(|e| problems.push(e));
+        let stationary = Stationary::new(config.stationary).map_err(|e| problems.push(e));
         match (zones, lines, stationary) {
-            (Some(zones), Some(lines), Some(stationary)) => {
+            (Ok(zones), Ok(lines), Ok(stationary)) if filters_ok => {
                 Ok(Rules { filters: config.filters, zones, lines, stationary })
             }
-            // Unreachable: each None above pushed a problem, and finish() returned it.
-            _ => Err(RulesError::Several(Vec::new())),
+            _ => Err(problems.into_error()),
         }
     }
 

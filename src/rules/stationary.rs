@@ -177,7 +177,7 @@ mod tests {
     fn a_still_object_becomes_stationary_after_stationary_seconds_and_not_before() {
         let mut s = still();
         // t = 0..9: still, but not yet for 10 s.
-        assert!(feed(&mut s, 0.0, &vec![(500.0, 500.0); 10]).is_empty());
+        assert!(feed(&mut s, 0.0, &[(500.0, 500.0); 10]).is_empty());
         assert!(!s.is_stationary(1));
         assert_eq!(
             s.update(10.0, &[obj(1, 500.0, 500.0)]),
@@ -185,7 +185,7 @@ mod tests {
         );
         assert!(s.is_stationary(1));
         // No repeated events while it stays.
-        assert!(feed(&mut s, 11.0, &vec![(500.0, 500.0); 20]).is_empty());
+        assert!(feed(&mut s, 11.0, &[(500.0, 500.0); 20]).is_empty());
     }
 
     #[test]
@@ -209,7 +209,7 @@ mod tests {
         assert!(feed(&mut s, 60.0, &path).is_empty());
         assert!(s.is_stationary(1));
         // Creeping within 2 × threshold (20 px) while stationary is still stationary.
-        assert!(feed(&mut s, 120.0, &vec![(515.0, 500.0); 20]).is_empty());
+        assert!(feed(&mut s, 120.0, &[(515.0, 500.0); 20]).is_empty());
     }
 
     #[test]
@@ -227,12 +227,12 @@ mod tests {
     #[test]
     fn a_short_gap_keeps_the_state() {
         let mut s = still();
-        feed(&mut s, 0.0, &vec![(500.0, 500.0); 5]);
+        feed(&mut s, 0.0, &[(500.0, 500.0); 5]);
         // Absent from t = 5 to 8: the still period keeps running from t = 0.
         for t in 5..9 {
             assert!(s.update(t as f64, &[]).is_empty());
         }
-        assert_eq!(feed(&mut s, 9.0, &vec![(500.0, 500.0); 2]), vec![(10.0, true)]);
+        assert_eq!(feed(&mut s, 9.0, &[(500.0, 500.0); 2]), vec![(10.0, true)]);
         // A gap while stationary keeps it stationary.
         for t in 11..20 {
             s.update(t as f64, &[]);
@@ -244,13 +244,13 @@ mod tests {
     #[test]
     fn it_becomes_moving_after_moving_updates() {
         let mut s = still();
-        assert_eq!(feed(&mut s, 0.0, &vec![(500.0, 500.0); 11]), vec![(10.0, true)]);
+        assert_eq!(feed(&mut s, 0.0, &[(500.0, 500.0); 11]), vec![(10.0, true)]);
         // Drives off at 30 px per update: moving at the third update beyond 20 px.
         let path: Vec<(f32, f32)> = (1..=6).map(|i| (500.0 + 30.0 * i as f32, 500.0)).collect();
         assert_eq!(feed(&mut s, 11.0, &path), vec![(13.0, false)]);
         assert!(!s.is_stationary(1));
         // The reference reset where it became moving: parking again takes stationary_seconds.
-        assert_eq!(feed(&mut s, 17.0, &vec![(800.0, 500.0); 11]), vec![(27.0, true)]);
+        assert_eq!(feed(&mut s, 17.0, &[(800.0, 500.0); 11]), vec![(27.0, true)]);
     }
 
     #[test]
