@@ -16,6 +16,10 @@
 //! Noise scales with the box height (ByteTrack's `std_weight_position` 1/20 and
 //! `std_weight_velocity` 1/160): a 300 px person moves and jitters more pixels than a 30 px one.
 
+// Indexed loops here mirror the matrix algebra they implement; iterator chains over 8×8
+// arrays would hide which block of F, P or K each line touches.
+#![allow(clippy::needless_range_loop)]
+
 /// Duration of one frame at the rate ByteTrack's noise constants were tuned for (MOT17, 30 fps).
 pub const REFERENCE_FRAME_SECONDS: f64 = 1.0 / 30.0;
 /// ByteTrack's `_std_weight_position`: position noise as a fraction of the box height.

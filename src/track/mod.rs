@@ -202,7 +202,7 @@ impl Tracker {
     /// the filters nor make a gap look negative.
     pub fn update(&mut self, t: f64, observations: &[Observation]) -> TrackerOutput {
         let now = match self.last_t {
-            Some(prev) if !(t > prev) || !t.is_finite() => prev,
+            Some(prev) if !t.is_finite() || t <= prev => prev,
             None if !t.is_finite() => 0.0,
             _ => t,
         };
@@ -255,7 +255,9 @@ impl Tracker {
 
         for &d in &rest {
             let o = &observations[d];
-            if det_used[d] || !(o.score >= self.config.new_track_score) {
+            // Written as a positive test so a NaN threshold starts nothing.
+            let confident = o.score >= self.config.new_track_score;
+            if det_used[d] || !confident {
                 continue;
             }
             if let Some(kf) = KalmanBox::new(o.bbox) {
@@ -303,8 +305,10 @@ impl Tracker {
         let mut removed = Vec::new();
         self.live.retain_mut(|l| {
             let limit = if l.track.state == TrackState::Tentative { max_gap } else { max_lost };
-            // `!(gap <= limit)` also expires on a NaN limit rather than keeping tracks forever.
-            let expired = !(now - l.track.last_seen <= limit);
+            // Written as a positive test so a NaN limit expires tracks rather than keeping
+            // them forever.
+            let within = now - l.track.last_seen <= limit;
+            let expired = !within;
             if expired {
                 l.track.state = TrackState::Removed;
                 l.track.detection = None;
