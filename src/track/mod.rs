@@ -20,8 +20,11 @@
 //!   second); a lone false positive therefore never gets a Confirmed identity.
 //! - The first-stage cost is plain `1 - IoU` (ByteTrack multiplies IoU by detection score).
 //!
+//! A `[tracker]` config section is not wired into `config/` yet; when it is, it maps onto
+//! [`TrackerConfig`] one to one (defaults shown):
+//!
 //! ```toml
-//! [tracker]            # defaults shown; see TrackerConfig
+//! [tracker]
 //! high_score = 0.5
 //! low_score = 0.1
 //! new_track_score = 0.6
@@ -342,11 +345,18 @@ impl Tracker {
 
     /// Optimal class-aware IoU matching of `tracks` (indices into `live`) to `dets` (indices
     /// into `observations`); pairs under `min_iou` or of different classes never match.
-    fn associate(&self, tracks: &[usize], dets: &[usize], observations: &[Observation], min_iou: f32) -> Vec<(usize, usize)> {
+    fn associate(
+        &self,
+        tracks: &[usize],
+        dets: &[usize],
+        observations: &[Observation],
+        min_iou: f32,
+    ) -> Vec<(usize, usize)> {
         if tracks.is_empty() || dets.is_empty() {
             return Vec::new();
         }
-        let boxes: Vec<(usize, [f32; 4])> = tracks.iter().map(|&i| (self.live[i].track.class, self.live[i].kf.bbox())).collect();
+        let boxes: Vec<(usize, [f32; 4])> =
+            tracks.iter().map(|&i| (self.live[i].track.class, self.live[i].kf.bbox())).collect();
         let cost = CostMatrix::from_fn(tracks.len(), dets.len(), |r, c| {
             let ((class, bbox), o) = (boxes[r], &observations[dets[c]]);
             if class != o.class {
@@ -362,7 +372,15 @@ impl Tracker {
             .collect()
     }
 
-    fn apply(&mut self, pairs: &[(usize, usize)], observations: &[Observation], now: f64, track_used: &mut [bool], det_used: &mut [bool]) {
+    /// Feed each matched detection to its track's filter and advance the track's life cycle.
+    fn apply(
+        &mut self,
+        pairs: &[(usize, usize)],
+        observations: &[Observation],
+        now: f64,
+        track_used: &mut [bool],
+        det_used: &mut [bool],
+    ) {
         for &(ti, di) in pairs {
             let o = &observations[di];
             let l = &mut self.live[ti];
