@@ -10,6 +10,7 @@
 //! source/    one GStreamer pipeline per camera → `Frame`s (uridecodebin → videorate → scale → convert → appsink)
 //! link       bounded crossbeam links with a stated `when_full` policy; every drop counted
 //! detect/    letterbox, YOLOX decode and NMS (pure), and the ONNX Runtime session that runs them
+//! track/     ByteTrack-style tracker (pure): Kalman, Hungarian, two-stage association
 //! rules/     filters, masks, zones, counting lines, stationary objects (pure)
 //! publish/   event payloads (pure) and the sinks: MQTT (rumqttc, QoS 1) or JSON lines on stdout
 //! annotate   boxes and labels drawn onto images for `lookout detect --annotate` and snapshots
@@ -33,3 +34,4 @@ pub mod rules;
 pub mod shutdown;
 pub mod source;
 pub mod stats;
+pub mod track;
