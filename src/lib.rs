@@ -12,6 +12,7 @@
 //! detect/    letterbox, YOLOX decode and NMS (pure), and the ONNX Runtime session that runs them
 //! track/     ByteTrack-style tracker (pure): Kalman, Hungarian, two-stage association
 //! rules/     filters, masks, zones, counting lines, stationary objects (pure)
+//! objects/   per camera: detections → filters → tracker → lifecycle (new/update/end) + rules
 //! publish/   event payloads (pure) and the sinks: MQTT (rumqttc, QoS 1) or JSON lines on stdout
 //! annotate   boxes and labels drawn onto images for `lookout detect --annotate` and snapshots
 //! pipeline   assembles the stages into threads for `lookout run`
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod link;
+pub mod objects;
 pub mod pipeline;
 pub mod publish;
 pub mod rules;

@@ -2,13 +2,15 @@
 //! joined by bounded links.
 //!
 //! ```text
-//! src-<camera> ──frames (drop_oldest, per camera)──▶ detect-<n> ──events (block)──▶ publish
-//!                                                               stats ──▶ publish
+//! src-<camera> ──frames (drop_oldest, per camera)──▶ detect-<n>
+//!     ──detections (block, per camera)──▶ objects-<camera> (tracker, rules, lifecycle)
+//!     ──events (block)──▶ publish ◀── stats
 //! ```
 //!
 //! Shutdown cascades: sources stop (EOS or the signal) and close their frame links; workers
-//! drain and exit when all their links are closed; the publisher drains the event link, then
-//! flushes to the broker. So a file run ends with every frame accounted for.
+//! drain and exit when all their links are closed; each objects stage drains, ends its
+//! objects and exits; the publisher drains the event link, then flushes to the broker. So a
+//! file run ends with every frame accounted for and every object ended.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crossbeam_channel::{Receiver, Select};
 use crate::config::{CameraSpec, Spec};
 use crate::detect::{DetectError, Detector, DetectorOptions};
 use crate::link::{self, EVENT_LINK_CAPACITY, FRAME_LINK_CAPACITY, LinkSender, WhenFull};
+use crate::objects::{CameraObjects, DetectedFrame};
 use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, mqtt::MqttSink, payload};
 use crate::shutdown::Shutdown;
 use crate::source::{self, Frame, Outcome, StateChange};
@@ -32,7 +35,14 @@ pub enum PipelineError {
     Source(#[from] source::SourceError),
     #[error("could not start thread {0}: {1}")]
     Thread(String, std::io::Error),
+    #[error("camera {0}: {1}")]
+    Rules(String, Box<crate::rules::RulesError>),
 }
+
+/// Capacity of each camera's link from the detect workers to its objects stage. Results are
+/// never dropped (the tracker needs every inferred frame); the objects stage costs
+/// microseconds a frame, so this link only ever holds a few.
+pub const DETECTIONS_LINK_CAPACITY: usize = 8;
 
 /// How one camera's run ended, and its books.
 #[derive(Debug, Clone)]
@@ -60,10 +70,21 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
     source::apply_decoder_preferences(&spec.cameras)?;
     // Load every detector before any camera starts: a missing model or runtime is reported
     // once, clearly, instead of as a failing camera.
+    // The tracker extends tracks with low-score detections (ByteTrack), so the detector
+    // keeps everything down to the lowest `track.low_score` of any camera.
+    let score_threshold = spec.cameras.iter().map(|c| c.objects.tracker.low_score.min(c.detect.min_score)).fold(f32::INFINITY, f32::min);
+    let base = DetectorOptions::new(spec.inference.model.clone(), spec.inference.ort_library.clone());
     let opts = DetectorOptions {
         intra_threads: spec.inference.intra_threads,
-        ..DetectorOptions::new(spec.inference.model.clone(), spec.inference.ort_library.clone())
+        score_threshold: if score_threshold.is_finite() { score_threshold.max(0.01) } else { base.score_threshold },
+        ..base
     };
+    // Rules were validated with the config; building them again can't fail, but say so if it does.
+    let stages: Vec<CameraObjects> = spec
+        .cameras
+        .iter()
+        .map(|c| CameraObjects::new(&spec.gateway_id, c).map_err(|e| PipelineError::Rules(c.name.clone(), Box::new(e))))
+        .collect::<Result<_, _>>()?;
     let workers = spec.inference.workers.min(spec.cameras.len().max(1));
     let detectors: Vec<Detector> = (0..workers).map(|_| Detector::load(&opts)).collect::<Result<_, _>>()?;
     let model_size = detectors.first().map(|d| d.input_size()).unwrap_or(416);
@@ -97,11 +118,25 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
         })?);
     }
 
+    // One objects stage per camera, fed by whichever worker detects for it.
+    let mut detected_txs = Vec::new();
+    let mut stage_handles = Vec::new();
+    for (cam, stage) in spec.cameras.iter().zip(stages) {
+        let (tx, rx) = link::bounded::<DetectedFrame>(DETECTIONS_LINK_CAPACITY, WhenFull::Block, Default::default());
+        detected_txs.push(tx);
+        let (ev, min_score) = (events_tx.clone(), cam.detect.min_score);
+        stage_handles.push(spawn(&format!("objects-{}", cam.name), move || objects_loop(stage, rx, &ev, min_score))?);
+    }
+
     let mut worker_handles = Vec::new();
     for (n, (detector, rxs)) in detectors.into_iter().zip(shards).enumerate() {
-        let (cams, ctr, ev, gw) = (spec.cameras.clone(), counters.clone(), events_tx.clone(), spec.gateway_id.clone());
-        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &cams, &ctr, &ev, &gw))?);
+        let (ctr, dtx) = (counters.clone(), detected_txs.clone());
+        let min_scores: Vec<f32> = spec.cameras.iter().map(|c| c.detect.min_score).collect();
+        let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
+        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &ctr, &dtx))?);
     }
+    // The workers hold the only senders now: the stages end when the workers do.
+    drop(detected_txs);
 
     // Periodic stats until every camera has finished.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
@@ -129,6 +164,9 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
         .map(|h| h.join().unwrap_or_else(|_| Outcome::Failed("camera thread panicked".into())))
         .collect();
     for h in worker_handles {
+        let _ = h.join();
+    }
+    for h in stage_handles {
         let _ = h.join();
     }
     drop(done_tx);
@@ -187,14 +225,16 @@ fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing
     let _ = events.send(Outgoing { topic: Topic::CameraStatus(cam.name.clone()), payload });
 }
 
-/// One worker: detect on frames from its cameras, fairly, until all their links close.
+/// One worker: detect on frames from its cameras, fairly, until all their links close, and
+/// hand every inferred frame (with or without detections: the tracker needs both) to the
+/// camera's objects stage.
 fn detect_loop(
     mut detector: Detector,
     rxs: Vec<Receiver<Frame>>,
-    cams: &[CameraSpec],
+    names: &[String],
+    min_scores: &[f32],
     counters: &[Arc<CameraCounters>],
-    events: &LinkSender<Outgoing>,
-    gateway_id: &str,
+    stages: &[LinkSender<DetectedFrame>],
 ) {
     let mut sel = Select::new();
     for rx in &rxs {
@@ -213,20 +253,13 @@ fn detect_loop(
                 continue;
             }
         };
-        let (cam, ctr) = (&cams[frame.camera], &counters[frame.camera]);
+        let ctr = &counters[frame.camera];
         match detector.detect_scaled(&frame.data, frame.width, frame.height, frame.stride, frame.src_width, frame.src_height) {
-            Ok((dets, timings)) => {
+            Ok((detections, timings)) => {
                 ctr.inferred.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 ctr.infer_micros_total.fetch_add(timings.infer.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-                let kept: Vec<_> = dets
-                    .into_iter()
-                    .filter(|d| d.score >= cam.detect.min_score)
-                    .filter(|d| cam.detect.labels.as_ref().is_none_or(|l| l.contains(&d.class)))
-                    .collect();
-                if kept.is_empty() {
-                    continue;
-                }
-                ctr.detections.fetch_add(kept.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                let confident = detections.iter().filter(|d| d.score >= min_scores[frame.camera]).count();
+                ctr.detections.fetch_add(confident as u64, std::sync::atomic::Ordering::Relaxed);
                 let meta = payload::FrameMeta {
                     captured_at: frame.captured_at,
                     capture_clock: frame.clock.as_str(),
@@ -235,16 +268,36 @@ fn detect_loop(
                     width: frame.src_width,
                     height: frame.src_height,
                 };
-                let payload = payload::detection_event(gateway_id, &cam.name, meta, &kept);
-                if events.send(Outgoing { topic: Topic::Events(cam.name.clone()), payload }).is_err() {
-                    tracing::error!("publisher gone; stopping detect worker");
+                let detected = DetectedFrame { meta, pts: frame.pts, detections };
+                if stages[frame.camera].send(detected).is_err() {
+                    tracing::error!(camera = %names[frame.camera], "objects stage gone; stopping detect worker");
                     return;
                 }
             }
             Err(e) => {
                 ctr.dropped(DropReason::InferenceError);
-                tracing::warn!(camera = %cam.name, error = %e, "inference failed on a frame; frame dropped");
+                tracing::warn!(camera = %names[frame.camera], error = %e, "inference failed on a frame; frame dropped");
             }
+        }
+    }
+}
+
+/// One camera's objects stage: tracker, rules and lifecycle, until its workers are done;
+/// then every object still open ends.
+fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &LinkSender<Outgoing>, min_score: f32) {
+    let mut last = None;
+    for frame in rx.iter() {
+        for msg in stage.on_frame(&frame, min_score) {
+            if events.send(msg).is_err() {
+                tracing::error!("publisher gone; stopping objects stage");
+                return;
+            }
+        }
+        last = Some(frame.meta);
+    }
+    if let Some(meta) = last {
+        for msg in stage.finish(meta) {
+            let _ = events.send(msg);
         }
     }
 }

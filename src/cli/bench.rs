@@ -183,6 +183,7 @@ fn bench_spec(dir: &std::path::Path, clip: &std::path::Path, fps: f64) -> Result
         decoder_threads: spec::DEFAULT_DECODER_THREADS,
         rtsp_transport: RtspTransport::Auto,
         credentials: None,
+        objects: spec::ObjectsSpec::default(),
         max_clock_skew: Duration::from_secs_f64(spec::DEFAULT_MAX_CLOCK_SKEW_SECONDS),
         detect: DetectSpec { fps, labels: None, min_score: 0.3 },
     }];

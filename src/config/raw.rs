@@ -1,6 +1,8 @@
 //! Raw config as operators write it: serde structs that reject unknown keys. Every `Option`
 //! here has a documented default applied in [`super::spec`], so old files stay valid forever.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// `lookout.toml`: settings for the whole gateway.
@@ -18,6 +20,9 @@ pub struct RawGlobal {
     pub detect: RawDetect,
     #[serde(default)]
     pub stats: RawStats,
+    /// Defaults for every camera's `[track]` table.
+    #[serde(default)]
+    pub track: RawTrack,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +107,117 @@ pub struct RawCamera {
     pub password_file: Option<String>,
     #[serde(default)]
     pub detect: RawDetect,
+    #[serde(default)]
+    pub track: RawTrack,
+    /// Per-label detection filters, applied before tracking: `[filters.person]`.
+    #[serde(default)]
+    pub filters: BTreeMap<String, RawFilter>,
+    /// Polygons (normalised x, y) where detections are ignored, e.g. a tree that moves.
+    #[serde(default)]
+    pub masks: Vec<Vec<[f32; 2]>>,
+    #[serde(default)]
+    pub zones: Vec<RawZone>,
+    #[serde(default)]
+    pub lines: Vec<RawLine>,
+    #[serde(default)]
+    pub stationary: RawStationary,
+    #[serde(default)]
+    pub events: RawEvents,
+}
+
+/// The tracker and the object event lifecycle. `detect.min_score` is the tracker's
+/// "confident" score (ByteTrack's high threshold).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrack {
+    /// Detections from this score up extend existing tracks (ByteTrack's second association).
+    /// Default: 0.1.
+    pub low_score: Option<f32>,
+    /// An unmatched detection needs this score to start a track. Default: detect.min_score + 0.1.
+    pub new_track_score: Option<f32>,
+    /// Matches before a track is confirmed. Default: 3.
+    pub min_hits: Option<u32>,
+    /// An unmatched confirmed track is kept (predicted) this long. Default: 1.5.
+    pub max_lost_seconds: Option<f64>,
+    /// Median score an object needs before it is reported (`new`). Default: 0.7.
+    pub threshold: Option<f32>,
+    /// An `update` at least this often while the object is seen. Default: 10.
+    pub update_interval_seconds: Option<f64>,
+    /// How long a stationary object that vanished is kept to be re-identified. Default: 300.
+    pub parked_seconds: Option<f64>,
+}
+
+impl RawTrack {
+    /// Key by key: `self` where set, else `defaults`.
+    pub fn or(self, d: &RawTrack) -> RawTrack {
+        RawTrack {
+            low_score: self.low_score.or(d.low_score),
+            new_track_score: self.new_track_score.or(d.new_track_score),
+            min_hits: self.min_hits.or(d.min_hits),
+            max_lost_seconds: self.max_lost_seconds.or(d.max_lost_seconds),
+            threshold: self.threshold.or(d.threshold),
+            update_interval_seconds: self.update_interval_seconds.or(d.update_interval_seconds),
+            parked_seconds: self.parked_seconds.or(d.parked_seconds),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilter {
+    pub min_score: Option<f32>,
+    /// Box area in source pixels.
+    pub min_area: Option<f32>,
+    pub max_area: Option<f32>,
+    /// Box width / height.
+    pub min_ratio: Option<f32>,
+    pub max_ratio: Option<f32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    pub name: String,
+    /// Normalised x, y points.
+    pub polygon: Vec<[f32; 2]>,
+    /// Only these labels count in the zone. Default: all.
+    pub labels: Option<Vec<String>>,
+    /// Consecutive frames inside (outside) before an object enters (exits). Default: 3.
+    pub inertia: Option<u32>,
+    /// One loitering event per visit after this long in the zone. Default: none.
+    pub loitering_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLine {
+    pub name: String,
+    /// Two normalised x, y points.
+    pub points: Vec<[f32; 2]>,
+    /// "left_to_right", "right_to_left" or "both", as seen walking from the first point to
+    /// the second. Default: both.
+    pub direction: Option<String>,
+    pub labels: Option<Vec<String>>,
+    /// Normalised dead band around the line: jitter inside it never counts. Default: 0.02.
+    pub hysteresis: Option<f32>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStationary {
+    /// Movement, as a fraction of the box's larger side, that still counts as still. Default: 0.1.
+    pub threshold: Option<f32>,
+    /// Still this long: stationary. Default: 10.
+    pub stationary_seconds: Option<f64>,
+    /// Consecutive moving frames before a stationary object counts as moving. Default: 3.
+    pub moving_updates: Option<u32>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEvents {
+    /// Also publish every frame's raw detections (type `detection`). Default: false.
+    pub detections: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

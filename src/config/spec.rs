@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawCamera, RawDetect, RawGlobal};
+use super::raw::{RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawStationary, RawTrack, RawZone};
 use super::{ConfigError, redact_uri};
 use crate::detect::labels;
+use crate::objects::lifecycle::LifecycleConfig;
+use crate::rules::{self, Directions, Filters, LabelFilter, LineConfig, Point, RulesConfig, StationaryConfig, ZoneConfig};
+use crate::track::TrackerConfig;
 
 pub const DEFAULT_MQTT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_MQTT_PORT: u16 = 1883;
@@ -82,7 +85,51 @@ pub struct CameraSpec {
     /// User and password for the source, kept apart from the URI so they are never logged.
     pub credentials: Option<Credentials>,
     pub detect: DetectSpec,
+    pub objects: ObjectsSpec,
 }
+
+/// Tracking, rules and the event lifecycle of one camera.
+#[derive(Debug, Clone)]
+pub struct ObjectsSpec {
+    pub tracker: TrackerConfig,
+    pub lifecycle: LifecycleConfig,
+    /// Validated: `Rules::new` accepts it.
+    pub rules: RulesConfig,
+    /// Publish every frame's raw detections too.
+    pub publish_detections: bool,
+}
+
+impl Default for ObjectsSpec {
+    /// The defaults a camera file with no object tables gets.
+    fn default() -> ObjectsSpec {
+        ObjectsSpec {
+            tracker: TrackerConfig {
+                high_score: DEFAULT_MIN_SCORE,
+                low_score: DEFAULT_TRACK_LOW_SCORE,
+                new_track_score: DEFAULT_MIN_SCORE + 0.1,
+                min_hits: DEFAULT_TRACK_MIN_HITS,
+                max_lost_seconds: DEFAULT_MAX_LOST_SECONDS,
+                ..TrackerConfig::default()
+            },
+            lifecycle: LifecycleConfig {
+                threshold: DEFAULT_EVENT_THRESHOLD,
+                update_interval_seconds: DEFAULT_UPDATE_INTERVAL_SECONDS,
+                parked_seconds: DEFAULT_PARKED_SECONDS,
+            },
+            rules: RulesConfig::default(),
+            publish_detections: false,
+        }
+    }
+}
+
+/// Names a zone or line can't take: they would collide with other topics of the camera.
+pub const RESERVED_TOPIC_NAMES: [&str; 5] = ["events", "status", "snapshot", "detect", "stats"];
+pub const DEFAULT_TRACK_LOW_SCORE: f32 = 0.1;
+pub const DEFAULT_TRACK_MIN_HITS: u32 = 3;
+pub const DEFAULT_MAX_LOST_SECONDS: f64 = 1.5;
+pub const DEFAULT_EVENT_THRESHOLD: f32 = 0.7;
+pub const DEFAULT_UPDATE_INTERVAL_SECONDS: f64 = 10.0;
+pub const DEFAULT_PARKED_SECONDS: f64 = 300.0;
 
 /// A source's login. The password never appears in `Debug` output, logs, status or MQTT.
 #[derive(Clone)]
@@ -246,6 +293,7 @@ pub(super) fn build_camera(
     name: &str,
     mut raw: RawCamera,
     detect_defaults: &RawDetect,
+    track_defaults: &RawTrack,
     errors: &mut Vec<ConfigError>,
 ) -> CameraSpec {
     let mut e = Errors { file: file_label, list: errors };
@@ -262,6 +310,7 @@ pub(super) fn build_camera(
     if !(0.0..=1.0).contains(&min_score) {
         e.push("detect.min_score", format!("{min_score} must be between 0 and 1"));
     }
+    let label_names = detect.labels.clone();
     let labels = detect.labels.map(|names| {
         names
             .iter()
@@ -309,6 +358,16 @@ pub(super) fn build_camera(
     }
     let login = (raw.username.take(), raw.password_env.take(), raw.password_file.take());
     let credentials = build_credentials(login, &uri, &scheme, &mut e);
+    let parts = ObjectParts {
+        track: std::mem::take(&mut raw.track).or(track_defaults),
+        filters: std::mem::take(&mut raw.filters),
+        masks: std::mem::take(&mut raw.masks),
+        zones: std::mem::take(&mut raw.zones),
+        lines: std::mem::take(&mut raw.lines),
+        stationary: std::mem::take(&mut raw.stationary),
+        events: std::mem::take(&mut raw.events),
+    };
+    let objects = build_objects(parts, min_score, label_names, &mut e);
     let decoder = raw.decoder.unwrap_or_default();
     for (i, d) in decoder.iter().enumerate() {
         if d.is_empty() || !d.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
@@ -337,7 +396,131 @@ pub(super) fn build_camera(
         max_clock_skew,
         credentials,
         detect: DetectSpec { fps, labels, min_score },
+        objects,
     }
+}
+
+/// The object-related tables of a camera file.
+struct ObjectParts {
+    track: RawTrack,
+    filters: std::collections::BTreeMap<String, RawFilter>,
+    masks: Vec<Vec<[f32; 2]>>,
+    zones: Vec<RawZone>,
+    lines: Vec<RawLine>,
+    stationary: RawStationary,
+    events: RawEvents,
+}
+
+fn points(p: &[[f32; 2]]) -> Vec<Point> {
+    p.iter().map(|[x, y]| Point::new(*x, *y)).collect()
+}
+
+/// Tracker, lifecycle and rules settings, checked the way `Rules::new` will check them, so
+/// `lookout check` reports every problem with its key.
+fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, e: &mut Errors) -> ObjectsSpec {
+    let t = p.track;
+    let low_score = t.low_score.unwrap_or(DEFAULT_TRACK_LOW_SCORE);
+    if !(0.0..=1.0).contains(&low_score) || low_score > min_score {
+        e.push("track.low_score", format!("{low_score} must be between 0 and detect.min_score ({min_score})"));
+    }
+    let new_track_score = t.new_track_score.unwrap_or((min_score + 0.1).min(1.0));
+    if !(0.0..=1.0).contains(&new_track_score) {
+        e.push("track.new_track_score", format!("{new_track_score} must be between 0 and 1"));
+    }
+    let min_hits = t.min_hits.unwrap_or(DEFAULT_TRACK_MIN_HITS);
+    if min_hits == 0 || min_hits > 100 {
+        e.push("track.min_hits", format!("{min_hits} must be between 1 and 100"));
+    }
+    let mut seconds = |key: &str, v: Option<f64>, default: f64, zero_ok: bool| {
+        let v = v.unwrap_or(default);
+        if !(v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) && v <= 86_400.0) {
+            e.push(key, format!("{v} must be {} and at most 86400", if zero_ok { "0 or more" } else { "above 0" }));
+        }
+        v
+    };
+    let max_lost_seconds = seconds("track.max_lost_seconds", t.max_lost_seconds, DEFAULT_MAX_LOST_SECONDS, false);
+    let update_interval_seconds = seconds("track.update_interval_seconds", t.update_interval_seconds, DEFAULT_UPDATE_INTERVAL_SECONDS, false);
+    let parked_seconds = seconds("track.parked_seconds", t.parked_seconds, DEFAULT_PARKED_SECONDS, true);
+    let threshold = t.threshold.unwrap_or(DEFAULT_EVENT_THRESHOLD);
+    if !(0.0..=1.0).contains(&threshold) {
+        e.push("track.threshold", format!("{threshold} must be between 0 and 1"));
+    }
+    let tracker = TrackerConfig { high_score: min_score, low_score, new_track_score, min_hits, max_lost_seconds, ..TrackerConfig::default() };
+    let lifecycle = LifecycleConfig { threshold, update_interval_seconds, parked_seconds };
+
+    let check_labels = |e: &mut Errors, key: &str, names: &Option<Vec<String>>| {
+        for (i, l) in names.iter().flatten().enumerate() {
+            if labels::index_of(l).is_none() {
+                e.push(&format!("{key}[{i}]"), format!("`{l}` is not a label of the model; labels are COCO names such as person, car, bicycle, dog"));
+            }
+        }
+    };
+    let mut per_label = std::collections::BTreeMap::new();
+    for (label, f) in p.filters {
+        if labels::index_of(&label).is_none() {
+            e.push(&format!("filters.{label}"), format!("`{label}` is not a label of the model; labels are COCO names such as person, car, bicycle, dog"));
+        }
+        per_label.insert(label, LabelFilter { min_score: f.min_score, min_area: f.min_area, max_area: f.max_area, min_ratio: f.min_ratio, max_ratio: f.max_ratio });
+    }
+    let filters = Filters { labels, default: LabelFilter::default(), per_label, masks: p.masks.iter().map(|m| points(m)).collect() };
+
+    let mut names = std::collections::BTreeSet::new();
+    let mut name_ok = |e: &mut Errors, key: String, name: &str| {
+        if !valid_name(name) || RESERVED_TOPIC_NAMES.contains(&name) {
+            e.push(&key, format!("`{name}` must be made of letters, digits, '-', '_' and '.', and not one of {} (it is part of MQTT topics)", RESERVED_TOPIC_NAMES.join(", ")));
+        } else if !names.insert(name.to_string()) {
+            e.push(&key, format!("`{name}` is used by another zone or line; zones and lines share the camera's topics, so each needs its own name"));
+        }
+    };
+    let mut zones = Vec::new();
+    for (i, z) in p.zones.into_iter().enumerate() {
+        name_ok(e, format!("zones[{i}].name"), &z.name);
+        check_labels(e, &format!("zones[{i}].labels"), &z.labels);
+        let mut zone = ZoneConfig::new(z.name, points(&z.polygon));
+        zone.labels = z.labels;
+        zone.inertia = z.inertia.unwrap_or(zone.inertia);
+        zone.loitering_seconds = z.loitering_seconds;
+        zones.push(zone);
+    }
+    let mut lines = Vec::new();
+    for (i, l) in p.lines.into_iter().enumerate() {
+        name_ok(e, format!("lines[{i}].name"), &l.name);
+        check_labels(e, &format!("lines[{i}].labels"), &l.labels);
+        let [a, b] = match l.points.as_slice() {
+            [a, b] => [Point::new(a[0], a[1]), Point::new(b[0], b[1])],
+            other => {
+                e.push(&format!("lines[{i}].points"), format!("a counting line has exactly 2 points, got {}", other.len()));
+                continue;
+            }
+        };
+        let mut line = LineConfig::new(l.name, [a, b]);
+        line.labels = l.labels;
+        line.hysteresis = l.hysteresis.unwrap_or(line.hysteresis);
+        match l.direction.as_deref().map(Directions::from_key) {
+            None => {}
+            Some(Some(d)) => line.direction = d,
+            Some(None) => e.push(&format!("lines[{i}].direction"), format!("`{}` must be \"left_to_right\", \"right_to_left\" or \"both\"", l.direction.unwrap_or_default())),
+        }
+        lines.push(line);
+    }
+    let mut stationary = StationaryConfig::default();
+    stationary.threshold = p.stationary.threshold.unwrap_or(stationary.threshold);
+    stationary.stationary_seconds = p.stationary.stationary_seconds.unwrap_or(stationary.stationary_seconds);
+    stationary.moving_updates = p.stationary.moving_updates.unwrap_or(stationary.moving_updates);
+
+    let rules = RulesConfig { filters, zones, lines, stationary };
+    if let Err(err) = rules::Rules::new(rules.clone()) {
+        for problem in err.into_list() {
+            let text = problem.to_string();
+            // The message names its zone, line or filter; the key says which table.
+            let key = [("filters mask", "masks"), ("filter", "filters"), ("zone", "zones"), ("line", "lines"), ("stationary", "stationary")]
+                .iter()
+                .find(|(prefix, _)| text.starts_with(prefix))
+                .map_or("rules", |(_, key)| key);
+            e.push(key, text);
+        }
+    }
+    ObjectsSpec { tracker, lifecycle, rules, publish_detections: p.events.detections.unwrap_or(false) }
 }
 
 /// `username` with `password_env` or `password_file`. Resolved here, so `lookout check`

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Topics, under the prefix: `status` (retained online/offline, last will offline),
-//! `<camera>/status` (retained JSON), `<camera>/events` (JSON, QoS 1) and `stats` (JSON).
+//! `<camera>/status` (retained JSON), `<camera>/events` (JSON, QoS 1), `<camera>/<zone>/<label>`
+//! and `<camera>/<line>/<label>` (retained counts) and `stats` (JSON).
 //! The publisher never waits on the network: see [`mqtt`].
 
 pub mod mqtt;
@@ -27,6 +28,10 @@ pub enum Topic {
     CameraStatus(String),
     /// `<prefix>/stats`
     Stats,
+    /// `<prefix>/<camera>/<zone>/<label>`, retained occupancy count.
+    Occupancy { camera: String, zone: String, label: String },
+    /// `<prefix>/<camera>/<line>/<label>`, retained cumulative line counts.
+    LineCount { camera: String, line: String, label: String },
 }
 
 impl Topic {
@@ -35,12 +40,14 @@ impl Topic {
             Topic::Events(c) => format!("{prefix}/{c}/events"),
             Topic::CameraStatus(c) => format!("{prefix}/{c}/status"),
             Topic::Stats => format!("{prefix}/stats"),
+            Topic::Occupancy { camera, zone, label } => format!("{prefix}/{camera}/{zone}/{label}"),
+            Topic::LineCount { camera, line, label } => format!("{prefix}/{camera}/{line}/{label}"),
         }
     }
 
     /// Retained topics hold state a new subscriber needs at once.
     pub fn retained(&self) -> bool {
-        matches!(self, Topic::CameraStatus(_))
+        matches!(self, Topic::CameraStatus(_) | Topic::Occupancy { .. } | Topic::LineCount { .. })
     }
 }
 

@@ -157,7 +157,7 @@ fn connection_loop(mut connection: Connection, client: Client, counters: Arc<Cou
                 if was_connected {
                     tracing::warn!(host = %spec.host, port = spec.port, error = %e,
                         "lost the MQTT broker; reconnecting, messages queue meanwhile");
-                } else if failures == 1 || failures % 10 == 0 {
+                } else if failures == 1 || failures.is_multiple_of(10) {
                     tracing::warn!(host = %spec.host, port = spec.port, error = %e, retry_in_s = backoff.as_secs(), attempts = failures,
                         "MQTT broker unreachable; retrying. Check mqtt.host and mqtt.port, and that the broker runs");
                 }

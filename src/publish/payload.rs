@@ -170,6 +170,145 @@ pub fn stats(
     })
 }
 
+/// Where and when an object event's frame was taken.
+#[derive(Debug, Serialize)]
+pub struct FrameRef {
+    pub captured_at: String,
+    pub capture_clock: &'static str,
+    pub frame_seq: u64,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl From<FrameMeta> for FrameRef {
+    fn from(f: FrameMeta) -> FrameRef {
+        FrameRef { captured_at: timestamp(f.captured_at), capture_clock: f.capture_clock, frame_seq: f.seq, width: f.width, height: f.height }
+    }
+}
+
+/// `<prefix>/<camera>/events`, type `new`, `update` or `end`: one tracked object.
+#[derive(Debug, Serialize)]
+pub struct ObjectEvent<'a> {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub gateway_id: &'a str,
+    pub camera: &'a str,
+    /// Stable for the object's life: what consumers key on.
+    pub object_id: &'a str,
+    /// The tracker's id of the object's current track (per run).
+    pub track_id: u64,
+    pub label: &'static str,
+    pub score: f64,
+    pub top_score: f64,
+    #[serde(rename = "box")]
+    pub bbox: [f64; 4],
+    /// The box divided by the frame size: x1, y1, x2, y2 in 0..1.
+    pub box_normalized: [f64; 4],
+    pub first_seen: String,
+    pub last_seen: String,
+    pub current_zones: &'a [String],
+    pub entered_zones: &'a [String],
+    pub stationary: bool,
+    /// Direction of travel in degrees, image coordinates: 0 = right, 90 = down.
+    pub direction_degrees: f64,
+    pub speed_px_per_second: f64,
+    /// For `update`: what changed (zones, stationary, top_score, heartbeat).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub reasons: Vec<&'static str>,
+    #[serde(flatten)]
+    pub frame: FrameRef,
+}
+
+/// `<prefix>/<camera>/events`, types `zone_enter`, `zone_exit`, `loitering` and `line_cross`.
+#[derive(Debug, Serialize)]
+pub struct RuleEvent<'a> {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub gateway_id: &'a str,
+    pub camera: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<&'a str>,
+    pub object_id: Option<&'a str>,
+    pub track_id: u64,
+    pub label: &'a str,
+    /// Zones: seconds since the object entered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dwell_seconds: Option<f64>,
+    /// Lines: `left_to_right` or `right_to_left`, as seen walking from the line's first point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<&'static str>,
+    /// Lines: the line's counts for this label, this crossing included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<LineCountsOut>,
+    #[serde(flatten)]
+    pub frame: FrameRef,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct LineCountsOut {
+    pub left_to_right: u64,
+    pub right_to_left: u64,
+}
+
+/// `<prefix>/<camera>/<zone>/<label>`, retained: how many objects of `label` are in the zone
+/// now (`label` = `all` for every label).
+#[derive(Debug, Serialize)]
+pub struct Occupancy<'a> {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub gateway_id: &'a str,
+    pub camera: &'a str,
+    pub zone: &'a str,
+    pub label: &'a str,
+    pub count: u32,
+    pub time: String,
+}
+
+/// `<prefix>/<camera>/<line>/<label>`, retained: cumulative crossings since the daemon started.
+#[derive(Debug, Serialize)]
+pub struct LineCount<'a> {
+    pub v: u32,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub gateway_id: &'a str,
+    pub camera: &'a str,
+    pub line: &'a str,
+    pub label: &'a str,
+    #[serde(flatten)]
+    pub counts: LineCountsOut,
+    pub time: String,
+}
+
+/// Round a box for the wire, and its normalised form. Clipped to the frame: a tracked box is
+/// the Kalman filter's estimate, which can reach past the edge an object is leaving by.
+pub fn boxes(b: [f32; 4], width: u32, height: u32) -> ([f64; 4], [f64; 4]) {
+    let (w, h) = (width.max(1) as f32, height.max(1) as f32);
+    let b = [b[0].clamp(0.0, w), b[1].clamp(0.0, h), b[2].clamp(0.0, w), b[3].clamp(0.0, h)];
+    (b.map(|v| round(v, 1)), [round(b[0] / w, 4), round(b[1] / h, 4), round(b[2] / w, 4), round(b[3] / h, 4)])
+}
+
+/// Direction (degrees, 0 = right, 90 = down) and speed (px/s) of a velocity.
+pub fn heading(v: [f32; 2]) -> (f64, f64) {
+    let speed = (v[0] as f64).hypot(v[1] as f64);
+    let deg = (v[1] as f64).atan2(v[0] as f64).to_degrees().rem_euclid(360.0);
+    ((deg * 10.0).round() / 10.0, (speed * 10.0).round() / 10.0)
+}
+
+pub fn score(s: f32) -> f64 {
+    round(s, 4)
+}
+
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    to_bytes(v)
+}
+
 fn to_bytes<T: Serialize>(v: &T) -> Vec<u8> {
     // Serialising these plain structs cannot fail; an empty object is a safe, visible fallback.
     serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec())

@@ -103,12 +103,12 @@ fn an_http_mjpeg_camera_with_a_login_is_detected_on() {
     let mut d = Daemon::start_with_env(&dir.path, &[("PORCH_PASSWORD", "mjpeg-s3cret")]);
     let streaming = d.wait_for(0, Duration::from_secs(60), |v| is_status(v, "porch", "streaming"));
     let detection = d.wait_for(0, Duration::from_secs(60), |v| {
-        v["type"] == "detection" && v["detections"].as_array().is_some_and(|a| a.iter().any(|x| x["label"] == "person"))
+        v["type"] == "new" && v["label"] == "person"
     });
     let out = d.terminate();
     let all = format!("{}\n{}", d.lines.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"), text(&out.stderr));
     assert!(streaming.is_some(), "the camera streams:\n{all}");
-    let (_, ev) = detection.unwrap_or_else(|| panic!("a person is detected in the MJPEG stream:\n{all}"));
+    let (_, ev) = detection.unwrap_or_else(|| panic!("a person is tracked in the MJPEG stream:\n{all}"));
     assert_eq!((ev["width"].as_u64(), ev["height"].as_u64()), (Some(640), Some(424)), "{ev}");
     assert!(!all.contains("mjpeg-s3cret"), "the password leaked:\n{all}");
 }

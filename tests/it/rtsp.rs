@@ -96,7 +96,7 @@ fn run_detects_on_an_rtsp_stream_and_never_shows_the_password() {
     let server = RtspServer::serve(&media("bikes.mp4"));
     let uri = format!("rtsp://viewer:s3cretpw@127.0.0.1:{}/clip", server.port);
     let global = format!("gateway_id = \"rtsp\"\n{}", inference_toml());
-    let camera = format!("uri = {uri:?}\n[detect]\nfps = 5\nmin_score = 0.4\n");
+    let camera = format!("uri = {uri:?}\n[detect]\nfps = 5\nmin_score = 0.4\n[events]\ndetections = true\n");
     let dir = ConfigDir::new("rtsp", &global, &[("gate", &camera)]);
 
     let mut child = Command::new(bin())
@@ -164,7 +164,7 @@ fn run_detects_on_an_rtsp_stream_and_never_shows_the_password() {
 fn rtsp_login_from_the_environment_and_a_wrong_one_named_clearly() {
     let server = RtspServer::serve_with(&media("bikes.mp4"), ServeOptions { login: Some(("viewer", "Env-s3cret")), ..Default::default() });
     let global = format!("gateway_id = \"rtsp-auth\"\n{}", inference_toml());
-    let good = format!("uri = \"rtsp://127.0.0.1:{}/clip\"\nusername = \"viewer\"\npassword_env = \"GATE_PASSWORD\"\n", server.port);
+    let good = format!("uri = \"rtsp://127.0.0.1:{}/clip\"\nusername = \"viewer\"\npassword_env = \"GATE_PASSWORD\"\n[events]\ndetections = true\n", server.port);
     let pw_file = std::env::temp_dir().join(format!("lookout-test-pw-{}", std::process::id()));
     std::fs::write(&pw_file, "wrong-pw\n").unwrap();
     let bad = format!("uri = \"rtsp://127.0.0.1:{}/clip\"\nusername = \"viewer\"\npassword_file = {:?}\nreconnect_max_seconds = 2\n", server.port, pw_file);

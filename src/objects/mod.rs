@@ -1,0 +1,336 @@
+//! Objects: what one camera's detections mean over time. The per-camera stage after the
+//! detect workers runs [`CameraObjects`]:
+//!
+//! ```text
+//! detections ─▶ filters (labels, score, area, ratio, masks; drops counted by reason)
+//!            ─▶ tracker (ByteTrack, crate::track)
+//!            ─▶ lifecycle (new / update / end, stable object ids)   ─┐
+//!            ─▶ rules (zones, lines, stationary, crate::rules)      ─┴▶ messages to publish
+//! ```
+//!
+//! Everything here is pure apart from minting uuids: frames in, messages out, so a test can
+//! replay a clip's detections exactly. Time is the stream's own clock (PTS), so a file decoded
+//! faster than real time tracks the same as one played at its rate.
+
+pub mod lifecycle;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use crate::config::{CameraSpec, ObjectsSpec};
+use crate::detect::{Detection, labels};
+use crate::publish::payload::{self, FrameMeta, FrameRef, LineCountsOut};
+use crate::publish::{Outgoing, Topic};
+use crate::rules::{FrameSize, LineEvent, Rejected, Rules, RulesError, RulesOutput, StationaryEvent, TrackedObject, ZoneEvent};
+use crate::track::{Observation, Tracker};
+use lifecycle::{EventKind, Lifecycle, ObjectEvent, RuleFacts};
+
+/// One camera's tracker, rules and lifecycle, and the messages they produce.
+pub struct CameraObjects {
+    gateway_id: String,
+    camera: String,
+    spec: ObjectsSpec,
+    tracker: Tracker,
+    rules: Rules,
+    lifecycle: Lifecycle,
+    /// The previous frame's stream time: a jump back means a new stream (reconnect, loop).
+    last_t: Option<f64>,
+    /// Detections dropped by the filters, by reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Objects reported (`new`) so far.
+    pub objects_reported: u64,
+    /// Where each not-yet-reported track was seen. The rules only look at reported objects
+    /// (a false positive must not count in a zone or on a line), but by the time a track is
+    /// believable it may already have crossed a line: its path so far is replayed through the
+    /// rules when it is reported.
+    backlog: BTreeMap<u64, Vec<(f64, TrackedObject)>>,
+}
+
+/// The most positions kept per unreported track (at 5 fps, 12 s).
+const BACKLOG_LIMIT: usize = 60;
+
+/// A frame's detections, with what the stage needs to know about the frame.
+pub struct DetectedFrame {
+    pub meta: FrameMeta,
+    /// The stream's timestamp, if it has one.
+    pub pts: Option<Duration>,
+    pub detections: Vec<Detection>,
+}
+
+/// Stream seconds of a frame: its PTS, else its capture time.
+fn stream_seconds(f: &DetectedFrame) -> f64 {
+    match f.pts {
+        Some(p) => p.as_secs_f64(),
+        None => f.meta.captured_at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+    }
+}
+
+/// Labels in topics: `traffic light` becomes `traffic_light`.
+fn topic_label(label: &str) -> String {
+    label.replace(' ', "_")
+}
+
+impl CameraObjects {
+    pub fn new(gateway_id: &str, cam: &CameraSpec) -> Result<CameraObjects, RulesError> {
+        Ok(CameraObjects {
+            gateway_id: gateway_id.to_string(),
+            camera: cam.name.clone(),
+            tracker: Tracker::new(cam.objects.tracker.clone()),
+            rules: Rules::new(cam.objects.rules.clone())?,
+            lifecycle: Lifecycle::new(cam.objects.lifecycle.clone()),
+            spec: cam.objects.clone(),
+            last_t: None,
+            rejected: Rejected::ALL.iter().map(|r| (r.as_str(), 0)).collect(),
+            objects_reported: 0,
+            backlog: BTreeMap::new(),
+        })
+    }
+
+    /// One frame's detections in, the messages they cause out, in order.
+    pub fn on_frame(&mut self, frame: &DetectedFrame, min_score: f32) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        let t = stream_seconds(frame);
+        if self.last_t.is_some_and(|last| t < last) {
+            // A new stream: its objects can't be matched to the old one's.
+            out.extend(self.finish(frame.meta));
+        }
+        self.last_t = Some(t);
+        let size = FrameSize { width: frame.meta.width, height: frame.meta.height };
+
+        if self.spec.publish_detections {
+            let wanted = |d: &&Detection| self.spec.rules.filters.labels.as_ref().is_none_or(|l| l.iter().any(|x| x == d.label));
+            let confident: Vec<Detection> = frame.detections.iter().filter(|d| d.score >= min_score).filter(wanted).cloned().collect();
+            if !confident.is_empty() {
+                let payload = payload::detection_event(&self.gateway_id, &self.camera, frame.meta, &confident);
+                out.push(Outgoing { topic: Topic::Events(self.camera.clone()), payload });
+            }
+        }
+
+        let mut observations = Vec::with_capacity(frame.detections.len());
+        for d in &frame.detections {
+            match self.rules.filters().keep_detection(d, size) {
+                Ok(()) => observations.push(Observation { class: d.class, score: d.score, bbox: d.bbox }),
+                Err(reason) => *self.rejected.entry(reason.as_str()).or_default() += 1,
+            }
+        }
+        let tracked = self.tracker.update(t, &observations);
+        let seen = self.lifecycle.observe(t, &tracked.tracks);
+        let mut objects = Vec::new();
+        let mut rules_out = RulesOutput::default();
+        for tr in tracked.tracks.iter().filter(|tr| tr.detection.is_some()) {
+            // The Kalman box can reach past the frame's edge; an object standing on the
+            // bottom edge must still be in a zone drawn down to it.
+            let (w, h) = (size.width as f32, size.height as f32);
+            let b = tr.bbox;
+            let bbox = [b[0].clamp(0.0, w), b[1].clamp(0.0, h), b[2].clamp(0.0, w), b[3].clamp(0.0, h)];
+            let obj = TrackedObject { id: tr.id, label: labels::COCO.get(tr.class).copied().unwrap_or("unknown").to_string(), bbox, score: tr.score };
+            if !seen.contains(&tr.id) {
+                let path = self.backlog.entry(tr.id).or_default();
+                if path.len() < BACKLOG_LIMIT {
+                    path.push((t, obj));
+                }
+                continue;
+            }
+            // Reported now: first its path so far, in order.
+            for (then, old) in self.backlog.remove(&tr.id).unwrap_or_default() {
+                let r = self.rules.update(then, size, std::slice::from_ref(&old));
+                rules_out.zone_events.extend(r.zone_events);
+                rules_out.line_events.extend(r.line_events);
+                rules_out.stationary_events.extend(r.stationary_events);
+            }
+            objects.push(obj);
+        }
+        let r = self.rules.update(t, size, &objects);
+        rules_out.zone_events.extend(r.zone_events);
+        rules_out.line_events.extend(r.line_events);
+        rules_out.stationary_events.extend(r.stationary_events);
+        let facts: BTreeMap<u64, RuleFacts> = seen
+            .iter()
+            .map(|&id| {
+                let f = RuleFacts {
+                    current_zones: self.rules.zones().current_zones(id),
+                    entered_zones: self.rules.zones().entered_zones(id),
+                    stationary: self.rules.stationary().is_stationary(id),
+                };
+                (id, f)
+            })
+            .collect();
+        let object_events = self.lifecycle.report(t, &facts);
+        // `new` before the rule events that name the object.
+        out.extend(self.object_messages(&object_events, frame.meta, t));
+        out.extend(self.rule_messages(rules_out, frame.meta, t));
+
+        let mut removed_rules = RulesOutput::default();
+        for tr in &tracked.removed {
+            self.backlog.remove(&tr.id);
+            let r = self.rules.remove(tr.id);
+            removed_rules.zone_events.extend(r.zone_events);
+        }
+        out.extend(self.rule_messages(removed_rules, frame.meta, t));
+        let ended = self.lifecycle.remove(t, &tracked.removed);
+        out.extend(self.object_messages(&ended, frame.meta, t));
+        out
+    }
+
+    /// End of stream: every object ends, every zone empties.
+    pub fn finish(&mut self, meta: FrameMeta) -> Vec<Outgoing> {
+        let t = self.last_t.unwrap_or(0.0);
+        let mut zone_exits = RulesOutput::default();
+        for tr in self.tracker.finish() {
+            zone_exits.zone_events.extend(self.rules.remove(tr.id).zone_events);
+        }
+        self.backlog.clear();
+        let mut out = self.rule_messages(zone_exits, meta, t);
+        let ended = self.lifecycle.finish();
+        out.extend(self.object_messages(&ended, meta, t));
+        self.tracker = Tracker::new(self.spec.tracker.clone());
+        self.last_t = None;
+        out
+    }
+
+    /// Wall-clock time of stream second `x`, given that stream second `t` was captured at `at`.
+    fn wall(at: SystemTime, t: f64, x: f64) -> String {
+        let back = (t - x).max(0.0);
+        payload::timestamp(at.checked_sub(Duration::from_secs_f64(back)).unwrap_or(at))
+    }
+
+    fn object_messages(&mut self, events: &[ObjectEvent], meta: FrameMeta, t: f64) -> Vec<Outgoing> {
+        events
+            .iter()
+            .map(|ev| {
+                let o = &ev.object;
+                let (kind, reasons) = match &ev.kind {
+                    EventKind::New => ("new", Vec::new()),
+                    EventKind::Update(r) => ("update", r.iter().map(|x| x.as_str()).collect()),
+                    EventKind::End => ("end", Vec::new()),
+                };
+                if kind == "new" {
+                    self.objects_reported += 1;
+                }
+                let (bbox, box_normalized) = payload::boxes(o.bbox, meta.width, meta.height);
+                let (direction_degrees, speed_px_per_second) = payload::heading(o.velocity);
+                let msg = payload::ObjectEvent {
+                    v: payload::SCHEMA_VERSION,
+                    kind,
+                    id: uuid::Uuid::now_v7().to_string(),
+                    gateway_id: &self.gateway_id,
+                    camera: &self.camera,
+                    object_id: &o.object_id,
+                    track_id: o.track_id,
+                    label: labels::COCO.get(o.class).copied().unwrap_or("unknown"),
+                    score: payload::score(o.score),
+                    top_score: payload::score(o.top_score),
+                    bbox,
+                    box_normalized,
+                    first_seen: Self::wall(meta.captured_at, t, o.first_seen),
+                    last_seen: Self::wall(meta.captured_at, t, o.last_seen),
+                    current_zones: &o.current_zones,
+                    entered_zones: &o.entered_zones,
+                    stationary: o.stationary,
+                    direction_degrees,
+                    speed_px_per_second,
+                    reasons,
+                    frame: FrameRef::from(meta),
+                };
+                Outgoing { topic: Topic::Events(self.camera.clone()), payload: payload::encode(&msg) }
+            })
+            .collect()
+    }
+
+    fn rule_messages(&self, r: RulesOutput, meta: FrameMeta, _t: f64) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        let now = payload::timestamp(meta.captured_at);
+        let event = |kind: &'static str, zone: Option<&str>, line: Option<&str>, id: u64, label: &str, dwell: Option<f64>, direction: Option<&'static str>, counts: Option<LineCountsOut>| {
+            let msg = payload::RuleEvent {
+                v: payload::SCHEMA_VERSION,
+                kind,
+                id: uuid::Uuid::now_v7().to_string(),
+                gateway_id: &self.gateway_id,
+                camera: &self.camera,
+                zone,
+                line,
+                object_id: self.lifecycle.object_id(id),
+                track_id: id,
+                label,
+                dwell_seconds: dwell.map(|d| (d * 10.0).round() / 10.0),
+                direction,
+                counts,
+                frame: FrameRef::from(meta),
+            };
+            Outgoing { topic: Topic::Events(self.camera.clone()), payload: payload::encode(&msg) }
+        };
+        let mut occupancy_changed = false;
+        for z in &r.zone_events {
+            match z {
+                ZoneEvent::Entered { zone, id, label, .. } => out.push(event("zone_enter", Some(zone), None, *id, label, None, None, None)),
+                ZoneEvent::Exited { zone, id, label, dwell_seconds, .. } => {
+                    out.push(event("zone_exit", Some(zone), None, *id, label, Some(*dwell_seconds), None, None))
+                }
+                ZoneEvent::Loitering { zone, id, label, dwell_seconds, .. } => {
+                    out.push(event("loitering", Some(zone), None, *id, label, Some(*dwell_seconds), None, None))
+                }
+                ZoneEvent::Occupancy { zone, label, count } => {
+                    occupancy_changed = true;
+                    out.push(self.occupancy(zone, label, *count, &now));
+                }
+            }
+        }
+        if occupancy_changed {
+            // `all`: every label together, for each zone whose count changed.
+            let mut totals: BTreeMap<String, u32> = BTreeMap::new();
+            for ((zone, _), n) in self.rules.zones().occupancy() {
+                *totals.entry(zone).or_default() += n;
+            }
+            let changed: std::collections::BTreeSet<&str> = r
+                .zone_events
+                .iter()
+                .filter_map(|z| match z {
+                    ZoneEvent::Occupancy { zone, .. } => Some(zone.as_str()),
+                    _ => None,
+                })
+                .collect();
+            for zone in changed {
+                out.push(self.occupancy(zone, "all", totals.get(zone).copied().unwrap_or(0), &now));
+            }
+        }
+        for l in &r.line_events {
+            let LineEvent::Crossed { line, id, label, direction, counts_for_label, .. } = l;
+            let counts = LineCountsOut { left_to_right: counts_for_label.left_to_right, right_to_left: counts_for_label.right_to_left };
+            out.push(event("line_cross", None, Some(line), *id, label, None, Some(direction.as_str()), Some(counts)));
+            let msg = payload::LineCount {
+                v: payload::SCHEMA_VERSION,
+                kind: "line_count",
+                gateway_id: &self.gateway_id,
+                camera: &self.camera,
+                line,
+                label,
+                counts,
+                time: now.clone(),
+            };
+            out.push(Outgoing {
+                topic: Topic::LineCount { camera: self.camera.clone(), line: line.clone(), label: topic_label(label) },
+                payload: payload::encode(&msg),
+            });
+        }
+        // Stationary flips reach consumers as object updates (reason `stationary`).
+        let _: &[StationaryEvent] = &r.stationary_events;
+        out
+    }
+
+    fn occupancy(&self, zone: &str, label: &str, count: u32, now: &str) -> Outgoing {
+        let msg = payload::Occupancy {
+            v: payload::SCHEMA_VERSION,
+            kind: "occupancy",
+            gateway_id: &self.gateway_id,
+            camera: &self.camera,
+            zone,
+            label,
+            count,
+            time: now.to_string(),
+        };
+        Outgoing {
+            topic: Topic::Occupancy { camera: self.camera.clone(), zone: zone.to_string(), label: topic_label(label) },
+            payload: payload::encode(&msg),
+        }
+    }
+}
