@@ -18,6 +18,20 @@ pub fn check(config_dir: Option<PathBuf>) -> ExitCode {
                 names.join(", "),
                 spec.mqtt.as_ref().map(|m| format!("mqtt://{}:{} under {}", m.host, m.port, m.topic_prefix)).unwrap_or_else(|| "stdout".into())
             );
+            // One line per camera, so an operator sees what each file will do.
+            for c in &spec.cameras {
+                let r = &c.objects.rules;
+                let names = |v: Vec<&str>| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+                println!(
+                    "  {}: {} at {} fps; zones: {}; lines: {}; masks: {}",
+                    c.name,
+                    c.uri_redacted,
+                    c.detect.fps,
+                    names(r.zones.iter().map(|z| z.name.as_str()).collect()),
+                    names(r.lines.iter().map(|l| l.name.as_str()).collect()),
+                    r.filters.masks.len()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

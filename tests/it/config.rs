@@ -96,3 +96,33 @@ fn camera_logins_are_checked_offline_and_never_printed() {
     assert!(stderr.contains("3 config error(s)"), "{stderr}");
     assert!(!format!("{stderr}{}", text(&out.stdout)).contains("filed-s3cret"));
 }
+
+#[test]
+fn zone_line_and_filter_mistakes_are_all_reported_with_their_keys() {
+    let global = format!("gateway_id = \"t\"\n{}", inference_toml());
+    let cam = format!(
+        "uri = {:?}\n\
+         [filters.unicorn]\nmin_area = 10\n\
+         [filters.car]\nmin_area = 500\nmax_area = 100\n\
+         [[zones]]\nname = \"drive\"\npolygon = [[0.1, 0.5], [0.6, 0.5]]\n\
+         [[zones]]\nname = \"events\"\npolygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 1.0]]\n\
+         [[lines]]\nname = \"drive\"\npoints = [[0.5, 0.0], [0.5, 1.0]]\ndirection = \"north\"\n\
+         [[lines]]\nname = \"gate\"\npoints = [[0.5, 0.0], [0.5, 1.0], [0.6, 1.0]]\n",
+        media("bikes.mp4").display().to_string()
+    );
+    let dir = ConfigDir::new("rules", &global, &[("front", &cam)]);
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    for want in [
+        "pipelines/front.toml: filters.unicorn: `unicorn` is not a label",
+        "pipelines/front.toml: zones[1].name: `events` must be made of",
+        "pipelines/front.toml: lines[0].name: `drive` is used by another zone or line",
+        "pipelines/front.toml: lines[0].direction: `north` must be",
+        "pipelines/front.toml: lines[1].points: a counting line has exactly 2 points, got 3",
+        "pipelines/front.toml: zones: zone `drive`: polygon needs at least 3 points, got 2",
+        "pipelines/front.toml: filters: filters for `car`: min_area",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+}

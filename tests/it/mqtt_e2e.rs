@@ -97,7 +97,7 @@ fn run_publishes_detections_of_the_street_clip_over_mqtt() {
 /// What the clip shows, from its per-frame detections at 5 fps: the camera pans along a street;
 /// about three people pass (one of them with a bicycle) and four or five parked cars slide
 /// through the frame. A tracker that lost its objects at every frame would report one object
-/// per detection: 30+ people and 40+ cars. The bounds below allow for a few honest splits
+/// per detection: 19 people and 32 cars at min_score 0.5. The bounds below allow for a few honest splits
 /// (objects leaving and re-entering at the frame edge) and nothing more.
 #[test]
 fn tracked_objects_zones_and_lines_reach_mqtt() {
