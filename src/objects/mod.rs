@@ -334,3 +334,164 @@ impl CameraObjects {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ObjectsSpec;
+    use proptest::prelude::*;
+
+    fn stage(objects: ObjectsSpec) -> CameraObjects {
+        CameraObjects {
+            gateway_id: "gw".into(),
+            camera: "cam".into(),
+            tracker: Tracker::new(objects.tracker.clone()),
+            rules: Rules::new(objects.rules.clone()).unwrap(),
+            lifecycle: Lifecycle::new(objects.lifecycle.clone()),
+            spec: objects,
+            last_t: None,
+            rejected: BTreeMap::new(),
+            objects_reported: 0,
+            backlog: BTreeMap::new(),
+        }
+    }
+
+    fn frame(t: f64, seq: u64, dets: Vec<Detection>) -> DetectedFrame {
+        let meta = FrameMeta {
+            captured_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000) + Duration::from_secs_f64(t),
+            capture_clock: "arrival",
+            pts_ms: Some((t * 1000.0) as u64),
+            seq,
+            width: 1280,
+            height: 720,
+        };
+        DetectedFrame { meta, pts: Some(Duration::from_secs_f64(t)), detections: dets }
+    }
+
+    fn car(x: f32, score: f32) -> Detection {
+        Detection { class: 2, label: "car", score, bbox: [x, 400.0, x + 200.0, 520.0] }
+    }
+
+    fn parse(out: &[Outgoing]) -> Vec<serde_json::Value> {
+        out.iter().filter_map(|m| serde_json::from_slice(&m.payload).ok()).collect()
+    }
+
+    #[test]
+    fn a_parked_car_never_starts_a_second_event() {
+        let mut spec = ObjectsSpec::default();
+        spec.rules.stationary.stationary_seconds = 5.0;
+        let mut s = stage(spec);
+        let mut msgs = Vec::new();
+        let mut seq = 0;
+        // 8 s parked (stationary after 5 s), then 20 s without a detection (a van in front:
+        // far beyond max_lost_seconds), then the same car again for 4 s, then the end.
+        for i in 0..160 {
+            let t = i as f64 * 0.2;
+            let dets = if (8.0..28.0).contains(&t) { vec![] } else { vec![car(500.0 + (i % 3) as f32, 0.85)] };
+            msgs.extend(parse(&s.on_frame(&frame(t, seq, dets), 0.5)));
+            seq += 1;
+        }
+        msgs.extend(parse(&s.finish(frame(32.0, seq, vec![]).meta)));
+        let kinds: Vec<&str> = msgs.iter().filter_map(|m| m["type"].as_str()).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == "new").count(), 1, "{kinds:?}");
+        assert_eq!(kinds.iter().filter(|k| **k == "end").count(), 1, "{kinds:?}");
+        let ids: std::collections::BTreeSet<&str> = msgs.iter().filter_map(|m| m["object_id"].as_str()).collect();
+        assert_eq!(ids.len(), 1, "one object throughout: {ids:?}");
+        assert!(msgs.iter().any(|m| m["type"] == "update" && m["reasons"].as_array().is_some_and(|r| r.iter().any(|x| x == "stationary"))));
+        let track_ids: std::collections::BTreeSet<u64> = msgs.iter().filter_map(|m| m["track_id"].as_u64()).collect();
+        assert!(track_ids.len() >= 2, "the tracker did lose it (else this test proves nothing): {track_ids:?}");
+    }
+
+    #[test]
+    fn a_moving_car_that_vanishes_does_get_a_new_event() {
+        let mut s = stage(ObjectsSpec::default());
+        let mut msgs = Vec::new();
+        for i in 0..100u64 {
+            let t = i as f64 * 0.2;
+            let dets = if (6.0..12.0).contains(&t) { vec![] } else { vec![car(100.0 + 10.0 * (i % 30) as f32, 0.85)] };
+            msgs.extend(parse(&s.on_frame(&frame(t, i, dets), 0.5)));
+        }
+        msgs.extend(parse(&s.finish(frame(20.0, 100, vec![]).meta)));
+        let news = msgs.iter().filter(|m| m["type"] == "new").count();
+        assert!(news >= 2, "not stationary: no re-identification");
+        assert_eq!(news, msgs.iter().filter(|m| m["type"] == "end").count());
+    }
+
+    #[test]
+    fn time_going_back_ends_every_object_and_starts_afresh() {
+        let mut s = stage(ObjectsSpec::default());
+        let mut msgs = Vec::new();
+        for i in 0..10u64 {
+            msgs.extend(parse(&s.on_frame(&frame(i as f64 * 0.2, i, vec![car(100.0, 0.9)]), 0.5)));
+        }
+        assert_eq!(msgs.iter().filter(|m| m["type"] == "new").count(), 1);
+        // A reconnect: the stream clock restarts at 0.
+        let out = parse(&s.on_frame(&frame(0.0, 10, vec![car(100.0, 0.9)]), 0.5));
+        assert_eq!(out.iter().filter(|m| m["type"] == "end").count(), 1, "{out:?}");
+    }
+
+    /// Frames of detections of up to 4 objects that drift, flicker, vanish for a while and come
+    /// back, with time steps that include gaps and clock jumps back.
+    fn arb_frames() -> impl Strategy<Value = Vec<(f64, Vec<(usize, f32, f32, f32)>)>> {
+        let objects = prop::collection::vec((prop_oneof![Just(0usize), Just(2usize)], 0f32..800.0, 0f32..500.0, -60f32..60.0, -30f32..30.0), 0..4);
+        let steps = prop::collection::vec(
+            (prop_oneof![8 => Just(0.2), 1 => Just(0.04), 1 => Just(2.5), 1 => Just(-3.0)], prop::collection::vec((prop::bool::weighted(0.8), 0.3f32..1.0), 4)),
+            1..150,
+        );
+        (objects, steps).prop_map(|(objects, steps)| {
+            let mut t: f64 = 0.0;
+            steps
+                .into_iter()
+                .map(|(dt, seen)| {
+                    t = (t + dt).max(0.0);
+                    let dets = objects
+                        .iter()
+                        .zip(&seen)
+                        .filter(|(_, (present, _))| *present)
+                        .map(|(&(c, x, y, vx, vy), &(_, score))| (c, score, x + vx * t as f32, y + vy * t as f32))
+                        .collect();
+                    (t, dets)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        /// Every object that gets a `new` gets exactly one `end`, after it, whatever the
+        /// detections, gaps, clock jumps and stationary flips; event ids never repeat.
+        #[test]
+        fn every_new_has_exactly_one_end(frames in arb_frames(), stationary_seconds in prop_oneof![Just(0.5), Just(2.0), Just(10.0)]) {
+            let mut spec = ObjectsSpec::default();
+            spec.rules.stationary.stationary_seconds = stationary_seconds;
+            spec.lifecycle.parked_seconds = 2.0;
+            let mut s = stage(spec);
+            let mut msgs = Vec::new();
+            for (i, (t, dets)) in frames.iter().enumerate() {
+                let dets = dets.iter().map(|&(c, score, x, y)| Detection {
+                    class: c, label: labels::COCO[c], score, bbox: [x, y, x + 120.0, y + 140.0],
+                }).collect();
+                msgs.extend(parse(&s.on_frame(&frame(*t, i as u64, dets), 0.5)));
+            }
+            msgs.extend(parse(&s.finish(frame(1000.0, frames.len() as u64, vec![]).meta)));
+            let mut life: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut event_ids = std::collections::BTreeSet::new();
+            for m in &msgs {
+                if let Some(id) = m["id"].as_str() {
+                    prop_assert!(event_ids.insert(id.to_string()));
+                }
+                let kind = m["type"].as_str().unwrap_or("");
+                if ["new", "update", "end"].contains(&kind) {
+                    life.entry(m["object_id"].as_str().unwrap_or("").to_string()).or_default().push(kind.to_string());
+                }
+            }
+            for (oid, kinds) in &life {
+                prop_assert_eq!(kinds.first().map(String::as_str), Some("new"), "{}: {:?}", oid, kinds);
+                prop_assert_eq!(kinds.last().map(String::as_str), Some("end"), "{}: {:?}", oid, kinds);
+                prop_assert_eq!(kinds.iter().filter(|k| *k == "new").count(), 1);
+                prop_assert_eq!(kinds.iter().filter(|k| *k == "end").count(), 1);
+            }
+            prop_assert_eq!(s.lifecycle.reported_count(), 0);
+        }
+    }
+}
