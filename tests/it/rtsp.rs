@@ -114,25 +114,29 @@ fn run_detects_on_an_rtsp_stream_and_never_shows_the_password() {
         }
     });
 
-    // Wait for detections of a person and a bicycle from the stream, then stop the daemon.
+    // Wait for detections of a person and a bicycle from the stream, and for the first frame
+    // timed by an RTCP sender report (the server sends its first one a few seconds in), then
+    // stop the daemon.
     let mut lines = Vec::new();
     let mut labels = std::collections::BTreeSet::new();
+    let mut rtcp_timed = false;
     let seen = wait_until(Duration::from_secs(60), || {
         for l in rx.try_iter() {
             if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                rtcp_timed |= v["capture_clock"] == "rtcp";
                 for d in v["detections"].as_array().into_iter().flatten() {
                     labels.insert(d["label"].as_str().unwrap_or("").to_string());
                 }
             }
             lines.push(l);
         }
-        labels.contains("person") && labels.contains("bicycle")
+        labels.contains("person") && labels.contains("bicycle") && rtcp_timed
     });
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let out = wait_output(child, Duration::from_secs(20));
     lines.extend(rx.try_iter());
     let stderr = text(&out.stderr);
-    assert!(seen, "labels seen over RTSP: {labels:?}\nstderr: {stderr}");
+    assert!(seen, "labels seen over RTSP: {labels:?}, a frame timed by RTCP: {rtcp_timed}\nstderr: {stderr}");
     assert!(out.status.success(), "graceful stop on SIGTERM: {stderr}");
 
     let statuses: Vec<Value> = lines
