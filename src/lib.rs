@@ -15,6 +15,7 @@
 //! objects/   per camera: detections → filters → tracker → lifecycle (new/update/end) + rules
 //! publish/   event payloads (pure) and the sinks: MQTT (rumqttc, QoS 1) or JSON lines on stdout
 //! annotate   boxes and labels drawn onto images for `lookout detect --annotate` and snapshots
+//! metrics    Prometheus /metrics and /healthz over HTTP (prometheus-client)
 //! pipeline   assembles the stages into threads for `lookout run`
 //! shutdown   the stop flag every thread of ours watches
 //! stats      per-camera counters shared by the stages, and the summary they reconcile to
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod link;
+pub mod metrics;
 pub mod objects;
 pub mod pipeline;
 pub mod publish;

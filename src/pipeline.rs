@@ -20,6 +20,7 @@ use crossbeam_channel::{Receiver, Select};
 
 use crate::config::{CameraSpec, Spec};
 use crate::detect::{DetectError, Detector, DetectorOptions};
+use crate::metrics::{self, Metrics};
 use crate::link::{self, EVENT_LINK_CAPACITY, FRAME_LINK_CAPACITY, LinkSender, WhenFull};
 use crate::objects::{CameraObjects, DetectedFrame};
 use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, mqtt::MqttSink, payload};
@@ -97,11 +98,26 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
         (None, Some(m)) => Sink::Mqtt(MqttSink::connect(m)),
         (None, None) => Sink::stdout(),
     };
+    let counters: Vec<Arc<CameraCounters>> = spec.cameras.iter().map(|_| Arc::new(CameraCounters::default())).collect();
+    let metrics = Metrics::new(spec.cameras.iter().map(|c| c.name.clone()).collect(), counters.clone(), provider);
+    // Its own stop flag: a file run ends without the daemon's shutdown being triggered.
+    let metrics_stop = Shutdown::new();
+    let metrics_server = match spec.metrics_listen {
+        None => None,
+        Some(addr) => match metrics::serve(addr, metrics.clone(), metrics_stop.clone()) {
+            Ok(h) => Some(h),
+            // Metrics are for watching the cameras; they are no reason to stop them.
+            Err(e) => {
+                tracing::error!("{e}");
+                None
+            }
+        },
+    };
+
     let (events_tx, events_rx) = link::bounded::<Outgoing>(EVENT_LINK_CAPACITY, WhenFull::Block, Default::default());
     let flush_timeout = spec.mqtt.as_ref().map(|m| m.flush_timeout).unwrap_or_default();
-    let publisher = spawn("publish", move || publish_loop(events_rx, sink, flush_timeout))?;
-
-    let counters: Vec<Arc<CameraCounters>> = spec.cameras.iter().map(|_| Arc::new(CameraCounters::default())).collect();
+    let m = metrics.clone();
+    let publisher = spawn("publish", move || publish_loop(events_rx, sink, flush_timeout, &m))?;
 
     // Cameras are sharded over workers so that each camera's frames are detected, and its
     // events published, in capture order.
@@ -110,11 +126,14 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
     for (i, cam) in spec.cameras.iter().enumerate() {
         let (tx, rx) = link::bounded::<Frame>(FRAME_LINK_CAPACITY, WhenFull::DropOldest, counters[i].dropped_link_full.clone());
         shards[i % workers].push(rx);
-        let (cam, c, ev, sd, gw) = (cam.clone(), counters[i].clone(), events_tx.clone(), shutdown.clone(), spec.gateway_id.clone());
+        let (cam, c, ev, sd, gw, m) = (cam.clone(), counters[i].clone(), events_tx.clone(), shutdown.clone(), spec.gateway_id.clone(), metrics.clone());
         let name = format!("src-{}", cam.name);
         sources.push(spawn(&name, move || {
             tracing::info!(camera = %cam.name, uri = %cam.uri_redacted, fps = cam.detect.fps, "camera starting");
-            source::run_camera(i, &cam, model_size, tx, c, &sd, |change| report_state(&gw, &cam, &ev, change))
+            source::run_camera(i, &cam, model_size, tx, c, &sd, |change| {
+                m.cameras().set(i, state_name(&change));
+                report_state(&gw, &cam, &ev, change)
+            })
         })?);
     }
 
@@ -130,10 +149,10 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
 
     let mut worker_handles = Vec::new();
     for (n, (detector, rxs)) in detectors.into_iter().zip(shards).enumerate() {
-        let (ctr, dtx) = (counters.clone(), detected_txs.clone());
+        let (ctr, dtx, m) = (counters.clone(), detected_txs.clone(), metrics.clone());
         let min_scores: Vec<f32> = spec.cameras.iter().map(|c| c.detect.min_score).collect();
         let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
-        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &ctr, &dtx))?);
+        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &ctr, &dtx, &m))?);
     }
     // The workers hold the only senders now: the stages end when the workers do.
     drop(detected_txs);
@@ -176,6 +195,10 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
     let _ = events_tx.send(stats_message(&spec.gateway_id, &names, &counters, started, provider, true));
     drop(events_tx);
     let delivery = publisher.join().unwrap_or_default();
+    metrics_stop.trigger();
+    if let Some(h) = metrics_server {
+        let _ = h.join();
+    }
     let elapsed = started.elapsed();
 
     let cameras: Vec<CameraReport> = spec
@@ -191,6 +214,18 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
 
 fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<std::thread::JoinHandle<T>, PipelineError> {
     std::thread::Builder::new().name(name.to_string()).spawn(f).map_err(|e| PipelineError::Thread(name.to_string(), e))
+}
+
+/// The state a change leaves the camera in, as /metrics and /healthz name it.
+fn state_name(change: &StateChange) -> &'static str {
+    match change {
+        StateChange::Connecting => "connecting",
+        StateChange::Streaming { .. } | StateChange::ClockSkew { .. } => "streaming",
+        StateChange::Reconnecting { .. } => "reconnecting",
+        StateChange::Finished(Outcome::Ended) => "ended",
+        StateChange::Finished(Outcome::Stopped) => "stopped",
+        StateChange::Finished(Outcome::Failed(_)) => "failed",
+    }
 }
 
 fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing>, change: StateChange) {
@@ -222,7 +257,7 @@ fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing
         _ => tracing::info!(camera = %cam.name, state, decoder = decoder.unwrap_or("-"), "camera state"),
     }
     let payload = payload::camera_status(gateway_id, &cam.name, state, reason, decoder, retry_in, &cam.uri_redacted, now);
-    let _ = events.send(Outgoing { topic: Topic::CameraStatus(cam.name.clone()), payload });
+    let _ = events.send(Outgoing::new(Topic::CameraStatus(cam.name.clone()), payload));
 }
 
 /// One worker: detect on frames from its cameras, fairly, until all their links close, and
@@ -235,6 +270,7 @@ fn detect_loop(
     min_scores: &[f32],
     counters: &[Arc<CameraCounters>],
     stages: &[LinkSender<DetectedFrame>],
+    metrics: &Metrics,
 ) {
     let mut sel = Select::new();
     for rx in &rxs {
@@ -258,6 +294,7 @@ fn detect_loop(
             Ok((detections, timings)) => {
                 ctr.inferred.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 ctr.infer_micros_total.fetch_add(timings.infer.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+                metrics.inference_seconds.get_or_create(&metrics.camera_label(frame.camera)).observe(timings.infer.as_secs_f64());
                 let confident = detections.iter().filter(|d| d.score >= min_scores[frame.camera]).count();
                 ctr.detections.fetch_add(confident as u64, std::sync::atomic::Ordering::Relaxed);
                 let meta = payload::FrameMeta {
@@ -302,8 +339,13 @@ fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &
     }
 }
 
-fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration) -> DeliveryReport {
+fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration, metrics: &Metrics) -> DeliveryReport {
     for msg in rx.iter() {
+        if let (Some(at), Some(camera)) = (msg.captured_at, msg.topic.camera()) {
+            // Age as the message leaves us for the broker's client queue (or stdout).
+            let age = SystemTime::now().duration_since(at).unwrap_or_default();
+            metrics.frame_age_seconds.get_or_create(&[("camera", camera.to_string())]).observe(age.as_secs_f64());
+        }
         sink.publish(msg);
     }
     sink.finish(flush_timeout)
@@ -319,5 +361,5 @@ fn stats_message(
 ) -> Outgoing {
     let cams: BTreeMap<&str, CameraSummary> = names.iter().map(|n| n.as_str()).zip(counters.iter().map(|c| c.snapshot())).collect();
     let payload = payload::stats(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), provider, is_final, cams);
-    Outgoing { topic: Topic::Stats, payload }
+    Outgoing::new(Topic::Stats, payload)
 }

@@ -23,6 +23,15 @@ pub struct RawGlobal {
     /// Defaults for every camera's `[track]` table.
     #[serde(default)]
     pub track: RawTrack,
+    #[serde(default)]
+    pub metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Address for `/metrics` (Prometheus) and `/healthz`, e.g. "127.0.0.1:9464". Default: none.
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -39,6 +39,8 @@ pub struct Spec {
     pub mqtt: Option<MqttSpec>,
     pub inference: InferenceSpec,
     pub stats_interval: Duration,
+    /// Where `/metrics` and `/healthz` listen; `None`: no endpoint.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub cameras: Vec<CameraSpec>,
 }
 
@@ -276,8 +278,16 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         e.push("stats.interval_seconds", "must be at least 1");
     }
 
+    let metrics_listen = raw.metrics.listen.as_deref().and_then(|l| match l.parse::<std::net::SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            e.push("metrics.listen", format!("`{l}` is not an address and port such as \"127.0.0.1:9464\""));
+            None
+        }
+    });
     Spec {
         config_dir: dir.to_path_buf(),
+        metrics_listen,
         gateway_id,
         mqtt,
         inference: InferenceSpec { model, ort_library, providers, workers, intra_threads },

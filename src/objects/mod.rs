@@ -102,7 +102,7 @@ impl CameraObjects {
             let confident: Vec<Detection> = frame.detections.iter().filter(|d| d.score >= min_score).filter(wanted).cloned().collect();
             if !confident.is_empty() {
                 let payload = payload::detection_event(&self.gateway_id, &self.camera, frame.meta, &confident);
-                out.push(Outgoing { topic: Topic::Events(self.camera.clone()), payload });
+                out.push(Outgoing::about_frame(Topic::Events(self.camera.clone()), payload, frame.meta.captured_at));
             }
         }
 
@@ -232,7 +232,7 @@ impl CameraObjects {
                     reasons,
                     frame: FrameRef::from(meta),
                 };
-                Outgoing { topic: Topic::Events(self.camera.clone()), payload: payload::encode(&msg) }
+                Outgoing::about_frame(Topic::Events(self.camera.clone()), payload::encode(&msg), meta.captured_at)
             })
             .collect()
     }
@@ -257,7 +257,7 @@ impl CameraObjects {
                 counts,
                 frame: FrameRef::from(meta),
             };
-            Outgoing { topic: Topic::Events(self.camera.clone()), payload: payload::encode(&msg) }
+            Outgoing::about_frame(Topic::Events(self.camera.clone()), payload::encode(&msg), meta.captured_at)
         };
         let mut occupancy_changed = false;
         for z in &r.zone_events {
@@ -307,10 +307,10 @@ impl CameraObjects {
                 counts,
                 time: now.clone(),
             };
-            out.push(Outgoing {
-                topic: Topic::LineCount { camera: self.camera.clone(), line: line.clone(), label: topic_label(label) },
-                payload: payload::encode(&msg),
-            });
+            out.push(Outgoing::new(
+                Topic::LineCount { camera: self.camera.clone(), line: line.clone(), label: topic_label(label) },
+                payload::encode(&msg),
+            ));
         }
         // Stationary flips reach consumers as object updates (reason `stationary`).
         let _: &[StationaryEvent] = &r.stationary_events;
@@ -328,10 +328,7 @@ impl CameraObjects {
             count,
             time: now.to_string(),
         };
-        Outgoing {
-            topic: Topic::Occupancy { camera: self.camera.clone(), zone: zone.to_string(), label: topic_label(label) },
-            payload: payload::encode(&msg),
-        }
+        Outgoing::new(Topic::Occupancy { camera: self.camera.clone(), zone: zone.to_string(), label: topic_label(label) }, payload::encode(&msg))
     }
 }
 

@@ -45,6 +45,15 @@ impl Topic {
         }
     }
 
+    /// The camera a topic belongs to, if any.
+    pub fn camera(&self) -> Option<&str> {
+        match self {
+            Topic::Events(c) | Topic::CameraStatus(c) => Some(c),
+            Topic::Occupancy { camera, .. } | Topic::LineCount { camera, .. } => Some(camera),
+            Topic::Stats => None,
+        }
+    }
+
     /// Retained topics hold state a new subscriber needs at once.
     pub fn retained(&self) -> bool {
         matches!(self, Topic::CameraStatus(_) | Topic::Occupancy { .. } | Topic::LineCount { .. })
@@ -56,6 +65,20 @@ impl Topic {
 pub struct Outgoing {
     pub topic: Topic,
     pub payload: Vec<u8>,
+    /// Capture time of the frame the message is about, to measure its age at publish.
+    pub captured_at: Option<std::time::SystemTime>,
+}
+
+impl Outgoing {
+    /// A message about no frame in particular (status, stats).
+    pub fn new(topic: Topic, payload: Vec<u8>) -> Outgoing {
+        Outgoing { topic, payload, captured_at: None }
+    }
+
+    /// A message about a frame captured at `at`.
+    pub fn about_frame(topic: Topic, payload: Vec<u8>, at: std::time::SystemTime) -> Outgoing {
+        Outgoing { topic, payload, captured_at: Some(at) }
+    }
 }
 
 /// What a sink could not deliver when it finished.

@@ -1,0 +1,244 @@
+//! Prometheus metrics and a health check over plain HTTP, for scrapers and load balancers:
+//! `GET /metrics` (text exposition, prometheus-client) and `GET /healthz` (JSON).
+//!
+//! ```toml
+//! [metrics]
+//! listen = "127.0.0.1:9464"   # absent: no endpoint
+//! ```
+//!
+//! The per-camera counters already live in [`CameraCounters`] (the stages bump them); a
+//! collector reads them at scrape time rather than keeping a second copy that could disagree
+//! with the stats topic. Latencies are histograms the stages observe directly.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::shutdown::Shutdown;
+use crate::stats::CameraCounters;
+
+type CameraLabel = [(&'static str, String); 1];
+
+/// What the stages share with the endpoint.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Inference latency per camera, seconds.
+    pub inference_seconds: Family<CameraLabel, Histogram>,
+    /// Capture time to hand-over to the MQTT client (or stdout), per camera, seconds.
+    pub frame_age_seconds: Family<CameraLabel, Histogram>,
+    cameras: Arc<CameraStates>,
+}
+
+/// Each camera's counters and last reported state, for the collector and /healthz.
+#[derive(Debug)]
+pub struct CameraStates {
+    names: Vec<String>,
+    counters: Vec<Arc<CameraCounters>>,
+    states: Mutex<Vec<&'static str>>,
+    started: Instant,
+    provider: &'static str,
+}
+
+impl CameraStates {
+    /// Record a camera's state (connecting, streaming, reconnecting, ended, stopped, failed).
+    pub fn set(&self, camera: usize, state: &'static str) {
+        if let Ok(mut s) = self.states.lock()
+            && let Some(slot) = s.get_mut(camera)
+        {
+            *slot = state;
+        }
+    }
+
+    fn snapshot(&self) -> Vec<&'static str> {
+        self.states.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The states a camera can be in, each a 0/1 gauge so alerts can say `state="failed"`.
+const STATES: [&str; 6] = ["connecting", "streaming", "reconnecting", "ended", "stopped", "failed"];
+
+impl Collector for CameraStates {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        type Read = fn(&CameraCounters) -> u64;
+        let counters: [(&str, &str, Read); 7] = [
+            ("lookout_frames_decoded", "Frames out of the decoder", |c| c.decoded.load(Ordering::Relaxed)),
+            ("lookout_frames_skipped_by_rate", "Frames dropped by the detect-rate gate before scaling", |c| c.skipped_by_rate.load(Ordering::Relaxed)),
+            ("lookout_frames_inferred", "Frames the detector ran on", |c| c.inferred.load(Ordering::Relaxed)),
+            ("lookout_frames_dropped_link_full", "Frames replaced by newer ones on a full frame link (latest frame wins)", |c| c.dropped_link_full.load(Ordering::Relaxed)),
+            ("lookout_frames_dropped_inference_error", "Frames the detector failed on", |c| c.dropped_inference_error.load(Ordering::Relaxed)),
+            ("lookout_detections", "Detections at or above detect.min_score", |c| c.detections.load(Ordering::Relaxed)),
+            ("lookout_inference_microseconds", "Time spent in inference", |c| c.infer_micros_total.load(Ordering::Relaxed)),
+        ];
+        for (name, help, read) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+            for (n, c) in self.names.iter().zip(&self.counters) {
+                let labels: CameraLabel = [("camera", n.clone())];
+                ConstCounter::new(read(c)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let states = self.snapshot();
+        let mut family = encoder.encode_descriptor("lookout_camera_state", "1 for the camera's current state", None, ConstGauge::new(0i64).metric_type())?;
+        for (n, current) in self.names.iter().zip(&states) {
+            for s in STATES {
+                let labels = [("camera", n.clone()), ("state", s.to_string())];
+                ConstGauge::new(i64::from(*current == s)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let uptime = encoder.encode_descriptor("lookout_uptime_seconds", "Seconds since the pipelines started", None, ConstGauge::new(0.0f64).metric_type())?;
+        ConstGauge::new(self.started.elapsed().as_secs_f64()).encode(uptime)?;
+        let mut info = encoder.encode_descriptor("lookout_execution_provider", "The ONNX Runtime execution provider in use", None, ConstGauge::new(0i64).metric_type())?;
+        ConstGauge::new(1i64).encode(info.encode_family(&[("provider", self.provider)])?)?;
+        Ok(())
+    }
+}
+
+impl Metrics {
+    pub fn new(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str) -> Arc<Metrics> {
+        let mut registry = Registry::default();
+        // 1 ms .. ~4 s: CPU inference is 10-100 ms, a GPU's ~1 ms.
+        let inference_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 13)));
+        // 10 ms .. ~80 s: events normally leave well under a second after capture; the top
+        // buckets show a backlog.
+        let frame_age_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 14)));
+        registry.register("lookout_inference_seconds", "Inference latency per frame", inference_seconds.clone());
+        registry.register("lookout_frame_age_at_publish_seconds", "From a frame's capture to its events leaving for the broker", frame_age_seconds.clone());
+        let states = vec!["connecting"; names.len()];
+        let cameras = Arc::new(CameraStates { names, counters, states: Mutex::new(states), started: Instant::now(), provider });
+        registry.register_collector(Box::new(cameras.clone()));
+        Arc::new(Metrics { registry, inference_seconds, frame_age_seconds, cameras })
+    }
+
+    pub fn cameras(&self) -> &CameraStates {
+        &self.cameras
+    }
+
+    pub fn camera_label(&self, camera: usize) -> CameraLabel {
+        [("camera", self.cameras.names.get(camera).cloned().unwrap_or_default())]
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// `/healthz`: 200 while no camera has failed, else 503; the body says why.
+    pub fn health(&self) -> (u16, String) {
+        let states = self.cameras.snapshot();
+        let failed: Vec<&str> = self.cameras.names.iter().zip(&states).filter(|(_, s)| **s == "failed").map(|(n, _)| n.as_str()).collect();
+        let cameras: serde_json::Map<String, serde_json::Value> =
+            self.cameras.names.iter().zip(&states).map(|(n, s)| (n.clone(), serde_json::Value::from(*s))).collect();
+        let status = if failed.is_empty() { "ok" } else { "failed" };
+        let body = serde_json::json!({ "status": status, "failed": failed, "cameras": cameras }).to_string();
+        (if failed.is_empty() { 200 } else { 503 }, body)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metrics.listen {addr}: could not listen: {source}; pick a free port or remove [metrics]")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Serve `/metrics` and `/healthz` on `addr` from one thread until `shutdown`.
+pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>, shutdown: Shutdown) -> Result<std::thread::JoinHandle<()>, MetricsError> {
+    let listener = TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
+    // Non-blocking accept with a short poll, so the thread notices shutdown without a wake-up
+    // connection.
+    listener.set_nonblocking(true).map_err(|source| MetricsError::Bind { addr, source })?;
+    tracing::info!(%addr, "metrics on http://{addr}/metrics and /healthz");
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            while !shutdown.is_triggered() {
+                match listener.accept() {
+                    Ok((stream, _)) => handle(stream, &metrics),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(100)),
+                    Err(e) => tracing::warn!(error = %e, "metrics: accept failed"),
+                }
+            }
+        })
+        .map_err(|source| MetricsError::Bind { addr, source })
+}
+
+/// One request, one response, then close: scrapers don't need keep-alive.
+fn handle(mut stream: TcpStream, metrics: &Metrics) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut line = String::new();
+    let mut reader = BufReader::new(&stream);
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    // Drain the headers so the client sees a clean close.
+    let mut header = String::new();
+    while reader.read_line(&mut header).map(|n| n > 2).unwrap_or(false) {
+        header.clear();
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("");
+    let (code, kind, body) = match path {
+        "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
+        "/healthz" => {
+            let (code, body) = metrics.health();
+            (code, "application/json", body)
+        }
+        _ => (404, "text/plain", "not found: try /metrics or /healthz\n".to_string()),
+    };
+    let reason = match code {
+        200 => "OK",
+        503 => "Service Unavailable",
+        _ => "Not Found",
+    };
+    let head = format!("HTTP/1.1 {code} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body.as_bytes()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_states_and_histograms_per_camera() {
+        let c = Arc::new(CameraCounters::default());
+        c.decoded.store(250, Ordering::Relaxed);
+        c.dropped_link_full.store(7, Ordering::Relaxed);
+        let m = Metrics::new(vec!["front".into()], vec![c], "cpu");
+        m.cameras().set(0, "streaming");
+        m.inference_seconds.get_or_create(&m.camera_label(0)).observe(0.015);
+        let text = m.render();
+        for want in [
+            "lookout_frames_decoded_total{camera=\"front\"} 250",
+            "lookout_frames_dropped_link_full_total{camera=\"front\"} 7",
+            "lookout_camera_state{camera=\"front\",state=\"streaming\"} 1",
+            "lookout_camera_state{camera=\"front\",state=\"failed\"} 0",
+            "lookout_inference_seconds_count{camera=\"front\"} 1",
+            "lookout_execution_provider{provider=\"cpu\"} 1",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn health_is_503_once_a_camera_fails() {
+        let m = Metrics::new(vec!["a".into(), "b".into()], vec![Arc::default(), Arc::default()], "cpu");
+        m.cameras().set(0, "streaming");
+        assert_eq!(m.health().0, 200);
+        m.cameras().set(1, "failed");
+        let (code, body) = m.health();
+        assert_eq!(code, 503);
+        assert!(body.contains("\"failed\":[\"b\"]"), "{body}");
+    }
+}
