@@ -22,6 +22,7 @@ use crate::config::{CameraSpec, Spec};
 use crate::detect::{DetectError, Detector, DetectorOptions};
 use crate::metrics::{self, Metrics};
 use crate::link::{self, EVENT_LINK_CAPACITY, FRAME_LINK_CAPACITY, LinkSender, WhenFull};
+use crate::objects::snapshot::FrameImage;
 use crate::objects::{CameraObjects, DetectedFrame};
 use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, mqtt::MqttSink, payload};
 use crate::shutdown::Shutdown;
@@ -117,7 +118,8 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
     let (events_tx, events_rx) = link::bounded::<Outgoing>(EVENT_LINK_CAPACITY, WhenFull::Block, Default::default());
     let flush_timeout = spec.mqtt.as_ref().map(|m| m.flush_timeout).unwrap_or_default();
     let m = metrics.clone();
-    let publisher = spawn("publish", move || publish_loop(events_rx, sink, flush_timeout, &m))?;
+    let store = SnapshotStore::new(spec.snapshot_dir.clone(), spec.snapshot_retain, spec.cameras.iter().any(|c| c.objects.snapshots.enabled));
+    let publisher = spawn("publish", move || publish_loop(events_rx, sink, flush_timeout, &m, store))?;
 
     // Cameras are sharded over workers so that each camera's frames are detected, and its
     // events published, in capture order.
@@ -151,8 +153,9 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
     for (n, (detector, rxs)) in detectors.into_iter().zip(shards).enumerate() {
         let (ctr, dtx, m) = (counters.clone(), detected_txs.clone(), metrics.clone());
         let min_scores: Vec<f32> = spec.cameras.iter().map(|c| c.detect.min_score).collect();
+        let snapshots: Vec<bool> = spec.cameras.iter().map(|c| c.objects.snapshots.enabled).collect();
         let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
-        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &ctr, &dtx, &m))?);
+        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &snapshots, &ctr, &dtx, &m))?);
     }
     // The workers hold the only senders now: the stages end when the workers do.
     drop(detected_txs);
@@ -268,6 +271,7 @@ fn detect_loop(
     rxs: Vec<Receiver<Frame>>,
     names: &[String],
     min_scores: &[f32],
+    snapshots: &[bool],
     counters: &[Arc<CameraCounters>],
     stages: &[LinkSender<DetectedFrame>],
     metrics: &Metrics,
@@ -305,7 +309,9 @@ fn detect_loop(
                     width: frame.src_width,
                     height: frame.src_height,
                 };
-                let detected = DetectedFrame { meta, pts: frame.pts, detections };
+                // Snapshots need the pixels after the frame's buffer goes back to GStreamer.
+                let image = snapshots[frame.camera].then(|| frame_image(&frame)).flatten();
+                let detected = DetectedFrame { meta, pts: frame.pts, detections, image };
                 if stages[frame.camera].send(detected).is_err() {
                     tracing::error!(camera = %names[frame.camera], "objects stage gone; stopping detect worker");
                     return;
@@ -317,6 +323,18 @@ fn detect_loop(
             }
         }
     }
+}
+
+/// A tightly packed copy of a frame's RGB pixels (the buffer rows may be padded).
+fn frame_image(frame: &Frame) -> Option<Arc<FrameImage>> {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for row in 0..h {
+        rgb.extend_from_slice(frame.data.get(row * frame.stride..row * frame.stride + w * 3)?);
+    }
+    let rgb = image::RgbImage::from_raw(frame.width, frame.height, rgb)?;
+    let (sx, sy) = (frame.width as f32 / frame.src_width.max(1) as f32, frame.height as f32 / frame.src_height.max(1) as f32);
+    Some(Arc::new(FrameImage { rgb, scale_x: sx, scale_y: sy }))
 }
 
 /// One camera's objects stage: tracker, rules and lifecycle, until its workers are done;
@@ -339,8 +357,62 @@ fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &
     }
 }
 
-fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration, metrics: &Metrics) -> DeliveryReport {
+/// Snapshots on disk: `<dir>/<camera>/<object_id>.jpg`, the latest (best) one per object,
+/// deleted after the retention period.
+struct SnapshotStore {
+    dir: std::path::PathBuf,
+    retain: Duration,
+    enabled: bool,
+    last_sweep: Option<Instant>,
+    warned: bool,
+}
+
+impl SnapshotStore {
+    fn new(dir: std::path::PathBuf, retain: Duration, enabled: bool) -> SnapshotStore {
+        SnapshotStore { dir, retain, enabled, last_sweep: None, warned: false }
+    }
+
+    fn save(&mut self, camera: &str, object_id: &str, jpeg: &[u8]) {
+        if !self.enabled {
+            return;
+        }
+        let dir = self.dir.join(camera);
+        let path = dir.join(format!("{object_id}.jpg"));
+        // Write then rename, so a reader never sees half a JPEG.
+        let tmp = dir.join(format!(".{object_id}.jpg.tmp"));
+        let r = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&tmp, jpeg)).and_then(|_| std::fs::rename(&tmp, &path));
+        if let Err(e) = r
+            && !std::mem::replace(&mut self.warned, true)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot save snapshots (they are still published); check snapshots.dir and its permissions");
+        }
+        self.sweep();
+    }
+
+    /// Delete snapshots older than the retention period, at most once a minute.
+    fn sweep(&mut self) {
+        if self.last_sweep.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            return;
+        }
+        self.last_sweep = Some(Instant::now());
+        let Ok(cameras) = std::fs::read_dir(&self.dir) else { return };
+        for cam in cameras.flatten() {
+            let Ok(files) = std::fs::read_dir(cam.path()) else { continue };
+            for f in files.flatten() {
+                let old = f.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > self.retain);
+                if old && f.path().extension().is_some_and(|x| x == "jpg") {
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+        }
+    }
+}
+
+fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration, metrics: &Metrics, mut store: SnapshotStore) -> DeliveryReport {
     for msg in rx.iter() {
+        if let Topic::Snapshot { camera, object_id } = &msg.topic {
+            store.save(camera, object_id, &msg.payload);
+        }
         if let (Some(at), Some(camera)) = (msg.captured_at, msg.topic.camera()) {
             // Age as the message leaves us for the broker's client queue (or stdout).
             let age = SystemTime::now().duration_since(at).unwrap_or_default();

@@ -25,6 +25,19 @@ pub struct RawGlobal {
     pub track: RawTrack,
     #[serde(default)]
     pub metrics: RawMetrics,
+    #[serde(default)]
+    pub snapshots: RawSnapshotStore,
+}
+
+/// Where snapshots are kept, for every camera.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSnapshotStore {
+    /// Default: `$STATE_DIRECTORY/snapshots` under systemd, else `.lookout/snapshots` in the
+    /// config directory.
+    pub dir: Option<String>,
+    /// Snapshots older than this are deleted. Default: 7.
+    pub retain_days: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,6 +145,24 @@ pub struct RawCamera {
     pub stationary: RawStationary,
     #[serde(default)]
     pub events: RawEvents,
+    #[serde(default)]
+    pub snapshots: RawSnapshots,
+}
+
+/// A JPEG of each object's best frame, on `<camera>/snapshot` and on disk.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSnapshots {
+    /// Default: false.
+    pub enabled: Option<bool>,
+    /// Crop to the object instead of the whole frame. Default: false.
+    pub crop: Option<bool>,
+    /// Draw the object's box and label. Default: true.
+    pub draw_box: Option<bool>,
+    /// Longest side in pixels. Default: 640.
+    pub max_size: Option<u32>,
+    /// JPEG quality 1-100. Default: 80.
+    pub quality: Option<u8>,
 }
 
 /// The tracker and the object event lifecycle. `detect.min_score` is the tracker's

@@ -4,10 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawStationary, RawTrack, RawZone};
+use super::raw::{RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawSnapshots, RawStationary, RawTrack, RawZone};
 use super::{ConfigError, redact_uri};
 use crate::detect::labels;
 use crate::objects::lifecycle::LifecycleConfig;
+use crate::objects::snapshot::SnapshotConfig;
 use crate::rules::{self, Directions, Filters, LabelFilter, LineConfig, Point, RulesConfig, StationaryConfig, ZoneConfig};
 use crate::track::TrackerConfig;
 
@@ -41,6 +42,9 @@ pub struct Spec {
     pub stats_interval: Duration,
     /// Where `/metrics` and `/healthz` listen; `None`: no endpoint.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where snapshots are saved, and for how long.
+    pub snapshot_dir: PathBuf,
+    pub snapshot_retain: Duration,
     pub cameras: Vec<CameraSpec>,
 }
 
@@ -99,6 +103,7 @@ pub struct ObjectsSpec {
     pub rules: RulesConfig,
     /// Publish every frame's raw detections too.
     pub publish_detections: bool,
+    pub snapshots: SnapshotConfig,
 }
 
 impl Default for ObjectsSpec {
@@ -120,6 +125,7 @@ impl Default for ObjectsSpec {
             },
             rules: RulesConfig::default(),
             publish_detections: false,
+            snapshots: SnapshotConfig::default(),
         }
     }
 }
@@ -132,6 +138,7 @@ pub const DEFAULT_MAX_LOST_SECONDS: f64 = 1.5;
 pub const DEFAULT_EVENT_THRESHOLD: f32 = 0.7;
 pub const DEFAULT_UPDATE_INTERVAL_SECONDS: f64 = 10.0;
 pub const DEFAULT_PARKED_SECONDS: f64 = 300.0;
+pub const DEFAULT_SNAPSHOT_RETAIN_DAYS: f64 = 7.0;
 
 /// A source's login. The password never appears in `Debug` output, logs, status or MQTT.
 #[derive(Clone)]
@@ -285,9 +292,21 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             None
         }
     });
+    let snapshot_dir = match (&raw.snapshots.dir, std::env::var_os("STATE_DIRECTORY")) {
+        (Some(d), _) => resolve(dir, d),
+        // systemd's StateDirectory= may list several, separated by ':'; the first is ours.
+        (None, Some(state)) => PathBuf::from(state.to_string_lossy().split(':').next().unwrap_or_default()).join("snapshots"),
+        (None, None) => dir.join(".lookout/snapshots"),
+    };
+    let retain_days = raw.snapshots.retain_days.unwrap_or(DEFAULT_SNAPSHOT_RETAIN_DAYS);
+    if !(retain_days.is_finite() && retain_days > 0.0 && retain_days <= 3650.0) {
+        e.push("snapshots.retain_days", format!("{retain_days} must be above 0 and at most 3650"));
+    }
     Spec {
         config_dir: dir.to_path_buf(),
         metrics_listen,
+        snapshot_dir,
+        snapshot_retain: Duration::from_secs_f64(retain_days.clamp(0.001, 3650.0) * 86_400.0),
         gateway_id,
         mqtt,
         inference: InferenceSpec { model, ort_library, providers, workers, intra_threads },
@@ -376,6 +395,7 @@ pub(super) fn build_camera(
         lines: std::mem::take(&mut raw.lines),
         stationary: std::mem::take(&mut raw.stationary),
         events: std::mem::take(&mut raw.events),
+        snapshots: std::mem::take(&mut raw.snapshots),
     };
     let objects = build_objects(parts, min_score, label_names, &mut e);
     let decoder = raw.decoder.unwrap_or_default();
@@ -419,6 +439,7 @@ struct ObjectParts {
     lines: Vec<RawLine>,
     stationary: RawStationary,
     events: RawEvents,
+    snapshots: RawSnapshots,
 }
 
 fn points(p: &[[f32; 2]]) -> Vec<Point> {
@@ -530,7 +551,21 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, e:
             e.push(key, text);
         }
     }
-    ObjectsSpec { tracker, lifecycle, rules, publish_detections: p.events.detections.unwrap_or(false) }
+    let d = SnapshotConfig::default();
+    let snapshots = SnapshotConfig {
+        enabled: p.snapshots.enabled.unwrap_or(d.enabled),
+        crop: p.snapshots.crop.unwrap_or(d.crop),
+        draw_box: p.snapshots.draw_box.unwrap_or(d.draw_box),
+        max_size: p.snapshots.max_size.unwrap_or(d.max_size),
+        quality: p.snapshots.quality.unwrap_or(d.quality),
+    };
+    if !(16..=8192).contains(&snapshots.max_size) {
+        e.push("snapshots.max_size", format!("{} must be between 16 and 8192 pixels", snapshots.max_size));
+    }
+    if !(1..=100).contains(&snapshots.quality) {
+        e.push("snapshots.quality", format!("{} must be between 1 and 100", snapshots.quality));
+    }
+    ObjectsSpec { tracker, lifecycle, rules, publish_detections: p.events.detections.unwrap_or(false), snapshots }
 }
 
 /// `username` with `password_env` or `password_file`. Resolved here, so `lookout check`

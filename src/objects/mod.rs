@@ -13,6 +13,7 @@
 //! faster than real time tracks the same as one played at its rate.
 
 pub mod lifecycle;
+pub mod snapshot;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -23,7 +24,9 @@ use crate::publish::payload::{self, FrameMeta, FrameRef, LineCountsOut};
 use crate::publish::{Outgoing, Topic};
 use crate::rules::{FrameSize, LineEvent, Rejected, Rules, RulesError, RulesOutput, StationaryEvent, TrackedObject, ZoneEvent};
 use crate::track::{Observation, Tracker};
-use lifecycle::{EventKind, Lifecycle, ObjectEvent, RuleFacts};
+use lifecycle::{EventKind, Lifecycle, ObjectEvent, RuleFacts, UpdateReason};
+use snapshot::{BestView, FrameImage};
+use std::sync::Arc;
 
 /// One camera's tracker, rules and lifecycle, and the messages they produce.
 pub struct CameraObjects {
@@ -44,6 +47,8 @@ pub struct CameraObjects {
     /// believable it may already have crossed a line: its path so far is replayed through the
     /// rules when it is reported.
     backlog: BTreeMap<u64, Vec<(f64, TrackedObject)>>,
+    /// Each live track's best-scoring view so far, when snapshots are on.
+    best: BTreeMap<u64, BestView>,
 }
 
 /// The most positions kept per unreported track (at 5 fps, 12 s).
@@ -55,6 +60,8 @@ pub struct DetectedFrame {
     /// The stream's timestamp, if it has one.
     pub pts: Option<Duration>,
     pub detections: Vec<Detection>,
+    /// The frame as the detector saw it, when the camera takes snapshots.
+    pub image: Option<Arc<FrameImage>>,
 }
 
 /// Stream seconds of a frame: its PTS, else its capture time.
@@ -83,6 +90,7 @@ impl CameraObjects {
             rejected: Rejected::ALL.iter().map(|r| (r.as_str(), 0)).collect(),
             objects_reported: 0,
             backlog: BTreeMap::new(),
+            best: BTreeMap::new(),
         })
     }
 
@@ -114,6 +122,13 @@ impl CameraObjects {
             }
         }
         let tracked = self.tracker.update(t, &observations);
+        if let Some(image) = &frame.image {
+            for tr in tracked.tracks.iter().filter(|tr| tr.detection.is_some()) {
+                if self.best.get(&tr.id).is_none_or(|b| tr.score > b.score) {
+                    self.best.insert(tr.id, BestView { score: tr.score, frame: image.clone(), bbox: tr.bbox });
+                }
+            }
+        }
         let seen = self.lifecycle.observe(t, &tracked.tracks);
         let mut objects = Vec::new();
         let mut rules_out = RulesOutput::default();
@@ -158,11 +173,13 @@ impl CameraObjects {
         let object_events = self.lifecycle.report(t, &facts);
         // `new` before the rule events that name the object.
         out.extend(self.object_messages(&object_events, frame.meta, t));
+        out.extend(self.snapshots(&object_events));
         out.extend(self.rule_messages(rules_out, frame.meta, t));
 
         let mut removed_rules = RulesOutput::default();
         for tr in &tracked.removed {
             self.backlog.remove(&tr.id);
+            self.best.remove(&tr.id);
             let r = self.rules.remove(tr.id);
             removed_rules.zone_events.extend(r.zone_events);
         }
@@ -180,6 +197,7 @@ impl CameraObjects {
             zone_exits.zone_events.extend(self.rules.remove(tr.id).zone_events);
         }
         self.backlog.clear();
+        self.best.clear();
         let mut out = self.rule_messages(zone_exits, meta, t);
         let ended = self.lifecycle.finish();
         out.extend(self.object_messages(&ended, meta, t));
@@ -317,6 +335,30 @@ impl CameraObjects {
         out
     }
 
+    /// A snapshot when an object is first reported, and whenever its best view improved.
+    fn snapshots(&self, events: &[ObjectEvent]) -> Vec<Outgoing> {
+        let cfg = &self.spec.snapshots;
+        if !cfg.enabled {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for ev in events {
+            let wanted = match &ev.kind {
+                EventKind::New => true,
+                EventKind::Update(reasons) => reasons.contains(&UpdateReason::TopScore),
+                EventKind::End => false,
+            };
+            let o = &ev.object;
+            let Some(view) = self.best.get(&o.track_id).filter(|_| wanted) else { continue };
+            let label = labels::COCO.get(o.class).copied().unwrap_or("unknown");
+            match snapshot::encode(cfg, view, o.class, label) {
+                Ok(jpeg) => out.push(Outgoing::new(Topic::Snapshot { camera: self.camera.clone(), object_id: o.object_id.clone() }, jpeg)),
+                Err(e) => tracing::warn!(camera = %self.camera, error = %e, "could not encode a snapshot"),
+            }
+        }
+        out
+    }
+
     fn occupancy(&self, zone: &str, label: &str, count: u32, now: &str) -> Outgoing {
         let msg = payload::Occupancy {
             v: payload::SCHEMA_VERSION,
@@ -350,6 +392,7 @@ mod tests {
             rejected: BTreeMap::new(),
             objects_reported: 0,
             backlog: BTreeMap::new(),
+            best: BTreeMap::new(),
         }
     }
 
@@ -362,7 +405,7 @@ mod tests {
             width: 1280,
             height: 720,
         };
-        DetectedFrame { meta, pts: Some(Duration::from_secs_f64(t)), detections: dets }
+        DetectedFrame { meta, pts: Some(Duration::from_secs_f64(t)), detections: dets, image: None }
     }
 
     fn car(x: f32, score: f32) -> Detection {

@@ -32,6 +32,9 @@ pub enum Topic {
     Occupancy { camera: String, zone: String, label: String },
     /// `<prefix>/<camera>/<line>/<label>`, retained cumulative line counts.
     LineCount { camera: String, line: String, label: String },
+    /// `<prefix>/<camera>/snapshot`, retained JPEG of an object's best frame; also saved as
+    /// `<snapshot dir>/<camera>/<object_id>.jpg`.
+    Snapshot { camera: String, object_id: String },
 }
 
 impl Topic {
@@ -42,6 +45,7 @@ impl Topic {
             Topic::Stats => format!("{prefix}/stats"),
             Topic::Occupancy { camera, zone, label } => format!("{prefix}/{camera}/{zone}/{label}"),
             Topic::LineCount { camera, line, label } => format!("{prefix}/{camera}/{line}/{label}"),
+            Topic::Snapshot { camera, .. } => format!("{prefix}/{camera}/snapshot"),
         }
     }
 
@@ -49,14 +53,14 @@ impl Topic {
     pub fn camera(&self) -> Option<&str> {
         match self {
             Topic::Events(c) | Topic::CameraStatus(c) => Some(c),
-            Topic::Occupancy { camera, .. } | Topic::LineCount { camera, .. } => Some(camera),
+            Topic::Occupancy { camera, .. } | Topic::LineCount { camera, .. } | Topic::Snapshot { camera, .. } => Some(camera),
             Topic::Stats => None,
         }
     }
 
     /// Retained topics hold state a new subscriber needs at once.
     pub fn retained(&self) -> bool {
-        matches!(self, Topic::CameraStatus(_) | Topic::Occupancy { .. } | Topic::LineCount { .. })
+        matches!(self, Topic::CameraStatus(_) | Topic::Occupancy { .. } | Topic::LineCount { .. } | Topic::Snapshot { .. })
     }
 }
 
@@ -106,6 +110,8 @@ impl Sink {
 
     pub fn publish(&mut self, msg: Outgoing) {
         match self {
+            // JPEG bytes would break the JSON lines; the file on disk is there to look at.
+            Sink::Stdout(_, _) if matches!(msg.topic, Topic::Snapshot { .. }) => {}
             Sink::Stdout(out, n) => {
                 let mut lock = out.lock();
                 // stdout closed (a pipe reader went away) is not worth stopping cameras for.
