@@ -24,7 +24,7 @@ use crate::metrics::{self, Metrics};
 use crate::link::{self, EVENT_LINK_CAPACITY, FRAME_LINK_CAPACITY, LinkSender, WhenFull};
 use crate::objects::snapshot::FrameImage;
 use crate::objects::{CameraObjects, DetectedFrame};
-use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, mqtt::MqttSink, payload};
+use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, discovery, mqtt::MqttSink, payload};
 use crate::shutdown::Shutdown;
 use crate::source::{self, Frame, Outcome, StateChange};
 use crate::stats::{CameraCounters, CameraSummary, DropReason};
@@ -120,6 +120,13 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
     let m = metrics.clone();
     let store = SnapshotStore::new(spec.snapshot_dir.clone(), spec.snapshot_retain, spec.cameras.iter().any(|c| c.objects.snapshots.enabled));
     let publisher = spawn("publish", move || publish_loop(events_rx, sink, flush_timeout, &m, store))?;
+    if let Some(m) = &spec.mqtt
+        && let Some(discovery_prefix) = &m.discovery_prefix
+    {
+        for (topic, payload) in discovery::messages(spec, &m.topic_prefix, discovery_prefix) {
+            let _ = events_tx.send(Outgoing::new(Topic::Discovery(topic), payload));
+        }
+    }
 
     // Cameras are sharded over workers so that each camera's frames are detected, and its
     // events published, in capture order.

@@ -64,6 +64,10 @@ pub struct RawMqtt {
     pub queue_capacity_messages: Option<usize>,
     /// How long a stopping daemon waits for the broker to acknowledge what it sent. Default: 10.
     pub flush_timeout_seconds: Option<u64>,
+    /// Publish Home Assistant MQTT discovery configs. Default: false.
+    pub discovery: Option<bool>,
+    /// Default: "homeassistant".
+    pub discovery_prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

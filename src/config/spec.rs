@@ -57,6 +57,8 @@ pub struct MqttSpec {
     pub keepalive: Duration,
     pub queue_capacity: usize,
     pub flush_timeout: Duration,
+    /// The Home Assistant discovery prefix, when discovery is on.
+    pub discovery_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -242,7 +244,12 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         if keepalive < 5 {
             e.push("mqtt.keepalive_seconds", "must be at least 5 (rumqttc's minimum)");
         }
+        let discovery_prefix = m.discovery_prefix.unwrap_or_else(|| "homeassistant".to_string());
+        if discovery_prefix.is_empty() || discovery_prefix.contains(['+', '#']) || discovery_prefix.ends_with('/') {
+            e.push("mqtt.discovery_prefix", format!("`{discovery_prefix}` must be non-empty, hold no '+' or '#', and not end in '/'"));
+        }
         MqttSpec {
+            discovery_prefix: m.discovery.unwrap_or(false).then_some(discovery_prefix),
             host,
             port,
             client_id: m.client_id.unwrap_or_else(|| format!("lookout-{gateway_id}")),

@@ -13,6 +13,7 @@
 //! and `<camera>/<line>/<label>` (retained counts) and `stats` (JSON).
 //! The publisher never waits on the network: see [`mqtt`].
 
+pub mod discovery;
 pub mod mqtt;
 pub mod payload;
 
@@ -35,6 +36,8 @@ pub enum Topic {
     /// `<prefix>/<camera>/snapshot`, retained JPEG of an object's best frame; also saved as
     /// `<snapshot dir>/<camera>/<object_id>.jpg`.
     Snapshot { camera: String, object_id: String },
+    /// A Home Assistant discovery config: an absolute topic (not under the prefix), retained.
+    Discovery(String),
 }
 
 impl Topic {
@@ -46,6 +49,7 @@ impl Topic {
             Topic::Occupancy { camera, zone, label } => format!("{prefix}/{camera}/{zone}/{label}"),
             Topic::LineCount { camera, line, label } => format!("{prefix}/{camera}/{line}/{label}"),
             Topic::Snapshot { camera, .. } => format!("{prefix}/{camera}/snapshot"),
+            Topic::Discovery(topic) => topic.clone(),
         }
     }
 
@@ -54,13 +58,13 @@ impl Topic {
         match self {
             Topic::Events(c) | Topic::CameraStatus(c) => Some(c),
             Topic::Occupancy { camera, .. } | Topic::LineCount { camera, .. } | Topic::Snapshot { camera, .. } => Some(camera),
-            Topic::Stats => None,
+            Topic::Stats | Topic::Discovery(_) => None,
         }
     }
 
     /// Retained topics hold state a new subscriber needs at once.
     pub fn retained(&self) -> bool {
-        matches!(self, Topic::CameraStatus(_) | Topic::Occupancy { .. } | Topic::LineCount { .. } | Topic::Snapshot { .. })
+        matches!(self, Topic::CameraStatus(_) | Topic::Occupancy { .. } | Topic::LineCount { .. } | Topic::Snapshot { .. } | Topic::Discovery(_))
     }
 }
 

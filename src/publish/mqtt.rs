@@ -45,6 +45,9 @@ impl MqttSink {
         let status_topic = format!("{}/status", spec.topic_prefix);
         let mut opts = MqttOptions::new(&spec.client_id, &spec.host, spec.port);
         opts.set_keep_alive(spec.keepalive);
+        // rumqttc refuses packets over 10 kB by default; a snapshot JPEG is bigger. Incoming
+        // packets stay small (acks only).
+        opts.set_max_packet_size(64 * 1024, 8 * 1024 * 1024);
         opts.set_last_will(LastWill::new(&status_topic, OFFLINE, QoS::AtLeastOnce, true));
         let (client, connection) = Client::new(opts, spec.queue_capacity);
         let counters = Arc::new(Counters::default());

@@ -297,8 +297,9 @@ pub fn boxes(b: [f32; 4], width: u32, height: u32) -> ([f64; 4], [f64; 4]) {
 /// Direction (degrees, 0 = right, 90 = down) and speed (px/s) of a velocity.
 pub fn heading(v: [f32; 2]) -> (f64, f64) {
     let speed = (v[0] as f64).hypot(v[1] as f64);
-    let deg = (v[1] as f64).atan2(v[0] as f64).to_degrees().rem_euclid(360.0);
-    ((deg * 10.0).round() / 10.0, (speed * 10.0).round() / 10.0)
+    let deg = (v[1] as f64).atan2(v[0] as f64).to_degrees();
+    // Round first, then wrap: 359.97 must read 0.0, not 360.0.
+    (((deg * 10.0).round() / 10.0).rem_euclid(360.0), (speed * 10.0).round() / 10.0)
 }
 
 pub fn score(s: f32) -> f64 {

@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod config;
 mod detect;
+mod discovery;
 mod metrics;
 mod mjpeg;
 mod mqtt_e2e;

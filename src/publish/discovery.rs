@@ -1,0 +1,127 @@
+//! Home Assistant MQTT discovery: retained config messages under `homeassistant/` that make
+//! each camera's availability, zone occupancy per label, line counts and snapshot appear in
+//! Home Assistant with no YAML. Pure: the spec in, (topic, payload) pairs out.
+//!
+//! ```toml
+//! [mqtt]
+//! discovery = true                  # default false
+//! discovery_prefix = "homeassistant"
+//! ```
+
+use serde_json::{Value, json};
+
+use crate::config::{CameraSpec, Spec};
+use crate::detect::labels;
+
+/// Labels a zone or line reports when neither it nor the camera names any: the ones
+/// people ask about. Listing all 80 COCO labels would bury the useful entities.
+const DEFAULT_LABELS: [&str; 2] = ["person", "car"];
+
+/// Names usable in Home Assistant object ids: `traffic light` → `traffic_light`.
+fn id(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
+fn labels_for(own: &Option<Vec<String>>, cam: &CameraSpec) -> Vec<String> {
+    if let Some(l) = own {
+        return l.clone();
+    }
+    match &cam.detect.labels {
+        Some(classes) => classes.iter().filter_map(|&c| labels::COCO.get(c).map(|s| s.to_string())).collect(),
+        None => DEFAULT_LABELS.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Every discovery message for `spec`, published under `discovery_prefix` with MQTT topics
+/// under `topic_prefix`.
+pub fn messages(spec: &Spec, topic_prefix: &str, discovery_prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let gw = &spec.gateway_id;
+    let node = id(&format!("lookout_{gw}"));
+    let availability = json!([{ "topic": format!("{topic_prefix}/status"), "payload_available": "online", "payload_not_available": "offline" }]);
+    let mut out = Vec::new();
+    let mut push = |component: &str, object: String, mut config: Value, cam: &CameraSpec| {
+        config["unique_id"] = Value::from(format!("{node}_{object}"));
+        config["object_id"] = Value::from(format!("{node}_{object}"));
+        config["availability"] = availability.clone();
+        config["device"] = json!({
+            "identifiers": [format!("{node}_{}", id(&cam.name))],
+            "name": format!("Lookout {gw} {}", cam.name),
+            "manufacturer": "Lookout",
+            "model": "video analytics",
+            "sw_version": env!("CARGO_PKG_VERSION"),
+            "via_device": node,
+        });
+        let topic = format!("{discovery_prefix}/{component}/{node}/{object}/config");
+        out.push((topic, serde_json::to_vec(&config).unwrap_or_default()));
+    };
+    for cam in &spec.cameras {
+        let c = id(&cam.name);
+        push(
+            "binary_sensor",
+            format!("{c}_streaming"),
+            json!({
+                "name": "Streaming",
+                "device_class": "connectivity",
+                "state_topic": format!("{topic_prefix}/{}/status", cam.name),
+                "value_template": "{{ 'ON' if value_json.state == 'streaming' else 'OFF' }}",
+                "json_attributes_topic": format!("{topic_prefix}/{}/status", cam.name),
+            }),
+            cam,
+        );
+        for z in &cam.objects.rules.zones {
+            let mut ls = labels_for(&z.labels, cam);
+            ls.push("all".into());
+            for label in ls {
+                push(
+                    "sensor",
+                    format!("{c}_{}_{}_count", id(&z.name), id(&label)),
+                    json!({
+                        "name": format!("{} {} count", z.name, label),
+                        "state_topic": format!("{topic_prefix}/{}/{}/{}", cam.name, z.name, label.replace(' ', "_")),
+                        "value_template": "{{ value_json.count }}",
+                        "state_class": "measurement",
+                        "icon": "mdi:counter",
+                    }),
+                    cam,
+                );
+            }
+        }
+        for l in &cam.objects.rules.lines {
+            for label in labels_for(&l.labels, cam) {
+                for dir in ["left_to_right", "right_to_left"] {
+                    push(
+                        "sensor",
+                        format!("{c}_{}_{}_{dir}", id(&l.name), id(&label)),
+                        json!({
+                            "name": format!("{} {} {}", l.name, label, dir.replace('_', " ")),
+                            "state_topic": format!("{topic_prefix}/{}/{}/{}", cam.name, l.name, label.replace(' ', "_")),
+                            "value_template": format!("{{{{ value_json.{dir} }}}}"),
+                            "state_class": "total_increasing",
+                            "icon": "mdi:transit-transfer",
+                        }),
+                        cam,
+                    );
+                }
+            }
+        }
+        if cam.objects.snapshots.enabled {
+            push(
+                "camera",
+                format!("{c}_snapshot"),
+                json!({ "name": "Snapshot", "topic": format!("{topic_prefix}/{}/snapshot", cam.name) }),
+                cam,
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_home_assistant_safe() {
+        assert_eq!(id("Front door.cam-1"), "front_door_cam_1");
+    }
+}
