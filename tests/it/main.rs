@@ -10,4 +10,5 @@ mod mjpeg;
 mod mqtt_e2e;
 mod onnx;
 mod rtsp;
+mod schema;
 mod supervise;
