@@ -71,6 +71,7 @@ fn a_corrupt_clip_fails_its_camera_only() {
     let dir = ConfigDir::new("corrupt", &global, &[("broken", &bad), ("street", &good)]);
     let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
     let _ = std::fs::remove_file(&corrupt);
+    crate::schema::assert_valid_lines(text(&out.stdout).lines());
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "a failed camera makes a non-zero exit: {stderr}");
     assert!(stderr.contains("camera broken: FAILED"), "{stderr}");

@@ -225,6 +225,7 @@ impl Daemon {
     fn drain(&mut self) {
         for l in self.rx.try_iter() {
             if let Ok(v) = serde_json::from_str(&l) {
+                crate::schema::assert_valid(&v);
                 self.lines.push(v);
             }
         }

@@ -12,5 +12,6 @@ mod mjpeg;
 mod mqtt_e2e;
 mod onnx;
 mod rtsp;
+mod schema;
 mod snapshots;
 mod supervise;

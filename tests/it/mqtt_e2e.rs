@@ -27,6 +27,7 @@ fn run_publishes_detections_of_the_street_clip_over_mqtt() {
     });
     assert!(got_offline, "no offline status; got topics {:?}", msgs.iter().map(|m| &m.0).collect::<BTreeSet<_>>());
     assert!(msgs.iter().any(|(t, p, r)| t == "lookout/e2e/status" && p == b"online" && !r), "online status");
+    crate::schema::assert_valid_messages(&msgs, "lookout/e2e/status");
 
     let events: Vec<Value> = msgs
         .iter()
@@ -119,6 +120,7 @@ fn tracked_objects_zones_and_lines_reach_mqtt() {
         msgs.extend(sub.rx.try_iter());
         msgs.iter().any(|(t, p, _)| t == "lookout/objs/status" && p == b"offline")
     }));
+    crate::schema::assert_valid_messages(&msgs, "lookout/objs/status");
     let events: Vec<Value> = msgs
         .iter()
         .filter(|(t, _, _)| t == "lookout/objs/street/events")
@@ -186,6 +188,7 @@ fn tracked_objects_zones_and_lines_reach_mqtt() {
         retained.extend(late.rx.try_iter());
         retained.iter().any(|(t, _, r)| t == "lookout/objs/street/road/all" && *r)
     }), "retained occupancy: {retained:?}");
+    crate::schema::assert_valid_messages(&retained, "lookout/objs/status");
 }
 
 #[test]

@@ -135,6 +135,7 @@ fn run_detects_on_an_rtsp_stream_and_never_shows_the_password() {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let out = wait_output(child, Duration::from_secs(20));
     lines.extend(rx.try_iter());
+    crate::schema::assert_valid_lines(&lines);
     let stderr = text(&out.stderr);
     assert!(seen, "labels seen over RTSP: {labels:?}, a frame timed by RTCP: {rtcp_timed}\nstderr: {stderr}");
     assert!(out.status.success(), "graceful stop on SIGTERM: {stderr}");
