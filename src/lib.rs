@@ -18,6 +18,8 @@
 //! pipeline   assembles the stages into threads for `lookout run`
 //! shutdown   the stop flag every thread of ours watches
 //! stats      per-camera counters shared by the stages, and the summary they reconcile to
+//! notify     sd_notify over $NOTIFY_SOCKET (std only): READY, STATUS, WATCHDOG, STOPPING
+//! supervisor stage-thread heartbeats → READY once up, STATUS lines, WATCHDOG only while all move
 //! cli/       one file per subcommand: run, check, detect, bench
 //! ```
 //!
@@ -29,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod link;
+pub mod notify;
 pub mod objects;
 pub mod pipeline;
 pub mod publish;
@@ -36,4 +39,5 @@ pub mod rules;
 pub mod shutdown;
 pub mod source;
 pub mod stats;
+pub mod supervisor;
 pub mod track;
