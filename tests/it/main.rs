@@ -11,3 +11,4 @@ mod mqtt_e2e;
 mod onnx;
 mod rtsp;
 mod supervise;
+mod systemd;
