@@ -290,11 +290,8 @@ fn supervise(health: &Health, shutdown: &Shutdown, reload: &AtomicBool, stop: &c
     let mut last_check = Instant::now();
     let (mut last_inferred, mut last_inferred_at) = (0u64, Instant::now());
     let mut withheld = false;
-    loop {
-        match stop.recv_timeout(TICK) {
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            _ => break,
-        }
+    // Until `Supervisor::stop` drops the sender.
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(TICK) {
         if shutdown.is_triggered() {
             break;
         }
