@@ -19,6 +19,8 @@
 //! pipeline   assembles the stages into threads for `lookout run`
 //! shutdown   the stop flag every thread of ours watches
 //! stats      per-camera counters shared by the stages, and the summary they reconcile to
+//! notify     sd_notify over $NOTIFY_SOCKET (std only): READY, STATUS, WATCHDOG, STOPPING
+//! supervisor stage-thread heartbeats → READY once up, STATUS lines, WATCHDOG only while all move
 //! cli/       one file per subcommand: run, check, detect, bench
 //! ```
 //!
@@ -31,6 +33,7 @@ pub mod config;
 pub mod detect;
 pub mod link;
 pub mod metrics;
+pub mod notify;
 pub mod objects;
 pub mod pipeline;
 pub mod publish;
@@ -38,4 +41,5 @@ pub mod rules;
 pub mod shutdown;
 pub mod source;
 pub mod stats;
+pub mod supervisor;
 pub mod track;

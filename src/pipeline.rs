@@ -28,6 +28,7 @@ use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, discovery, mqtt::Mqt
 use crate::shutdown::Shutdown;
 use crate::source::{self, Frame, Outcome, StateChange};
 use crate::stats::{CameraCounters, CameraSummary, DropReason};
+use crate::supervisor::{Beat, Health, IDLE_BEAT, recv_beating};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -69,6 +70,12 @@ pub fn run(spec: &Spec, shutdown: &Shutdown) -> Result<RunReport, PipelineError>
 
 /// As [`run`], with the sink chosen by the caller (benchmarks discard) instead of the config.
 pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Result<RunReport, PipelineError> {
+    run_supervised(spec, shutdown, sink, &Health::default())
+}
+
+/// As [`run_with_sink`], telling `health` (see [`crate::supervisor`]) each stage thread's
+/// heartbeat, each camera's state, and when every thread has started.
+pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, health: &Health) -> Result<RunReport, PipelineError> {
     source::apply_decoder_preferences(&spec.cameras)?;
     // Load every detector before any camera starts: a missing model or runtime is reported
     // once, clearly, instead of as a failing camera.
@@ -119,7 +126,8 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
     let flush_timeout = spec.mqtt.as_ref().map(|m| m.flush_timeout).unwrap_or_default();
     let m = metrics.clone();
     let store = SnapshotStore::new(spec.snapshot_dir.clone(), spec.snapshot_retain, spec.cameras.iter().any(|c| c.objects.snapshots.enabled));
-    let publisher = spawn("publish", move || publish_loop(events_rx, sink, flush_timeout, &m, store))?;
+    let beat = health.heartbeat("publish");
+    let publisher = spawn("publish", move || publish_loop(events_rx, sink, flush_timeout, &m, store, beat))?;
     if let Some(m) = &spec.mqtt
         && let Some(discovery_prefix) = &m.discovery_prefix
     {
@@ -135,12 +143,14 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
     for (i, cam) in spec.cameras.iter().enumerate() {
         let (tx, rx) = link::bounded::<Frame>(FRAME_LINK_CAPACITY, WhenFull::DropOldest, counters[i].dropped_link_full.clone());
         shards[i % workers].push(rx);
-        let (cam, c, ev, sd, gw, m) = (cam.clone(), counters[i].clone(), events_tx.clone(), shutdown.clone(), spec.gateway_id.clone(), metrics.clone());
+        let (cam, c, ev, sd, gw, m, hl) =
+            (cam.clone(), counters[i].clone(), events_tx.clone(), shutdown.clone(), spec.gateway_id.clone(), metrics.clone(), health.clone());
         let name = format!("src-{}", cam.name);
         sources.push(spawn(&name, move || {
             tracing::info!(camera = %cam.name, uri = %cam.uri_redacted, fps = cam.detect.fps, "camera starting");
             source::run_camera(i, &cam, model_size, tx, c, &sd, |change| {
                 m.cameras().set(i, state_name(&change));
+                hl.camera_state(i, &change);
                 report_state(&gw, &cam, &ev, change)
             })
         })?);
@@ -152,8 +162,9 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
     for (cam, stage) in spec.cameras.iter().zip(stages) {
         let (tx, rx) = link::bounded::<DetectedFrame>(DETECTIONS_LINK_CAPACITY, WhenFull::Block, Default::default());
         detected_txs.push(tx);
-        let (ev, min_score) = (events_tx.clone(), cam.detect.min_score);
-        stage_handles.push(spawn(&format!("objects-{}", cam.name), move || objects_loop(stage, rx, &ev, min_score))?);
+        let (ev, min_score, name) = (events_tx.clone(), cam.detect.min_score, format!("objects-{}", cam.name));
+        let beat = health.heartbeat(&name);
+        stage_handles.push(spawn(&name, move || objects_loop(stage, rx, &ev, min_score, beat))?);
     }
 
     let mut worker_handles = Vec::new();
@@ -162,10 +173,12 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
         let min_scores: Vec<f32> = spec.cameras.iter().map(|c| c.detect.min_score).collect();
         let snapshots: Vec<bool> = spec.cameras.iter().map(|c| c.objects.snapshots.enabled).collect();
         let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
-        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &snapshots, &ctr, &dtx, &m))?);
+        let beat = health.heartbeat(&format!("detect-{n}"));
+        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &snapshots, &ctr, &dtx, &m, beat))?);
     }
     // The workers hold the only senders now: the stages end when the workers do.
     drop(detected_txs);
+    health.started(&spec.cameras.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), &counters);
 
     // Periodic stats until every camera has finished.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
@@ -282,6 +295,7 @@ fn detect_loop(
     counters: &[Arc<CameraCounters>],
     stages: &[LinkSender<DetectedFrame>],
     metrics: &Metrics,
+    beat: Beat,
 ) {
     let mut sel = Select::new();
     for rx in &rxs {
@@ -290,7 +304,9 @@ fn detect_loop(
     let mut open = rxs.len();
     while open > 0 {
         // Select picks fairly among the ready links, so a busy camera can't starve a quiet one.
-        let op = sel.select();
+        // The timeout keeps an idle worker beating.
+        beat.beat();
+        let Ok(op) = sel.select_timeout(IDLE_BEAT) else { continue };
         let i = op.index();
         let frame = match op.recv(&rxs[i]) {
             Ok(f) => f,
@@ -346,9 +362,9 @@ fn frame_image(frame: &Frame) -> Option<Arc<FrameImage>> {
 
 /// One camera's objects stage: tracker, rules and lifecycle, until its workers are done;
 /// then every object still open ends.
-fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &LinkSender<Outgoing>, min_score: f32) {
+fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &LinkSender<Outgoing>, min_score: f32, beat: Beat) {
     let mut last = None;
-    for frame in rx.iter() {
+    while let Some(frame) = recv_beating(&rx, &beat) {
         for msg in stage.on_frame(&frame, min_score) {
             if events.send(msg).is_err() {
                 tracing::error!("publisher gone; stopping objects stage");
@@ -415,8 +431,8 @@ impl SnapshotStore {
     }
 }
 
-fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration, metrics: &Metrics, mut store: SnapshotStore) -> DeliveryReport {
-    for msg in rx.iter() {
+fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration, metrics: &Metrics, mut store: SnapshotStore, beat: Beat) -> DeliveryReport {
+    while let Some(msg) = recv_beating(&rx, &beat) {
         if let Topic::Snapshot { camera, object_id } = &msg.topic {
             store.save(camera, object_id, &msg.payload);
         }

@@ -2,10 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use crate::config;
 use crate::pipeline::{self, RunReport};
 use crate::shutdown::Shutdown;
+use crate::supervisor::{Health, Supervisor};
 use crate::source::Outcome;
 
 pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
@@ -24,7 +27,22 @@ pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
             tracing::warn!(error = %e, "could not install a signal handler; stop with SIGKILL only");
         }
     }
-    match pipeline::run(&spec, &shutdown) {
+    // SIGHUP (systemctl reload) must not kill us, as it would by default: the supervisor
+    // acknowledges it in the log; the config is only read at start.
+    let reload = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()) {
+        tracing::warn!(error = %e, "could not install a SIGHUP handler; do not send SIGHUP");
+    }
+    let health = Health::new();
+    let supervisor = Supervisor::start(health.clone(), shutdown.clone(), reload)
+        .map_err(|e| tracing::warn!(error = %e, "could not start the supervisor thread; no READY, STATUS or WATCHDOG for systemd"))
+        .ok();
+    let result = pipeline::run_supervised(&spec, &shutdown, None, &health);
+    // Sends STOPPING=1 if the signal has not already.
+    if let Some(s) = supervisor {
+        s.stop();
+    }
+    match result {
         Ok(report) => {
             print_summary(&report);
             if report.cameras.iter().any(|c| matches!(c.outcome, Outcome::Failed(_))) {

@@ -15,3 +15,4 @@ mod rtsp;
 mod schema;
 mod snapshots;
 mod supervise;
+mod systemd;
