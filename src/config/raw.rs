@@ -68,6 +68,11 @@ pub struct RawMqtt {
     pub discovery: Option<bool>,
     /// Default: "homeassistant".
     pub discovery_prefix: Option<String>,
+    /// Broker login: the user, with the password from `password_env` (a variable's name) or
+    /// `password_file` (`$CREDENTIALS_DIRECTORY/` expanded, for systemd `LoadCredential=`).
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

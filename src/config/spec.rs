@@ -59,6 +59,8 @@ pub struct MqttSpec {
     pub flush_timeout: Duration,
     /// The Home Assistant discovery prefix, when discovery is on.
     pub discovery_prefix: Option<String>,
+    /// The broker login, if it wants one.
+    pub credentials: Option<Credentials>,
 }
 
 #[derive(Debug, Clone)]
@@ -248,7 +250,16 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         if discovery_prefix.is_empty() || discovery_prefix.contains(['+', '#']) || discovery_prefix.ends_with('/') {
             e.push("mqtt.discovery_prefix", format!("`{discovery_prefix}` must be non-empty, hold no '+' or '#', and not end in '/'"));
         }
+        let credentials = match (m.username, (&m.password_env, &m.password_file)) {
+            (Some(username), source) => read_password("mqtt.", source, &mut e).map(|password| Credentials { username, password }),
+            (None, (None, None)) => None,
+            (None, _) => {
+                e.push("mqtt.username", "is needed with password_env or password_file");
+                None
+            }
+        };
         MqttSpec {
+            credentials,
             discovery_prefix: m.discovery.unwrap_or(false).then_some(discovery_prefix),
             host,
             port,
@@ -597,20 +608,26 @@ fn build_credentials(
         e.push("username", "the uri already holds a user name; give credentials in one place only (preferably here, not in the uri)");
         return None;
     }
-    let password = match source {
+    let password = read_password("", source, e)?;
+    Some(Credentials { username, password })
+}
+
+/// The password from `<prefix>password_env` or `<prefix>password_file` (exactly one).
+fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &mut Errors) -> Option<String> {
+    match source {
         (Some(_), Some(_)) => {
-            e.push("password_env", "give password_env or password_file, not both");
-            return None;
+            e.push(&format!("{prefix}password_env"), "give password_env or password_file, not both");
+            None
         }
         (None, None) => {
-            e.push("username", "needs a password: set password_env (an environment variable's name) or password_file");
-            return None;
+            e.push(&format!("{prefix}username"), "needs a password: set password_env (an environment variable's name) or password_file");
+            None
         }
         (Some(var), None) => match std::env::var(var) {
-            Ok(v) if !v.is_empty() => v,
+            Ok(v) if !v.is_empty() => Some(v),
             _ => {
-                e.push("password_env", format!("environment variable `{var}` is not set or empty; set it for the service (systemd Environment= or EnvironmentFile=)"));
-                return None;
+                e.push(&format!("{prefix}password_env"), format!("environment variable `{var}` is not set or empty; set it for the service (systemd Environment= or EnvironmentFile=)"));
+                None
             }
         },
         (None, Some(path)) => {
@@ -619,19 +636,18 @@ fn build_credentials(
                 _ => PathBuf::from(path),
             };
             match std::fs::read_to_string(&expanded) {
-                Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => v.trim_end_matches(['\r', '\n']).to_string(),
+                Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => Some(v.trim_end_matches(['\r', '\n']).to_string()),
                 Ok(_) => {
-                    e.push("password_file", format!("{} is empty", expanded.display()));
-                    return None;
+                    e.push(&format!("{prefix}password_file"), format!("{} is empty", expanded.display()));
+                    None
                 }
                 Err(err) => {
-                    e.push("password_file", format!("can't read {}: {err}; check the path and that the lookout user may read it", expanded.display()));
-                    return None;
+                    e.push(&format!("{prefix}password_file"), format!("can't read {}: {err}; check the path and that the lookout user may read it", expanded.display()));
+                    None
                 }
             }
         }
-    };
-    Some(Credentials { username, password })
+    }
 }
 
 /// A URI as written, or a plain path made into a file:// URI. Files must exist: a typo in a

@@ -48,6 +48,9 @@ impl MqttSink {
         // rumqttc refuses packets over 10 kB by default; a snapshot JPEG is bigger. Incoming
         // packets stay small (acks only).
         opts.set_max_packet_size(64 * 1024, 8 * 1024 * 1024);
+        if let Some(c) = &spec.credentials {
+            opts.set_credentials(c.username.clone(), c.password.clone());
+        }
         opts.set_last_will(LastWill::new(&status_topic, OFFLINE, QoS::AtLeastOnce, true));
         let (client, connection) = Client::new(opts, spec.queue_capacity);
         let counters = Arc::new(Counters::default());
@@ -161,8 +164,13 @@ fn connection_loop(mut connection: Connection, client: Client, counters: Arc<Cou
                     tracing::warn!(host = %spec.host, port = spec.port, error = %e,
                         "lost the MQTT broker; reconnecting, messages queue meanwhile");
                 } else if failures == 1 || failures.is_multiple_of(10) {
-                    tracing::warn!(host = %spec.host, port = spec.port, error = %e, retry_in_s = backoff.as_secs(), attempts = failures,
-                        "MQTT broker unreachable; retrying. Check mqtt.host and mqtt.port, and that the broker runs");
+                    if let rumqttc::ConnectionError::ConnectionRefused(code) = &e {
+                        tracing::error!(host = %spec.host, port = spec.port, code = ?code, retry_in_s = backoff.as_secs(), attempts = failures,
+                            "the MQTT broker refused the connection; check mqtt.username and mqtt.password_env / password_file (and the broker's ACL)");
+                    } else {
+                        tracing::warn!(host = %spec.host, port = spec.port, error = %e, retry_in_s = backoff.as_secs(), attempts = failures,
+                            "MQTT broker unreachable; retrying. Check mqtt.host and mqtt.port, and that the broker runs");
+                    }
                 }
                 sleep_unless_stopped(backoff, &counters.stop);
                 backoff = (backoff * 2).min(BACKOFF_MAX);

@@ -9,6 +9,7 @@ mod detect;
 mod discovery;
 mod metrics;
 mod mjpeg;
+mod mqtt_auth;
 mod mqtt_e2e;
 mod onnx;
 mod rtsp;
