@@ -90,6 +90,9 @@ pub struct Spool {
     head_dirty: bool,
     /// Append handle of the last segment, when this `Spool` created it.
     tail: Option<File>,
+    /// Id of the next segment: ids only grow, even through an empty spool, so a stale head
+    /// file can never point past a newer segment.
+    next_id: u64,
     next_seq: u64,
     dropped_oldest: u64,
     dropped_since_warn: u64,
@@ -119,6 +122,7 @@ impl Spool {
             head: 0,
             head_dirty: false,
             tail: None,
+            next_id: ids.last().copied().max(head.map(|(hid, _)| hid)).map_or(1, |id| id + 1),
             next_seq: 0,
             dropped_oldest: 0,
             dropped_since_warn: 0,
@@ -175,7 +179,8 @@ impl Spool {
             _ => true,
         };
         if need_new {
-            let id = self.segments.back().map_or(1, |s| s.id + 1);
+            let id = self.next_id;
+            self.next_id += 1;
             let path = self.segment_path(id);
             let file = OpenOptions::new().create(true).write(true).truncate(true).open(&path).map_err(io_err(&path))?;
             self.tail = Some(file);
@@ -208,7 +213,7 @@ impl Spool {
         while out.len() < n && seq < self.next_seq {
             let Some(seg) = self.segments.iter().find(|s| seq >= s.first_seq && seq < s.first_seq + s.count()) else { break };
             let i = (seq - seg.first_seq) as usize;
-            let j = (i + (n - out.len())).min(seg.offsets.len());
+            let j = i.saturating_add(n - out.len()).min(seg.offsets.len());
             let start = seg.offsets[i];
             let stop = if j < seg.offsets.len() { seg.offsets[j] } else { seg.end };
             let path = self.segment_path(seg.id);
