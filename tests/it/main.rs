@@ -11,4 +11,5 @@ mod mjpeg;
 mod mqtt_e2e;
 mod onnx;
 mod rtsp;
+mod spool;
 mod supervise;
