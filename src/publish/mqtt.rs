@@ -405,11 +405,11 @@ fn connection_loop(mut connection: Connection, client: Client, shared: Arc<Share
                         st.resend.push_front(s);
                     }
                 }
-                let waiting = st.backlog();
+                let (waiting, session_present) = (st.backlog(), ack.session_present);
                 if failures > 0 {
-                    tracing::info!(host = %spec.host, port = spec.port, waiting, "MQTT broker reachable again; sending what waited");
+                    tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, "MQTT broker reachable again; sending what waited");
                 } else {
-                    tracing::info!(host = %spec.host, port = spec.port, waiting, "connected to MQTT broker");
+                    tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, "connected to MQTT broker");
                 }
                 failures = 0;
                 let rec = Record { topic: status_topic.clone(), retain: true, payload: ONLINE.as_bytes().to_vec() };

@@ -127,6 +127,9 @@ impl Broker {
     /// [`Broker::stop`] and a start on the same port with the same `dir`.
     pub fn start_persistent(port: u16, dir: &Path) -> Broker {
         std::fs::create_dir_all(dir).unwrap();
+        // Started as root, mosquitto drops to its own user before it saves the database.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         Broker::start_with(port, &format!("persistence true\npersistence_location {}/\nmax_queued_messages 0", dir.display()))
     }
 

@@ -2,9 +2,10 @@
 //! camera, a restart replays what the last run could not send, and a full spool drops the
 //! oldest and counts them.
 //!
-//! The completeness oracle: with `[events] detections = true` and `min_score = 0.1`, every
-//! inferred frame of the street clip has detections, so the number of detection events a run
-//! produced is its final stats' `inferred`, and the final stats travel the same way.
+//! The completeness oracle: with `[events] detections = true` and `min_score = 0.01`, every
+//! inferred frame of the street clip has detections (at 0.1, 3 frames in 50 have none), so the
+//! number of detection events a run produced is its final stats' `inferred`, and the final stats
+//! travel the same way.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -18,7 +19,7 @@ type Msg = (String, Vec<u8>, bool);
 
 fn camera_toml(realtime: bool, loop_file: bool) -> String {
     format!(
-        "uri = {:?}\nrealtime = {realtime}\nloop = {loop_file}\n[detect]\nfps = 5\nmin_score = 0.1\n[events]\ndetections = true\n",
+        "uri = {:?}\nrealtime = {realtime}\nloop = {loop_file}\n[detect]\nfps = 5\nmin_score = 0.01\n[track]\nlow_score = 0.01\nnew_track_score = 0.5\n[events]\ndetections = true\n",
         media("bikes.mp4").display().to_string()
     )
 }
@@ -110,15 +111,13 @@ fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
 
     // Messages go in order, so an event captured after the broker came back arrives only after
     // everything spooled during the outage.
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            msgs.extend(sub.rx.try_iter());
-            json_on(&msgs, events_topic).iter().any(|v| captured(v) > up)
-        }),
-        "no live event after the broker came back; daemon stderr follows the kill"
-    );
+    let live_again = wait_until(Duration::from_secs(60), || {
+        msgs.extend(sub.rx.try_iter());
+        json_on(&msgs, events_topic).iter().any(|v| captured(v) > up)
+    });
     let out = d.terminate();
     let stderr = text(&out.stderr);
+    assert!(live_again, "no live event after the broker came back: {stderr}");
     assert!(out.status.success(), "{stderr}");
     assert!(
         wait_until(Duration::from_secs(20), || {
@@ -135,7 +134,15 @@ fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
     assert!(stderr.contains("lost the MQTT broker"), "{stderr}");
     assert!(stderr.contains("MQTT broker reachable again"), "{stderr}");
     assert!(during >= 60, "events were produced all through the outage: {during}");
-    assert_eq!(events.len() as u64, produced, "every event produced arrived");
+    let gaps: Vec<String> = events
+        .windows(2)
+        .filter(|w| w[1]["frame_seq"].as_u64().unwrap() != w[0]["frame_seq"].as_u64().unwrap() + 1)
+        .map(|w| {
+            let at = |v: &Value| captured(v).duration_since(down).map(|d| d.as_secs_f64()).unwrap_or_else(|e| -e.duration().as_secs_f64());
+            format!("{}..{} ({:.1}..{:.1} s after the stop)", w[0]["frame_seq"], w[1]["frame_seq"], at(&w[0]), at(&w[1]))
+        })
+        .collect();
+    assert_eq!(events.len() as u64, produced, "every event produced arrived; gaps in frame_seq: {gaps:?}");
     assert_in_order(&events);
     // Nothing left behind: the summary has no spool part, and the spool is empty on disk.
     assert!(!stderr.contains("left in the spool"), "{stderr}");
@@ -195,7 +202,7 @@ fn a_full_spool_drops_the_oldest_counts_them_and_the_daemon_runs_on() {
     let port = free_port(); // nothing listens: everything goes to the spool
     let spool_dir = std::env::temp_dir().join(format!("lookout-test-bound-spool-{}-{port}", std::process::id()));
     let global = format!(
-        "gateway_id = \"bound\"\n[mqtt]\nport = {port}\nflush_timeout_seconds = 1\n[spool]\ndir = {:?}\nmax_bytes = 8192\n{}",
+        "gateway_id = \"bound\"\n[mqtt]\nport = {port}\nflush_timeout_seconds = 1\n[spool]\ndir = {:?}\nmax_bytes = 4096\n{}",
         spool_dir.display().to_string(),
         inference_toml()
     );
@@ -212,7 +219,7 @@ fn a_full_spool_drops_the_oldest_counts_them_and_the_daemon_runs_on() {
     assert!(spooled > 0, "{stderr}");
     assert_eq!((acked, lost, unacked), (0, 0, 0), "{stderr}");
     assert_eq!(spooled + dropped, published, "every message is kept or counted: {stderr}");
-    assert!(bytes <= 8192, "{stderr}");
+    assert!(bytes <= 4096, "{stderr}");
     let on_disk: u64 = spool_segments(&spool_dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     assert_eq!(on_disk, bytes, "nothing delivered, so the segments hold exactly what is kept");
     let _ = std::fs::remove_dir_all(&spool_dir);
