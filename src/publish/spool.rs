@@ -445,7 +445,7 @@ mod tests {
     }
 
     fn rec(i: usize) -> Record {
-        Record { topic: format!("t/{}", i % 3), retain: i % 2 == 0, payload: format!("message {i:05} {}", "x".repeat(i % 50)).into_bytes() }
+        Record { topic: format!("t/{}", i % 3), retain: i.is_multiple_of(2), payload: format!("message {i:05} {}", "x".repeat(i % 50)).into_bytes() }
     }
 
     fn drain(s: &mut Spool) -> Vec<Record> {
