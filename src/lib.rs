@@ -13,7 +13,8 @@
 //! track/     ByteTrack-style tracker (pure): Kalman, Hungarian, two-stage association
 //! rules/     filters, masks, zones, counting lines, stationary objects (pure)
 //! objects/   per camera: detections → filters → tracker → lifecycle (new/update/end) + rules
-//! publish/   event payloads (pure) and the sinks: MQTT (rumqttc, QoS 1) or JSON lines on stdout
+//! publish/   event payloads (pure) and the sinks: MQTT (rumqttc, QoS 1, with an on-disk spool for
+//!            broker outages and restarts) or JSON lines on stdout
 //! annotate   boxes and labels drawn onto images for `lookout detect --annotate` and snapshots
 //! metrics    Prometheus /metrics and /healthz over HTTP (prometheus-client)
 //! pipeline   assembles the stages into threads for `lookout run`

@@ -27,6 +27,9 @@ pub struct RawGlobal {
     pub metrics: RawMetrics,
     #[serde(default)]
     pub snapshots: RawSnapshotStore,
+    /// Where MQTT messages wait while the broker is away. Used only with `[mqtt]`.
+    #[serde(default)]
+    pub spool: RawSpool,
 }
 
 /// Where snapshots are kept, for every camera.
@@ -38,6 +41,16 @@ pub struct RawSnapshotStore {
     pub dir: Option<String>,
     /// Snapshots older than this are deleted. Default: 7.
     pub retain_days: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpool {
+    /// Directory of the on-disk spool. Default: `$STATE_DIRECTORY/spool` when systemd sets
+    /// STATE_DIRECTORY, else `.lookout/spool`, relative to the config directory.
+    pub dir: Option<String>,
+    /// The spool's size limit; past it the oldest messages are dropped. Default: 104857600 (100 MiB).
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,8 +73,12 @@ pub struct RawMqtt {
     pub client_id: Option<String>,
     /// Default: 30.
     pub keepalive_seconds: Option<u64>,
-    /// Capacity of the client's outgoing queue, in messages. Default: 1000.
+    /// Messages held in memory when the spool cannot be opened (else unused: the spool holds
+    /// what the broker has not taken). Default: 1000.
     pub queue_capacity_messages: Option<usize>,
+    /// Messages sent and not yet acknowledged (PUBACK) at any time; the rest wait in the spool.
+    /// Default: 100.
+    pub max_inflight: Option<u16>,
     /// How long a stopping daemon waits for the broker to acknowledge what it sent. Default: 10.
     pub flush_timeout_seconds: Option<u64>,
     /// Publish Home Assistant MQTT discovery configs. Default: false.

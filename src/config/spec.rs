@@ -17,6 +17,11 @@ pub const DEFAULT_MQTT_PORT: u16 = 1883;
 pub const DEFAULT_KEEPALIVE_SECONDS: u64 = 30;
 pub const DEFAULT_MQTT_QUEUE_MESSAGES: usize = 1000;
 pub const DEFAULT_FLUSH_TIMEOUT_SECONDS: u64 = 10;
+pub const DEFAULT_MQTT_MAX_INFLIGHT: u16 = 100;
+pub const DEFAULT_SPOOL_DIR: &str = ".lookout/spool";
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 100 << 20;
+/// Set by systemd for `StateDirectory=`; the default spool lives under it.
+pub const STATE_DIRECTORY_ENV: &str = "STATE_DIRECTORY";
 pub const DEFAULT_MODEL: &str = "models/yolox_nano.onnx";
 pub const DEFAULT_ORT_LIBRARY: &str = ".lookout/ort/libonnxruntime.so.1.31.1";
 pub const DEFAULT_WORKERS: usize = 1;
@@ -56,11 +61,19 @@ pub struct MqttSpec {
     pub client_id: String,
     pub keepalive: Duration,
     pub queue_capacity: usize,
+    pub max_inflight: u16,
     pub flush_timeout: Duration,
     /// The Home Assistant discovery prefix, when discovery is on.
     pub discovery_prefix: Option<String>,
     /// The broker login, if it wants one.
     pub credentials: Option<Credentials>,
+    pub spool: SpoolSpec,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpoolSpec {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -258,11 +271,27 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
                 None
             }
         };
+        let max_inflight = m.max_inflight.unwrap_or(DEFAULT_MQTT_MAX_INFLIGHT);
+        if max_inflight == 0 || max_inflight == u16::MAX {
+            e.push("mqtt.max_inflight", "must be between 1 and 65534");
+        }
+        let spool_dir = match (&raw.spool.dir, std::env::var(STATE_DIRECTORY_ENV)) {
+            (Some(d), _) => resolve(dir, d),
+            // systemd passes a colon-separated list when the unit names several.
+            (None, Ok(state)) if !state.is_empty() => PathBuf::from(state.split(':').next().unwrap_or_default()).join("spool"),
+            (None, _) => dir.join(DEFAULT_SPOOL_DIR),
+        };
+        let max_bytes = raw.spool.max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
+        if max_bytes < 4096 {
+            e.push("spool.max_bytes", "must be at least 4096");
+        }
         MqttSpec {
             credentials,
             discovery_prefix: m.discovery.unwrap_or(false).then_some(discovery_prefix),
             host,
             port,
+            max_inflight,
+            spool: SpoolSpec { dir: spool_dir, max_bytes },
             client_id: m.client_id.unwrap_or_else(|| format!("lookout-{gateway_id}")),
             topic_prefix,
             keepalive: Duration::from_secs(keepalive),

@@ -11,11 +11,14 @@
 //! Topics, under the prefix: `status` (retained online/offline, last will offline),
 //! `<camera>/status` (retained JSON), `<camera>/events` (JSON, QoS 1), `<camera>/<zone>/<label>`
 //! and `<camera>/<line>/<label>` (retained counts) and `stats` (JSON).
-//! The publisher never waits on the network: see [`mqtt`].
+//! The publisher never waits on the network: see [`mqtt`]. While the broker is away, messages
+//! wait on disk in a bounded [`spool`] (`[spool]` in lookout.toml), and a restarted daemon
+//! sends what the last run could not.
 
 pub mod discovery;
 pub mod mqtt;
 pub mod payload;
+pub mod spool;
 
 use std::io::Write;
 use std::time::Duration;
@@ -89,14 +92,23 @@ impl Outgoing {
     }
 }
 
-/// What a sink could not deliver when it finished.
+/// What a sink delivered, and what it could not, when it finished.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct DeliveryReport {
+    /// Messages accepted from the pipeline.
     pub published: u64,
-    /// Refused because the client's queue was full (broker away for long).
+    /// Acknowledged by the broker (MQTT only; may include messages of an earlier run's spool).
+    pub delivered: u64,
+    /// Lost: neither sent nor spooled (no usable spool and the memory queue full, or a spool
+    /// write failed).
     pub dropped_queue_full: u64,
-    /// Handed to the client but not acknowledged by the broker before the flush deadline.
+    /// Not acknowledged by the flush deadline and not saved to the spool either: lost.
     pub unacknowledged: u64,
+    /// Left in the spool on disk for the next run.
+    pub spooled: u64,
+    pub spooled_bytes: u64,
+    /// Dropped from the spool, oldest first, to stay within `spool.max_bytes`.
+    pub dropped_oldest: u64,
 }
 
 /// The configured destination.

@@ -1,17 +1,37 @@
-//! The MQTT sink: rumqttc with QoS 1, a retained availability topic with a last will, and a
-//! connection thread that reconnects with backoff for as long as the daemon runs.
+//! The MQTT sink: rumqttc with QoS 1, a retained availability topic with a last will, a
+//! connection thread that reconnects with backoff for as long as the daemon runs, and an
+//! on-disk [`Spool`] so that nothing is lost while the broker is away.
 //!
-//! The publisher never blocks: `try_publish` puts a message on the client's bounded queue
-//! (`mqtt.queue_capacity_messages`); while the broker is away the queue fills, and once full
-//! further messages are counted as dropped and logged. (An on-disk spool comes later.)
+//! ```toml
+//! [mqtt]
+//! max_inflight = 100      # sent and not yet acknowledged; the rest wait
+//! [spool]
+//! max_bytes = 104857600   # past this the oldest waiting messages are dropped, and counted
+//! ```
+//!
+//! The publisher never waits on the network. [`MqttSink::publish`] hands a message over under a
+//! short lock: into a small in-memory queue while the broker is connected, the spool is empty
+//! and fewer than `max_inflight` messages are in flight; otherwise onto the spool (after
+//! moving any in-memory ones there first, so the spool stays in order).
+//!
+//! Only the connection thread calls rumqttc's `try_publish`, between its polls of the event
+//! loop. That is what makes the books exact: when the connection drops, rumqttc has every
+//! unacknowledged publish in its own pending list, and nothing slips into its request queue
+//! behind our back. Each PUBACK retires the oldest message in flight (QoS 1 acks come in
+//! order), and a spooled message is deleted from disk only then: delivery is at least once.
+//! After a reconnect, if the broker resumed the session rumqttc resends what was in flight
+//! itself; if not (a restarted broker), we resend it. A stopping daemon leaves whatever is not
+//! acknowledged within `flush_timeout_seconds` in the spool, and the next run sends it first.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Outgoing as MqttOut, Packet, QoS};
 
+use super::spool::{Record, Spool};
 use super::{DeliveryReport, Outgoing};
 use crate::config::MqttSpec;
 
@@ -19,28 +39,122 @@ pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often the connected connection thread looks for messages to send: the most a message
+/// waits in memory before it goes to rumqttc.
+const PUMP_INTERVAL: Duration = Duration::from_millis(20);
+/// Spool progress is written to disk after this many acknowledged spooled messages (and
+/// whenever the connection is idle): a crash replays at most this many.
+const HEAD_SYNC_EVERY: u64 = 64;
 
-/// Shared between the publisher and the connection thread.
+/// A message handed to rumqttc and not yet acknowledged.
+#[derive(Debug, Clone)]
+struct Sent {
+    rec: Record,
+    /// Its place in the spool; `None` while it lives in memory only.
+    seq: Option<u64>,
+    /// Our own availability message: never spooled, never resent.
+    control: bool,
+}
+
+/// Everything the publisher and the connection thread share, under one lock.
+///
+/// Order of age, oldest first: `inflight`, `resend`, `mem`, then the spool from `next_send`.
+/// Messages held only in memory exist only while the spool is empty, so a stopping daemon can
+/// append them to it and keep the order.
 #[derive(Debug, Default)]
-struct Counters {
-    connected: AtomicBool,
+struct State {
+    connected: bool,
+    spool: Option<Spool>,
+    /// Handed to rumqttc in send order, each waiting for its PUBACK.
+    inflight: VecDeque<Sent>,
+    /// In flight when a connection was lost and the new session did not resume it: sent again first.
+    resend: VecDeque<Sent>,
+    /// Accepted while connected with an empty spool; sent next.
+    mem: VecDeque<Record>,
+    /// The oldest spooled message not yet handed to rumqttc.
+    next_send: u64,
+    /// Set by `finish`: send nothing new, only the offline status.
+    closing: bool,
+    offline_acked: bool,
+    /// Acknowledged by the broker (not counting our availability messages).
+    delivered: u64,
+    /// Could neither be sent nor spooled (spool unusable, or a message bigger than it).
+    lost: u64,
+    /// Spooled messages acknowledged since the head file was last written.
+    unsynced: u64,
+}
+
+impl State {
+    /// Messages accepted and not yet acknowledged.
+    fn backlog(&self) -> u64 {
+        let spooled = self.spool.as_ref().map_or(0, |s| s.len());
+        let mem_only = self.inflight.iter().chain(&self.resend).filter(|s| s.seq.is_none() && !s.control).count();
+        spooled + (mem_only + self.mem.len()) as u64
+    }
+
+    /// Move the memory-only messages onto the (empty) spool, oldest first, so that anything
+    /// spooled after them comes after them. No-op without a spool.
+    fn migrate_to_spool(&mut self) {
+        let Some(spool) = self.spool.as_mut() else { return };
+        let mut moved = false;
+        for s in self.inflight.iter_mut().chain(self.resend.iter_mut()).filter(|s| s.seq.is_none() && !s.control) {
+            // On failure it stays in memory, still in flight, and can still be acknowledged.
+            if let Ok(seq) = spool.push(&s.rec) {
+                s.seq = Some(seq);
+                moved = true;
+            }
+        }
+        // Those are handed to rumqttc from their lists; reading the spool starts after them.
+        if moved {
+            self.next_send = spool.next_seq();
+        }
+        let mut first_unsent = None;
+        for rec in self.mem.drain(..) {
+            match spool.push(&rec) {
+                Ok(seq) => {
+                    first_unsent.get_or_insert(seq);
+                }
+                Err(e) => {
+                    self.lost += 1;
+                    tracing::error!(topic = %rec.topic, error = %e, "could not spool an MQTT message; it is lost");
+                }
+            }
+        }
+        // Memory-only messages exist only while nothing in the spool waits to be sent, so the
+        // first of them is where sending from the spool goes on.
+        if let Some(seq) = first_unsent {
+            self.next_send = seq;
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
     stop: AtomicBool,
-    /// QoS 1 publishes accepted by the client queue, and PUBACKs received for them.
-    enqueued: AtomicU64,
-    acked: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock must not silence the publisher.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 pub struct MqttSink {
     client: Client,
     prefix: String,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
     conn: Option<JoinHandle<()>>,
-    dropped_queue_full: u64,
+    window: usize,
+    /// In-memory capacity when there is no spool.
+    mem_capacity: usize,
     published: u64,
+    spool_errors: u64,
 }
 
 impl MqttSink {
-    /// Start connecting. Never fails: an unreachable broker is retried in the background.
+    /// Open the spool and start connecting. Never fails: an unreachable broker is retried in
+    /// the background, and an unusable spool leaves a bounded in-memory queue.
     pub fn connect(spec: &MqttSpec) -> MqttSink {
         let status_topic = format!("{}/status", spec.topic_prefix);
         let mut opts = MqttOptions::new(&spec.client_id, &spec.host, spec.port);
@@ -52,54 +166,93 @@ impl MqttSink {
             opts.set_credentials(c.username.clone(), c.password.clone());
         }
         opts.set_last_will(LastWill::new(&status_topic, OFFLINE, QoS::AtLeastOnce, true));
-        let (client, connection) = Client::new(opts, spec.queue_capacity);
-        let counters = Arc::new(Counters::default());
-        let conn = {
-            let (client, counters, spec) = (client.clone(), counters.clone(), spec.clone());
-            std::thread::Builder::new()
-                .name("mqtt-conn".into())
-                .spawn(move || connection_loop(connection, client, counters, spec, status_topic))
-                .ok()
-        };
-        MqttSink { client, prefix: spec.topic_prefix.clone(), counters, conn, dropped_queue_full: 0, published: 0 }
-    }
-
-    pub fn publish(&mut self, msg: Outgoing) {
-        let topic = msg.topic.full(&self.prefix);
-        match self.client.try_publish(topic.as_str(), QoS::AtLeastOnce, msg.topic.retained(), msg.payload) {
-            Ok(()) => {
-                self.published += 1;
-                self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        // A stable client id and a kept session: after a short network break the broker
+        // resumes, and rumqttc resends what was in flight.
+        opts.set_clean_session(false);
+        opts.set_inflight(spec.max_inflight);
+        let window = spec.max_inflight as usize;
+        // We never hand rumqttc more than the window plus our two status messages.
+        let (client, connection) = Client::new(opts, window + 4);
+        let spool = match Spool::open(&spec.spool.dir, spec.spool.max_bytes) {
+            Ok(s) => {
+                if !s.is_empty() {
+                    tracing::info!(dir = %spec.spool.dir.display(), messages = s.len(), bytes = s.bytes(),
+                        "spool holds messages from an earlier run; they are sent first");
+                }
+                Some(s)
             }
             Err(e) => {
-                self.dropped_queue_full += 1;
-                // Log the first and then every 100th, so an outage can't flood the journal.
-                if self.dropped_queue_full % 100 == 1 {
-                    tracing::warn!(topic = %topic, dropped = self.dropped_queue_full, error = %e,
-                        "MQTT queue full while the broker is away: message dropped");
+                tracing::error!(error = %e, capacity = spec.queue_capacity,
+                    "cannot open the MQTT spool; messages wait in memory instead, and are lost on a long outage or a restart");
+                None
+            }
+        };
+        let next_send = spool.as_ref().map_or(0, |s| s.first_seq());
+        let shared = Arc::new(Shared { state: Mutex::new(State { spool, next_send, ..Default::default() }), stop: AtomicBool::new(false) });
+        let conn = {
+            let (client, shared, spec) = (client.clone(), shared.clone(), spec.clone());
+            std::thread::Builder::new()
+                .name("mqtt-conn".into())
+                .spawn(move || connection_loop(connection, client, shared, spec, status_topic, window))
+                .ok()
+        };
+        MqttSink { client, prefix: spec.topic_prefix.clone(), shared, conn, window, mem_capacity: spec.queue_capacity, published: 0, spool_errors: 0 }
+    }
+
+    /// Accept a message for delivery. Never blocks on the network.
+    pub fn publish(&mut self, msg: Outgoing) {
+        let rec = Record { topic: msg.topic.full(&self.prefix), retain: msg.topic.retained(), payload: msg.payload };
+        self.published += 1;
+        let mut st = self.shared.lock();
+        let spool_empty = st.spool.as_ref().is_none_or(|s| s.is_empty());
+        let busy = st.inflight.len() + st.resend.len() + st.mem.len();
+        if st.connected && spool_empty && busy < self.window {
+            st.mem.push_back(rec);
+            return;
+        }
+        if st.spool.is_none() {
+            if busy < self.mem_capacity {
+                st.mem.push_back(rec);
+            } else {
+                st.lost += 1;
+                if st.lost % 100 == 1 {
+                    tracing::warn!(topic = %rec.topic, lost = st.lost, "MQTT broker away and no spool: message dropped");
                 }
+            }
+            return;
+        }
+        st.migrate_to_spool();
+        let Some(spool) = st.spool.as_mut() else { return };
+        if let Err(e) = spool.push(&rec) {
+            st.lost += 1;
+            self.spool_errors += 1;
+            if self.spool_errors % 100 == 1 {
+                tracing::error!(topic = %rec.topic, error = %e, lost = st.lost, "could not spool an MQTT message; it is lost");
             }
         }
     }
 
-    /// Mark the gateway offline, wait up to `timeout` for the broker to acknowledge what was
-    /// sent, then disconnect.
+    /// Wait up to `timeout` for the broker to acknowledge everything, mark the gateway
+    /// offline, disconnect, and leave what was not acknowledged in the spool for the next run.
     pub fn finish(mut self, timeout: Duration) -> DeliveryReport {
         let deadline = Instant::now() + timeout;
-        let status_topic = format!("{}/status", self.prefix);
-        if self.client.try_publish(status_topic, QoS::AtLeastOnce, true, OFFLINE).is_ok() {
-            self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        while Instant::now() < deadline && self.shared.lock().backlog() > 0 {
+            std::thread::park_timeout(Duration::from_millis(10));
         }
-        while Instant::now() < deadline && self.counters.acked.load(Ordering::Relaxed) < self.counters.enqueued.load(Ordering::Relaxed) {
-            std::thread::park_timeout(Duration::from_millis(20));
+        let connected = {
+            let mut st = self.shared.lock();
+            st.closing = true;
+            st.connected
+        };
+        // The offline status goes last; give it a moment even when the deadline has passed.
+        if connected {
+            let until = deadline.max(Instant::now() + Duration::from_millis(500));
+            while Instant::now() < until && !self.shared.lock().offline_acked {
+                std::thread::park_timeout(Duration::from_millis(10));
+            }
         }
-        let unacknowledged = self
-            .counters
-            .enqueued
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.counters.acked.load(Ordering::Relaxed));
+        self.shared.stop.store(true, Ordering::SeqCst);
         let _ = self.client.try_disconnect();
-        self.counters.stop.store(true, Ordering::SeqCst);
         if let Some(h) = self.conn.take() {
             // The thread notices `stop` within a poll; if it is stuck in a connect attempt to an
             // unreachable host we don't wait for it, since the process is exiting anyway.
@@ -111,71 +264,196 @@ impl MqttSink {
                 let _ = h.join();
             }
         }
-        DeliveryReport { published: self.published, dropped_queue_full: self.dropped_queue_full, unacknowledged }
+        let mut st = self.shared.lock();
+        st.migrate_to_spool();
+        let unsaved = st.inflight.iter().chain(&st.resend).filter(|s| s.seq.is_none() && !s.control).count() as u64 + st.mem.len() as u64;
+        let (spooled, spooled_bytes, dropped_oldest) = match st.spool.as_mut() {
+            Some(s) => {
+                s.sync_head();
+                (s.len(), s.bytes(), s.dropped_oldest())
+            }
+            None => (0, 0, 0),
+        };
+        if spooled > 0 {
+            let dir = st.spool.as_ref().map(|s| s.dir().display().to_string()).unwrap_or_default();
+            tracing::warn!(messages = spooled, bytes = spooled_bytes, dir = %dir, "MQTT messages not acknowledged in time are left in the spool for the next run");
+        }
+        DeliveryReport {
+            published: self.published,
+            delivered: st.delivered,
+            dropped_queue_full: st.lost,
+            unacknowledged: unsaved,
+            spooled,
+            spooled_bytes,
+            dropped_oldest,
+        }
     }
 }
 
-fn connection_loop(mut connection: Connection, client: Client, counters: Arc<Counters>, spec: MqttSpec, status_topic: String) {
+/// Hand rumqttc what it has room for: first the messages to resend, then the in-memory ones,
+/// then the spool. Called on the connection thread only, between polls.
+fn pump(st: &mut State, client: &Client, window: usize, status_topic: &str) {
+    if !st.connected {
+        return;
+    }
+    if st.closing {
+        if !st.inflight.iter().any(|s| s.control && s.rec.payload == OFFLINE.as_bytes()) {
+            let rec = Record { topic: status_topic.to_string(), retain: true, payload: OFFLINE.as_bytes().to_vec() };
+            if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
+                st.inflight.push_back(Sent { rec, seq: None, control: true });
+            }
+        }
+        return;
+    }
+    while st.inflight.len() < window {
+        let (sent, from) = if let Some(s) = st.resend.pop_front() {
+            (s, Source::Resend)
+        } else if let Some(rec) = st.mem.pop_front() {
+            (Sent { rec, seq: None, control: false }, Source::Mem)
+        } else if let Some(spool) = st.spool.as_mut() {
+            let n = window - st.inflight.len();
+            match spool.read(st.next_send, n) {
+                Ok(batch) if !batch.is_empty() => {
+                    let mut sent_all = true;
+                    for (seq, rec) in batch {
+                        if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, rec.retain, rec.payload.clone()).is_err() {
+                            sent_all = false;
+                            break;
+                        }
+                        st.next_send = seq + 1;
+                        st.inflight.push_back(Sent { rec, seq: Some(seq), control: false });
+                    }
+                    if sent_all {
+                        continue;
+                    }
+                    return;
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the MQTT spool; retrying");
+                    return;
+                }
+            }
+        } else {
+            return;
+        };
+        if client.try_publish(sent.rec.topic.as_str(), QoS::AtLeastOnce, sent.rec.retain, sent.rec.payload.clone()).is_err() {
+            match from {
+                Source::Resend => st.resend.push_front(sent),
+                Source::Mem => st.mem.push_front(sent.rec),
+            }
+            return;
+        }
+        st.inflight.push_back(sent);
+    }
+}
+
+enum Source {
+    Resend,
+    Mem,
+}
+
+/// A PUBACK: the oldest message in flight was delivered.
+fn acked(st: &mut State) {
+    let Some(s) = st.inflight.pop_front() else { return };
+    if s.control {
+        if s.rec.payload == OFFLINE.as_bytes() {
+            st.offline_acked = true;
+        }
+        return;
+    }
+    st.delivered += 1;
+    if let (Some(seq), Some(spool)) = (s.seq, st.spool.as_mut()) {
+        spool.commit_through(seq);
+        st.unsynced += 1;
+        if st.unsynced >= HEAD_SYNC_EVERY {
+            spool.sync_head();
+            st.unsynced = 0;
+        }
+    }
+}
+
+fn connection_loop(mut connection: Connection, client: Client, shared: Arc<Shared>, spec: MqttSpec, status_topic: String, window: usize) {
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u32;
-    while !counters.stop.load(Ordering::SeqCst) {
-        // While connected, wake up regularly to notice `stop`. While connecting, let rumqttc's
-        // own connect timeout run: cutting a connect attempt short would restart it forever.
-        let event = if counters.connected.load(Ordering::Relaxed) {
-            match connection.recv_timeout(Duration::from_millis(250)) {
-                Ok(ev) => ev,
-                Err(rumqttc::RecvTimeoutError::Timeout) => continue,
+    while !shared.stop.load(Ordering::SeqCst) {
+        // While connected, wake up often to send what the publisher handed over and to notice
+        // `stop`. While connecting, let rumqttc's own connect timeout run: cutting a connect
+        // attempt short would restart it forever.
+        let connected = shared.lock().connected;
+        let event = if connected {
+            match connection.recv_timeout(PUMP_INTERVAL) {
+                Ok(ev) => Some(ev),
+                Err(rumqttc::RecvTimeoutError::Timeout) => None,
                 Err(rumqttc::RecvTimeoutError::Disconnected) => break,
             }
         } else {
             match connection.recv() {
-                Ok(ev) => ev,
+                Ok(ev) => Some(ev),
                 Err(_) => break,
             }
         };
+        let mut st = shared.lock();
         match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                counters.connected.store(true, Ordering::Relaxed);
+            None => {
+                if st.unsynced > 0 && let Some(spool) = st.spool.as_mut() {
+                    spool.sync_head();
+                    st.unsynced = 0;
+                }
+            }
+            Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                st.connected = true;
                 backoff = BACKOFF_MIN;
+                if !ack.session_present {
+                    // rumqttc dropped its pending list with the old session: resend it ourselves.
+                    let lost: Vec<Sent> = st.inflight.drain(..).filter(|s| !s.control).collect();
+                    for s in lost.into_iter().rev() {
+                        st.resend.push_front(s);
+                    }
+                }
+                let (waiting, session_present) = (st.backlog(), ack.session_present);
                 if failures > 0 {
-                    tracing::info!(host = %spec.host, port = spec.port, "MQTT broker reachable again");
+                    tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, "MQTT broker reachable again; sending what waited");
                 } else {
-                    tracing::info!(host = %spec.host, port = spec.port, "connected to MQTT broker");
+                    tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, "connected to MQTT broker");
                 }
                 failures = 0;
-                if client.try_publish(status_topic.as_str(), QoS::AtLeastOnce, true, ONLINE).is_ok() {
-                    counters.enqueued.fetch_add(1, Ordering::Relaxed);
+                let rec = Record { topic: status_topic.clone(), retain: true, payload: ONLINE.as_bytes().to_vec() };
+                if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
+                    st.inflight.push_back(Sent { rec, seq: None, control: true });
                 }
             }
-            Ok(Event::Incoming(Packet::PubAck(_))) => {
-                counters.acked.fetch_add(1, Ordering::Relaxed);
+            Some(Ok(Event::Incoming(Packet::PubAck(_)))) => acked(&mut st),
+            Some(Ok(Event::Outgoing(MqttOut::Disconnect))) => {
+                st.connected = false;
             }
-            Ok(Event::Outgoing(MqttOut::Disconnect)) => {
-                counters.connected.store(false, Ordering::Relaxed);
-            }
-            Ok(_) => {}
-            Err(e) => {
-                if counters.stop.load(Ordering::SeqCst) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                if shared.stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let was_connected = counters.connected.swap(false, Ordering::Relaxed);
+                let was_connected = std::mem::replace(&mut st.connected, false);
+                let waiting = st.backlog();
+                drop(st);
                 failures += 1;
                 if was_connected {
-                    tracing::warn!(host = %spec.host, port = spec.port, error = %e,
-                        "lost the MQTT broker; reconnecting, messages queue meanwhile");
+                    tracing::warn!(host = %spec.host, port = spec.port, error = %e, waiting,
+                        "lost the MQTT broker; reconnecting, messages wait in the spool meanwhile");
                 } else if failures == 1 || failures.is_multiple_of(10) {
                     if let rumqttc::ConnectionError::ConnectionRefused(code) = &e {
-                        tracing::error!(host = %spec.host, port = spec.port, code = ?code, retry_in_s = backoff.as_secs(), attempts = failures,
+                        tracing::error!(host = %spec.host, port = spec.port, code = ?code, retry_in_s = backoff.as_secs(), attempts = failures, waiting,
                             "the MQTT broker refused the connection; check mqtt.username and mqtt.password_env / password_file (and the broker's ACL)");
                     } else {
-                        tracing::warn!(host = %spec.host, port = spec.port, error = %e, retry_in_s = backoff.as_secs(), attempts = failures,
+                        tracing::warn!(host = %spec.host, port = spec.port, error = %e, retry_in_s = backoff.as_secs(), attempts = failures, waiting,
                             "MQTT broker unreachable; retrying. Check mqtt.host and mqtt.port, and that the broker runs");
                     }
                 }
-                sleep_unless_stopped(backoff, &counters.stop);
+                sleep_unless_stopped(backoff, &shared.stop);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
             }
         }
+        pump(&mut st, &client, window, &status_topic);
     }
 }
 

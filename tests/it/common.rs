@@ -120,9 +120,23 @@ impl Broker {
     }
 
     pub fn start_on(port: u16) -> Broker {
+        Broker::start_with(port, "persistence false")
+    }
+
+    /// Sessions, subscriptions, queued messages and retained ones kept in `dir`: they survive
+    /// [`Broker::stop`] and a start on the same port with the same `dir`.
+    pub fn start_persistent(port: u16, dir: &Path) -> Broker {
+        std::fs::create_dir_all(dir).unwrap();
+        // Started as root, mosquitto drops to its own user before it saves the database.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        Broker::start_with(port, &format!("persistence true\npersistence_location {}/\nmax_queued_messages 0", dir.display()))
+    }
+
+    fn start_with(port: u16, extra: &str) -> Broker {
         let conf = std::env::temp_dir().join(format!("lookout-mosquitto-{}-{port}.conf", std::process::id()));
         let mut f = std::fs::File::create(&conf).unwrap();
-        writeln!(f, "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false").unwrap();
+        writeln!(f, "listener {port} 127.0.0.1\nallow_anonymous true\n{extra}").unwrap();
         let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("mosquitto");
         let child = Command::new(exe)
             .arg("-c")
@@ -134,6 +148,20 @@ impl Broker {
         let up = wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok());
         assert!(up, "mosquitto did not start on port {port}");
         Broker { port, child: Some(child), conf }
+    }
+}
+
+impl Broker {
+    /// SIGTERM, so that a persistent broker saves its state, and wait for it to exit.
+    pub fn stop(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let gone = wait_until(Duration::from_secs(10), || matches!(c.try_wait(), Ok(Some(_))));
+            if !gone {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
     }
 }
 
@@ -176,6 +204,44 @@ impl Subscriber {
                         }
                     }
                     Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        ack_rx.recv_timeout(Duration::from_secs(10)).expect("subscription acknowledged");
+        Subscriber { rx }
+    }
+}
+
+impl Subscriber {
+    /// A subscriber with a kept session (clean_session = false, a fixed client id) that
+    /// reconnects on its own: with [`Broker::start_persistent`] it gets every QoS 1 message,
+    /// including those published while it or the broker was away.
+    pub fn persistent(port: u16, filter: &str, client_id: &str) -> Subscriber {
+        use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+        let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        opts.set_clean_session(false);
+        opts.set_max_packet_size(16 << 20, 16 << 20);
+        let (client, mut conn) = Client::new(opts, 100);
+        client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let _keep = client;
+            loop {
+                match conn.recv() {
+                    Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                        let _ = ack_tx.try_send(());
+                    }
+                    Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                        if tx.send((p.topic.clone(), p.payload.to_vec(), p.retain)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Ok(_)) => {}
+                    // The broker is away: rumqttc reconnects on the next poll.
+                    Ok(Err(_)) => std::thread::park_timeout(Duration::from_millis(100)),
                     Err(_) => return,
                 }
             }

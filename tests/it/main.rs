@@ -15,5 +15,6 @@ mod onnx;
 mod rtsp;
 mod schema;
 mod snapshots;
+mod spool;
 mod supervise;
 mod systemd;

@@ -1,0 +1,226 @@
+//! The MQTT spool against a real mosquitto that goes away: nothing is lost, order holds per
+//! camera, a restart replays what the last run could not send, and a full spool drops the
+//! oldest and counts them.
+//!
+//! The completeness oracle: with `[events] detections = true` and `min_score = 0.01`, every
+//! inferred frame of the street clip has detections (at 0.1, 3 frames in 50 have none), so the
+//! number of detection events a run produced is its final stats' `inferred`, and the final stats
+//! travel the same way.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+type Msg = (String, Vec<u8>, bool);
+
+fn camera_toml(realtime: bool, loop_file: bool) -> String {
+    format!(
+        "uri = {:?}\nrealtime = {realtime}\nloop = {loop_file}\n[detect]\nfps = 5\nmin_score = 0.01\n[track]\nlow_score = 0.01\nnew_track_score = 0.5\n[events]\ndetections = true\n",
+        media("bikes.mp4").display().to_string()
+    )
+}
+
+fn json_on(msgs: &[Msg], topic: &str) -> Vec<Value> {
+    msgs.iter().filter(|(t, _, _)| t == topic).filter_map(|(_, p, _)| serde_json::from_slice(p).ok()).collect()
+}
+
+fn captured(v: &Value) -> SystemTime {
+    humantime::parse_rfc3339(v["captured_at"].as_str().unwrap()).unwrap()
+}
+
+/// Detection events in order of first arrival, and how many arrivals were duplicates.
+fn unique_detections(msgs: &[Msg], topic: &str) -> (Vec<Value>, usize) {
+    let mut seen = BTreeSet::new();
+    let mut dups = 0;
+    let mut out = Vec::new();
+    for v in json_on(msgs, topic).into_iter().filter(|v| v["type"] == "detection") {
+        if seen.insert(v["id"].as_str().unwrap().to_string()) {
+            out.push(v);
+        } else {
+            dups += 1;
+        }
+    }
+    (out, dups)
+}
+
+/// Frame numbers and capture times only grow, in order of first arrival.
+fn assert_in_order(events: &[Value]) {
+    for w in events.windows(2) {
+        assert!(w[1]["frame_seq"].as_u64() > w[0]["frame_seq"].as_u64(), "frame_seq out of order: {} then {}", w[0], w[1]);
+        assert!(captured(&w[1]) > captured(&w[0]), "captured_at out of order: {} then {}", w[0], w[1]);
+    }
+}
+
+fn inferred_in_final_stats(msgs: &[Msg], topic: &str, after: SystemTime) -> u64 {
+    json_on(msgs, topic)
+        .into_iter()
+        .filter(|s| s["final"] == true && humantime::parse_rfc3339(s["time"].as_str().unwrap()).unwrap() > after)
+        .map(|s| s["cameras"]["street"]["inferred"].as_u64().unwrap())
+        .next()
+        .expect("final stats received")
+}
+
+/// The numbers of the summary's publish line, in order.
+fn publish_numbers(stderr: &str) -> Vec<u64> {
+    let line = stderr.lines().find(|l| l.trim_start().starts_with("publish:")).unwrap_or_else(|| panic!("no publish line: {stderr}"));
+    line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect()
+}
+
+fn spool_segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "seg")).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
+    const OUTAGE: Duration = Duration::from_secs(30);
+    let port = free_port();
+    let state = std::env::temp_dir().join(format!("lookout-test-outage-broker-{}-{port}", std::process::id()));
+    let broker = Broker::start_persistent(port, &state);
+    let sub = Subscriber::persistent(port, "lookout/outage/#", &format!("test-outage-{port}"));
+    let global = format!("gateway_id = \"outage\"\n[mqtt]\nport = {port}\nflush_timeout_seconds = 20\n{}", inference_toml());
+    let dir = ConfigDir::new("outage", &global, &[("street", &camera_toml(true, true))]);
+    let events_topic = "lookout/outage/street/events";
+    let mut d = Daemon::start(&dir.path);
+    let mut msgs: Vec<Msg> = Vec::new();
+
+    // Live first.
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            msgs.extend(sub.rx.try_iter());
+            unique_detections(&msgs, events_topic).0.len() >= 5
+        }),
+        "no live events before the outage"
+    );
+    broker.stop();
+    let down = SystemTime::now();
+    let down_at = Instant::now();
+    // The spool takes over.
+    let spool_dir = dir.path.join(".lookout/spool");
+    assert!(wait_until(Duration::from_secs(20), || !spool_segments(&spool_dir).is_empty()), "nothing spooled in {}", spool_dir.display());
+    // The outage itself: a duration under test, not a wait for something.
+    std::thread::sleep(OUTAGE.saturating_sub(down_at.elapsed()));
+    let broker = Broker::start_persistent(port, &state);
+    let up = SystemTime::now();
+    eprintln!("broker away for {:.1} s", down_at.elapsed().as_secs_f64());
+
+    // Messages go in order, so an event captured after the broker came back arrives only after
+    // everything spooled during the outage.
+    let live_again = wait_until(Duration::from_secs(60), || {
+        msgs.extend(sub.rx.try_iter());
+        json_on(&msgs, events_topic).iter().any(|v| captured(v) > up)
+    });
+    let out = d.terminate();
+    let stderr = text(&out.stderr);
+    assert!(live_again, "no live event after the broker came back: {stderr}");
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            msgs.extend(sub.rx.try_iter());
+            msgs.iter().any(|(t, p, _)| t == "lookout/outage/status" && p == b"offline")
+        }),
+        "no offline status: {stderr}"
+    );
+
+    let (events, dups) = unique_detections(&msgs, events_topic);
+    let produced = inferred_in_final_stats(&msgs, "lookout/outage/stats", down);
+    let during = events.iter().filter(|v| (down..up).contains(&captured(v))).count();
+    eprintln!("outage: produced {produced} detection events, received {} ({} captured while the broker was away), {dups} duplicates", events.len(), during);
+    assert!(stderr.contains("lost the MQTT broker"), "{stderr}");
+    assert!(stderr.contains("MQTT broker reachable again"), "{stderr}");
+    assert!(during >= 60, "events were produced all through the outage: {during}");
+    let gaps: Vec<String> = events
+        .windows(2)
+        .filter(|w| w[1]["frame_seq"].as_u64().unwrap() != w[0]["frame_seq"].as_u64().unwrap() + 1)
+        .map(|w| {
+            let at = |v: &Value| captured(v).duration_since(down).map(|d| d.as_secs_f64()).unwrap_or_else(|e| -e.duration().as_secs_f64());
+            format!("{}..{} ({:.1}..{:.1} s after the stop)", w[0]["frame_seq"], w[1]["frame_seq"], at(&w[0]), at(&w[1]))
+        })
+        .collect();
+    assert_eq!(events.len() as u64, produced, "every event produced arrived; gaps in frame_seq: {gaps:?}");
+    assert_in_order(&events);
+    // Nothing left behind: the summary has no spool part, and the spool is empty on disk.
+    assert!(!stderr.contains("left in the spool"), "{stderr}");
+    assert!(spool_segments(&spool_dir).is_empty(), "spool emptied");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn what_a_stopping_daemon_could_not_send_is_sent_by_the_next_run() {
+    let port = free_port(); // no broker during run 1
+    let global = format!("gateway_id = \"restart\"\n[mqtt]\nport = {port}\nflush_timeout_seconds = 1\n{}", inference_toml());
+    let dir = ConfigDir::new("restart", &global, &[("street", &camera_toml(false, false))]);
+    let args = ["run", "--config-dir", dir.path.to_str().unwrap()];
+    let out = run_lookout(&args, &[], Duration::from_secs(60));
+    let stderr1 = text(&out.stderr);
+    assert!(out.status.success(), "{stderr1}");
+    assert!(stderr1.contains("messages left in the spool for the next run"), "{stderr1}");
+    let n = publish_numbers(&stderr1);
+    let (published, spooled) = (n[0], n[5]);
+    assert_eq!(published, spooled, "with no broker everything is spooled: {stderr1}");
+    let between = SystemTime::now();
+
+    let broker = Broker::start_on(port);
+    let sub = Subscriber::new(broker.port, "lookout/restart/#");
+    let out = run_lookout(&args, &[], Duration::from_secs(60));
+    let stderr2 = text(&out.stderr);
+    assert!(out.status.success(), "{stderr2}");
+    assert!(stderr2.contains("spool holds messages from an earlier run"), "{stderr2}");
+    assert!(!stderr2.contains("left in the spool"), "run 2 delivered everything: {stderr2}");
+    let mut msgs: Vec<Msg> = Vec::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        msgs.extend(sub.rx.try_iter());
+        msgs.iter().any(|(t, p, _)| t == "lookout/restart/status" && p == b"offline")
+    }));
+
+    let topic = "lookout/restart/street/events";
+    let (events, dups) = unique_detections(&msgs, topic);
+    let run1: Vec<Value> = events.iter().filter(|v| captured(v) < between).cloned().collect();
+    let produced1 = inferred_in_final_stats(&msgs, "lookout/restart/stats", SystemTime::UNIX_EPOCH);
+    eprintln!("restart: run 1 produced {produced1} detection events; run 2 delivered {} of them, {dups} duplicates", run1.len());
+    assert!(produced1 > 0);
+    assert_eq!(run1.len() as u64, produced1, "every event of run 1 arrived in run 2");
+    assert_in_order(&run1);
+    // Run 1's messages all come before run 2's.
+    let first_run2 = msgs.iter().position(|(t, p, _)| {
+        t == topic && serde_json::from_slice::<Value>(p).is_ok_and(|v| v["type"] == "detection" && captured(&v) > between)
+    });
+    let last_run1 = msgs.iter().rposition(|(t, p, _)| {
+        t == topic && serde_json::from_slice::<Value>(p).is_ok_and(|v| v["type"] == "detection" && captured(&v) < between)
+    });
+    assert!(last_run1 < first_run2, "run 1 replayed before run 2's events: {last_run1:?} {first_run2:?}");
+}
+
+#[test]
+fn a_full_spool_drops_the_oldest_counts_them_and_the_daemon_runs_on() {
+    let port = free_port(); // nothing listens: everything goes to the spool
+    let spool_dir = std::env::temp_dir().join(format!("lookout-test-bound-spool-{}-{port}", std::process::id()));
+    let global = format!(
+        "gateway_id = \"bound\"\n[mqtt]\nport = {port}\nflush_timeout_seconds = 1\n[spool]\ndir = {:?}\nmax_bytes = 4096\n{}",
+        spool_dir.display().to_string(),
+        inference_toml()
+    );
+    let dir = ConfigDir::new("bound", &global, &[("street", &camera_toml(false, false))]);
+    let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("decoded 250"), "the clip was processed to the end: {stderr}");
+    assert!(stderr.contains("spool full while the broker is away"), "{stderr}");
+    let n = publish_numbers(&stderr);
+    let (published, acked, lost, unacked, dropped, spooled, bytes) = (n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
+    eprintln!("bound: {published} published, {spooled} kept ({bytes} bytes), {dropped} dropped oldest");
+    assert!(dropped > 0, "{stderr}");
+    assert!(spooled > 0, "{stderr}");
+    assert_eq!((acked, lost, unacked), (0, 0, 0), "{stderr}");
+    assert_eq!(spooled + dropped, published, "every message is kept or counted: {stderr}");
+    assert!(bytes <= 4096, "{stderr}");
+    let on_disk: u64 = spool_segments(&spool_dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    assert_eq!(on_disk, bytes, "nothing delivered, so the segments hold exactly what is kept");
+    let _ = std::fs::remove_dir_all(&spool_dir);
+}
