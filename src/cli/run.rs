@@ -89,7 +89,7 @@ pub fn print_summary(report: &RunReport) {
     let d = &report.delivery;
     if d.dropped_queue_full > 0 || d.unacknowledged > 0 || d.spooled > 0 || d.dropped_oldest > 0 {
         eprintln!(
-            "  publish: {} messages sent, {} acknowledged; {} lost (no spool), {} not acknowledged by the broker and lost, {} dropped oldest (spool full); {} messages left in the spool for the next run ({} bytes)",
+            "  publish: {} messages sent, {} acknowledged; {} lost (no spool, or larger than the spool), {} not acknowledged by the broker and lost, {} dropped oldest (spool full); {} messages left in the spool for the next run ({} bytes)",
             d.published, d.delivered, d.dropped_queue_full, d.unacknowledged, d.dropped_oldest, d.spooled, d.spooled_bytes
         );
     } else {

@@ -217,8 +217,10 @@ fn a_full_spool_drops_the_oldest_counts_them_and_the_daemon_runs_on() {
     eprintln!("bound: {published} published, {spooled} kept ({bytes} bytes), {dropped} dropped oldest");
     assert!(dropped > 0, "{stderr}");
     assert!(spooled > 0, "{stderr}");
-    assert_eq!((acked, lost, unacked), (0, 0, 0), "{stderr}");
-    assert_eq!(spooled + dropped, published, "every message is kept or counted: {stderr}");
+    assert_eq!((acked, unacked), (0, 0), "{stderr}");
+    // At min_score 0.01 a busy frame's detection event can exceed this tiny spool by itself:
+    // it can't be spooled, and is counted as lost (and logged), never silently gone.
+    assert_eq!(spooled + dropped + lost, published, "every message is kept or counted: {stderr}");
     assert!(bytes <= 4096, "{stderr}");
     let on_disk: u64 = spool_segments(&spool_dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     assert_eq!(on_disk, bytes, "nothing delivered, so the segments hold exactly what is kept");
