@@ -71,12 +71,13 @@ const STATES: [&str; 6] = ["connecting", "streaming", "reconnecting", "ended", "
 impl Collector for CameraStates {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         type Read = fn(&CameraCounters) -> u64;
-        let counters: [(&str, &str, Read); 7] = [
+        let counters: [(&str, &str, Read); 8] = [
             ("lookout_frames_decoded", "Frames out of the decoder", |c| c.decoded.load(Ordering::Relaxed)),
             ("lookout_frames_skipped_by_rate", "Frames dropped by the detect-rate gate before scaling", |c| c.skipped_by_rate.load(Ordering::Relaxed)),
             ("lookout_frames_inferred", "Frames the detector ran on", |c| c.inferred.load(Ordering::Relaxed)),
             ("lookout_frames_dropped_link_full", "Frames replaced by newer ones on a full frame link (latest frame wins)", |c| c.dropped_link_full.load(Ordering::Relaxed)),
             ("lookout_frames_dropped_inference_error", "Frames the detector failed on", |c| c.dropped_inference_error.load(Ordering::Relaxed)),
+            ("lookout_frames_dropped_detect_off", "Frames not detected on: detection switched off over MQTT", |c| c.dropped_detect_off.load(Ordering::Relaxed)),
             ("lookout_detections", "Detections at or above detect.min_score", |c| c.detections.load(Ordering::Relaxed)),
             ("lookout_inference_microseconds", "Time spent in inference", |c| c.infer_micros_total.load(Ordering::Relaxed)),
         ];

@@ -24,7 +24,9 @@ use crate::metrics::{self, Metrics};
 use crate::link::{self, EVENT_LINK_CAPACITY, FRAME_LINK_CAPACITY, LinkSender, WhenFull};
 use crate::objects::snapshot::FrameImage;
 use crate::objects::{CameraObjects, DetectedFrame};
+use crate::publish::mqtt::DetectSwitches;
 use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, discovery, mqtt::MqttSink, payload};
+use std::sync::atomic::AtomicBool;
 use crate::shutdown::Shutdown;
 use crate::source::{self, Frame, Outcome, StateChange};
 use crate::stats::{CameraCounters, CameraSummary, DropReason};
@@ -101,9 +103,11 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     tracing::info!(model = %spec.inference.model.display(), provider, workers, "detector ready");
 
     let started = Instant::now();
+    // Detection on/off per camera, flipped by `<camera>/detect/set` over MQTT.
+    let switches: DetectSwitches = Arc::new(spec.cameras.iter().map(|c| (c.name.clone(), Arc::new(AtomicBool::new(true)))).collect());
     let sink = match (sink, &spec.mqtt) {
         (Some(s), _) => s,
-        (None, Some(m)) => Sink::Mqtt(MqttSink::connect(m)),
+        (None, Some(m)) => Sink::Mqtt(MqttSink::connect_with(m, switches.clone())),
         (None, None) => Sink::stdout(),
     };
     let counters: Vec<Arc<CameraCounters>> = spec.cameras.iter().map(|_| Arc::new(CameraCounters::default())).collect();
@@ -170,11 +174,12 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     let mut worker_handles = Vec::new();
     for (n, (detector, rxs)) in detectors.into_iter().zip(shards).enumerate() {
         let (ctr, dtx, m) = (counters.clone(), detected_txs.clone(), metrics.clone());
+        let on: Vec<Arc<AtomicBool>> = spec.cameras.iter().map(|c| switches.get(&c.name).cloned().unwrap_or_default()).collect();
         let min_scores: Vec<f32> = spec.cameras.iter().map(|c| c.detect.min_score).collect();
         let snapshots: Vec<bool> = spec.cameras.iter().map(|c| c.objects.snapshots.enabled).collect();
         let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
         let beat = health.heartbeat(&format!("detect-{n}"));
-        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &snapshots, &ctr, &dtx, &m, beat))?);
+        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &snapshots, &on, &ctr, &dtx, &m, beat))?);
     }
     // The workers hold the only senders now: the stages end when the workers do.
     drop(detected_txs);
@@ -292,6 +297,7 @@ fn detect_loop(
     names: &[String],
     min_scores: &[f32],
     snapshots: &[bool],
+    detect_on: &[Arc<AtomicBool>],
     counters: &[Arc<CameraCounters>],
     stages: &[LinkSender<DetectedFrame>],
     metrics: &Metrics,
@@ -317,6 +323,23 @@ fn detect_loop(
             }
         };
         let ctr = &counters[frame.camera];
+        if !detect_on[frame.camera].load(std::sync::atomic::Ordering::Relaxed) {
+            // Switched off: the frame is counted, and the objects stage sees an empty frame,
+            // so tracked objects end as they would if the scene emptied.
+            ctr.dropped(DropReason::DetectOff);
+            let meta = payload::FrameMeta {
+                captured_at: frame.captured_at,
+                capture_clock: frame.clock.as_str(),
+                pts_ms: frame.pts.map(|p| p.as_millis() as u64),
+                seq: frame.seq,
+                width: frame.src_width,
+                height: frame.src_height,
+            };
+            if stages[frame.camera].send(DetectedFrame { meta, pts: frame.pts, detections: Vec::new(), image: None }).is_err() {
+                return;
+            }
+            continue;
+        }
         match detector.detect_scaled(&frame.data, frame.width, frame.height, frame.stride, frame.src_width, frame.src_height) {
             Ok((detections, timings)) => {
                 ctr.inferred.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -16,6 +16,8 @@ pub enum DropReason {
     LinkFull,
     /// The detector failed on this frame.
     InferenceError,
+    /// Detection was switched off for the camera (`<camera>/detect/set OFF`).
+    DetectOff,
 }
 
 impl DropReason {
@@ -23,6 +25,7 @@ impl DropReason {
         match self {
             DropReason::LinkFull => "link_full",
             DropReason::InferenceError => "inference_error",
+            DropReason::DetectOff => "detect_off",
         }
     }
 }
@@ -43,6 +46,7 @@ pub struct CameraCounters {
     /// Dropped by the frame link's drop_oldest policy. Shared with the link itself.
     pub dropped_link_full: Arc<AtomicU64>,
     pub dropped_inference_error: AtomicU64,
+    pub dropped_detect_off: AtomicU64,
     /// Sum and count of inference latency, for the mean.
     pub infer_micros_total: AtomicU64,
 }
@@ -52,6 +56,7 @@ impl CameraCounters {
         match reason {
             DropReason::LinkFull => self.dropped_link_full.fetch_add(1, Ordering::Relaxed),
             DropReason::InferenceError => self.dropped_inference_error.fetch_add(1, Ordering::Relaxed),
+            DropReason::DetectOff => self.dropped_detect_off.fetch_add(1, Ordering::Relaxed),
         };
     }
 
@@ -61,6 +66,11 @@ impl CameraCounters {
         let mut dropped = BTreeMap::new();
         dropped.insert(DropReason::LinkFull.as_str(), self.dropped_link_full.load(Ordering::Relaxed));
         dropped.insert(DropReason::InferenceError.as_str(), self.dropped_inference_error.load(Ordering::Relaxed));
+        // Only once it happens: most gateways never switch detection off.
+        let off = self.dropped_detect_off.load(Ordering::Relaxed);
+        if off > 0 {
+            dropped.insert(DropReason::DetectOff.as_str(), off);
+        }
         let infer_total = self.infer_micros_total.load(Ordering::Relaxed);
         CameraSummary {
             decoded,

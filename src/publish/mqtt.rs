@@ -156,6 +156,12 @@ impl MqttSink {
     /// Open the spool and start connecting. Never fails: an unreachable broker is retried in
     /// the background, and an unusable spool leaves a bounded in-memory queue.
     pub fn connect(spec: &MqttSpec) -> MqttSink {
+        MqttSink::connect_with(spec, DetectSwitches::default())
+    }
+
+    /// As [`MqttSink::connect`], obeying `<prefix>/<camera>/detect/set` (ON / OFF) for the
+    /// cameras in `switches`, and reporting each on `<prefix>/<camera>/detect/state` (retained).
+    pub fn connect_with(spec: &MqttSpec, switches: DetectSwitches) -> MqttSink {
         let status_topic = format!("{}/status", spec.topic_prefix);
         let mut opts = MqttOptions::new(&spec.client_id, &spec.host, spec.port);
         opts.set_keep_alive(spec.keepalive);
@@ -193,7 +199,7 @@ impl MqttSink {
             let (client, shared, spec) = (client.clone(), shared.clone(), spec.clone());
             std::thread::Builder::new()
                 .name("mqtt-conn".into())
-                .spawn(move || connection_loop(connection, client, shared, spec, status_topic, window))
+                .spawn(move || connection_loop(connection, client, shared, spec, status_topic, window, switches))
                 .ok()
         };
         MqttSink { client, prefix: spec.topic_prefix.clone(), shared, conn, window, mem_capacity: spec.queue_capacity, published: 0, spool_errors: 0 }
@@ -373,7 +379,48 @@ fn acked(st: &mut State) {
     }
 }
 
-fn connection_loop(mut connection: Connection, client: Client, shared: Arc<Shared>, spec: MqttSpec, status_topic: String, window: usize) {
+/// Per camera: whether detection runs. Shared by the MQTT connection thread (which flips it on
+/// command) and the detect workers (which obey it).
+pub type DetectSwitches = Arc<std::collections::BTreeMap<String, Arc<AtomicBool>>>;
+
+/// Publish a camera's detect state, retained, as a control message (not spooled: it is the
+/// current state, re-sent on every connect).
+fn send_detect_state(st: &mut State, client: &Client, prefix: &str, camera: &str, on: bool) {
+    let rec = Record { topic: format!("{prefix}/{camera}/detect/state"), retain: true, payload: if on { b"ON".to_vec() } else { b"OFF".to_vec() } };
+    if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
+        st.inflight.push_back(Sent { rec, seq: None, control: true });
+    }
+}
+
+/// `<prefix>/<camera>/detect/set` with ON or OFF: flip the camera's switch and report it.
+fn on_command(st: &mut State, client: &Client, prefix: &str, switches: &DetectSwitches, topic: &str, payload: &[u8]) {
+    let Some(camera) = topic.strip_prefix(prefix).and_then(|t| t.strip_prefix('/')).and_then(|t| t.strip_suffix("/detect/set")) else { return };
+    let Some(switch) = switches.get(camera) else {
+        tracing::warn!(topic, "detect/set for a camera this gateway doesn't have; ignored");
+        return;
+    };
+    let on = match String::from_utf8_lossy(payload).trim().to_ascii_uppercase().as_str() {
+        "ON" => true,
+        "OFF" => false,
+        other => {
+            tracing::warn!(topic, payload = other, "detect/set takes ON or OFF; ignored");
+            return;
+        }
+    };
+    switch.store(on, Ordering::Relaxed);
+    tracing::info!(camera, detect = if on { "ON" } else { "OFF" }, "detection switched by MQTT command");
+    send_detect_state(st, client, prefix, camera, on);
+}
+
+fn connection_loop(
+    mut connection: Connection,
+    client: Client,
+    shared: Arc<Shared>,
+    spec: MqttSpec,
+    status_topic: String,
+    window: usize,
+    switches: DetectSwitches,
+) {
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u32;
     while !shared.stop.load(Ordering::SeqCst) {
@@ -422,7 +469,14 @@ fn connection_loop(mut connection: Connection, client: Client, shared: Arc<Share
                 if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
                     st.inflight.push_back(Sent { rec, seq: None, control: true });
                 }
+                if !switches.is_empty() {
+                    let _ = client.try_subscribe(format!("{}/+/detect/set", spec.topic_prefix), QoS::AtLeastOnce);
+                    for (camera, switch) in switches.iter() {
+                        send_detect_state(&mut st, &client, &spec.topic_prefix, camera, switch.load(Ordering::Relaxed));
+                    }
+                }
             }
+            Some(Ok(Event::Incoming(Packet::Publish(p)))) => on_command(&mut st, &client, &spec.topic_prefix, &switches, &p.topic, &p.payload),
             Some(Ok(Event::Incoming(Packet::PubAck(_)))) => acked(&mut st),
             Some(Ok(Event::Outgoing(MqttOut::Disconnect))) => {
                 st.connected = false;
