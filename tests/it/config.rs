@@ -25,6 +25,7 @@ fn unknown_keys_are_errors_with_file_and_key() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("pipelines/front.toml: detect.fsp: unknown field `fsp`"), "{stderr}");
     assert!(stderr.contains("expected one of `fps`"), "{stderr}");
+    assert!(stderr.contains("did you mean `fps`?"), "{stderr}");
 }
 
 #[test]
