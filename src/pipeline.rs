@@ -327,14 +327,7 @@ fn detect_loop(
             // Switched off: the frame is counted, and the objects stage sees an empty frame,
             // so tracked objects end as they would if the scene emptied.
             ctr.dropped(DropReason::DetectOff);
-            let meta = payload::FrameMeta {
-                captured_at: frame.captured_at,
-                capture_clock: frame.clock.as_str(),
-                pts_ms: frame.pts.map(|p| p.as_millis() as u64),
-                seq: frame.seq,
-                width: frame.src_width,
-                height: frame.src_height,
-            };
+            let meta = frame_meta(&frame);
             if stages[frame.camera].send(DetectedFrame { meta, pts: frame.pts, detections: Vec::new(), image: None }).is_err() {
                 return;
             }
@@ -347,14 +340,7 @@ fn detect_loop(
                 metrics.inference_seconds.get_or_create(&metrics.camera_label(frame.camera)).observe(timings.infer.as_secs_f64());
                 let confident = detections.iter().filter(|d| d.score >= min_scores[frame.camera]).count();
                 ctr.detections.fetch_add(confident as u64, std::sync::atomic::Ordering::Relaxed);
-                let meta = payload::FrameMeta {
-                    captured_at: frame.captured_at,
-                    capture_clock: frame.clock.as_str(),
-                    pts_ms: frame.pts.map(|p| p.as_millis() as u64),
-                    seq: frame.seq,
-                    width: frame.src_width,
-                    height: frame.src_height,
-                };
+                let meta = frame_meta(&frame);
                 // Snapshots need the pixels after the frame's buffer goes back to GStreamer.
                 let image = snapshots[frame.camera].then(|| frame_image(&frame)).flatten();
                 let detected = DetectedFrame { meta, pts: frame.pts, detections, image };
@@ -368,6 +354,18 @@ fn detect_loop(
                 tracing::warn!(camera = %names[frame.camera], error = %e, "inference failed on a frame; frame dropped");
             }
         }
+    }
+}
+
+/// What events need to know about a frame.
+fn frame_meta(frame: &Frame) -> payload::FrameMeta {
+    payload::FrameMeta {
+        captured_at: frame.captured_at,
+        capture_clock: frame.clock.as_str(),
+        pts_ms: frame.pts.map(|p| p.as_millis() as u64),
+        seq: frame.seq,
+        width: frame.src_width,
+        height: frame.src_height,
     }
 }
 
