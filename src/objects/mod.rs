@@ -22,7 +22,7 @@ use crate::config::{CameraSpec, ObjectsSpec};
 use crate::detect::{Detection, labels};
 use crate::publish::payload::{self, FrameMeta, FrameRef, LineCountsOut};
 use crate::publish::{Outgoing, Topic};
-use crate::rules::{FrameSize, LineEvent, Rejected, Rules, RulesError, RulesOutput, StationaryEvent, TrackedObject, ZoneEvent};
+use crate::rules::{FrameSize, LineEvent, Rules, RulesError, RulesOutput, TrackedObject, ZoneEvent};
 use crate::track::{Observation, Tracker};
 use lifecycle::{EventKind, Lifecycle, ObjectEvent, RuleFacts, UpdateReason};
 use snapshot::{BestView, FrameImage};
@@ -38,10 +38,6 @@ pub struct CameraObjects {
     lifecycle: Lifecycle,
     /// The previous frame's stream time: a jump back means a new stream (reconnect, loop).
     last_t: Option<f64>,
-    /// Detections dropped by the filters, by reason.
-    pub rejected: BTreeMap<&'static str, u64>,
-    /// Objects reported (`new`) so far.
-    pub objects_reported: u64,
     /// Where each not-yet-reported track was seen. The rules only look at reported objects
     /// (a false positive must not count in a zone or on a line), but by the time a track is
     /// believable it may already have crossed a line: its path so far is replayed through the
@@ -87,8 +83,6 @@ impl CameraObjects {
             lifecycle: Lifecycle::new(cam.objects.lifecycle.clone()),
             spec: cam.objects.clone(),
             last_t: None,
-            rejected: Rejected::ALL.iter().map(|r| (r.as_str(), 0)).collect(),
-            objects_reported: 0,
             backlog: BTreeMap::new(),
             best: BTreeMap::new(),
         })
@@ -116,9 +110,8 @@ impl CameraObjects {
 
         let mut observations = Vec::with_capacity(frame.detections.len());
         for d in &frame.detections {
-            match self.rules.filters().keep_detection(d, size) {
-                Ok(()) => observations.push(Observation { class: d.class, score: d.score, bbox: d.bbox }),
-                Err(reason) => *self.rejected.entry(reason.as_str()).or_default() += 1,
+            if self.rules.filters().keep_detection(d, size).is_ok() {
+                observations.push(Observation { class: d.class, score: d.score, bbox: d.bbox });
             }
         }
         let tracked = self.tracker.update(t, &observations);
@@ -174,7 +167,7 @@ impl CameraObjects {
         // `new` before the rule events that name the object.
         out.extend(self.object_messages(&object_events, frame.meta, t));
         out.extend(self.snapshots(&object_events));
-        out.extend(self.rule_messages(rules_out, frame.meta, t));
+        out.extend(self.rule_messages(rules_out, frame.meta));
 
         let mut removed_rules = RulesOutput::default();
         for tr in &tracked.removed {
@@ -183,7 +176,7 @@ impl CameraObjects {
             let r = self.rules.remove(tr.id);
             removed_rules.zone_events.extend(r.zone_events);
         }
-        out.extend(self.rule_messages(removed_rules, frame.meta, t));
+        out.extend(self.rule_messages(removed_rules, frame.meta));
         let ended = self.lifecycle.remove(t, &tracked.removed);
         out.extend(self.object_messages(&ended, frame.meta, t));
         out
@@ -198,7 +191,7 @@ impl CameraObjects {
         }
         self.backlog.clear();
         self.best.clear();
-        let mut out = self.rule_messages(zone_exits, meta, t);
+        let mut out = self.rule_messages(zone_exits, meta);
         let ended = self.lifecycle.finish();
         out.extend(self.object_messages(&ended, meta, t));
         self.tracker = Tracker::new(self.spec.tracker.clone());
@@ -212,7 +205,7 @@ impl CameraObjects {
         payload::timestamp(at.checked_sub(Duration::from_secs_f64(back)).unwrap_or(at))
     }
 
-    fn object_messages(&mut self, events: &[ObjectEvent], meta: FrameMeta, t: f64) -> Vec<Outgoing> {
+    fn object_messages(&self, events: &[ObjectEvent], meta: FrameMeta, t: f64) -> Vec<Outgoing> {
         events
             .iter()
             .map(|ev| {
@@ -222,9 +215,6 @@ impl CameraObjects {
                     EventKind::Update(r) => ("update", r.iter().map(|x| x.as_str()).collect()),
                     EventKind::End => ("end", Vec::new()),
                 };
-                if kind == "new" {
-                    self.objects_reported += 1;
-                }
                 let (bbox, box_normalized) = payload::boxes(o.bbox, meta.width, meta.height);
                 let (direction_degrees, speed_px_per_second) = payload::heading(o.velocity);
                 let msg = payload::ObjectEvent {
@@ -255,7 +245,7 @@ impl CameraObjects {
             .collect()
     }
 
-    fn rule_messages(&self, r: RulesOutput, meta: FrameMeta, _t: f64) -> Vec<Outgoing> {
+    fn rule_messages(&self, r: RulesOutput, meta: FrameMeta) -> Vec<Outgoing> {
         let mut out = Vec::new();
         let now = payload::timestamp(meta.captured_at);
         let event = |kind: &'static str, zone: Option<&str>, line: Option<&str>, id: u64, label: &str, dwell: Option<f64>, direction: Option<&'static str>, counts: Option<LineCountsOut>| {
@@ -330,8 +320,7 @@ impl CameraObjects {
                 payload::encode(&msg),
             ));
         }
-        // Stationary flips reach consumers as object updates (reason `stationary`).
-        let _: &[StationaryEvent] = &r.stationary_events;
+        // Stationary flips reach consumers as object updates (reason `stationary`), not here.
         out
     }
 
@@ -389,8 +378,6 @@ mod tests {
             lifecycle: Lifecycle::new(objects.lifecycle.clone()),
             spec: objects,
             last_t: None,
-            rejected: BTreeMap::new(),
-            objects_reported: 0,
             backlog: BTreeMap::new(),
             best: BTreeMap::new(),
         }
