@@ -9,7 +9,9 @@
 //! config/    lookout.toml + pipelines/*.toml + LOOKOUT__* env → validated `Spec`
 //! source/    one GStreamer pipeline per camera → `Frame`s (uridecodebin → videorate → scale → convert → appsink)
 //! link       bounded crossbeam links with a stated `when_full` policy; every drop counted
-//! detect/    letterbox, YOLOX decode and NMS (pure), and the ONNX Runtime session that runs them
+//! detect/    letterbox, YOLOX decode and NMS (pure), execution providers, and the ONNX Runtime
+//!            session that runs them
+//! batch      frames from several cameras gathered into one run, for GPU/NPU providers (pure)
 //! track/     ByteTrack-style tracker (pure): Kalman, Hungarian, two-stage association
 //! rules/     filters, masks, zones, counting lines, stationary objects (pure)
 //! objects/   per camera: detections → filters → tracker → lifecycle (new/update/end) + rules
@@ -29,6 +31,7 @@
 //! to GStreamer; every other thread is ours, named, and exits on the shutdown signal.
 
 pub mod annotate;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod detect;

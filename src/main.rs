@@ -25,6 +25,11 @@ enum Command {
     Check {
         #[arg(long)]
         config_dir: Option<PathBuf>,
+        /// Also load the ONNX Runtime library and build a session on each configured execution
+        /// provider: says what this machine can run (no camera or broker needed); exit 1 when
+        /// the provider `lookout run` would use does not build.
+        #[arg(long)]
+        probe: bool,
     },
     /// Detect objects in images and print one JSON object per image.
     Detect {
@@ -37,6 +42,13 @@ enum Command {
         /// Minimum score to report.
         #[arg(long, default_value_t = lookout::detect::DEFAULT_SCORE_THRESHOLD)]
         score_threshold: f32,
+        /// Execution provider, in order of preference (repeat the flag): cpu, cuda, cuda:1,
+        /// tensorrt, openvino, openvino:NPU, qnn. Default: cpu.
+        #[arg(long = "provider", value_name = "P", value_parser = parse_provider)]
+        providers: Vec<lookout::detect::ProviderSpec>,
+        /// Only the first --provider is tried; its failure is an error.
+        #[arg(long)]
+        no_fallback: bool,
         /// Write a JPEG with the boxes drawn (OUT-<image>.jpg when several images are given).
         #[arg(long, value_name = "OUT.jpg")]
         annotate: Option<PathBuf>,
@@ -62,6 +74,30 @@ enum BenchCommand {
         iterations: usize,
         images: Vec<PathBuf>,
     },
+    /// The batched inference path in images/s against a bare session.run loop at the same
+    /// batch, with detections checked against a batch-1 reference provider.
+    Infer {
+        /// Default: models/yolox_nano.onnx; --batch above 1 needs models/yolox_nano_dynbatch.onnx.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        ort_library: Option<PathBuf>,
+        /// As for `lookout detect`; repeat for a fallback order. Default: cpu.
+        #[arg(long = "provider", value_name = "P", value_parser = parse_provider)]
+        providers: Vec<lookout::detect::ProviderSpec>,
+        /// Frames per run.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long, default_value_t = 30)]
+        iterations: usize,
+        /// Provider whose batch-1 detections the batched ones must match ("none": no check).
+        #[arg(long, default_value = "cpu")]
+        reference: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        images: Vec<PathBuf>,
+    },
     /// `lookout run` on a clip, unpaced, against the bare inference rate.
     Pipeline {
         #[arg(long)]
@@ -76,6 +112,10 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+}
+
+fn parse_provider(s: &str) -> Result<lookout::detect::ProviderSpec, String> {
+    lookout::detect::provider::parse_flag(s)
 }
 
 fn init_logging() {
@@ -95,13 +135,26 @@ fn main() -> ExitCode {
     init_logging();
     match args.command {
         Command::Run { config_dir } => cli::run::run(config_dir),
-        Command::Check { config_dir } => cli::check::check(config_dir),
-        Command::Detect { model, ort_library, score_threshold, annotate, images } => {
-            cli::detect::detect(cli::detect::DetectArgs { model, ort_library, score_threshold, annotate, images })
+        Command::Check { config_dir, probe } => cli::check::check(config_dir, probe),
+        Command::Detect { model, ort_library, score_threshold, providers, no_fallback, annotate, images } => {
+            cli::detect::detect(cli::detect::DetectArgs { model, ort_library, score_threshold, providers, fallback: !no_fallback, annotate, images })
         }
         Command::Bench { which } => match which {
             BenchCommand::Detect { model, ort_library, iterations, images } => cli::bench::bench_detect(model, ort_library, iterations.max(1), images),
             BenchCommand::Pipeline { config_dir, clip, fps, rounds } => cli::bench::bench_pipeline(config_dir, clip, fps, rounds),
+            BenchCommand::Infer { model, ort_library, providers, batch, iterations, reference, json, images } => {
+                let reference = match reference.as_str() {
+                    "none" => None,
+                    r => match parse_provider(r) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            eprintln!("lookout bench infer: --reference {e}");
+                            return ExitCode::from(cli::EXIT_CONFIG);
+                        }
+                    },
+                };
+                cli::bench::bench_infer(cli::bench::InferArgs { model, ort_library, providers, batch, iterations: iterations.max(1), reference, json, images })
+            }
         },
     }
 }

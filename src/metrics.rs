@@ -24,6 +24,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::batch::BatchCounts;
 use crate::shutdown::Shutdown;
 use crate::stats::CameraCounters;
 
@@ -48,6 +49,8 @@ pub struct CameraStates {
     states: Mutex<Vec<&'static str>>,
     started: Instant,
     provider: &'static str,
+    /// Inference runs per batch size, shared with the detect workers.
+    batches: Arc<BatchCounts>,
 }
 
 impl CameraStates {
@@ -100,12 +103,26 @@ impl Collector for CameraStates {
         ConstGauge::new(self.started.elapsed().as_secs_f64()).encode(uptime)?;
         let mut info = encoder.encode_descriptor("lookout_execution_provider", "The ONNX Runtime execution provider in use", None, ConstGauge::new(0i64).metric_type())?;
         ConstGauge::new(1i64).encode(info.encode_family(&[("provider", self.provider)])?)?;
+        let mut runs = encoder.encode_descriptor(
+            "lookout_inference_batches",
+            "Inference runs by batch size (frames from several cameras in one run, on a GPU or NPU provider)",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (size, n) in self.batches.snapshot() {
+            ConstCounter::new(n).encode(runs.encode_family(&[("size", size.to_string())])?)?;
+        }
         Ok(())
     }
 }
 
 impl Metrics {
     pub fn new(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str) -> Arc<Metrics> {
+        Metrics::with_batches(names, counters, provider, Arc::default())
+    }
+
+    /// As [`Metrics::new`], with the detect workers' batch-size counts.
+    pub fn with_batches(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str, batches: Arc<BatchCounts>) -> Arc<Metrics> {
         let mut registry = Registry::default();
         // 1 ms .. ~4 s: CPU inference is 10-100 ms, a GPU's ~1 ms.
         let inference_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 13)));
@@ -115,7 +132,7 @@ impl Metrics {
         registry.register("lookout_inference_seconds", "Inference latency per frame", inference_seconds.clone());
         registry.register("lookout_frame_age_at_publish_seconds", "From a frame's capture to its events leaving for the broker", frame_age_seconds.clone());
         let states = vec!["connecting"; names.len()];
-        let cameras = Arc::new(CameraStates { names, counters, states: Mutex::new(states), started: Instant::now(), provider });
+        let cameras = Arc::new(CameraStates { names, counters, states: Mutex::new(states), started: Instant::now(), provider, batches });
         registry.register_collector(Box::new(cameras.clone()));
         Arc::new(Metrics { registry, inference_seconds, frame_age_seconds, cameras })
     }
@@ -216,7 +233,11 @@ mod tests {
         let c = Arc::new(CameraCounters::default());
         c.decoded.store(250, Ordering::Relaxed);
         c.dropped_link_full.store(7, Ordering::Relaxed);
-        let m = Metrics::new(vec!["front".into()], vec![c], "cpu");
+        let batches = Arc::new(BatchCounts::new(8));
+        batches.record(8);
+        batches.record(3);
+        batches.record(8);
+        let m = Metrics::with_batches(vec!["front".into()], vec![c], "cpu", batches);
         m.cameras().set(0, "streaming");
         m.inference_seconds.get_or_create(&m.camera_label(0)).observe(0.015);
         let text = m.render();
@@ -227,6 +248,8 @@ mod tests {
             "lookout_camera_state{camera=\"front\",state=\"failed\"} 0",
             "lookout_inference_seconds_count{camera=\"front\"} 1",
             "lookout_execution_provider{provider=\"cpu\"} 1",
+            "lookout_inference_batches_total{size=\"8\"} 2",
+            "lookout_inference_batches_total{size=\"3\"} 1",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

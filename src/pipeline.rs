@@ -18,8 +18,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Select};
 
+use crate::batch::{self, BatchCounts};
 use crate::config::{CameraSpec, Spec};
-use crate::detect::{DetectError, Detector, DetectorOptions};
+use crate::detect::{DetectError, Detection, Detector, DetectorOptions, ScaledFrame, Timings};
 use crate::metrics::{self, Metrics};
 use crate::link::{self, EVENT_LINK_CAPACITY, FRAME_LINK_CAPACITY, LinkSender, WhenFull};
 use crate::objects::snapshot::FrameImage;
@@ -84,12 +85,8 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     // The tracker extends tracks with low-score detections (ByteTrack), so the detector
     // keeps everything down to the lowest `track.low_score` of any camera.
     let score_threshold = spec.cameras.iter().map(|c| c.objects.tracker.low_score.min(c.detect.min_score)).fold(f32::INFINITY, f32::min);
-    let base = DetectorOptions::new(spec.inference.model.clone(), spec.inference.ort_library.clone());
-    let opts = DetectorOptions {
-        intra_threads: spec.inference.intra_threads,
-        score_threshold: if score_threshold.is_finite() { score_threshold.max(0.01) } else { base.score_threshold },
-        ..base
-    };
+    let base = spec.inference.detector_options();
+    let opts = DetectorOptions { score_threshold: if score_threshold.is_finite() { score_threshold.max(0.01) } else { base.score_threshold }, ..base };
     // Rules were validated with the config; building them again can't fail, but say so if it does.
     let stages: Vec<CameraObjects> = spec
         .cameras
@@ -97,10 +94,21 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
         .map(|c| CameraObjects::new(&spec.gateway_id, c).map_err(|e| PipelineError::Rules(c.name.clone(), Box::new(e))))
         .collect::<Result<_, _>>()?;
     let workers = spec.inference.workers.min(spec.cameras.len().max(1));
-    let detectors: Vec<Detector> = (0..workers).map(|_| Detector::load(&opts)).collect::<Result<_, _>>()?;
+    let first = Detector::load(&opts)?;
+    // The other workers take the provider the first one got, alone, so that all of them run
+    // on the same one: a GPU that refuses a second session (say, for want of memory) is an
+    // error to report, not a quiet move of one worker to the CPU.
+    let same = DetectorOptions { providers: vec![first.provider_spec().clone()], fallback: false, ..opts.clone() };
+    let mut detectors: Vec<Detector> = vec![first];
+    for _ in 1..workers {
+        detectors.push(Detector::load(&same)?);
+    }
     let model_size = detectors.first().map(|d| d.input_size()).unwrap_or(416);
     let provider = detectors.first().map(|d| d.provider()).unwrap_or("cpu");
-    tracing::info!(model = %spec.inference.model.display(), provider, workers, "detector ready");
+    let skipped: Arc<Vec<(String, String)>> = Arc::new(detectors.first().map(|d| d.selection().skipped.clone()).unwrap_or_default());
+    let max_batch = detectors.first().map(|d| d.max_batch()).unwrap_or(1);
+    let batches = Arc::new(BatchCounts::new(max_batch));
+    tracing::info!(model = %spec.inference.model.display(), provider, workers, max_batch, "detector ready");
 
     let started = Instant::now();
     // Detection on/off per camera, flipped by `<camera>/detect/set` over MQTT.
@@ -111,7 +119,7 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
         (None, None) => Sink::stdout(),
     };
     let counters: Vec<Arc<CameraCounters>> = spec.cameras.iter().map(|_| Arc::new(CameraCounters::default())).collect();
-    let metrics = Metrics::new(spec.cameras.iter().map(|c| c.name.clone()).collect(), counters.clone(), provider);
+    let metrics = Metrics::with_batches(spec.cameras.iter().map(|c| c.name.clone()).collect(), counters.clone(), provider, batches.clone());
     // Its own stop flag: a file run ends without the daemon's shutdown being triggered.
     let metrics_stop = Shutdown::new();
     let metrics_server = match spec.metrics_listen {
@@ -179,7 +187,9 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
         let snapshots: Vec<bool> = spec.cameras.iter().map(|c| c.objects.snapshots.enabled).collect();
         let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
         let beat = health.heartbeat(&format!("detect-{n}"));
-        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &snapshots, &on, &ctr, &dtx, &m, beat))?);
+        let (wait, runs) = (spec.inference.max_batch_wait, batches.clone());
+        let cams = WorkerCameras { names, min_scores, snapshots, detect_on: on };
+        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &cams, wait, &ctr, &dtx, &m, &runs, beat))?);
     }
     // The workers hold the only senders now: the stages end when the workers do.
     drop(detected_txs);
@@ -188,18 +198,20 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     // Periodic stats until every camera has finished.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let stats_thread = {
-        let (names, ctr, ev, gw, every) = (
+        let (names, ctr, ev, gw, every, sk, runs) = (
             spec.cameras.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
             counters.clone(),
             events_tx.clone(),
             spec.gateway_id.clone(),
             spec.stats_interval,
+            skipped.clone(),
+            batches.clone(),
         );
         spawn("stats", move || {
             let tick = crossbeam_channel::tick(every);
             loop {
                 crossbeam_channel::select! {
-                    recv(tick) -> _ => { let _ = ev.send(stats_message(&gw, &names, &ctr, started, provider, false)); }
+                    recv(tick) -> _ => { let _ = ev.send(stats_message(&gw, &names, &ctr, started, (provider, &sk, &runs), false)); }
                     recv(done_rx) -> _ => break,
                 }
             }
@@ -220,7 +232,7 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     let _ = stats_thread.join();
 
     let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
-    let _ = events_tx.send(stats_message(&spec.gateway_id, &names, &counters, started, provider, true));
+    let _ = events_tx.send(stats_message(&spec.gateway_id, &names, &counters, started, (provider, &skipped, &batches), true));
     drop(events_tx);
     let delivery = publisher.join().unwrap_or_default();
     metrics_stop.trigger();
@@ -288,73 +300,158 @@ fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing
     let _ = events.send(Outgoing::new(Topic::CameraStatus(cam.name.clone()), payload));
 }
 
+/// What a worker needs to know about every camera, by camera index.
+struct WorkerCameras {
+    names: Vec<String>,
+    min_scores: Vec<f32>,
+    snapshots: Vec<bool>,
+    detect_on: Vec<Arc<AtomicBool>>,
+}
+
 /// One worker: detect on frames from its cameras, fairly, until all their links close, and
 /// hand every inferred frame (with or without detections: the tracker needs both) to the
-/// camera's objects stage.
+/// camera's objects stage. With a detector that batches, frames from several cameras go
+/// through one run (see [`crate::batch`]).
+#[allow(clippy::too_many_arguments)]
 fn detect_loop(
     mut detector: Detector,
     rxs: Vec<Receiver<Frame>>,
-    names: &[String],
-    min_scores: &[f32],
-    snapshots: &[bool],
-    detect_on: &[Arc<AtomicBool>],
+    cams: &WorkerCameras,
+    max_wait: Duration,
     counters: &[Arc<CameraCounters>],
     stages: &[LinkSender<DetectedFrame>],
     metrics: &Metrics,
+    runs: &BatchCounts,
     beat: Beat,
 ) {
-    let mut sel = Select::new();
-    for rx in &rxs {
-        sel.recv(rx);
-    }
-    let mut open = rxs.len();
-    while open > 0 {
+    let max_batch = detector.max_batch();
+    let mut open = vec![true; rxs.len()];
+    let mut batch: Vec<(usize, Frame)> = Vec::with_capacity(max_batch);
+    while open.iter().any(|o| *o) {
         // Select picks fairly among the ready links, so a busy camera can't starve a quiet one.
         // The timeout keeps an idle worker beating.
         beat.beat();
+        let live: Vec<usize> = (0..rxs.len()).filter(|i| open[*i]).collect();
+        let mut sel = Select::new();
+        for i in &live {
+            sel.recv(&rxs[*i]);
+        }
         let Ok(op) = sel.select_timeout(IDLE_BEAT) else { continue };
-        let i = op.index();
-        let frame = match op.recv(&rxs[i]) {
-            Ok(f) => f,
+        let i = live[op.index()];
+        match op.recv(&rxs[i]) {
+            Ok(f) => batch.push((i, f)),
             Err(_) => {
-                sel.remove(i);
-                open -= 1;
+                open[i] = false;
                 continue;
             }
-        };
-        let ctr = &counters[frame.camera];
-        if !detect_on[frame.camera].load(std::sync::atomic::Ordering::Relaxed) {
-            // Switched off: the frame is counted, and the objects stage sees an empty frame,
-            // so tracked objects end as they would if the scene emptied.
-            ctr.dropped(DropReason::DetectOff);
-            let meta = frame_meta(&frame);
-            if stages[frame.camera].send(DetectedFrame { meta, pts: frame.pts, detections: Vec::new(), image: None }).is_err() {
-                return;
+        }
+        if max_batch > 1 {
+            fill_batch(&mut batch, &rxs, &mut open, max_batch, max_wait);
+        }
+        if !detect_batch(&mut detector, &mut batch, cams, counters, stages, metrics, runs) {
+            return;
+        }
+    }
+}
+
+/// Add to `batch` what the other cameras have ready, then wait up to `max_wait` for more.
+fn fill_batch(batch: &mut Vec<(usize, Frame)>, rxs: &[Receiver<Frame>], open: &mut [bool], max: usize, max_wait: Duration) {
+    batch::gather(batch, rxs.len(), max, |j| {
+        if !open[j] {
+            return None;
+        }
+        match rxs[j].try_recv() {
+            Ok(f) => Some(f),
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                open[j] = false;
+                None
             }
+        }
+    });
+    let deadline = Instant::now() + max_wait;
+    while batch.len() < max {
+        let waiting: Vec<usize> = (0..rxs.len()).filter(|j| open[*j] && !batch.iter().any(|(k, _)| k == j)).collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let mut sel = Select::new();
+        for j in &waiting {
+            sel.recv(&rxs[*j]);
+        }
+        let Ok(op) = sel.select_deadline(deadline) else { return };
+        let j = waiting[op.index()];
+        match op.recv(&rxs[j]) {
+            Ok(f) => batch.push((j, f)),
+            Err(_) => open[j] = false,
+        }
+    }
+}
+
+/// Detect on the batch's frames in one run and hand each on; empties `batch`. false: an
+/// objects stage is gone, and the worker should stop.
+fn detect_batch(
+    detector: &mut Detector,
+    batch: &mut Vec<(usize, Frame)>,
+    cams: &WorkerCameras,
+    counters: &[Arc<CameraCounters>],
+    stages: &[LinkSender<DetectedFrame>],
+    metrics: &Metrics,
+    runs: &BatchCounts,
+) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut frames: Vec<Frame> = Vec::with_capacity(batch.len());
+    for (cam, frame) in batch.drain(..) {
+        if cams.detect_on[cam].load(Relaxed) {
+            frames.push(frame);
             continue;
         }
-        match detector.detect_scaled(&frame.data, frame.width, frame.height, frame.stride, frame.src_width, frame.src_height) {
-            Ok((detections, timings)) => {
-                ctr.inferred.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                ctr.infer_micros_total.fetch_add(timings.infer.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-                metrics.inference_seconds.get_or_create(&metrics.camera_label(frame.camera)).observe(timings.infer.as_secs_f64());
-                let confident = detections.iter().filter(|d| d.score >= min_scores[frame.camera]).count();
-                ctr.detections.fetch_add(confident as u64, std::sync::atomic::Ordering::Relaxed);
-                let meta = frame_meta(&frame);
+        // Switched off: the frame is counted, and the objects stage sees an empty frame,
+        // so tracked objects end as they would if the scene emptied.
+        counters[cam].dropped(DropReason::DetectOff);
+        let meta = frame_meta(&frame);
+        if stages[cam].send(DetectedFrame { meta, pts: frame.pts, detections: Vec::new(), image: None }).is_err() {
+            return false;
+        }
+    }
+    if frames.is_empty() {
+        return true;
+    }
+    let inputs: Vec<ScaledFrame<'_>> = frames
+        .iter()
+        .map(|f| ScaledFrame { rgb: &f.data, width: f.width, height: f.height, stride: f.stride, src_width: f.src_width, src_height: f.src_height })
+        .collect();
+    let result: Result<(Vec<Vec<Detection>>, Timings), DetectError> = detector.detect_batch(&inputs);
+    drop(inputs);
+    match result {
+        Ok((per_frame, timings)) => {
+            runs.record(frames.len());
+            for (frame, detections) in frames.iter().zip(per_frame) {
+                let cam = frame.camera;
+                let ctr = &counters[cam];
+                // Each frame's latency is its run's, whatever else rode along.
+                ctr.inferred.fetch_add(1, Relaxed);
+                ctr.infer_micros_total.fetch_add(timings.infer.as_micros() as u64, Relaxed);
+                metrics.inference_seconds.get_or_create(&metrics.camera_label(cam)).observe(timings.infer.as_secs_f64());
+                let confident = detections.iter().filter(|d| d.score >= cams.min_scores[cam]).count();
+                ctr.detections.fetch_add(confident as u64, Relaxed);
+                let meta = frame_meta(frame);
                 // Snapshots need the pixels after the frame's buffer goes back to GStreamer.
-                let image = snapshots[frame.camera].then(|| frame_image(&frame)).flatten();
-                let detected = DetectedFrame { meta, pts: frame.pts, detections, image };
-                if stages[frame.camera].send(detected).is_err() {
-                    tracing::error!(camera = %names[frame.camera], "objects stage gone; stopping detect worker");
-                    return;
+                let image = cams.snapshots[cam].then(|| frame_image(frame)).flatten();
+                if stages[cam].send(DetectedFrame { meta, pts: frame.pts, detections, image }).is_err() {
+                    tracing::error!(camera = %cams.names[cam], "objects stage gone; stopping detect worker");
+                    return false;
                 }
             }
-            Err(e) => {
-                ctr.dropped(DropReason::InferenceError);
-                tracing::warn!(camera = %names[frame.camera], error = %e, "inference failed on a frame; frame dropped");
+        }
+        Err(e) => {
+            for frame in &frames {
+                counters[frame.camera].dropped(DropReason::InferenceError);
+                tracing::warn!(camera = %cams.names[frame.camera], error = %e, batch = frames.len(), "inference failed on a frame; frame dropped");
             }
         }
     }
+    true
 }
 
 /// What events need to know about a frame.
@@ -472,10 +569,12 @@ fn stats_message(
     names: &[String],
     counters: &[Arc<CameraCounters>],
     started: Instant,
-    provider: &str,
+    (provider, skipped, batches): (&str, &[(String, String)], &BatchCounts),
     is_final: bool,
 ) -> Outgoing {
     let cams: BTreeMap<&str, CameraSummary> = names.iter().map(|n| n.as_str()).zip(counters.iter().map(|c| c.snapshot())).collect();
-    let payload = payload::stats(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), provider, is_final, cams);
+    let runs = batches.snapshot();
+    let inference = payload::InferenceStats { provider, skipped, batches: Some(&runs) };
+    let payload = payload::stats_with(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), inference, is_final, cams);
     Outgoing::new(Topic::Stats, payload)
 }

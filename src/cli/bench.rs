@@ -5,13 +5,17 @@
 //!   and post-processing, against a bare `session.run` loop on the same input.
 //! - `lookout bench pipeline [--clip FILE]`: `lookout run` on a clip as fast as it decodes,
 //!   every frame offered to detection, against the bare inference rate.
+//! - `lookout bench infer [--provider P] [--batch N]`: the workers' batched path (pre-processing,
+//!   one run for N frames, decoding) in images per second, against a bare `session.run` loop
+//!   at the same batch on the same input, and its detections against a batch-1 reference
+//!   provider (cpu) in the same process.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::config::{self, CameraSpec, DetectSpec, OnError, RtspTransport, Spec, spec};
-use crate::detect::Detector;
+use crate::detect::{Detection, Detector, DetectorOptions, ProviderSpec, ScaledFrame, ScaledImage};
 use crate::pipeline;
 use crate::publish::Sink;
 use crate::shutdown::Shutdown;
@@ -25,12 +29,16 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 /// Time `iterations` bare session runs: the baseline both benchmarks divide by.
 fn bare_median(det: &mut Detector, iterations: usize) -> Result<Duration, String> {
     let mut t = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let s = Instant::now();
-        det.run_bare().map_err(|e| e.to_string())?;
+        det.run_bare(1).map_err(|e| e.to_string())?;
         t.push(s.elapsed());
     }
     Ok(median(t))
@@ -115,7 +123,7 @@ pub fn bench_pipeline(config_dir: Option<PathBuf>, clip: Option<PathBuf>, fps: f
             return ExitCode::from(super::EXIT_FAILURE);
         }
     };
-    let opts = super::detect::detector_options(Some(spec.inference.model.clone()), Some(spec.inference.ort_library.clone()));
+    let opts = spec.inference.detector_options();
     let bare = match Detector::load(&opts).map_err(|e| e.to_string()).and_then(|mut d| {
         bare_median(&mut d, 5)?;
         bare_median(&mut d, 30)
@@ -189,4 +197,262 @@ fn bench_spec(dir: &std::path::Path, clip: &std::path::Path, fps: f64) -> Result
     }];
     spec.mqtt = None;
     Ok(spec)
+}
+
+/// What `lookout bench infer` is asked to measure.
+pub struct InferArgs {
+    pub model: Option<PathBuf>,
+    pub ort_library: Option<PathBuf>,
+    /// Tried in order, as in the config; empty: cpu.
+    pub providers: Vec<ProviderSpec>,
+    pub batch: usize,
+    pub iterations: usize,
+    /// The provider batch-1 detections are checked against; `None`: no check.
+    pub reference: Option<ProviderSpec>,
+    pub json: bool,
+    pub images: Vec<PathBuf>,
+}
+
+/// How far two detection lists are apart.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Agreement {
+    /// Detections compared (those clearly above the threshold on either side).
+    pub compared: usize,
+    /// Of those, found on the other side with the same label.
+    pub matched: usize,
+    pub max_score_diff: f32,
+    pub min_iou: f32,
+}
+
+impl Agreement {
+    /// Same objects, boxes within IoU 0.9 and scores within 0.02: what the golden test holds
+    /// `lookout detect` to against the Python reference. GPUs differ from the CPU by about 0.004
+    /// (FINDINGS.md).
+    pub fn holds(&self) -> bool {
+        self.compared > 0 && self.matched == self.compared && self.min_iou >= 0.9 && self.max_score_diff <= 0.02
+    }
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    inter / (area(a) + area(b) - inter).max(1e-9)
+}
+
+/// Compare both ways: every detection scoring `margin` above `threshold` on one side must
+/// have a same-label partner on the other. Ones near the threshold may fall either side of it.
+pub fn agreement(got: &[Detection], want: &[Detection], threshold: f32, margin: f32) -> Agreement {
+    let mut a = Agreement { min_iou: 1.0, ..Default::default() };
+    for (xs, ys) in [(want, got), (got, want)] {
+        for x in xs.iter().filter(|d| d.score >= threshold + margin) {
+            a.compared += 1;
+            let best = ys.iter().filter(|y| y.label == x.label).map(|y| (iou(&x.bbox, &y.bbox), y.score)).max_by(|p, q| p.0.total_cmp(&q.0));
+            if let Some((overlap, score)) = best
+                && overlap > 0.5
+            {
+                a.matched += 1;
+                a.min_iou = a.min_iou.min(overlap);
+                a.max_score_diff = a.max_score_diff.max((score - x.score).abs());
+            }
+        }
+    }
+    a
+}
+
+#[derive(serde::Serialize)]
+struct InferReport<'a> {
+    provider: &'a str,
+    placement: &'a std::collections::BTreeMap<String, usize>,
+    batch: usize,
+    iterations: usize,
+    images_per_second: f64,
+    bare_images_per_second: f64,
+    ratio: f64,
+    pre_ms: f64,
+    infer_ms: f64,
+    post_ms: f64,
+    reference: Option<String>,
+    agreement: Option<Agreement>,
+    detections_match: Option<bool>,
+}
+
+pub fn bench_infer(args: InferArgs) -> ExitCode {
+    let fail = |msg: String| {
+        eprintln!("lookout bench infer: {msg}");
+        ExitCode::from(super::EXIT_FAILURE)
+    };
+    let batch = args.batch.max(1);
+    let base = super::detect::detector_options(args.model, args.ort_library);
+    // The batch asked for, on whatever provider: measuring is the point, gain or not.
+    let opts = DetectorOptions {
+        providers: if args.providers.is_empty() { base.providers.clone() } else { args.providers },
+        max_batch: batch,
+        batch_on_cpu: true,
+        ..base.clone()
+    };
+    let mut det = match Detector::load(&opts) {
+        Ok(d) => d,
+        Err(e) => return fail(e.to_string()),
+    };
+    if det.max_batch() < batch {
+        return fail(format!(
+            "{} has a fixed batch of 1; use a model with a dynamic batch (models/yolox_nano_dynbatch.onnx, placed by scripts/setup) for --batch {batch}",
+            opts.model.display()
+        ));
+    }
+    let paths = if args.images.is_empty() { default_images() } else { args.images };
+    if paths.is_empty() {
+        return fail("no images given and none found in media/; run scripts/setup or pass paths".into());
+    }
+    let mut scaled: Vec<ScaledImage> = Vec::new();
+    for p in &paths {
+        let img = match image::open(p) {
+            Ok(i) => i.to_rgb8(),
+            Err(e) => return fail(format!("cannot read {}: {e}", p.display())),
+        };
+        match det.scale_image(&img) {
+            Ok(s) => scaled.push(s),
+            Err(e) => return fail(e.to_string()),
+        }
+    }
+    // A batch of `batch` frames, the images in turn, as several cameras would fill it.
+    let frames: Vec<ScaledFrame<'_>> = (0..batch).map(|i| scaled[i % scaled.len()].frame()).collect();
+    if !args.json {
+        println!(
+            "lookout bench infer: provider {} ({}), batch {batch}, {} iterations, model {}",
+            det.provider(),
+            crate::detect::provider::placement_text(&det.selection().placement),
+            args.iterations,
+            opts.model.display()
+        );
+    }
+    // Warm up (a GPU provider tunes its kernels on the first runs), then interleave the two
+    // loops so that both see the same machine.
+    let mut last = Vec::new();
+    for _ in 0..3 {
+        match det.detect_batch(&frames) {
+            Ok((d, _)) => last = d,
+            Err(e) => return fail(e.to_string()),
+        }
+        if let Err(e) = det.run_bare(batch) {
+            return fail(e.to_string());
+        }
+    }
+    let (mut total, mut bare, mut pre, mut inf, mut post) = (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..args.iterations.max(1) {
+        let s = Instant::now();
+        let t = match det.detect_batch(&frames) {
+            Ok((_, t)) => t,
+            Err(e) => return fail(e.to_string()),
+        };
+        total.push(s.elapsed());
+        pre.push(t.pre);
+        inf.push(t.infer);
+        post.push(t.post);
+        // The same input the batched path just filled in.
+        let s = Instant::now();
+        if let Err(e) = det.run_bare(batch) {
+            return fail(e.to_string());
+        }
+        bare.push(s.elapsed());
+    }
+    let (total, bare) = (median(total), median(bare));
+    let ips = batch as f64 / total.as_secs_f64().max(1e-9);
+    let bare_ips = batch as f64 / bare.as_secs_f64().max(1e-9);
+
+    // Batch-1 detections on the reference provider, image by image, against this batch's.
+    let mut agreement_all: Option<Agreement> = None;
+    if let Some(r) = &args.reference {
+        let ref_opts = DetectorOptions { providers: vec![r.clone()], fallback: false, max_batch: 1, ..base };
+        let mut reference = match Detector::load(&ref_opts) {
+            Ok(d) => d,
+            Err(e) => return fail(format!("reference provider {}: {e}", r.label())),
+        };
+        let mut sum = Agreement { min_iou: 1.0, ..Default::default() };
+        for (i, got) in last.iter().enumerate().take(scaled.len()) {
+            let want = match reference.detect_batch(&[frames[i]]) {
+                Ok((mut d, _)) => d.pop().unwrap_or_default(),
+                Err(e) => return fail(e.to_string()),
+            };
+            let a = agreement(got, &want, opts.score_threshold, 0.05);
+            sum.compared += a.compared;
+            sum.matched += a.matched;
+            sum.max_score_diff = sum.max_score_diff.max(a.max_score_diff);
+            sum.min_iou = sum.min_iou.min(a.min_iou);
+        }
+        agreement_all = Some(sum);
+    }
+    let matches = agreement_all.map(|a| a.holds());
+    let report = InferReport {
+        provider: det.provider(),
+        placement: &det.selection().placement,
+        batch,
+        iterations: args.iterations.max(1),
+        images_per_second: (ips * 10.0).round() / 10.0,
+        bare_images_per_second: (bare_ips * 10.0).round() / 10.0,
+        ratio: ((ips / bare_ips.max(1e-9)) * 1000.0).round() / 1000.0,
+        pre_ms: round3(ms(median(pre))),
+        infer_ms: round3(ms(median(inf))),
+        post_ms: round3(ms(median(post))),
+        reference: args.reference.as_ref().map(|r| r.label()),
+        agreement: agreement_all,
+        detections_match: matches,
+    };
+    if args.json {
+        match serde_json::to_string(&report) {
+            Ok(line) => println!("{line}"),
+            Err(e) => return fail(e.to_string()),
+        }
+    } else {
+        println!(
+            "  batched path: {:.1} images/s ({:.2} ms per batch of {batch}: pre {:.2}, infer {:.2}, post {:.2})",
+            ips,
+            ms(total),
+            report.pre_ms,
+            report.infer_ms,
+            report.post_ms
+        );
+        println!("  baseline: bare session.run at batch {batch} on the same input: {bare_ips:.1} images/s");
+        println!("  ratio batched path / bare session.run: {:.2}x", report.ratio);
+        if let (Some(r), Some(a)) = (&report.reference, agreement_all) {
+            println!(
+                "  detections vs {r} at batch 1: {} of {} matched, min IoU {:.3}, max score diff {:.4}: {}",
+                a.matched,
+                a.compared,
+                a.min_iou,
+                a.max_score_diff,
+                if a.holds() { "MATCH" } else { "MISMATCH" }
+            );
+        }
+    }
+    if matches == Some(false) { ExitCode::from(super::EXIT_FAILURE) } else { ExitCode::SUCCESS }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(label: &'static str, score: f32, x: f32) -> Detection {
+        Detection { class: 0, label, score, bbox: [x, 10.0, x + 50.0, 90.0] }
+    }
+
+    #[test]
+    fn agreement_needs_every_clear_detection_matched_both_ways() {
+        let want = vec![det("dog", 0.9, 0.0), det("car", 0.31, 200.0)];
+        let got = vec![det("dog", 0.895, 1.0)];
+        let a = agreement(&got, &want, 0.3, 0.05);
+        // The car is near the threshold: not compared. The dog is, both ways.
+        assert_eq!((a.compared, a.matched), (2, 2));
+        assert!(a.holds(), "{a:?}");
+        assert!(a.max_score_diff > 0.004 && a.max_score_diff < 0.006);
+
+        let missing = agreement(&[], &want, 0.3, 0.05);
+        assert!(!missing.holds());
+        let extra = agreement(&[det("dog", 0.9, 0.0), det("cat", 0.8, 300.0)], &want[..1], 0.3, 0.05);
+        assert_eq!((extra.compared, extra.matched), (3, 2));
+        assert!(!extra.holds());
+        assert!(!agreement(&[], &[], 0.3, 0.05).holds(), "nothing compared proves nothing");
+    }
 }

@@ -1,11 +1,15 @@
 //! `lookout check [--config-dir DIR]`: validate offline, print every problem, exit 2 on any.
+//! `lookout check --probe`: also load the ONNX Runtime library and build a session on each
+//! configured execution provider, to say what this machine can run (no camera, no broker).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config;
+use crate::config::{self, InferenceSpec};
+use crate::detect::session::{effective_library, runtime_info};
+use crate::detect::{Detector, DetectorOptions};
 
-pub fn check(config_dir: Option<PathBuf>) -> ExitCode {
+pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
     let dir = config_dir.unwrap_or_else(config::default_dir);
     match config::load(&dir) {
         Ok(spec) => {
@@ -32,11 +36,72 @@ pub fn check(config_dir: Option<PathBuf>) -> ExitCode {
                     r.filters.masks.len()
                 );
             }
-            ExitCode::SUCCESS
+            let inf = &spec.inference;
+            println!(
+                "  inference: {} on {} (fallback {}), {} worker(s), max_batch {}",
+                inf.model.display(),
+                inf.providers.iter().map(|p| p.label()).collect::<Vec<_>>().join(", "),
+                inf.fallback,
+                inf.workers,
+                inf.max_batch
+            );
+            if probe { probe_providers(inf) } else { ExitCode::SUCCESS }
         }
         Err(errors) => {
             eprintln!("{}: {}", dir.display(), errors);
             ExitCode::from(super::EXIT_CONFIG)
+        }
+    }
+}
+
+/// Load the runtime, say what it was built with, and build a session on each configured
+/// provider alone. Exit 0 when the provider `lookout run` would choose builds.
+fn probe_providers(inf: &InferenceSpec) -> ExitCode {
+    let library = effective_library(&inf.ort_library);
+    println!("probe: ONNX Runtime {}", library.display());
+    let (build, compiled) = match runtime_info(&library) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("probe: {e}");
+            return ExitCode::from(super::EXIT_FAILURE);
+        }
+    };
+    println!("  build: {}", build.trim());
+    let list: Vec<String> = compiled.iter().map(|(k, yes)| format!("{k} {}", if *yes { "yes" } else { "no" })).collect();
+    println!("  compiled in: {}", list.join(", "));
+    println!("  configured providers, each built alone on {}:", inf.model.display());
+    let mut chosen = None;
+    for (i, p) in inf.providers.iter().enumerate() {
+        let opts = DetectorOptions { providers: vec![p.clone()], fallback: false, ..inf.detector_options() };
+        match Detector::load(&opts) {
+            Ok(d) => {
+                let placement = crate::detect::provider::placement_text(&d.selection().placement);
+                println!("    {}. {}: OK, nodes: {placement}; max batch {}", i + 1, p.label(), d.max_batch());
+                if chosen.is_none() && (inf.fallback || i == 0) {
+                    chosen = Some(p.label());
+                }
+            }
+            Err(e) => {
+                // The detector's error repeats the advice; the reason is what matters here.
+                let why = match e {
+                    crate::detect::DetectError::NoProvider { tried, .. } => tried.strip_prefix(&format!("{}: ", p.label())).map(str::to_string).unwrap_or(tried),
+                    other => other.to_string(),
+                };
+                println!("    {}. {}: FAILED: {why}", i + 1, p.label());
+            }
+        }
+    }
+    match chosen {
+        Some(p) => {
+            println!("  lookout run would use: {p}");
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!(
+                "probe: no configured provider builds{}; see the reasons above",
+                if inf.fallback { "" } else { " first (inference.fallback = false)" }
+            );
+            ExitCode::from(super::EXIT_FAILURE)
         }
     }
 }

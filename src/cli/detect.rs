@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::annotate;
 use crate::config::{self, spec};
-use crate::detect::{Detector, DetectorOptions};
+use crate::detect::{Detector, DetectorOptions, ProviderSpec};
 
 #[derive(Serialize)]
 struct ImageOut<'a> {
@@ -16,8 +16,18 @@ struct ImageOut<'a> {
     width: u32,
     height: u32,
     provider: &'a str,
+    /// Nodes per ORT execution provider, as ORT placed them.
+    placement: &'a std::collections::BTreeMap<String, usize>,
+    /// Providers given before the active one, and why each did not build.
+    provider_skipped: Vec<Skipped<'a>>,
     timing_ms: Timing,
     detections: Vec<crate::publish::payload::DetectionOut>,
+}
+
+#[derive(Serialize)]
+struct Skipped<'a> {
+    provider: &'a str,
+    reason: &'a str,
 }
 
 #[derive(Serialize)]
@@ -31,6 +41,9 @@ pub struct DetectArgs {
     pub model: Option<PathBuf>,
     pub ort_library: Option<PathBuf>,
     pub score_threshold: f32,
+    /// In order; empty: cpu.
+    pub providers: Vec<ProviderSpec>,
+    pub fallback: bool,
     pub annotate: Option<PathBuf>,
     pub images: Vec<PathBuf>,
 }
@@ -46,6 +59,10 @@ pub fn detector_options(model: Option<PathBuf>, ort_library: Option<PathBuf>) ->
 pub fn detect(args: DetectArgs) -> ExitCode {
     let mut opts = detector_options(args.model, args.ort_library);
     opts.score_threshold = args.score_threshold;
+    if !args.providers.is_empty() {
+        opts.providers = args.providers;
+    }
+    opts.fallback = args.fallback;
     let mut detector = match Detector::load(&opts) {
         Ok(d) => d,
         Err(e) => {
@@ -78,6 +95,8 @@ pub fn detect(args: DetectArgs) -> ExitCode {
             width: img.width(),
             height: img.height(),
             provider: detector.provider(),
+            placement: &detector.selection().placement,
+            provider_skipped: detector.selection().skipped.iter().map(|(p, r)| Skipped { provider: p, reason: r }).collect(),
             timing_ms: Timing { pre: ms(t.pre), infer: ms(t.infer), post: ms(t.post) },
             detections: dets.iter().map(crate::publish::payload::DetectionOut::from).collect(),
         };

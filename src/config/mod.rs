@@ -190,7 +190,7 @@ fn with_suggestion(msg: String) -> String {
 }
 
 /// Levenshtein distance, for short key names.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

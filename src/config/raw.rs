@@ -100,12 +100,71 @@ pub struct RawInference {
     /// Default: `.lookout/ort/libonnxruntime.so.1.31.1`, relative to the config directory.
     /// ORT_DYLIB_PATH overrides it.
     pub ort_library: Option<String>,
-    /// In order of preference. Default: `["cpu"]`.
-    pub providers: Option<Vec<String>>,
+    /// Execution providers in order of preference, each a name (`"cuda"`) or a table with
+    /// options (`{ type = "openvino", device_type = "NPU" }`). Default: `["cpu"]`.
+    pub providers: Option<Vec<RawProvider>>,
+    /// Try the next provider when one does not build. false: the first must build. Default: true.
+    pub fallback: Option<bool>,
     /// Inference worker threads, each with its own session. Default: 1.
     pub workers: Option<usize>,
     /// ORT intra-op threads per worker. Default: 1.
     pub intra_threads: Option<usize>,
+    /// The most frames (from different cameras) one run takes, on a provider that gains from
+    /// batching and a model with a dynamic batch. Default: 8.
+    pub max_batch: Option<usize>,
+    /// How long a worker holding fewer than `max_batch` frames waits for more. Default: 5.
+    pub max_batch_wait_ms: Option<u64>,
+    /// Batch on the CPU provider too: no gain there, for tests and measurement. Default: false.
+    pub batch_on_cpu: Option<bool>,
+}
+
+/// One entry of `inference.providers`: a name, or a table with `type` and options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawProvider {
+    Name(String),
+    Table(RawProviderTable),
+}
+
+/// Options of one provider; which apply to which provider is checked in [`super::spec`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProviderTable {
+    /// tensorrt, cuda, openvino, qnn or cpu.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// tensorrt, cuda, qnn: the device's index. Default: 0.
+    pub device_id: Option<i32>,
+    /// openvino: CPU, GPU (GPU.1 for a second one) or NPU. Default: OpenVINO's (CPU).
+    pub device_type: Option<String>,
+    /// tensorrt: build FP16 engines. Default: false.
+    pub fp16: Option<bool>,
+    /// tensorrt: keep built engines here (they take minutes to build). Default: none.
+    pub engine_cache_dir: Option<String>,
+    /// cuda: the most device memory ORT's arena takes. Default: no limit.
+    pub memory_limit_bytes: Option<u64>,
+    /// qnn: the QNN backend library. Default: libQnnHtp.so (the NPU).
+    pub backend_path: Option<String>,
+}
+
+// A string or a table. Written out rather than `#[serde(untagged)]`, which would replace the
+// table's own error ("unknown field `fp61`, expected one of ...") with "did not match any variant".
+impl<'de> Deserialize<'de> for RawProvider {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawProvider;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a provider name such as \"cuda\", or a table such as { type = \"openvino\", device_type = \"NPU\" }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawProvider, E> {
+                Ok(RawProvider::Name(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawProvider, A::Error> {
+                RawProviderTable::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(RawProvider::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawSnapshots, RawStationary, RawTrack, RawZone};
+use super::raw::{RawProvider, RawProviderTable, RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawSnapshots, RawStationary, RawTrack, RawZone};
 use super::{ConfigError, redact_uri};
-use crate::detect::labels;
+use crate::detect::{DetectorOptions, ProviderKind, ProviderSpec, labels};
 use crate::objects::lifecycle::LifecycleConfig;
 use crate::objects::snapshot::SnapshotConfig;
 use crate::rules::{self, Directions, Filters, LabelFilter, LineConfig, Point, RulesConfig, StationaryConfig, ZoneConfig};
@@ -35,8 +35,11 @@ pub const DEFAULT_DECODER_THREADS: u32 = 1;
 pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: f64 = 5.0;
 /// URI schemes whose streams are live: their end of stream means a disconnect.
 pub const LIVE_SCHEMES: [&str; 6] = ["rtsp", "rtsps", "http", "https", "v4l2", "test"];
-/// Providers this build can run. More arrive with the execution-provider work.
-pub const SUPPORTED_PROVIDERS: [&str; 1] = ["cpu"];
+pub const DEFAULT_FALLBACK: bool = true;
+pub const DEFAULT_MAX_BATCH: usize = 8;
+pub const DEFAULT_MAX_BATCH_WAIT_MS: u64 = 5;
+/// Past this a batch only adds latency: the H200 gains under 10 % from 64 to 128 (FINDINGS.md).
+pub const MAX_BATCH_LIMIT: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -80,9 +83,64 @@ pub struct SpoolSpec {
 pub struct InferenceSpec {
     pub model: PathBuf,
     pub ort_library: PathBuf,
-    pub providers: Vec<String>,
+    pub providers: Vec<ProviderSpec>,
+    pub fallback: bool,
     pub workers: usize,
     pub intra_threads: usize,
+    pub max_batch: usize,
+    pub max_batch_wait: Duration,
+    pub batch_on_cpu: bool,
+}
+
+impl InferenceSpec {
+    /// What each worker's detector is built from.
+    pub fn detector_options(&self) -> DetectorOptions {
+        DetectorOptions {
+            intra_threads: self.intra_threads,
+            providers: self.providers.clone(),
+            fallback: self.fallback,
+            max_batch: self.max_batch,
+            batch_on_cpu: self.batch_on_cpu,
+            ..DetectorOptions::new(self.model.clone(), self.ort_library.clone())
+        }
+    }
+}
+
+/// `inference.providers` entries → specs; names and per-provider options are checked here, so
+/// `lookout check` reports them without loading ONNX Runtime.
+fn provider_specs(dir: &Path, raw: Vec<RawProvider>, e: &mut Errors) -> Vec<ProviderSpec> {
+    let mut out = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = format!("inference.providers[{i}]");
+        let (name, table) = match p {
+            RawProvider::Name(n) => (n, RawProviderTable::default()),
+            RawProvider::Table(t) => (t.kind.clone(), t),
+        };
+        let kind = match ProviderKind::parse(&name) {
+            Ok(k) => k,
+            Err(msg) => {
+                e.push(&key, msg);
+                continue;
+            }
+        };
+        let spec = ProviderSpec {
+            kind,
+            device_id: table.device_id,
+            device_type: table.device_type,
+            fp16: table.fp16,
+            engine_cache_dir: table.engine_cache_dir.map(|d| resolve(dir, &d)),
+            memory_limit_bytes: table.memory_limit_bytes,
+            backend_path: table.backend_path,
+        };
+        for (opt, msg) in spec.problems() {
+            e.push(&format!("{key}.{opt}"), msg);
+        }
+        if out.iter().any(|o: &ProviderSpec| *o == spec) {
+            e.push(&key, format!("{} is listed twice", spec.label()));
+        }
+        out.push(spec);
+    }
+    out
 }
 
 #[derive(Debug, Clone)]
@@ -307,17 +365,33 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     }
     let ort_library = resolve(dir, inf.ort_library.as_deref().unwrap_or(DEFAULT_ORT_LIBRARY));
     let ort_override = std::env::var_os(crate::detect::session::ORT_DYLIB_ENV).filter(|v| !v.is_empty());
-    if ort_override.is_none() && !ort_library.exists() {
-        e.push("inference.ort_library", format!("{} does not exist; run scripts/setup, or point this at libonnxruntime.so.1.31.1", ort_library.display()));
+    match &ort_override {
+        None if !ort_library.exists() => e.push(
+            "inference.ort_library",
+            format!(
+                "{} does not exist; run scripts/setup (LOOKOUT_OPENVINO=1 scripts/setup for the OpenVINO runtime in .lookout/ort-openvino/), or point this at the libonnxruntime.so of the ONNX Runtime build whose providers you list",
+                ort_library.display()
+            ),
+        ),
+        Some(o) if !Path::new(o).exists() => e.push(
+            "inference.ort_library",
+            format!("{} (from ORT_DYLIB_PATH, which overrides this key) does not exist; fix or unset ORT_DYLIB_PATH", Path::new(o).display()),
+        ),
+        _ => {}
     }
-    let providers = inf.providers.unwrap_or_else(|| vec!["cpu".to_string()]);
-    if providers.is_empty() {
+    let raw_providers = inf.providers.unwrap_or_else(|| vec![RawProvider::Name("cpu".to_string())]);
+    if raw_providers.is_empty() {
         e.push("inference.providers", "must name at least one provider, such as [\"cpu\"]");
     }
-    for (i, p) in providers.iter().enumerate() {
-        if !SUPPORTED_PROVIDERS.contains(&p.as_str()) {
-            e.push(&format!("inference.providers[{i}]"), format!("`{p}` is not supported by this build; supported: {}", SUPPORTED_PROVIDERS.join(", ")));
-        }
+    let providers = provider_specs(dir, raw_providers, &mut e);
+    let fallback = inf.fallback.unwrap_or(DEFAULT_FALLBACK);
+    let max_batch = inf.max_batch.unwrap_or(DEFAULT_MAX_BATCH);
+    if max_batch == 0 || max_batch > MAX_BATCH_LIMIT {
+        e.push("inference.max_batch", format!("{max_batch} must be between 1 and {MAX_BATCH_LIMIT}"));
+    }
+    let max_batch_wait_ms = inf.max_batch_wait_ms.unwrap_or(DEFAULT_MAX_BATCH_WAIT_MS);
+    if max_batch_wait_ms > 1000 {
+        e.push("inference.max_batch_wait_ms", format!("{max_batch_wait_ms} is over 1000; a wait that long delays every event"));
     }
     let workers = inf.workers.unwrap_or(DEFAULT_WORKERS);
     if workers == 0 || workers > 64 {
@@ -356,7 +430,17 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         snapshot_retain: Duration::from_secs_f64(retain_days.clamp(0.001, 3650.0) * 86_400.0),
         gateway_id,
         mqtt,
-        inference: InferenceSpec { model, ort_library, providers, workers, intra_threads },
+        inference: InferenceSpec {
+            model,
+            ort_library,
+            providers,
+            fallback,
+            workers,
+            intra_threads,
+            max_batch: max_batch.clamp(1, MAX_BATCH_LIMIT),
+            max_batch_wait: Duration::from_millis(max_batch_wait_ms.min(1000)),
+            batch_on_cpu: inf.batch_on_cpu.unwrap_or(false),
+        },
         stats_interval: Duration::from_secs(stats_interval.max(1)),
         cameras: Vec::new(),
     }

@@ -4,7 +4,10 @@
 //! [inference]
 //! model = "models/yolox_nano.onnx"
 //! ort_library = ".lookout/ort/libonnxruntime.so.1.31.1"
-//! providers = ["cpu"]
+//! providers = ["cpu"]         # or tables with options; see `provider`
+//! fallback = true
+//! max_batch = 8                # frames per run, on a provider that gains from it
+//! max_batch_wait_ms = 5
 //! workers = 1
 //! intra_threads = 1
 //! ```
@@ -15,10 +18,12 @@
 pub mod labels;
 pub mod letterbox;
 pub mod nms;
+pub mod provider;
 pub mod session;
 pub mod yolox;
 
-pub use session::{Detector, DetectorOptions, Timings};
+pub use provider::{ProviderKind, ProviderSpec, Selection};
+pub use session::{Detector, DetectorOptions, ScaledFrame, ScaledImage, Timings};
 
 use std::path::PathBuf;
 
@@ -60,6 +65,12 @@ pub enum DetectError {
     ModelLoad { path: PathBuf, reason: String },
     #[error("model {path} does not look like a YOLOX detector: {reason}")]
     ModelShape { path: PathBuf, reason: String },
+    #[error(
+        "no execution provider could run the model{}: {tried}. Run `lookout check --probe` to see what this \
+         runtime offers; fix the provider's options or library, or list a provider that works (\"cpu\" always does)",
+        if *fallback { "" } else { " (inference.fallback = false: only the first provider is tried)" }
+    )]
+    NoProvider { fallback: bool, tried: String },
     #[error("inference failed: {0}")]
     Run(String),
 }

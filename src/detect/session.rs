@@ -1,17 +1,25 @@
 //! One ONNX Runtime session running the YOLOX recipe. A worker thread owns one of these:
 //! `Session::run` takes `&mut self`, and one session per thread beat a shared one (FINDINGS.md).
+//!
+//! The session runs on the first execution provider of `inference.providers` that builds (see
+//! [`super::provider`]); with a model whose batch dimension is dynamic it runs several frames
+//! at once ([`Detector::detect_batch`]).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use fast_image_resize as fir;
 use image::RgbImage;
-use ort::session::Session;
+use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
+use ort::logging::{LogLevel, LoggerFunction};
+use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 
 use super::letterbox::{Letterbox, fill_bgr_planar};
 use super::nms::nms_per_class;
+use super::provider::{DEFAULT_QNN_BACKEND, ProviderKind, ProviderSpec, Selection, parse_placement, placement_problem, placement_text};
 use super::yolox::{anchor_count, decode};
 use super::{DEFAULT_NMS_IOU, DEFAULT_SCORE_THRESHOLD, DetectError, Detection, labels};
 
@@ -26,6 +34,14 @@ pub struct DetectorOptions {
     pub intra_threads: usize,
     pub score_threshold: f32,
     pub nms_iou: f32,
+    /// Tried in order; the first that builds wins. Default: cpu alone.
+    pub providers: Vec<ProviderSpec>,
+    /// false: only the first provider is tried, and its failure is the detector's.
+    pub fallback: bool,
+    /// The most frames one run may take (needs a model with a dynamic batch dimension).
+    pub max_batch: usize,
+    /// Batch on the CPU provider too. No gain there (FINDINGS.md); for tests and measurement.
+    pub batch_on_cpu: bool,
 }
 
 impl DetectorOptions {
@@ -36,16 +52,31 @@ impl DetectorOptions {
             intra_threads: 1,
             score_threshold: DEFAULT_SCORE_THRESHOLD,
             nms_iou: DEFAULT_NMS_IOU,
+            providers: vec![ProviderSpec::cpu()],
+            fallback: true,
+            max_batch: 1,
+            batch_on_cpu: false,
         }
     }
 }
 
-/// Where the time of one detection went.
+/// Where the time of one detection (or one batch) went.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timings {
     pub pre: Duration,
     pub infer: Duration,
     pub post: Duration,
+}
+
+/// One frame already scaled to its letterbox size, as the camera pipeline delivers it.
+#[derive(Debug, Clone, Copy)]
+pub struct ScaledFrame<'a> {
+    pub rgb: &'a [u8],
+    pub width: u32,
+    pub height: u32,
+    pub stride: usize,
+    pub src_width: u32,
+    pub src_height: u32,
 }
 
 /// The library path actually used: ORT_DYLIB_PATH wins over the config.
@@ -56,9 +87,11 @@ pub fn effective_library(configured: &Path) -> PathBuf {
     }
 }
 
-// ORT allows one library and one environment per process. The first successful load wins;
-// a failed load is remembered so every caller gets the same clear error instead of a panic.
-static RUNTIME: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+// ORT allows one library and one environment per process (`ort` with load-dynamic loads the
+// library once, globally): a second inference config naming another library cannot be
+// honoured in the same process. The first successful load wins; a failed load is remembered
+// so every caller gets the same clear error instead of a panic.
+static RUNTIME: OnceLock<Result<(PathBuf, ort::environment::Environment), String>> = OnceLock::new();
 
 /// Load the ONNX Runtime shared library once per process, and return its environment.
 pub fn init_runtime(library: &Path) -> Result<&'static ort::environment::Environment, DetectError> {
@@ -70,20 +103,171 @@ pub fn init_runtime(library: &Path) -> Result<&'static ort::environment::Environ
     let result = RUNTIME.get_or_init(|| {
         ort::init_from(&path)
             .map_err(|e| e.to_string())
-            .and_then(|b| b.with_name("lookout").build().map_err(|e| e.to_string()))
+            .and_then(|b| b.with_name("lookout").with_logger(ort_logger(None)).build().map_err(|e| e.to_string()))
+            .map(|env| (path.clone(), env))
     });
     match result {
-        Ok(env) => Ok(env),
+        Ok((loaded, _)) if *loaded != path => Err(DetectError::LibraryLoad {
+            path,
+            reason: format!("this process already loaded {}, and ONNX Runtime can only be loaded once per process", loaded.display()),
+        }),
+        Ok((_, env)) => Ok(env),
         Err(reason) => Err(DetectError::LibraryLoad { path, reason: reason.clone() }),
     }
 }
 
-/// Runs YOLOX on frames. Owns its input buffer so the hot path allocates nothing per frame.
+thread_local! {
+    // ORT's errors while this thread tries a provider. A provider that fails to register says
+    // why only in ORT's log ("Device NPU is not available"), and returns a bare "Failed to
+    // load provider"; the log lines make the reason the operator sees.
+    static ORT_ERRORS: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Forward ORT's log to `tracing` (target `ort`), keep this thread's errors while a provider is
+/// being tried, and pass node-placement lines to `placement`.
+fn ort_logger(placement: Option<Arc<Mutex<BTreeMap<String, usize>>>>) -> LoggerFunction {
+    Arc::new(move |level: LogLevel, _category: &str, _id: &str, _location: &str, message: &str| {
+        if let Some((ep, n)) = parse_placement(message) {
+            if let Some(Ok(mut m)) = placement.as_ref().map(|p| p.lock()) {
+                *m.entry(ep).or_default() += n;
+            }
+            return;
+        }
+        match level {
+            LogLevel::Warning => tracing::warn!(target: "ort", "{message}"),
+            LogLevel::Error | LogLevel::Fatal => {
+                tracing::error!(target: "ort", "{message}");
+                ORT_ERRORS.with(|e| {
+                    if let Some(v) = e.borrow_mut().as_mut() {
+                        // "/onnxruntime/.../factory.cc:141 std::string ...() [ERROR] [OpenVINO] Device NPU is not available"
+                        let short = message.rsplit_once("[ERROR] ").map(|(_, m)| m).unwrap_or(message);
+                        v.push(short.trim().to_string());
+                    }
+                });
+            }
+            LogLevel::Info => tracing::debug!(target: "ort", "{message}"),
+            LogLevel::Verbose => {}
+        }
+    })
+}
+
+/// What the loaded ONNX Runtime library says about itself: its build line (with the version)
+/// and, per provider, whether it was compiled in. Compiled in is not usable: only building a
+/// session tells that ([`Detector::load`]).
+pub fn runtime_info(library: &Path) -> Result<(String, Vec<(ProviderKind, bool)>), DetectError> {
+    init_runtime(library)?;
+    let compiled = ProviderKind::ALL.iter().map(|k| (*k, compiled_in(*k))).collect();
+    Ok((ort::info().to_string(), compiled))
+}
+
+fn compiled_in(kind: ProviderKind) -> bool {
+    let r = match kind {
+        ProviderKind::TensorRt => ep::TensorRT::is_available(),
+        ProviderKind::Cuda => ep::CUDA::is_available(),
+        ProviderKind::OpenVino => ep::OpenVINO::is_available(),
+        ProviderKind::Qnn => ep::QNN::is_available(),
+        ProviderKind::Cpu => Ok(true),
+    };
+    r.unwrap_or(false)
+}
+
+/// The ort registration of one provider with its options, failing loudly: the default
+/// (`build()` alone) logs and falls back to CPU, which would hide the failure.
+fn dispatch(p: &ProviderSpec) -> ExecutionProviderDispatch {
+    let d = match p.kind {
+        ProviderKind::TensorRt => {
+            let mut e = ep::TensorRT::default();
+            if let Some(id) = p.device_id {
+                e = e.with_device_id(id);
+            }
+            if let Some(f) = p.fp16 {
+                e = e.with_fp16(f);
+            }
+            if let Some(dir) = &p.engine_cache_dir {
+                e = e.with_engine_cache(true).with_engine_cache_path(dir.display());
+            }
+            e.build()
+        }
+        ProviderKind::Cuda => {
+            let mut e = ep::CUDA::default();
+            if let Some(id) = p.device_id {
+                e = e.with_device_id(id);
+            }
+            if let Some(limit) = p.memory_limit_bytes {
+                e = e.with_memory_limit(usize::try_from(limit).unwrap_or(usize::MAX));
+            }
+            e.build()
+        }
+        ProviderKind::OpenVino => {
+            let mut e = ep::OpenVINO::default();
+            if let Some(d) = &p.device_type {
+                e = e.with_device_type(d);
+            }
+            e.build()
+        }
+        ProviderKind::Qnn => {
+            let mut e = ep::QNN::default().with_backend_path(p.backend_path.as_deref().unwrap_or(DEFAULT_QNN_BACKEND));
+            if let Some(id) = p.device_id {
+                e = e.with_device_id(id);
+            }
+            e.build()
+        }
+        ProviderKind::Cpu => ep::CPU::default().build(),
+    };
+    d.error_on_failure()
+}
+
+/// Build a session on `p` alone, and learn where ORT put the nodes: the session logs at
+/// VERBOSE while it is built, into a logger of ours that keeps the placement lines and hands
+/// warnings and errors on to `tracing`. Runs log at WARNING (see [`Detector`]'s run options).
+fn build_session(env: &ort::environment::Environment, opts: &DetectorOptions, p: &ProviderSpec) -> Result<(Session, BTreeMap<String, usize>), String> {
+    let placement: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let logger = ort_logger(Some(placement.clone()));
+    ORT_ERRORS.with(|e| *e.borrow_mut() = Some(Vec::new()));
+    let built = build_logged(env, opts, p, logger);
+    let logged = ORT_ERRORS.with(|e| e.borrow_mut().take()).unwrap_or_default();
+    let session = built.map_err(|reason| {
+        // ORT's own words first when it logged any; its returned error is often generic.
+        let extra: Vec<&String> = logged.iter().filter(|l| !reason.contains(l.as_str())).collect();
+        if extra.is_empty() { reason } else { format!("{}: {reason}", extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")) }
+    })?;
+    let placement = placement.lock().map(|m| m.clone()).unwrap_or_default();
+    if let Some(problem) = placement_problem(p.kind, &placement) {
+        return Err(problem);
+    }
+    Ok((session, placement))
+}
+
+fn build_logged(env: &ort::environment::Environment, opts: &DetectorOptions, p: &ProviderSpec, logger: LoggerFunction) -> Result<Session, String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    let mut b = Session::builder(env)
+        .map_err(|e| text(&e))?
+        .with_intra_threads(opts.intra_threads.max(1))
+        .map_err(|e| text(&e))?
+        .with_inter_threads(1)
+        .map_err(|e| text(&e))?
+        .with_logger(logger)
+        .map_err(|e| text(&e))?
+        .with_log_level(LogLevel::Verbose)
+        .map_err(|e| text(&e))?;
+    if p.kind != ProviderKind::Cpu {
+        b = b.with_execution_providers([dispatch(p)]).map_err(|e| text(&e))?;
+    }
+    b.commit_from_file(&opts.model).map_err(|e| text(&e))
+}
+
+/// Runs YOLOX on frames. Owns its input buffer, sized for its largest batch, so the hot path
+/// allocates no input per frame.
 pub struct Detector {
     session: Session,
+    run_options: RunOptions,
+    kind: ProviderKind,
+    spec: ProviderSpec,
+    selection: Selection,
     input_name: String,
     size: u32,
     row_len: usize,
+    max_batch: usize,
     input: Vec<f32>,
     resizer: fir::Resizer,
     score_threshold: f32,
@@ -91,29 +275,67 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// Load the runtime (once) and the model, and check the model has YOLOX's shapes.
+    /// Load the runtime (once) and the model on the first provider that builds, and check the
+    /// model has YOLOX's shapes.
     pub fn load(opts: &DetectorOptions) -> Result<Detector, DetectError> {
         let env = init_runtime(&opts.ort_library)?;
         let path = opts.model.clone();
         if !path.exists() {
             return Err(DetectError::ModelMissing { path });
         }
-        let load_err = |e: &dyn std::fmt::Display| DetectError::ModelLoad { path: path.clone(), reason: e.to_string() };
-        let session = Session::builder(env)
-            .map_err(|e| load_err(&e))?
-            .with_intra_threads(opts.intra_threads.max(1))
-            .map_err(|e| load_err(&e))?
-            .with_inter_threads(1)
-            .map_err(|e| load_err(&e))?
-            .commit_from_file(&path)
-            .map_err(|e| load_err(&e))?;
-        let (input_name, size, row_len) = check_shapes(&session, &path)?;
+        let providers = if opts.providers.is_empty() { vec![ProviderSpec::cpu()] } else { opts.providers.clone() };
+        let tried = if opts.fallback { &providers[..] } else { &providers[..1] };
+        let mut selection = Selection::default();
+        for p in tried {
+            match build_session(env, opts, p) {
+                Ok((session, placement)) => {
+                    selection.placement = placement;
+                    return Detector::with_session(session, p.clone(), selection, opts);
+                }
+                // The CPU provider always exists: its failure is the model's.
+                Err(reason) if p.kind == ProviderKind::Cpu => return Err(DetectError::ModelLoad { path, reason }),
+                Err(reason) => {
+                    if opts.fallback {
+                        tracing::warn!(provider = %p.label(), reason = %reason, "execution provider did not build; trying the next one");
+                    }
+                    selection.skipped.push((p.label(), reason));
+                }
+            }
+        }
+        Err(DetectError::NoProvider { fallback: opts.fallback, tried: selection.skipped_text() })
+    }
+
+    fn with_session(session: Session, spec: ProviderSpec, selection: Selection, opts: &DetectorOptions) -> Result<Detector, DetectError> {
+        let kind = spec.kind;
+        let (input_name, size, row_len, dynamic_batch) = check_shapes(&session, &opts.model)?;
+        let max_batch = match (dynamic_batch, kind.gains_from_batching() || opts.batch_on_cpu) {
+            (true, true) => opts.max_batch.max(1),
+            _ => 1,
+        };
+        if opts.max_batch > 1 && !dynamic_batch {
+            tracing::info!(model = %opts.model.display(), "the model's batch dimension is fixed at 1: frames are detected one at a time (use a model with a dynamic batch, such as yolox_nano_dynbatch.onnx, to batch)");
+        }
+        let mut run_options = RunOptions::new().map_err(|e| DetectError::Run(e.to_string()))?;
+        run_options.set_log_level(LogLevel::Warning).map_err(|e| DetectError::Run(e.to_string()))?;
+        let skipped = selection.skipped_text();
+        tracing::info!(
+            provider = kind.name(),
+            placement = %placement_text(&selection.placement),
+            max_batch,
+            skipped = if skipped.is_empty() { "none" } else { skipped.as_str() },
+            "execution provider chosen"
+        );
         Ok(Detector {
             session,
+            run_options,
+            kind,
+            spec,
+            selection,
             input_name,
             size,
             row_len,
-            input: vec![0.0; 3 * (size * size) as usize],
+            max_batch,
+            input: vec![0.0; max_batch * 3 * (size * size) as usize],
             resizer: fir::Resizer::new(),
             score_threshold: opts.score_threshold,
             nms_iou: opts.nms_iou,
@@ -125,14 +347,43 @@ impl Detector {
         self.size
     }
 
-    /// The execution provider that runs this session. Only CPU so far.
+    /// The execution provider that runs this session, as the config names it.
     pub fn provider(&self) -> &'static str {
-        "cpu"
+        self.kind.name()
+    }
+
+    pub fn provider_kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    /// The provider entry (with its options) that runs this session.
+    pub fn provider_spec(&self) -> &ProviderSpec {
+        &self.spec
+    }
+
+    /// The providers passed over and where ORT placed the nodes.
+    pub fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
+    /// The most frames one [`Detector::detect_batch`] takes: 1 unless the model's batch is
+    /// dynamic and the provider gains from batching (or `batch_on_cpu`).
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
     }
 
     /// Detect on a full-size image: resize it (bilinear, as the reference does) then detect.
     pub fn detect_image(&mut self, img: &RgbImage) -> Result<(Vec<Detection>, Timings), DetectError> {
         let t0 = Instant::now();
+        let resized = self.scale_image(img)?;
+        let resize_time = t0.elapsed();
+        let (mut dets, mut t) = self.detect_batch(&[resized.frame()])?;
+        t.pre += resize_time;
+        Ok((dets.pop().unwrap_or_default(), t))
+    }
+
+    /// Scale a full-size image to its letterbox size, as the camera pipeline would deliver it.
+    pub fn scale_image(&mut self, img: &RgbImage) -> Result<ScaledImage, DetectError> {
         let lb = Letterbox::fit(img.width(), img.height(), self.size);
         // Bilinear with antialiasing (a triangle filter widened on downscale), as PIL's
         // BILINEAR in the reference does; fast_image_resize does it with SIMD.
@@ -142,17 +393,7 @@ impl Detector {
         self.resizer
             .resize(&src, &mut resized, &fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear)))
             .map_err(|e| DetectError::Run(format!("resize: {e}")))?;
-        let resize_time = t0.elapsed();
-        let (dets, mut t) = self.detect_scaled(
-            resized.buffer(),
-            lb.scaled_w,
-            lb.scaled_h,
-            3 * lb.scaled_w as usize,
-            img.width(),
-            img.height(),
-        )?;
-        t.pre += resize_time;
-        Ok((dets, t))
+        Ok(ScaledImage { rgb: resized.into_vec(), width: lb.scaled_w, height: lb.scaled_h, src_width: img.width(), src_height: img.height() })
     }
 
     /// Detect on an image already scaled to the letterbox size of a `src_w` x `src_h` source
@@ -166,62 +407,105 @@ impl Detector {
         src_w: u32,
         src_h: u32,
     ) -> Result<(Vec<Detection>, Timings), DetectError> {
-        let t0 = Instant::now();
-        let lb = Letterbox::fit(src_w, src_h, self.size);
-        if rgb.len() < stride * (h as usize).saturating_sub(1) + 3 * w as usize {
-            return Err(DetectError::Run(format!("frame buffer too small for {w}x{h}")));
+        let frame = ScaledFrame { rgb, width: w, height: h, stride, src_width: src_w, src_height: src_h };
+        let (mut dets, t) = self.detect_batch(&[frame])?;
+        Ok((dets.pop().unwrap_or_default(), t))
+    }
+
+    /// Detect on up to [`Detector::max_batch`] frames in one run; one list of detections per
+    /// frame, in order. The timings are the batch's.
+    pub fn detect_batch(&mut self, frames: &[ScaledFrame<'_>]) -> Result<(Vec<Vec<Detection>>, Timings), DetectError> {
+        let n = frames.len();
+        if n == 0 {
+            return Ok((Vec::new(), Timings::default()));
         }
-        fill_bgr_planar(rgb, w, h, stride, self.size, &mut self.input);
+        if n > self.max_batch {
+            return Err(DetectError::Run(format!("batch of {n} frames is over this detector's max_batch {}", self.max_batch)));
+        }
+        let t0 = Instant::now();
+        let plane = 3 * (self.size * self.size) as usize;
+        for (f, slot) in frames.iter().zip(self.input.chunks_exact_mut(plane)) {
+            let (w, h) = (f.width, f.height);
+            if f.rgb.len() < f.stride * (h as usize).saturating_sub(1) + 3 * w as usize {
+                return Err(DetectError::Run(format!("frame buffer too small for {w}x{h}")));
+            }
+            fill_bgr_planar(f.rgb, w, h, f.stride, self.size, slot);
+        }
         let t1 = Instant::now();
 
         let s = self.size as usize;
-        let tensor = TensorRef::from_array_view(([1usize, 3, s, s], &self.input[..]))
-            .map_err(|e| DetectError::Run(e.to_string()))?;
+        let tensor = TensorRef::from_array_view(([n, 3, s, s], &self.input[..n * plane])).map_err(|e| DetectError::Run(e.to_string()))?;
         let outputs = self
             .session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .run_with_options(ort::inputs![self.input_name.as_str() => tensor], &self.run_options)
             .map_err(|e| DetectError::Run(e.to_string()))?;
-        let (_, data) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| DetectError::Run(e.to_string()))?;
+        let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(|e| DetectError::Run(e.to_string()))?;
         let t2 = Instant::now();
 
-        let cands = decode(data, self.row_len, self.size, self.score_threshold);
-        let dets = nms_per_class(cands, self.nms_iou)
-            .into_iter()
-            .map(|c| Detection {
-                class: c.class,
-                label: labels::COCO.get(c.class).copied().unwrap_or("unknown"),
-                score: c.score,
-                bbox: lb.unmap(c.bbox, src_w, src_h),
-            })
-            .collect();
+        let per_image = anchor_count(self.size) * self.row_len;
+        if data.len() < n * per_image {
+            return Err(DetectError::Run(format!("the model returned {} values for {n} frames; expected {}", data.len(), n * per_image)));
+        }
+        let mut all = Vec::with_capacity(n);
+        for (f, out) in frames.iter().zip(data.chunks_exact(per_image)) {
+            let lb = Letterbox::fit(f.src_width, f.src_height, self.size);
+            let cands = decode(out, self.row_len, self.size, self.score_threshold);
+            let dets = nms_per_class(cands, self.nms_iou)
+                .into_iter()
+                .map(|c| Detection {
+                    class: c.class,
+                    label: labels::COCO.get(c.class).copied().unwrap_or("unknown"),
+                    score: c.score,
+                    bbox: lb.unmap(c.bbox, f.src_width, f.src_height),
+                })
+                .collect();
+            all.push(dets);
+        }
         let t3 = Instant::now();
-        Ok((dets, Timings { pre: t1 - t0, infer: t2 - t1, post: t3 - t2 }))
+        Ok((all, Timings { pre: t1 - t0, infer: t2 - t1, post: t3 - t2 }))
     }
 
-    /// Run the session alone on the current input buffer: the baseline `lookout bench` compares to.
-    pub fn run_bare(&mut self) -> Result<(), DetectError> {
+    /// Run the session alone on the first `batch` inputs of the current buffer: the baseline
+    /// `lookout bench` compares to.
+    pub fn run_bare(&mut self, batch: usize) -> Result<(), DetectError> {
         let s = self.size as usize;
-        let tensor = TensorRef::from_array_view(([1usize, 3, s, s], &self.input[..]))
-            .map_err(|e| DetectError::Run(e.to_string()))?;
+        let n = batch.clamp(1, self.max_batch);
+        let tensor = TensorRef::from_array_view(([n, 3, s, s], &self.input[..n * 3 * s * s])).map_err(|e| DetectError::Run(e.to_string()))?;
         self.session
-            .run(ort::inputs![self.input_name.as_str() => tensor])
+            .run_with_options(ort::inputs![self.input_name.as_str() => tensor], &self.run_options)
             .map_err(|e| DetectError::Run(e.to_string()))?;
         Ok(())
     }
 }
 
-/// YOLOX: one f32 input [1,3,S,S] with S a multiple of 32, one output [1, anchors(S), 5+C].
-fn check_shapes(session: &Session, path: &Path) -> Result<(String, u32, usize), DetectError> {
+/// A frame scaled to its letterbox size, owned (for `lookout detect` and `lookout bench`).
+#[derive(Debug, Clone)]
+pub struct ScaledImage {
+    pub rgb: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub src_width: u32,
+    pub src_height: u32,
+}
+
+impl ScaledImage {
+    pub fn frame(&self) -> ScaledFrame<'_> {
+        ScaledFrame { rgb: &self.rgb, width: self.width, height: self.height, stride: 3 * self.width as usize, src_width: self.src_width, src_height: self.src_height }
+    }
+}
+
+/// YOLOX: one f32 input [B,3,S,S] with S a multiple of 32 and B 1 or dynamic, one output
+/// [B, anchors(S), 5+C]. Returns the input's name, S, the output row length and whether B is
+/// dynamic.
+fn check_shapes(session: &Session, path: &Path) -> Result<(String, u32, usize, bool), DetectError> {
     let bad = |reason: String| DetectError::ModelShape { path: path.to_path_buf(), reason };
     let input = session.inputs().first().ok_or_else(|| bad("it has no inputs".into()))?;
     let in_shape = shape_of(input).ok_or_else(|| bad(format!("input `{}` is not a tensor", input.name())))?;
-    let size = match in_shape.as_slice() {
-        [1, 3, h, w] if h == w && *h > 0 && h % 32 == 0 => *h as u32,
+    let (size, dynamic) = match in_shape.as_slice() {
+        [b, 3, h, w] if (*b == 1 || *b == -1) && h == w && *h > 0 && h % 32 == 0 => (*h as u32, *b == -1),
         _ => {
             return Err(bad(format!(
-                "input `{}` has shape {:?}; expected [1, 3, S, S] with S a multiple of 32 (YOLOX-Nano: [1, 3, 416, 416])",
+                "input `{}` has shape {:?}; expected [1, 3, S, S] (or a dynamic batch [-1, 3, S, S]) with S a multiple of 32 (YOLOX-Nano: [1, 3, 416, 416])",
                 input.name(),
                 in_shape
             )));
@@ -231,7 +515,7 @@ fn check_shapes(session: &Session, path: &Path) -> Result<(String, u32, usize), 
     let out_shape = shape_of(output).ok_or_else(|| bad(format!("output `{}` is not a tensor", output.name())))?;
     let anchors = anchor_count(size) as i64;
     let row_len = match out_shape.as_slice() {
-        [1, n, c] if *n == anchors && *c >= 6 => *c as usize,
+        [b, n, c] if (*b == 1 || *b == -1) && *n == anchors && *c >= 6 => *c as usize,
         _ => {
             return Err(bad(format!(
                 "output `{}` has shape {:?}; expected [1, {anchors}, 5 + classes] for a {size}x{size} input",
@@ -240,7 +524,7 @@ fn check_shapes(session: &Session, path: &Path) -> Result<(String, u32, usize), 
             )));
         }
     };
-    Ok((input.name().to_string(), size, row_len))
+    Ok((input.name().to_string(), size, row_len, dynamic))
 }
 
 /// A tensor outlet's shape, with -1 for dynamic dimensions; `None` if it is not a tensor.

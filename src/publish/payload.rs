@@ -145,9 +145,27 @@ pub struct Stats<'a> {
     pub time: String,
     pub uptime_seconds: f64,
     pub provider: &'a str,
+    /// The providers listed before the active one, and why each did not build.
+    pub provider_skipped: Vec<SkippedProvider<'a>>,
+    /// Inference runs per batch size ("1", "8", ...), all workers together.
+    pub batches: BTreeMap<String, u64>,
     #[serde(rename = "final")]
     pub is_final: bool,
     pub cameras: BTreeMap<&'a str, CameraSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SkippedProvider<'a> {
+    pub provider: &'a str,
+    pub reason: &'a str,
+}
+
+/// What the stats say about inference as a whole.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InferenceStats<'a> {
+    pub provider: &'a str,
+    pub skipped: &'a [(String, String)],
+    pub batches: Option<&'a BTreeMap<usize, u64>>,
 }
 
 pub fn stats(
@@ -158,13 +176,26 @@ pub fn stats(
     is_final: bool,
     cameras: BTreeMap<&str, CameraSummary>,
 ) -> Vec<u8> {
+    stats_with(gateway_id, now, uptime_seconds, InferenceStats { provider, ..Default::default() }, is_final, cameras)
+}
+
+pub fn stats_with(
+    gateway_id: &str,
+    now: SystemTime,
+    uptime_seconds: f64,
+    inference: InferenceStats<'_>,
+    is_final: bool,
+    cameras: BTreeMap<&str, CameraSummary>,
+) -> Vec<u8> {
     to_bytes(&Stats {
         v: SCHEMA_VERSION,
         kind: "stats",
         gateway_id,
         time: timestamp(now),
         uptime_seconds: (uptime_seconds * 10.0).round() / 10.0,
-        provider,
+        provider: inference.provider,
+        provider_skipped: inference.skipped.iter().map(|(p, r)| SkippedProvider { provider: p, reason: r }).collect(),
+        batches: inference.batches.map(|b| b.iter().map(|(n, c)| (n.to_string(), *c)).collect()).unwrap_or_default(),
         is_final,
         cameras,
     })

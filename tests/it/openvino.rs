@@ -1,0 +1,133 @@
+//! The OpenVINO execution provider, for real: the onnxruntime-openvino 1.24.1 runtime that
+//! `LOOKOUT_OPENVINO=1 scripts/setup` places (CI does), on device CPU, a non-CPU provider that
+//! runs on this CPU-only machine. ORT loads one library per process, so everything goes
+//! through the `lookout` binary with `--ort-library`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// The OpenVINO runtime, or `None` with the reason printed: absent outside CI only.
+fn openvino_library() -> Option<PathBuf> {
+    let p = repo().join(".lookout/ort-openvino/libonnxruntime.so.1.24.1");
+    if p.exists() {
+        return Some(p);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(!ci, "CI=true but {} is missing: scripts/setup must place it in CI (LOOKOUT_OPENVINO=1)", p.display());
+    println!("SKIPPED: {} is absent and this is not CI; run LOOKOUT_OPENVINO=1 scripts/setup to run the OpenVINO tests", p.display());
+    None
+}
+
+fn images() -> Vec<String> {
+    ["dog.jpg", "person.jpg", "astronaut.png", "grace_hopper.jpg"].iter().map(|f| media(f).display().to_string()).collect()
+}
+
+fn detect(lib: &str, extra: &[&str]) -> (Option<i32>, Vec<Value>, String) {
+    let model = model().display().to_string();
+    let imgs = images();
+    let mut args = vec!["detect", "--model", &model, "--ort-library", lib];
+    args.extend_from_slice(extra);
+    args.extend(imgs.iter().map(|s| s.as_str()));
+    let out = run_lookout(&args, &[], Duration::from_secs(120));
+    let lines = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (out.status.code(), lines, text(&out.stderr))
+}
+
+fn iou(a: &[f64], b: &[f64]) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let area = |r: &[f64]| (r[2] - r[0]) * (r[3] - r[1]);
+    inter / (area(a) + area(b) - inter)
+}
+
+#[test]
+fn openvino_on_cpu_runs_every_node_and_matches_the_cpu_provider() {
+    let Some(ov) = openvino_library() else { return };
+    let ov = ov.display().to_string();
+    let (code, got, stderr) = detect(&ov, &["--provider", "openvino:CPU", "--no-fallback"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let cpu_lib = ort_library().display().to_string();
+    let (code, want, stderr) = detect(&cpu_lib, &["--provider", "cpu"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(got.len(), 4);
+    let mut compared = 0;
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g["image"], w["image"]);
+        assert_eq!(g["provider"], "openvino", "{g}");
+        // Every node on OpenVINO, as ORT itself logged the placement: nothing left on the CPU EP.
+        let placement = g["placement"].as_object().unwrap();
+        assert_eq!(placement.keys().collect::<Vec<_>>(), ["OpenVINOExecutionProvider"], "{g}");
+        assert!(placement["OpenVINOExecutionProvider"].as_u64().unwrap() >= 1);
+        let (gd, wd) = (g["detections"].as_array().unwrap(), w["detections"].as_array().unwrap());
+        assert_eq!(gd.len(), wd.len(), "{}: openvino {gd:?} vs cpu {wd:?}", g["image"]);
+        for d in wd {
+            let b: Vec<f64> = d["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let best = gd
+                .iter()
+                .filter(|x| x["label"] == d["label"])
+                .map(|x| {
+                    let xb: Vec<f64> = x["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+                    (iou(&b, &xb), (x["score"].as_f64().unwrap() - d["score"].as_f64().unwrap()).abs())
+                })
+                .max_by(|p, q| p.0.total_cmp(&q.0))
+                .unwrap_or_else(|| panic!("{}: no {} from openvino", g["image"], d["label"]));
+            assert!(best.0 >= 0.98 && best.1 <= 0.01, "{}: {} IoU {} score diff {}", g["image"], d["label"], best.0, best.1);
+            compared += 1;
+        }
+    }
+    assert!(compared >= 10, "only {compared} detections compared");
+}
+
+#[test]
+fn npu_absent_here_falls_back_or_fails_as_configured() {
+    let Some(ov) = openvino_library() else { return };
+    let ov = ov.display().to_string();
+    // fallback (the default): the next provider runs, and the reason is told.
+    let (code, got, stderr) = detect(&ov, &["--provider", "openvino:NPU", "--provider", "openvino:CPU"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(got[0]["provider"], "openvino");
+    let skipped = &got[0]["provider_skipped"][0];
+    assert_eq!(skipped["provider"], "openvino:NPU");
+    assert!(skipped["reason"].as_str().unwrap().contains("Device NPU is not available"), "{skipped}");
+    assert!(stderr.contains("execution provider did not build; trying the next one") && stderr.contains("openvino:NPU"), "{stderr}");
+    // fallback off: a hard error naming the provider, the reason and the setting.
+    let (code, got, stderr) = detect(&ov, &["--provider", "openvino:NPU", "--provider", "cpu", "--no-fallback"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(got.is_empty());
+    for want in ["inference.fallback = false", "openvino:NPU: [OpenVINO] Device NPU is not available", "lookout check --probe"] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn the_daemon_reports_the_openvino_provider_in_its_stats() {
+    let Some(ov) = openvino_library() else { return };
+    let global = format!(
+        "gateway_id = \"ov\"\n[inference]\nmodel = {:?}\nort_library = {:?}\nproviders = [{{ type = \"openvino\", device_type = \"NPU\" }}, {{ type = \"openvino\", device_type = \"CPU\" }}, \"cpu\"]\n",
+        model().display().to_string(),
+        ov.display().to_string()
+    );
+    let cam = format!("uri = {:?}\nrealtime = false\n[detect]\nfps = 2\n", media("bikes.mp4").display().to_string());
+    let dir = ConfigDir::new("openvino", &global, &[("street", &cam)]);
+    let out = run_lookout(&["check", "--probe", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    for want in ["1.24.1", "openvino yes", "1. openvino:NPU: FAILED: [OpenVINO] Device NPU is not available", "2. openvino:CPU: OK, nodes: OpenVINOExecutionProvider", "lookout run would use: openvino:CPU"] {
+        assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
+    }
+    let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(120));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stats: Value = text(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "stats" && v["final"] == true)
+        .expect("final stats");
+    assert_eq!(stats["provider"], "openvino", "{stats}");
+    assert_eq!(stats["provider_skipped"][0]["provider"], "openvino:NPU", "{stats}");
+    assert!(stats["cameras"]["street"]["inferred"].as_u64().unwrap() > 0, "{stats}");
+}
