@@ -135,7 +135,7 @@ fn provider_specs(dir: &Path, raw: Vec<RawProvider>, e: &mut Errors) -> Vec<Prov
         for (opt, msg) in spec.problems() {
             e.push(&format!("{key}.{opt}"), msg);
         }
-        if out.iter().any(|o: &ProviderSpec| *o == spec) {
+        if out.contains(&spec) {
             e.push(&key, format!("{} is listed twice", spec.label()));
         }
         out.push(spec);
