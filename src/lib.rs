@@ -17,7 +17,8 @@
 //!            broker outages and restarts) or JSON lines on stdout
 //! annotate   boxes and labels drawn onto images for `lookout detect --annotate` and snapshots
 //! metrics    Prometheus /metrics and /healthz over HTTP (prometheus-client)
-//! pipeline   assembles the stages into threads for `lookout run`
+//! pipeline   assembles the stages into threads for `lookout run`, and applies reloads
+//! reload     what a new config changes (SIGHUP): cameras added, removed, changed (pure)
 //! shutdown   the stop flag every thread of ours watches
 //! stats      per-camera counters shared by the stages, and the summary they reconcile to
 //! notify     sd_notify over $NOTIFY_SOCKET (std only): READY, STATUS, WATCHDOG, STOPPING
@@ -38,6 +39,7 @@ pub mod notify;
 pub mod objects;
 pub mod pipeline;
 pub mod publish;
+pub mod reload;
 pub mod rules;
 pub mod shutdown;
 pub mod source;

@@ -40,28 +40,51 @@ pub struct Metrics {
     cameras: Arc<CameraStates>,
 }
 
-/// Each camera's counters and last reported state, for the collector and /healthz.
+/// Each camera's counters and last reported state, for the collector and /healthz. The set of
+/// cameras changes on a config reload ([`CameraStates::set_cameras`]).
 #[derive(Debug)]
 pub struct CameraStates {
-    names: Vec<String>,
-    counters: Vec<Arc<CameraCounters>>,
-    states: Mutex<Vec<&'static str>>,
+    cameras: Mutex<Vec<CameraEntry>>,
     started: Instant,
     provider: &'static str,
 }
 
+#[derive(Debug, Clone)]
+struct CameraEntry {
+    name: String,
+    counters: Arc<CameraCounters>,
+    state: &'static str,
+}
+
 impl CameraStates {
     /// Record a camera's state (connecting, streaming, reconnecting, ended, stopped, failed).
-    pub fn set(&self, camera: usize, state: &'static str) {
-        if let Ok(mut s) = self.states.lock()
-            && let Some(slot) = s.get_mut(camera)
+    pub fn set(&self, camera: &str, state: &'static str) {
+        if let Ok(mut s) = self.cameras.lock()
+            && let Some(entry) = s.iter_mut().find(|e| e.name == camera)
         {
-            *slot = state;
+            entry.state = state;
         }
     }
 
-    fn snapshot(&self) -> Vec<&'static str> {
-        self.states.lock().map(|s| s.clone()).unwrap_or_default()
+    /// The cameras now configured, after a reload. A camera that stays keeps its state (and its
+    /// counters, which are the same `Arc`); a new one starts as connecting.
+    pub fn set_cameras(&self, names: &[String], counters: &[Arc<CameraCounters>]) {
+        if let Ok(mut s) = self.cameras.lock() {
+            let old = std::mem::take(&mut *s);
+            *s = names
+                .iter()
+                .zip(counters)
+                .map(|(n, c)| CameraEntry {
+                    name: n.clone(),
+                    counters: c.clone(),
+                    state: old.iter().find(|e| &e.name == n).map_or("connecting", |e| e.state),
+                })
+                .collect();
+        }
+    }
+
+    fn snapshot(&self) -> Vec<CameraEntry> {
+        self.cameras.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
@@ -81,19 +104,19 @@ impl Collector for CameraStates {
             ("lookout_detections", "Detections at or above detect.min_score", |c| c.detections.load(Ordering::Relaxed)),
             ("lookout_inference_microseconds", "Time spent in inference", |c| c.infer_micros_total.load(Ordering::Relaxed)),
         ];
+        let cameras = self.snapshot();
         for (name, help, read) in counters {
             let mut family = encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
-            for (n, c) in self.names.iter().zip(&self.counters) {
-                let labels: CameraLabel = [("camera", n.clone())];
-                ConstCounter::new(read(c)).encode(family.encode_family(&labels)?)?;
+            for e in &cameras {
+                let labels: CameraLabel = [("camera", e.name.clone())];
+                ConstCounter::new(read(&e.counters)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let states = self.snapshot();
         let mut family = encoder.encode_descriptor("lookout_camera_state", "1 for the camera's current state", None, ConstGauge::new(0i64).metric_type())?;
-        for (n, current) in self.names.iter().zip(&states) {
+        for e in &cameras {
             for s in STATES {
-                let labels = [("camera", n.clone()), ("state", s.to_string())];
-                ConstGauge::new(i64::from(*current == s)).encode(family.encode_family(&labels)?)?;
+                let labels = [("camera", e.name.clone()), ("state", s.to_string())];
+                ConstGauge::new(i64::from(e.state == s)).encode(family.encode_family(&labels)?)?;
             }
         }
         let uptime = encoder.encode_descriptor("lookout_uptime_seconds", "Seconds since the pipelines started", None, ConstGauge::new(0.0f64).metric_type())?;
@@ -114,8 +137,8 @@ impl Metrics {
         let frame_age_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 14)));
         registry.register("lookout_inference_seconds", "Inference latency per frame", inference_seconds.clone());
         registry.register("lookout_frame_age_at_publish_seconds", "From a frame's capture to its events leaving for the broker", frame_age_seconds.clone());
-        let states = vec!["connecting"; names.len()];
-        let cameras = Arc::new(CameraStates { names, counters, states: Mutex::new(states), started: Instant::now(), provider });
+        let entries = names.into_iter().zip(counters).map(|(name, counters)| CameraEntry { name, counters, state: "connecting" }).collect();
+        let cameras = Arc::new(CameraStates { cameras: Mutex::new(entries), started: Instant::now(), provider });
         registry.register_collector(Box::new(cameras.clone()));
         Arc::new(Metrics { registry, inference_seconds, frame_age_seconds, cameras })
     }
@@ -124,8 +147,8 @@ impl Metrics {
         &self.cameras
     }
 
-    pub fn camera_label(&self, camera: usize) -> CameraLabel {
-        [("camera", self.cameras.names.get(camera).cloned().unwrap_or_default())]
+    pub fn camera_label(camera: &str) -> CameraLabel {
+        [("camera", camera.to_string())]
     }
 
     /// The text exposition format.
@@ -138,10 +161,9 @@ impl Metrics {
 
     /// `/healthz`: 200 while no camera has failed, else 503; the body says why.
     pub fn health(&self) -> (u16, String) {
-        let states = self.cameras.snapshot();
-        let failed: Vec<&str> = self.cameras.names.iter().zip(&states).filter(|(_, s)| **s == "failed").map(|(n, _)| n.as_str()).collect();
-        let cameras: serde_json::Map<String, serde_json::Value> =
-            self.cameras.names.iter().zip(&states).map(|(n, s)| (n.clone(), serde_json::Value::from(*s))).collect();
+        let entries = self.cameras.snapshot();
+        let failed: Vec<&str> = entries.iter().filter(|e| e.state == "failed").map(|e| e.name.as_str()).collect();
+        let cameras: serde_json::Map<String, serde_json::Value> = entries.iter().map(|e| (e.name.clone(), serde_json::Value::from(e.state))).collect();
         let status = if failed.is_empty() { "ok" } else { "failed" };
         let body = serde_json::json!({ "status": status, "failed": failed, "cameras": cameras }).to_string();
         (if failed.is_empty() { 200 } else { 503 }, body)
@@ -217,8 +239,8 @@ mod tests {
         c.decoded.store(250, Ordering::Relaxed);
         c.dropped_link_full.store(7, Ordering::Relaxed);
         let m = Metrics::new(vec!["front".into()], vec![c], "cpu");
-        m.cameras().set(0, "streaming");
-        m.inference_seconds.get_or_create(&m.camera_label(0)).observe(0.015);
+        m.cameras().set("front", "streaming");
+        m.inference_seconds.get_or_create(&Metrics::camera_label("front")).observe(0.015);
         let text = m.render();
         for want in [
             "lookout_frames_decoded_total{camera=\"front\"} 250",
@@ -235,11 +257,16 @@ mod tests {
     #[test]
     fn health_is_503_once_a_camera_fails() {
         let m = Metrics::new(vec!["a".into(), "b".into()], vec![Arc::default(), Arc::default()], "cpu");
-        m.cameras().set(0, "streaming");
+        m.cameras().set("a", "streaming");
         assert_eq!(m.health().0, 200);
-        m.cameras().set(1, "failed");
+        m.cameras().set("b", "failed");
         let (code, body) = m.health();
         assert_eq!(code, 503);
         assert!(body.contains("\"failed\":[\"b\"]"), "{body}");
+        // A reload drops `b` and adds `c`; `a` keeps its state.
+        m.cameras().set_cameras(&["a".into(), "c".into()], &[Arc::default(), Arc::default()]);
+        let (code, body) = m.health();
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("\"a\":\"streaming\"") && body.contains("\"c\":\"connecting\"") && !body.contains("\"b\""), "{body}");
     }
 }

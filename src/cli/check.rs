@@ -18,6 +18,11 @@ pub fn check(config_dir: Option<PathBuf>) -> ExitCode {
                 names.join(", "),
                 spec.mqtt.as_ref().map(|m| format!("mqtt://{}:{} under {}", m.host, m.port, m.topic_prefix)).unwrap_or_else(|| "stdout".into())
             );
+            // Warnings go to stderr and don't fail the check: the config works as it is.
+            let warnings = config::audit::audit(&spec);
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
             // One line per camera, so an operator sees what each file will do.
             for c in &spec.cameras {
                 let r = &c.objects.rules;

@@ -5,6 +5,7 @@
 //! Two steps, as in ripgrep and Vector: [`raw`] structs that reject unknown keys, then a
 //! validated [`spec::Spec`]. Loading reports every problem found, each with its file and key.
 
+pub mod audit;
 pub mod raw;
 pub mod spec;
 
@@ -146,7 +147,27 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
             Err(e) => errors.push(e),
         }
     }
+    name_collisions(&spec.cameras, &mut errors);
     if errors.is_empty() { Ok(spec) } else { Err(ConfigErrors(errors)) }
+}
+
+/// Camera names that differ only in case or punctuation (`front-door`, `Front_Door`) are
+/// distinct MQTT topics but the same Home Assistant id and, on a case-insensitive disk, the
+/// same snapshot folder: one camera's entities and snapshots would overwrite the other's.
+fn name_collisions(cameras: &[CameraSpec], errors: &mut Vec<ConfigError>) {
+    let folded = |n: &str| n.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect::<String>();
+    for (i, cam) in cameras.iter().enumerate() {
+        if let Some(first) = cameras[..i].iter().find(|c| folded(&c.name) == folded(&cam.name)) {
+            errors.push(ConfigError {
+                file: format!("{PIPELINES_DIR}/{}.toml", cam.name),
+                key: "(file name)".into(),
+                message: format!(
+                    "camera `{}` collides with `{}` ({PIPELINES_DIR}/{}.toml): names that differ only in case or in '-', '_', '.' share Home Assistant ids and snapshot folders; rename one file",
+                    cam.name, first.name, first.name
+                ),
+            });
+        }
+    }
 }
 
 /// Parse one TOML file on its own. `Ok(None)` if it does not exist (only lookout.toml may be absent).

@@ -11,6 +11,9 @@ use serde::Deserialize;
 pub struct RawGlobal {
     /// Names this gateway in topics and in every event. Default: the host name.
     pub gateway_id: Option<String>,
+    /// How long a stop (SIGTERM) may take before what is left is spooled and the daemon exits.
+    /// Default: 10.
+    pub shutdown_timeout_seconds: Option<f64>,
     /// Absent: events go to stdout as JSON lines.
     pub mqtt: Option<RawMqtt>,
     #[serde(default)]

@@ -33,12 +33,13 @@ pub const DEFAULT_STALL_TIMEOUT_SECONDS: f64 = 10.0;
 pub const DEFAULT_RECONNECT_MAX_SECONDS: f64 = 30.0;
 pub const DEFAULT_DECODER_THREADS: u32 = 1;
 pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: f64 = 5.0;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: f64 = 10.0;
 /// URI schemes whose streams are live: their end of stream means a disconnect.
 pub const LIVE_SCHEMES: [&str; 6] = ["rtsp", "rtsps", "http", "https", "v4l2", "test"];
 /// Providers this build can run. More arrive with the execution-provider work.
 pub const SUPPORTED_PROVIDERS: [&str; 1] = ["cpu"];
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
     pub config_dir: PathBuf,
     pub gateway_id: String,
@@ -50,10 +51,13 @@ pub struct Spec {
     /// Where snapshots are saved, and for how long.
     pub snapshot_dir: PathBuf,
     pub snapshot_retain: Duration,
+    /// How long a stop (SIGTERM) may take: sources stop, in-flight frames finish, events are
+    /// flushed to the broker; what is left then goes to the spool.
+    pub shutdown_timeout: Duration,
     pub cameras: Vec<CameraSpec>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MqttSpec {
     pub host: String,
     pub port: u16,
@@ -70,13 +74,13 @@ pub struct MqttSpec {
     pub spool: SpoolSpec,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpoolSpec {
     pub dir: PathBuf,
     pub max_bytes: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InferenceSpec {
     pub model: PathBuf,
     pub ort_library: PathBuf,
@@ -85,7 +89,7 @@ pub struct InferenceSpec {
     pub intra_threads: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CameraSpec {
     /// The file stem of `pipelines/<name>.toml`; used in topics.
     pub name: String,
@@ -112,7 +116,7 @@ pub struct CameraSpec {
 }
 
 /// Tracking, rules and the event lifecycle of one camera.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObjectsSpec {
     pub tracker: TrackerConfig,
     pub lifecycle: LifecycleConfig,
@@ -158,15 +162,17 @@ pub const DEFAULT_PARKED_SECONDS: f64 = 300.0;
 pub const DEFAULT_SNAPSHOT_RETAIN_DAYS: f64 = 7.0;
 
 /// A source's login. The password never appears in `Debug` output, logs, status or MQTT.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// Where the password was read from, if from a file (`lookout check` audits its mode).
+    pub password_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials {{ username: {:?}, password: *** }}", self.username)
+        write!(f, "Credentials {{ username: {:?}, password: ***, password_file: {:?} }}", self.username, self.password_file)
     }
 }
 
@@ -195,7 +201,7 @@ impl RtspTransport {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DetectSpec {
     pub fps: f64,
     /// Class indices to report; `None` means all.
@@ -264,7 +270,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             e.push("mqtt.discovery_prefix", format!("`{discovery_prefix}` must be non-empty, hold no '+' or '#', and not end in '/'"));
         }
         let credentials = match (m.username, (&m.password_env, &m.password_file)) {
-            (Some(username), source) => read_password("mqtt.", source, &mut e).map(|password| Credentials { username, password }),
+            (Some(username), source) => read_password("mqtt.", source, &mut e).map(|(password, password_file)| Credentials { username, password, password_file }),
             (None, (None, None)) => None,
             (None, _) => {
                 e.push("mqtt.username", "is needed with password_env or password_file");
@@ -349,7 +355,12 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     if !(retain_days.is_finite() && retain_days > 0.0 && retain_days <= 3650.0) {
         e.push("snapshots.retain_days", format!("{retain_days} must be above 0 and at most 3650"));
     }
+    let shutdown_timeout = raw.shutdown_timeout_seconds.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECONDS);
+    if !(shutdown_timeout.is_finite() && shutdown_timeout > 0.0 && shutdown_timeout <= 3600.0) {
+        e.push("shutdown_timeout_seconds", format!("{shutdown_timeout} must be above 0 and at most 3600 (keep it below the unit's TimeoutStopSec=)"));
+    }
     Spec {
+        shutdown_timeout: Duration::from_secs_f64(shutdown_timeout.clamp(0.001, 3600.0)),
         config_dir: dir.to_path_buf(),
         metrics_listen,
         snapshot_dir,
@@ -637,12 +648,13 @@ fn build_credentials(
         e.push("username", "the uri already holds a user name; give credentials in one place only (preferably here, not in the uri)");
         return None;
     }
-    let password = read_password("", source, e)?;
-    Some(Credentials { username, password })
+    let (password, password_file) = read_password("", source, e)?;
+    Some(Credentials { username, password, password_file })
 }
 
-/// The password from `<prefix>password_env` or `<prefix>password_file` (exactly one).
-fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &mut Errors) -> Option<String> {
+/// The password from `<prefix>password_env` or `<prefix>password_file` (exactly one), and the
+/// file it came from.
+fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &mut Errors) -> Option<(String, Option<PathBuf>)> {
     match source {
         (Some(_), Some(_)) => {
             e.push(&format!("{prefix}password_env"), "give password_env or password_file, not both");
@@ -653,7 +665,7 @@ fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &m
             None
         }
         (Some(var), None) => match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Some(v),
+            Ok(v) if !v.is_empty() => Some((v, None)),
             _ => {
                 e.push(&format!("{prefix}password_env"), format!("environment variable `{var}` is not set or empty; set it for the service (systemd Environment= or EnvironmentFile=)"));
                 None
@@ -665,7 +677,7 @@ fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &m
                 _ => PathBuf::from(path),
             };
             match std::fs::read_to_string(&expanded) {
-                Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => Some(v.trim_end_matches(['\r', '\n']).to_string()),
+                Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => Some((v.trim_end_matches(['\r', '\n']).to_string(), Some(expanded))),
                 Ok(_) => {
                     e.push(&format!("{prefix}password_file"), format!("{} is empty", expanded.display()));
                     None
@@ -701,9 +713,20 @@ fn resolve_uri(dir: &Path, uri: &str, e: &mut Errors) -> String {
             }
             (false, PathBuf::new(), uri.to_string())
         }
-        Some((scheme, _)) => {
+        Some((scheme, rest)) => {
             if !scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
                 e.push("uri", format!("`{}` has an invalid scheme", redact_uri(uri)));
+            } else if crate::source::supports_uri_scheme(scheme) == Some(false) {
+                e.push(
+                    "uri",
+                    format!(
+                        "`{scheme}://` is not supported: no installed GStreamer source handles it; use file://, rtsp://, http(s):// (MJPEG), v4l2:// or test://, or install the GStreamer plugin for {scheme}"
+                    ),
+                );
+            } else if matches!(scheme.to_ascii_lowercase().as_str(), "rtsp" | "rtsps" | "rtspt" | "http" | "https")
+                && rest.split('/').next().and_then(|auth| auth.rsplit('@').next()).is_none_or(|host| host.is_empty() || host.starts_with(':'))
+            {
+                e.push("uri", format!("`{}` has no host; write {scheme}://host[:port]/path", redact_uri(uri)));
             }
             (false, PathBuf::new(), uri.to_string())
         }

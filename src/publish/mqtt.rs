@@ -380,8 +380,13 @@ fn acked(st: &mut State) {
 }
 
 /// Per camera: whether detection runs. Shared by the MQTT connection thread (which flips it on
-/// command) and the detect workers (which obey it).
-pub type DetectSwitches = Arc<std::collections::BTreeMap<String, Arc<AtomicBool>>>;
+/// command) and the detect workers (which obey it); a reload adds and removes cameras.
+pub type DetectSwitches = Arc<Mutex<std::collections::BTreeMap<String, Arc<AtomicBool>>>>;
+
+/// The switch of `camera`, if it has one.
+fn switch_of(switches: &DetectSwitches, camera: &str) -> Option<Arc<AtomicBool>> {
+    switches.lock().unwrap_or_else(|p| p.into_inner()).get(camera).cloned()
+}
 
 /// Publish a camera's detect state, retained, as a control message (not spooled: it is the
 /// current state, re-sent on every connect).
@@ -395,7 +400,7 @@ fn send_detect_state(st: &mut State, client: &Client, prefix: &str, camera: &str
 /// `<prefix>/<camera>/detect/set` with ON or OFF: flip the camera's switch and report it.
 fn on_command(st: &mut State, client: &Client, prefix: &str, switches: &DetectSwitches, topic: &str, payload: &[u8]) {
     let Some(camera) = topic.strip_prefix(prefix).and_then(|t| t.strip_prefix('/')).and_then(|t| t.strip_suffix("/detect/set")) else { return };
-    let Some(switch) = switches.get(camera) else {
+    let Some(switch) = switch_of(switches, camera) else {
         tracing::warn!(topic, "detect/set for a camera this gateway doesn't have; ignored");
         return;
     };
@@ -469,9 +474,11 @@ fn connection_loop(
                 if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
                     st.inflight.push_back(Sent { rec, seq: None, control: true });
                 }
-                if !switches.is_empty() {
+                let all: Vec<(String, Arc<AtomicBool>)> =
+                    switches.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                if !all.is_empty() {
                     let _ = client.try_subscribe(format!("{}/+/detect/set", spec.topic_prefix), QoS::AtLeastOnce);
-                    for (camera, switch) in switches.iter() {
+                    for (camera, switch) in &all {
                         send_detect_state(&mut st, &client, &spec.topic_prefix, camera, switch.load(Ordering::Relaxed));
                     }
                 }

@@ -167,6 +167,15 @@ pub enum SourceError {
     Build(String),
 }
 
+/// Whether an installed GStreamer source element handles `scheme://` URIs (as uridecodebin
+/// would pick one); `None` when GStreamer can't start here, so nobody can tell.
+pub fn supports_uri_scheme(scheme: &str) -> Option<bool> {
+    init().ok()?;
+    let scheme = scheme.to_ascii_lowercase();
+    let factories = gst::ElementFactory::factories_with_type(gst::ElementFactoryType::SRC, gst::Rank::NONE);
+    Some(factories.iter().any(|f| f.uri_type() == gst::URIType::Src && f.uri_protocols().iter().any(|p| p.eq_ignore_ascii_case(&scheme))))
+}
+
 /// Initialise GStreamer once; safe to call from every camera thread.
 pub fn init() -> Result<(), SourceError> {
     gst::init().map_err(|e| SourceError::Init(e.to_string()))

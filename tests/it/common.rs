@@ -152,6 +152,10 @@ impl Broker {
 }
 
 impl Broker {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
     /// SIGTERM, so that a persistent broker saves its state, and wait for it to exit.
     pub fn stop(mut self) {
         if let Some(mut c) = self.child.take() {

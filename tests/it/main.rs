@@ -13,6 +13,8 @@ mod mjpeg;
 mod mqtt_auth;
 mod mqtt_e2e;
 mod onnx;
+mod reference;
+mod reload;
 mod rtsp;
 mod schema;
 mod snapshots;
