@@ -154,3 +154,50 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
     }
     drop(broker);
 }
+
+#[test]
+fn a_model_that_fails_to_load_on_reload_keeps_the_running_detectors_and_a_good_one_is_swapped_in() {
+    let bad_model = std::env::temp_dir().join(format!("lookout-test-bad-model-{}.onnx", std::process::id()));
+    std::fs::write(&bad_model, crate::onnx::identity_model(&[1, 3, 100, 100])).unwrap();
+    let global = |inference: &str| format!("gateway_id = \"swap\"\n[stats]\ninterval_seconds = 1\n{}{inference}", inference_toml());
+    let dir = ConfigDir::new("swap", &global(""), &[("ball", "uri = \"test://ball\"\n[detect]\nfps = 5\n")]);
+    let mut sock = NotifySocket::bind(&dir.path);
+    let mut d = Daemon::start_with_env(&dir.path, &[("NOTIFY_SOCKET", sock.path.to_str().unwrap())]);
+    d.wait_for(0, Duration::from_secs(60), |v| is_status(v, "ball", "streaming")).expect("streaming");
+    assert!(sock.wait_for(Duration::from_secs(30), |g| g.iter().any(|m| m == "READY=1")), "{:?}", sock.got);
+    let inferred_after = |d: &mut Daemon, from: usize, n: u64| d.wait_for(from, Duration::from_secs(30), |v| v["type"] == "stats" && v["cameras"]["ball"]["inferred"].as_u64().unwrap_or(0) >= n);
+    let reload = |d: &mut Daemon, sock: &mut NotifySocket| {
+        let ready = NotifySocket::count(&sock.got, "READY=1");
+        let _ = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status();
+        assert!(sock.wait_for(Duration::from_secs(30), |g| NotifySocket::count(g, "READY=1") > ready), "{:?}", sock.got);
+    };
+
+    // A model that passes `lookout check` (the file exists) but is no detector.
+    let (model, lib) = (bad_model.display().to_string(), ort_library().display().to_string());
+    let bad = format!("gateway_id = \"swap\"\n[stats]\ninterval_seconds = 1\n[inference]\nmodel = {model:?}\nort_library = {lib:?}\n");
+    std::fs::write(dir.path.join("lookout.toml"), &bad).unwrap();
+    let mark = d.mark();
+    reload(&mut d, &mut sock);
+    let (i, s) = inferred_after(&mut d, mark, 0).expect("stats after the reload");
+    let n = s["cameras"]["ball"]["inferred"].as_u64().unwrap();
+    inferred_after(&mut d, i + 1, n + 10).expect("the running detector keeps detecting");
+
+    // A good change: two workers.
+    std::fs::write(dir.path.join("lookout.toml"), global("workers = 2\n")).unwrap();
+    let mark = d.mark();
+    reload(&mut d, &mut sock);
+    let (i, s) = inferred_after(&mut d, mark, 0).expect("stats after the swap");
+    let n = s["cameras"]["ball"]["inferred"].as_u64().unwrap();
+    inferred_after(&mut d, i + 1, n + 10).expect("the new detectors detect");
+    let statuses_since: Vec<Value> = d.lines.iter().filter(|v| v["type"] == "camera_status").cloned().collect();
+    let out = d.terminate();
+    let _ = std::fs::remove_file(&bad_model);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("the new [inference] settings can't be loaded; the running detectors stay"), "{stderr}");
+    assert!(stderr.contains("does not look like a YOLOX detector"), "the reason is given: {stderr}");
+    assert!(stderr.contains("new detectors loaded; swapping them in"), "{stderr}");
+    // The camera never restarted: connecting and streaming once, then stopped at the end.
+    let states: Vec<&str> = statuses_since.iter().map(|v| v["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["connecting", "streaming"], "{states:?}");
+}
