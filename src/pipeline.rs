@@ -107,8 +107,12 @@ pub fn run_reloadable(
     tracing::info!(model = %spec.inference.model.display(), provider, workers = detectors.len(), "detector ready");
 
     let started = Instant::now();
-    // Detection on/off per camera, flipped by `<camera>/detect/set` over MQTT.
-    let switches: DetectSwitches = Arc::default();
+    // Detection on/off per camera, flipped by `<camera>/detect/set` over MQTT. Filled before the
+    // sink connects: on connect it subscribes and announces each camera's state. (A camera a
+    // reload adds is covered by the wildcard subscription; its state is announced at the next
+    // connect.)
+    let switches: DetectSwitches =
+        Arc::new(Mutex::new(spec.cameras.iter().map(|c| (c.name.clone(), Arc::new(AtomicBool::new(true)))).collect()));
     let sink = match (sink, &spec.mqtt) {
         (Some(s), _) => s,
         (None, Some(m)) => Sink::Mqtt(MqttSink::connect_with(m, switches.clone())),
