@@ -25,7 +25,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::shutdown::Shutdown;
-use crate::stats::CameraCounters;
+use crate::stats::{CameraCounters, PublishCounters};
 
 type CameraLabel = [(&'static str, String); 1];
 
@@ -104,8 +104,42 @@ impl Collector for CameraStates {
     }
 }
 
+/// The MQTT publisher's counters, read at scrape time like the cameras'.
+#[derive(Debug)]
+struct PublishCollector(Arc<PublishCounters>);
+
+impl Collector for PublishCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = &self.0;
+        let plain: [(&str, &str, &std::sync::atomic::AtomicU64); 3] = [
+            ("lookout_mqtt_messages_delivered", "Messages the MQTT broker acknowledged", &c.delivered),
+            ("lookout_mqtt_messages_spooled", "Messages written to the on-disk spool (broker away or in-flight window full)", &c.spooled),
+            ("lookout_mqtt_messages_replayed", "Spooled messages later acknowledged by the broker", &c.replayed),
+        ];
+        for (name, help, v) in plain {
+            let m = encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+            ConstCounter::new(v.load(Ordering::Relaxed)).encode(m)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "lookout_mqtt_messages_dropped",
+            "MQTT messages dropped: spool_full (oldest dropped to stay within spool.max_bytes) or not_spooled (no usable spool)",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (reason, v) in [("spool_full", &c.dropped_spool_full), ("not_spooled", &c.dropped_not_spooled)] {
+            ConstCounter::new(v.load(Ordering::Relaxed)).encode(family.encode_family(&[("reason", reason)])?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
     pub fn new(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str) -> Arc<Metrics> {
+        Metrics::with_publish(names, counters, provider, None)
+    }
+
+    /// As [`Metrics::new`], also exposing the MQTT publisher's counters.
+    pub fn with_publish(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str, publish: Option<Arc<PublishCounters>>) -> Arc<Metrics> {
         let mut registry = Registry::default();
         // 1 ms .. ~4 s: CPU inference is 10-100 ms, a GPU's ~1 ms.
         let inference_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 13)));
@@ -117,6 +151,9 @@ impl Metrics {
         let states = vec!["connecting"; names.len()];
         let cameras = Arc::new(CameraStates { names, counters, states: Mutex::new(states), started: Instant::now(), provider });
         registry.register_collector(Box::new(cameras.clone()));
+        if let Some(p) = publish {
+            registry.register_collector(Box::new(PublishCollector(p)));
+        }
         Arc::new(Metrics { registry, inference_seconds, frame_age_seconds, cameras })
     }
 
@@ -230,6 +267,26 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn renders_the_publisher_counters_when_there_is_one() {
+        let p = Arc::new(PublishCounters::default());
+        p.spooled.store(12, Ordering::Relaxed);
+        p.replayed.store(10, Ordering::Relaxed);
+        p.dropped_spool_full.store(2, Ordering::Relaxed);
+        let m = Metrics::with_publish(vec!["front".into()], vec![Arc::default()], "cpu", Some(p));
+        let text = m.render();
+        for want in [
+            "lookout_mqtt_messages_spooled_total 12",
+            "lookout_mqtt_messages_replayed_total 10",
+            "lookout_mqtt_messages_dropped_total{reason=\"spool_full\"} 2",
+            "lookout_mqtt_messages_dropped_total{reason=\"not_spooled\"} 0",
+            "lookout_mqtt_messages_delivered_total 0",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert!(!Metrics::new(vec!["front".into()], vec![Arc::default()], "cpu").render().contains("lookout_mqtt_"));
     }
 
     #[test]

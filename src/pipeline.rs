@@ -29,7 +29,7 @@ use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, discovery, mqtt::Mqt
 use std::sync::atomic::AtomicBool;
 use crate::shutdown::Shutdown;
 use crate::source::{self, Frame, Outcome, StateChange};
-use crate::stats::{CameraCounters, CameraSummary, DropReason};
+use crate::stats::{CameraCounters, CameraSummary, DropReason, PublishCounters};
 use crate::supervisor::{Beat, Health, IDLE_BEAT, recv_beating};
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +111,8 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
         (None, None) => Sink::stdout(),
     };
     let counters: Vec<Arc<CameraCounters>> = spec.cameras.iter().map(|_| Arc::new(CameraCounters::default())).collect();
-    let metrics = Metrics::new(spec.cameras.iter().map(|c| c.name.clone()).collect(), counters.clone(), provider);
+    let publish_counters = sink.counters();
+    let metrics = Metrics::with_publish(spec.cameras.iter().map(|c| c.name.clone()).collect(), counters.clone(), provider, publish_counters.clone());
     // Its own stop flag: a file run ends without the daemon's shutdown being triggered.
     let metrics_stop = Shutdown::new();
     let metrics_server = match spec.metrics_listen {
@@ -188,6 +189,7 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     // Periodic stats until every camera has finished.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let stats_thread = {
+        let pc = publish_counters.clone();
         let (names, ctr, ev, gw, every) = (
             spec.cameras.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
             counters.clone(),
@@ -199,7 +201,7 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
             let tick = crossbeam_channel::tick(every);
             loop {
                 crossbeam_channel::select! {
-                    recv(tick) -> _ => { let _ = ev.send(stats_message(&gw, &names, &ctr, started, provider, false)); }
+                    recv(tick) -> _ => { let _ = ev.send(stats_message(&gw, &names, &ctr, pc.as_deref(), started, provider, false)); }
                     recv(done_rx) -> _ => break,
                 }
             }
@@ -220,7 +222,7 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     let _ = stats_thread.join();
 
     let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
-    let _ = events_tx.send(stats_message(&spec.gateway_id, &names, &counters, started, provider, true));
+    let _ = events_tx.send(stats_message(&spec.gateway_id, &names, &counters, publish_counters.as_deref(), started, provider, true));
     drop(events_tx);
     let delivery = publisher.join().unwrap_or_default();
     metrics_stop.trigger();
@@ -471,11 +473,12 @@ fn stats_message(
     gateway_id: &str,
     names: &[String],
     counters: &[Arc<CameraCounters>],
+    publish: Option<&PublishCounters>,
     started: Instant,
     provider: &str,
     is_final: bool,
 ) -> Outgoing {
     let cams: BTreeMap<&str, CameraSummary> = names.iter().map(|n| n.as_str()).zip(counters.iter().map(|c| c.snapshot())).collect();
-    let payload = payload::stats(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), provider, is_final, cams);
+    let payload = payload::stats(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), provider, is_final, cams, publish.map(|p| p.snapshot()));
     Outgoing::new(Topic::Stats, payload)
 }

@@ -105,6 +105,47 @@ impl CameraSummary {
     }
 }
 
+/// What became of the messages handed to the MQTT publisher. Written by the publisher and its
+/// connection thread, read by the stats topic and `/metrics`.
+#[derive(Debug, Default)]
+pub struct PublishCounters {
+    /// Acknowledged by the broker (not counting the gateway's own status messages).
+    pub delivered: AtomicU64,
+    /// Written to the on-disk spool: the broker was away, or the in-flight window full.
+    pub spooled: AtomicU64,
+    /// Spooled messages later acknowledged by the broker. Includes an earlier run's, sent first.
+    pub replayed: AtomicU64,
+    /// Dropped from the spool, oldest first, to stay within `spool.max_bytes` (or found
+    /// corrupt on disk). Intentional: the bound is the operator's choice.
+    pub dropped_spool_full: AtomicU64,
+    /// Neither sent nor spooled: no usable spool and the memory queue full, a spool write
+    /// failed, or a message larger than the whole spool. Not intentional.
+    pub dropped_not_spooled: AtomicU64,
+}
+
+impl PublishCounters {
+    pub fn snapshot(&self) -> PublishSummary {
+        let mut dropped = BTreeMap::new();
+        dropped.insert("spool_full", self.dropped_spool_full.load(Ordering::Relaxed));
+        dropped.insert("not_spooled", self.dropped_not_spooled.load(Ordering::Relaxed));
+        PublishSummary {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            spooled: self.spooled.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
+            dropped,
+        }
+    }
+}
+
+/// A point-in-time copy of the publisher's counters, as published on `<prefix>/stats`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PublishSummary {
+    pub delivered: u64,
+    pub spooled: u64,
+    pub replayed: u64,
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,10 +89,15 @@ pub fn print_summary(report: &RunReport) {
     let d = &report.delivery;
     if d.dropped_queue_full > 0 || d.unacknowledged > 0 || d.spooled > 0 || d.dropped_oldest > 0 {
         eprintln!(
-            "  publish: {} messages sent, {} acknowledged; {} lost (no spool, or larger than the spool), {} not acknowledged by the broker and lost, {} dropped oldest (spool full); {} messages left in the spool for the next run ({} bytes)",
-            d.published, d.delivered, d.dropped_queue_full, d.unacknowledged, d.dropped_oldest, d.spooled, d.spooled_bytes
+            "  publish: {} messages sent, {} acknowledged; {} lost (no spool, or larger than the spool), {} not acknowledged by the broker and lost, {} dropped oldest (spool full); {} messages left in the spool for the next run ({} bytes); {} spooled during the run, {} replayed",
+            d.published, d.delivered, d.dropped_queue_full, d.unacknowledged, d.dropped_oldest, d.spooled, d.spooled_bytes, d.spooled_in_run, d.replayed
         );
     } else {
-        eprintln!("  publish: {} messages delivered", d.published);
+        // Stdout and discard sinks never spool: their line stays short.
+        if d.spooled_in_run > 0 || d.replayed > 0 || d.delivered > 0 {
+            eprintln!("  publish: {} messages delivered; {} spooled, {} replayed, {} dropped (spool full)", d.published, d.spooled_in_run, d.replayed, d.dropped_oldest);
+        } else {
+            eprintln!("  publish: {} messages delivered", d.published);
+        }
     }
 }

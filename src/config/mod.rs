@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use ::config::{Config, Environment, File, FileFormat};
 use serde::de::DeserializeOwned;
 
-pub use spec::{CameraSpec, DetectSpec, InferenceSpec, MqttSpec, ObjectsSpec, OnError, RtspTransport, Spec, SpoolSpec};
+pub use spec::{CameraSpec, DetectSpec, InferenceSpec, MqttSpec, ObjectsSpec, OnError, RtspTransport, Spec, SpoolSpec, TlsSpec};
 
 /// The global file's name inside a config directory.
 pub const GLOBAL_FILE: &str = "lookout.toml";

@@ -65,7 +65,7 @@ pub struct RawMetrics {
 pub struct RawMqtt {
     /// Default: 127.0.0.1.
     pub host: Option<String>,
-    /// Default: 1883.
+    /// Default: 1883, or 8883 with `[mqtt.tls]`.
     pub port: Option<u16>,
     /// Default: `lookout/<gateway_id>`.
     pub topic_prefix: Option<String>,
@@ -90,6 +90,26 @@ pub struct RawMqtt {
     pub username: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<String>,
+    /// `[mqtt.tls]`: present, the connection uses TLS (rustls). Default: absent, plain TCP.
+    pub tls: Option<RawMqttTls>,
+}
+
+/// MQTT over TLS. Relative paths are relative to the config directory; `$CREDENTIALS_DIRECTORY/`
+/// at the start of a path is expanded, for systemd's `LoadCredential=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqttTls {
+    /// Default: true (the table's presence turns TLS on); false turns it off, e.g. with
+    /// `LOOKOUT__MQTT__TLS__ENABLED=false`.
+    pub enabled: Option<bool>,
+    /// PEM bundle of the CA(s) that signed the broker's certificate. Default: the system's CA
+    /// bundle (/etc/ssl/certs, from the ca-certificates package).
+    pub ca_file: Option<String>,
+    /// PEM client certificate (chain), for brokers that require one (mutual TLS). Needs
+    /// `client_key_file`. Default: none.
+    pub client_cert_file: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `client_cert_file`. Default: none.
+    pub client_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

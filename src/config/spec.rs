@@ -14,6 +14,8 @@ use crate::track::TrackerConfig;
 
 pub const DEFAULT_MQTT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_MQTT_PORT: u16 = 1883;
+/// The IANA port of MQTT over TLS: the default with `[mqtt.tls]`.
+pub const DEFAULT_MQTT_TLS_PORT: u16 = 8883;
 pub const DEFAULT_KEEPALIVE_SECONDS: u64 = 30;
 pub const DEFAULT_MQTT_QUEUE_MESSAGES: usize = 1000;
 pub const DEFAULT_FLUSH_TIMEOUT_SECONDS: u64 = 10;
@@ -68,6 +70,25 @@ pub struct MqttSpec {
     /// The broker login, if it wants one.
     pub credentials: Option<Credentials>,
     pub spool: SpoolSpec,
+    /// TLS, when `[mqtt.tls]` is on: the client config, built (files read and checked) here.
+    pub tls: Option<TlsSpec>,
+}
+
+/// MQTT over TLS, ready to connect.
+#[derive(Clone)]
+pub struct TlsSpec {
+    pub client_config: std::sync::Arc<rustls::ClientConfig>,
+    /// Where the trusted CAs came from, for logs: a path or "system CA bundle".
+    pub ca: String,
+    /// Whether a client certificate is presented (mutual TLS).
+    pub client_cert: bool,
+}
+
+impl std::fmt::Debug for TlsSpec {
+    // The client config's own Debug is long and holds the key's handle; this is what matters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsSpec {{ ca: {:?}, client_cert: {} }}", self.ca, self.client_cert)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -243,7 +264,9 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         if host.trim().is_empty() {
             e.push("mqtt.host", "must not be empty");
         }
-        let port = m.port.unwrap_or(DEFAULT_MQTT_PORT);
+        let tls_on = m.tls.as_ref().is_some_and(|t| t.enabled.unwrap_or(true));
+        let tls = m.tls.filter(|_| tls_on).and_then(|t| build_tls(dir, t, &mut e));
+        let port = m.port.unwrap_or(if tls_on { DEFAULT_MQTT_TLS_PORT } else { DEFAULT_MQTT_PORT });
         if port == 0 {
             e.push("mqtt.port", "must be between 1 and 65535");
         }
@@ -286,6 +309,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             e.push("spool.max_bytes", "must be at least 4096");
         }
         MqttSpec {
+            tls,
             credentials,
             discovery_prefix: m.discovery.unwrap_or(false).then_some(discovery_prefix),
             host,
@@ -639,6 +663,59 @@ fn build_credentials(
     }
     let password = read_password("", source, e)?;
     Some(Credentials { username, password })
+}
+
+/// `[mqtt.tls]`: read and parse every file now, so `lookout check` reports a missing or bad
+/// one by its key, and the daemon never meets it at connect time.
+fn build_tls(dir: &Path, t: super::raw::RawMqttTls, e: &mut Errors) -> Option<TlsSpec> {
+    use crate::publish::tls;
+    let path = |p: &str| resolve(dir, &expand_credentials_dir(p).to_string_lossy());
+    let roots = match &t.ca_file {
+        Some(f) => {
+            let p = path(f);
+            tls::read(&p).and_then(|pem| tls::roots_from_pem(&pem, &p)).map(|r| (r, p.display().to_string()))
+        }
+        None => tls::system_roots().map(|r| (r, "system CA bundle".to_string())),
+    }
+    .map_err(|err| e.push("mqtt.tls.ca_file", err.to_string()))
+    .ok();
+    let identity = match (&t.client_cert_file, &t.client_key_file) {
+        (None, None) => Some(None),
+        (Some(_), None) => {
+            e.push("mqtt.tls.client_key_file", "is needed with client_cert_file: give the PEM private key of the client certificate");
+            None
+        }
+        (None, Some(_)) => {
+            e.push("mqtt.tls.client_cert_file", "is needed with client_key_file: give the PEM client certificate");
+            None
+        }
+        (Some(c), Some(k)) => {
+            let (cp, kp) = (path(c), path(k));
+            let chain = tls::read(&cp).and_then(|pem| tls::certs_from_pem(&pem, &cp)).map_err(|err| e.push("mqtt.tls.client_cert_file", err.to_string()));
+            let key = tls::read(&kp).and_then(|pem| tls::key_from_pem(&pem, &kp)).map_err(|err| e.push("mqtt.tls.client_key_file", err.to_string()));
+            match (chain, key) {
+                (Ok(c), Ok(k)) => Some(Some((c, k))),
+                _ => None,
+            }
+        }
+    };
+    let ((roots, ca), identity) = (roots?, identity?);
+    let client_cert = identity.is_some();
+    match tls::client_config(roots, identity) {
+        Ok(client_config) => Some(TlsSpec { client_config, ca, client_cert }),
+        Err(err) => {
+            e.push(if client_cert { "mqtt.tls.client_key_file" } else { "mqtt.tls" }, err.to_string());
+            None
+        }
+    }
+}
+
+/// `$CREDENTIALS_DIRECTORY/x` → `<that directory>/x` when systemd set it; else as written.
+fn expand_credentials_dir(path: &str) -> PathBuf {
+    match (path.strip_prefix("$CREDENTIALS_DIRECTORY/"), std::env::var_os("CREDENTIALS_DIRECTORY")) {
+        (Some(rest), Some(dir)) => PathBuf::from(dir).join(rest),
+        _ => PathBuf::from(path),
+    }
 }
 
 /// The password from `<prefix>password_env` or `<prefix>password_file` (exactly one).

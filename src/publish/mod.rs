@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod mqtt;
 pub mod payload;
 pub mod spool;
+pub mod tls;
 
 use std::io::Write;
 use std::time::Duration;
@@ -109,6 +110,10 @@ pub struct DeliveryReport {
     pub spooled_bytes: u64,
     /// Dropped from the spool, oldest first, to stay within `spool.max_bytes`.
     pub dropped_oldest: u64,
+    /// Written to the spool during this run (the broker away or the window full).
+    pub spooled_in_run: u64,
+    /// Spooled messages the broker acknowledged during this run (an earlier run's included).
+    pub replayed: u64,
 }
 
 /// The configured destination.
@@ -136,6 +141,14 @@ impl Sink {
             }
             Sink::Mqtt(m) => m.publish(msg),
             Sink::Discard(n) => *n += 1,
+        }
+    }
+
+    /// The MQTT publisher's live counters; `None` for stdout and discard.
+    pub fn counters(&self) -> Option<std::sync::Arc<crate::stats::PublishCounters>> {
+        match self {
+            Sink::Mqtt(m) => Some(m.counters()),
+            Sink::Stdout(..) | Sink::Discard(_) => None,
         }
     }
 

@@ -127,3 +127,59 @@ fn zone_line_and_filter_mistakes_are_all_reported_with_their_keys() {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
     }
 }
+
+#[test]
+fn tls_files_are_read_and_checked_offline_and_named_by_key() {
+    let pki = TestPki::new("check");
+    let cam = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
+    let check = |tls: &str| {
+        let global = format!("gateway_id = \"t\"\n[mqtt]\n[mqtt.tls]\n{tls}\n{}", inference_toml());
+        let dir = ConfigDir::new("tls-check", &global, &[("front", &cam)]);
+        let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
+        (out.status.code(), text(&out.stderr))
+    };
+    let f = |n: &str| pki.file(n).display().to_string();
+
+    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}", f("ca.pem"), f("client.pem"), f("client.key")));
+    assert_eq!(code, Some(0), "{stderr}");
+    // The system bundle (ca-certificates, installed by scripts/setup) when no ca_file is given.
+    let (code, stderr) = check("");
+    assert_eq!(code, Some(0), "{stderr}");
+
+    std::fs::write(pki.file("garbage.pem"), "not a certificate\n").unwrap();
+    let (code, stderr) = check(&format!(
+        "ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}",
+        f("missing.pem"),
+        f("garbage.pem"),
+        f("ca.pem") // a certificate where the key should be
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
+    for want in [
+        "lookout.toml: mqtt.tls.ca_file: can't read ",
+        "missing.pem",
+        "lookout.toml: mqtt.tls.client_cert_file: ",
+        "garbage.pem holds no PEM certificate",
+        "lookout.toml: mqtt.tls.client_key_file: ",
+        "ca.pem holds no PEM private key",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+
+    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}", f("ca.pem"), f("client.pem")));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("mqtt.tls.client_key_file: is needed with client_cert_file"), "{stderr}");
+
+    // TLS moves the default port to 8883; an explicit port and `enabled = false` still rule.
+    for (tls, port) in [(format!("[mqtt.tls]\nca_file = {:?}\n", f("ca.pem")), 8883), ("[mqtt.tls]\nenabled = false\n".to_string(), 1883), ("".to_string(), 1883)] {
+        let global = format!("gateway_id = \"t\"\n[mqtt]\n{tls}{}", inference_toml());
+        let dir = ConfigDir::new("tls-port", &global, &[("front", &cam)]);
+        let spec = lookout::config::load(&dir.path).unwrap_or_else(|e| panic!("{e}"));
+        let mqtt = spec.mqtt.expect("mqtt");
+        assert_eq!((mqtt.port, mqtt.tls.is_some()), (port, port == 8883), "{tls}");
+    }
+
+    // A key that is not the certificate's.
+    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}", f("ca.pem"), f("client.pem"), f("server.key")));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("mqtt.tls.client_key_file: the client key does not fit the client certificate"), "{stderr}");
+}

@@ -12,6 +12,7 @@ mod metrics;
 mod mjpeg;
 mod mqtt_auth;
 mod mqtt_e2e;
+mod mqtt_tls;
 mod onnx;
 mod rtsp;
 mod schema;

@@ -284,7 +284,10 @@ fn the_encoders_write_valid_payloads() {
         assert_valid(&parse(payload::camera_status("gw-01", "gate", state, reason, decoder, retry, "rtsp://u:***@h/s", at)));
     }
     let summary = lookout::stats::CameraCounters::default().snapshot();
-    assert_valid(&parse(payload::stats("gw-01", at, 1.25, "cpu", true, [("bikes", summary)].into_iter().collect())));
+    assert_valid(&parse(payload::stats("gw-01", at, 1.25, "cpu", true, [("bikes", summary.clone())].into_iter().collect(), None)));
+    let publish = lookout::stats::PublishCounters::default();
+    publish.spooled.store(3, std::sync::atomic::Ordering::Relaxed);
+    assert_valid(&parse(payload::stats("gw-01", at, 1.25, "cpu", false, [("bikes", summary)].into_iter().collect(), Some(publish.snapshot()))));
 }
 
 #[test]
