@@ -144,7 +144,7 @@ fn link_policies_that_cannot_be_honoured_are_config_errors() {
     let err = lookout::config::load(&dir.path).expect_err("bad links");
     let all = err.to_string();
     for want in [
-        "lookout.toml: links.events.when_full: when_full = \"drop_oldest\" would drop events silently; the events link must never drop: only \"block\" is allowed",
+        "lookout.toml: links.events.when_full: when_full = \"drop_oldest\" would drop events (an end or a line crossing lost for good) silently; the events link must never drop: only \"block\" is allowed",
         "lookout.toml: links.detections.capacity: capacity 0: a link must hold at least 1 item",
         "pipelines/live.toml: links.frames.when_full: when_full = \"block\" on a live camera would stall its decoder",
         "(set in lookout.toml [links])",
