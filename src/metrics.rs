@@ -71,9 +71,10 @@ const STATES: [&str; 6] = ["connecting", "streaming", "reconnecting", "ended", "
 impl Collector for CameraStates {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         type Read = fn(&CameraCounters) -> u64;
-        let counters: [(&str, &str, Read); 8] = [
+        let counters: [(&str, &str, Read); 9] = [
             ("lookout_frames_decoded", "Frames out of the decoder", |c| c.decoded.load(Ordering::Relaxed)),
             ("lookout_frames_skipped_by_rate", "Frames dropped by the detect-rate gate before scaling", |c| c.skipped_by_rate.load(Ordering::Relaxed)),
+            ("lookout_frames_skipped_by_motion", "Frames the motion gate skipped: still scene, nothing tracked", |c| c.skipped_by_motion.load(Ordering::Relaxed)),
             ("lookout_frames_inferred", "Frames the detector ran on", |c| c.inferred.load(Ordering::Relaxed)),
             ("lookout_frames_dropped_link_full", "Frames replaced by newer ones on a full frame link (latest frame wins)", |c| c.dropped_link_full.load(Ordering::Relaxed)),
             ("lookout_frames_dropped_inference_error", "Frames the detector failed on", |c| c.dropped_inference_error.load(Ordering::Relaxed)),
@@ -86,6 +87,18 @@ impl Collector for CameraStates {
             for (n, c) in self.names.iter().zip(&self.counters) {
                 let labels: CameraLabel = [("camera", n.clone())];
                 ConstCounter::new(read(c)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "lookout_detections_filtered",
+            "Detections at or above detect.min_score rejected by the camera's filters and masks, by reason",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (n, c) in self.names.iter().zip(&self.counters) {
+            for (reason, count) in crate::rules::Rejected::ALL.iter().zip(&c.filtered) {
+                let labels = [("camera", n.clone()), ("reason", reason.as_str().to_string())];
+                ConstCounter::new(count.load(Ordering::Relaxed)).encode(family.encode_family(&labels)?)?;
             }
         }
         let states = self.snapshot();
@@ -253,6 +266,8 @@ mod tests {
         let c = Arc::new(CameraCounters::default());
         c.decoded.store(250, Ordering::Relaxed);
         c.dropped_link_full.store(7, Ordering::Relaxed);
+        c.skipped_by_motion.store(40, Ordering::Relaxed);
+        c.add_filtered(&[0, 0, 3, 0, 0]);
         let m = Metrics::new(vec!["front".into()], vec![c], "cpu");
         m.cameras().set(0, "streaming");
         m.inference_seconds.get_or_create(&m.camera_label(0)).observe(0.015);
@@ -260,6 +275,9 @@ mod tests {
         for want in [
             "lookout_frames_decoded_total{camera=\"front\"} 250",
             "lookout_frames_dropped_link_full_total{camera=\"front\"} 7",
+            "lookout_frames_skipped_by_motion_total{camera=\"front\"} 40",
+            "lookout_detections_filtered_total{camera=\"front\",reason=\"area\"} 3",
+            "lookout_detections_filtered_total{camera=\"front\",reason=\"mask\"} 0",
             "lookout_camera_state{camera=\"front\",state=\"streaming\"} 1",
             "lookout_camera_state{camera=\"front\",state=\"failed\"} 0",
             "lookout_inference_seconds_count{camera=\"front\"} 1",

@@ -2,7 +2,7 @@
 //! joined by bounded links.
 //!
 //! ```text
-//! src-<camera> ──frames (drop_oldest, per camera)──▶ detect-<n>
+//! src-<camera> [rate gate, motion gate] ──frames (drop_oldest, per camera)──▶ detect-<n>
 //!     ──detections (block, per camera)──▶ objects-<camera> (tracker, rules, lifecycle)
 //!     ──events (block)──▶ publish ◀── stats
 //! ```
@@ -21,7 +21,7 @@ use crossbeam_channel::{Receiver, Select};
 use crate::config::{CameraSpec, Spec};
 use crate::detect::{DetectError, Detector, DetectorOptions};
 use crate::metrics::{self, Metrics};
-use crate::link::{self, EVENT_LINK_CAPACITY, FRAME_LINK_CAPACITY, LinkSender, WhenFull};
+use crate::link::{self, LinkSender};
 use crate::objects::snapshot::FrameImage;
 use crate::objects::{CameraObjects, DetectedFrame};
 use crate::publish::mqtt::DetectSwitches;
@@ -44,10 +44,15 @@ pub enum PipelineError {
     Rules(String, Box<crate::rules::RulesError>),
 }
 
-/// Capacity of each camera's link from the detect workers to its objects stage. Results are
-/// never dropped (the tracker needs every inferred frame); the objects stage costs
-/// microseconds a frame, so this link only ever holds a few.
-pub const DETECTIONS_LINK_CAPACITY: usize = 8;
+pub use crate::link::DETECTIONS_LINK_CAPACITY;
+
+/// Knobs for tests and benchmarks only, never in the config: they make a run behave like one
+/// on a slower machine so that overload can be produced on purpose.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestHooks {
+    /// Added to every inference, as if the detector were this much slower.
+    pub extra_inference_delay: Duration,
+}
 
 /// How one camera's run ended, and its books.
 #[derive(Debug, Clone)]
@@ -78,6 +83,11 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
 /// As [`run_with_sink`], telling `health` (see [`crate::supervisor`]) each stage thread's
 /// heartbeat, each camera's state, and when every thread has started.
 pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, health: &Health) -> Result<RunReport, PipelineError> {
+    run_with_hooks(spec, shutdown, sink, health, TestHooks::default())
+}
+
+/// As [`run_supervised`], with [`TestHooks`]: for tests and benchmarks.
+pub fn run_with_hooks(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, health: &Health, hooks: TestHooks) -> Result<RunReport, PipelineError> {
     source::apply_decoder_preferences(&spec.cameras)?;
     // Load every detector before any camera starts: a missing model or runtime is reported
     // once, clearly, instead of as a failing camera.
@@ -127,7 +137,7 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
         },
     };
 
-    let (events_tx, events_rx) = link::bounded::<Outgoing>(EVENT_LINK_CAPACITY, WhenFull::Block, Default::default());
+    let (events_tx, events_rx) = link::bounded::<Outgoing>(spec.events_link.capacity, spec.events_link.when_full, Default::default());
     let flush_timeout = spec.mqtt.as_ref().map(|m| m.flush_timeout).unwrap_or_default();
     let m = metrics.clone();
     let store = SnapshotStore::new(spec.snapshot_dir.clone(), spec.snapshot_retain, spec.cameras.iter().any(|c| c.objects.snapshots.enabled));
@@ -146,7 +156,9 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     let mut shards: Vec<Vec<Receiver<Frame>>> = (0..workers).map(|_| Vec::new()).collect();
     let mut sources = Vec::new();
     for (i, cam) in spec.cameras.iter().enumerate() {
-        let (tx, rx) = link::bounded::<Frame>(FRAME_LINK_CAPACITY, WhenFull::DropOldest, counters[i].dropped_link_full.clone());
+        // drop_oldest and drop_newest both count as link_full: a frame found the link full
+        // and one frame was discarded; they differ only in which one.
+        let (tx, rx) = link::bounded::<Frame>(cam.links.frames.capacity, cam.links.frames.when_full, counters[i].dropped_link_full.clone());
         shards[i % workers].push(rx);
         let (cam, c, ev, sd, gw, m, hl) =
             (cam.clone(), counters[i].clone(), events_tx.clone(), shutdown.clone(), spec.gateway_id.clone(), metrics.clone(), health.clone());
@@ -164,12 +176,12 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     // One objects stage per camera, fed by whichever worker detects for it.
     let mut detected_txs = Vec::new();
     let mut stage_handles = Vec::new();
-    for (cam, stage) in spec.cameras.iter().zip(stages) {
-        let (tx, rx) = link::bounded::<DetectedFrame>(DETECTIONS_LINK_CAPACITY, WhenFull::Block, Default::default());
+    for ((cam, stage), ctr) in spec.cameras.iter().zip(stages).zip(&counters) {
+        let (tx, rx) = link::bounded::<DetectedFrame>(cam.links.detections.capacity, cam.links.detections.when_full, Default::default());
         detected_txs.push(tx);
-        let (ev, min_score, name) = (events_tx.clone(), cam.detect.min_score, format!("objects-{}", cam.name));
+        let (ev, min_score, name, ctr) = (events_tx.clone(), cam.detect.min_score, format!("objects-{}", cam.name), ctr.clone());
         let beat = health.heartbeat(&name);
-        stage_handles.push(spawn(&name, move || objects_loop(stage, rx, &ev, min_score, beat))?);
+        stage_handles.push(spawn(&name, move || objects_loop(stage, rx, &ev, min_score, &ctr, beat))?);
     }
 
     let mut worker_handles = Vec::new();
@@ -180,7 +192,8 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
         let snapshots: Vec<bool> = spec.cameras.iter().map(|c| c.objects.snapshots.enabled).collect();
         let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
         let beat = health.heartbeat(&format!("detect-{n}"));
-        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &snapshots, &on, &ctr, &dtx, &m, beat))?);
+        let delay = hooks.extra_inference_delay;
+        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &names, &min_scores, &snapshots, &on, &ctr, &dtx, &m, beat, delay))?);
     }
     // The workers hold the only senders now: the stages end when the workers do.
     drop(detected_txs);
@@ -304,6 +317,7 @@ fn detect_loop(
     stages: &[LinkSender<DetectedFrame>],
     metrics: &Metrics,
     beat: Beat,
+    extra_delay: Duration,
 ) {
     let mut sel = Select::new();
     for rx in &rxs {
@@ -335,10 +349,16 @@ fn detect_loop(
             }
             continue;
         }
-        match detector.detect_scaled(&frame.data, frame.width, frame.height, frame.stride, frame.src_width, frame.src_height) {
+        let result = detector.detect_scaled(&frame.data, frame.width, frame.height, frame.stride, frame.src_width, frame.src_height);
+        if !extra_delay.is_zero() {
+            // TestHooks only: a slower detector, not a wait for anything.
+            std::thread::sleep(extra_delay);
+        }
+        match result {
             Ok((detections, timings)) => {
                 ctr.inferred.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 ctr.infer_micros_total.fetch_add(timings.infer.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+                ctr.pre_micros_total.fetch_add(timings.pre.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
                 metrics.inference_seconds.get_or_create(&metrics.camera_label(frame.camera)).observe(timings.infer.as_secs_f64());
                 let confident = detections.iter().filter(|d| d.score >= min_scores[frame.camera]).count();
                 ctr.detections.fetch_add(confident as u64, std::sync::atomic::Ordering::Relaxed);
@@ -385,10 +405,13 @@ fn frame_image(frame: &Frame) -> Option<Arc<FrameImage>> {
 
 /// One camera's objects stage: tracker, rules and lifecycle, until its workers are done;
 /// then every object still open ends.
-fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &LinkSender<Outgoing>, min_score: f32, beat: Beat) {
+fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &LinkSender<Outgoing>, min_score: f32, counters: &CameraCounters, beat: Beat) {
     let mut last = None;
     while let Some(frame) = recv_beating(&rx, &beat) {
-        for msg in stage.on_frame(&frame, min_score) {
+        let out = stage.on_frame(&frame, min_score);
+        counters.add_filtered(&stage.take_filtered());
+        counters.tracking.store(stage.tracking(), std::sync::atomic::Ordering::Relaxed);
+        for msg in out {
             if events.send(msg).is_err() {
                 tracing::error!("publisher gone; stopping objects stage");
                 return;
@@ -401,6 +424,7 @@ fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &
             let _ = events.send(msg);
         }
     }
+    counters.tracking.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Snapshots on disk: `<dir>/<camera>/<object_id>.jpg`, the latest (best) one per object,

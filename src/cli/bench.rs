@@ -186,6 +186,8 @@ fn bench_spec(dir: &std::path::Path, clip: &std::path::Path, fps: f64) -> Result
         objects: spec::ObjectsSpec::default(),
         max_clock_skew: Duration::from_secs_f64(spec::DEFAULT_MAX_CLOCK_SKEW_SECONDS),
         detect: DetectSpec { fps, labels: None, min_score: 0.3 },
+        links: Default::default(),
+        motion: Default::default(),
     }];
     spec.mqtt = None;
     Ok(spec)

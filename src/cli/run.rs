@@ -73,16 +73,20 @@ pub fn print_summary(report: &RunReport) {
             Outcome::Failed(r) => format!("FAILED: {r}"),
         };
         let reasons: Vec<String> = s.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let filtered: Vec<String> = s.filtered.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        let filtered = if filtered.is_empty() { "none".to_string() } else { filtered.join(", ") };
         eprintln!(
-            "  camera {}: {}; decoded {} = skipped_by_rate {} + inferred {} + dropped {} ({}); {} detections, inference {:.1} ms mean",
+            "  camera {}: {}; decoded {} = skipped_by_rate {} + skipped_by_motion {} + inferred {} + dropped {} ({}); {} detections, filtered out: {}; inference {:.1} ms mean",
             c.name,
             outcome,
             s.decoded,
             s.skipped_by_rate,
+            s.skipped_by_motion,
             s.inferred,
             s.dropped_total(),
             reasons.join(", "),
             s.detections,
+            filtered,
             s.inference_ms_mean
         );
     }

@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawSnapshots, RawStationary, RawTrack, RawZone};
+use super::raw::{RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawLink, RawLinks, RawMotion, RawSnapshots, RawStationary, RawTrack, RawZone};
 use super::{ConfigError, redact_uri};
 use crate::detect::labels;
+use crate::link::{self, LinkKind, LinkPolicyError, LinkSpec, WhenFull};
+use crate::source::motion::MotionConfig;
 use crate::objects::lifecycle::LifecycleConfig;
 use crate::objects::snapshot::SnapshotConfig;
 use crate::rules::{self, Directions, Filters, LabelFilter, LineConfig, Point, RulesConfig, StationaryConfig, ZoneConfig};
@@ -52,7 +54,56 @@ pub struct Spec {
     /// Where snapshots are saved, and for how long.
     pub snapshot_dir: PathBuf,
     pub snapshot_retain: Duration,
+    /// The link to the publisher (`[links.events]`).
+    pub events_link: LinkSpec,
     pub cameras: Vec<CameraSpec>,
+}
+
+/// One camera's own links (`[links.frames]`, `[links.detections]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CameraLinks {
+    pub frames: LinkSpec,
+    pub detections: LinkSpec,
+}
+
+impl Default for CameraLinks {
+    fn default() -> CameraLinks {
+        CameraLinks { frames: LinkKind::Frames.default_spec(), detections: LinkKind::Detections.default_spec() }
+    }
+}
+
+/// What lookout.toml sets for every camera beyond `[detect]` and `[track]`: only values that
+/// passed validation there, so a mistake is reported once, against lookout.toml.
+#[derive(Debug, Default, Clone)]
+pub struct CameraDefaults {
+    pub links: RawLinks,
+    pub motion: RawMotion,
+}
+
+impl CameraDefaults {
+    pub fn from_global(raw: &RawGlobal) -> CameraDefaults {
+        // Each value alone, against the link's default for the other: what fails here was
+        // reported by build_global.
+        let valid_link = |kind: LinkKind, l: &RawLink| {
+            let d = kind.default_spec();
+            RawLink {
+                capacity: l.capacity.filter(|&capacity| link::check(kind, LinkSpec { capacity, ..d }, false).is_ok()),
+                when_full: l
+                    .when_full
+                    .clone()
+                    .filter(|w| WhenFull::from_key(w).is_some_and(|when_full| link::check(kind, LinkSpec { when_full, ..d }, false).is_ok())),
+            }
+        };
+        let motion = valid_motion(&raw.motion);
+        CameraDefaults {
+            links: RawLinks {
+                frames: valid_link(LinkKind::Frames, &raw.links.frames),
+                detections: valid_link(LinkKind::Detections, &raw.links.detections),
+                events: RawLink::default(),
+            },
+            motion,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +181,8 @@ pub struct CameraSpec {
     pub credentials: Option<Credentials>,
     pub detect: DetectSpec,
     pub objects: ObjectsSpec,
+    pub links: CameraLinks,
+    pub motion: MotionConfig,
 }
 
 /// Tracking, rules and the event lifecycle of one camera.
@@ -356,6 +409,13 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         e.push("stats.interval_seconds", "must be at least 1");
     }
 
+    let events_link = build_link(&mut e, "links.events", LinkKind::Events, raw.links.events.clone(), false, None);
+    // Checked here for what can be checked without a camera; each camera checks the result
+    // again against its own source (block is for files only).
+    build_link(&mut e, "links.frames", LinkKind::Frames, raw.links.frames.clone(), false, None);
+    build_link(&mut e, "links.detections", LinkKind::Detections, raw.links.detections.clone(), false, None);
+    check_motion(&mut e, "motion.", &raw.motion);
+
     let metrics_listen = raw.metrics.listen.as_deref().and_then(|l| match l.parse::<std::net::SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -382,7 +442,86 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         mqtt,
         inference: InferenceSpec { model, ort_library, providers, workers, intra_threads },
         stats_interval: Duration::from_secs(stats_interval.max(1)),
+        events_link,
         cameras: Vec::new(),
+    }
+}
+
+/// A link's spec from its raw table, checked for `kind` (see [`link::check`]). `inherited`
+/// names where values not set here came from, for the message. On error: the default.
+fn build_link(e: &mut Errors, key: &str, kind: LinkKind, raw: RawLink, live: bool, inherited: Option<&str>) -> LinkSpec {
+    let d = kind.default_spec();
+    let mut ok = true;
+    let when_full = match raw.when_full.as_deref() {
+        None => d.when_full,
+        Some(k) => WhenFull::from_key(k).unwrap_or_else(|| {
+            e.push(&format!("{key}.when_full"), format!("`{k}` must be \"drop_oldest\", \"drop_newest\" or \"block\""));
+            ok = false;
+            // Checked with the default, so a capacity mistake is reported too.
+            d.when_full
+        }),
+    };
+    let spec = LinkSpec { capacity: raw.capacity.unwrap_or(d.capacity), when_full };
+    match link::check(kind, spec, live) {
+        Ok(()) if ok => spec,
+        Ok(()) => d,
+        Err(err) => {
+            let field = match err {
+                LinkPolicyError::ZeroCapacity | LinkPolicyError::TooLarge { .. } => "capacity",
+                _ => "when_full",
+            };
+            let from = inherited.map(|f| format!(" (set in {f})")).unwrap_or_default();
+            e.push(&format!("{key}.{field}"), format!("{err}{from}"));
+            d
+        }
+    }
+}
+
+fn motion_threshold_ok(t: &u8) -> bool {
+    (1..=254).contains(t)
+}
+fn motion_min_area_ok(a: &f32) -> bool {
+    a.is_finite() && *a > 0.0 && *a <= 1.0
+}
+fn motion_idle_ok(s: &f64) -> bool {
+    s.is_finite() && *s > 0.0 && *s <= 86_400.0
+}
+fn motion_height_ok(h: &u32) -> bool {
+    (8..=720).contains(h)
+}
+
+/// Only the motion values that pass validation.
+fn valid_motion(m: &RawMotion) -> RawMotion {
+    RawMotion {
+        enabled: m.enabled,
+        threshold: m.threshold.filter(motion_threshold_ok),
+        min_area: m.min_area.filter(motion_min_area_ok),
+        max_idle_detect_seconds: m.max_idle_detect_seconds.filter(motion_idle_ok),
+        frame_height: m.frame_height.filter(motion_height_ok),
+    }
+}
+
+/// Report motion keys that are set and wrong; `prefix` is "motion." for the key path.
+fn check_motion(e: &mut Errors, prefix: &str, m: &RawMotion) {
+    if let Some(t) = m.threshold
+        && !motion_threshold_ok(&t)
+    {
+        e.push(&format!("{prefix}threshold"), format!("{t} must be between 1 and 254 (a grey-level difference)"));
+    }
+    if let Some(a) = m.min_area
+        && !motion_min_area_ok(&a)
+    {
+        e.push(&format!("{prefix}min_area"), format!("{a} must be a fraction of the frame above 0 and at most 1, e.g. 0.002"));
+    }
+    if let Some(s) = m.max_idle_detect_seconds
+        && !motion_idle_ok(&s)
+    {
+        e.push(&format!("{prefix}max_idle_detect_seconds"), format!("{s} must be above 0 and at most 86400"));
+    }
+    if let Some(h) = m.frame_height
+        && !motion_height_ok(&h)
+    {
+        e.push(&format!("{prefix}frame_height"), format!("{h} must be between 8 and 720 pixels"));
     }
 }
 
@@ -394,6 +533,7 @@ pub(super) fn build_camera(
     mut raw: RawCamera,
     detect_defaults: &RawDetect,
     track_defaults: &RawTrack,
+    defaults: &CameraDefaults,
     errors: &mut Vec<ConfigError>,
 ) -> CameraSpec {
     let mut e = Errors { file: file_label, list: errors };
@@ -480,6 +620,37 @@ pub(super) fn build_camera(
     if loop_file && live {
         e.push("loop", "only applies to file sources");
     }
+    let own_links = std::mem::take(&mut raw.links);
+    let inherited = |own: &RawLink, global: &RawLink| (own.when_full.is_none() && global.when_full.is_some()).then_some("lookout.toml [links]");
+    let links = CameraLinks {
+        frames: build_link(
+            &mut e,
+            "links.frames",
+            LinkKind::Frames,
+            own_links.frames.clone().or(&defaults.links.frames),
+            live,
+            inherited(&own_links.frames, &defaults.links.frames),
+        ),
+        detections: build_link(
+            &mut e,
+            "links.detections",
+            LinkKind::Detections,
+            own_links.detections.clone().or(&defaults.links.detections),
+            live,
+            inherited(&own_links.detections, &defaults.links.detections),
+        ),
+    };
+    let own_motion = std::mem::take(&mut raw.motion);
+    check_motion(&mut e, "motion.", &own_motion);
+    let m = valid_motion(&own_motion.or(&defaults.motion));
+    let d = MotionConfig::default();
+    let motion = MotionConfig {
+        enabled: m.enabled.unwrap_or(d.enabled),
+        threshold: m.threshold.unwrap_or(d.threshold),
+        min_area: m.min_area.unwrap_or(d.min_area),
+        max_idle_detect_seconds: m.max_idle_detect_seconds.unwrap_or(d.max_idle_detect_seconds),
+        frame_height: m.frame_height.unwrap_or(d.frame_height),
+    };
     CameraSpec {
         name: name.to_string(),
         file: file.to_path_buf(),
@@ -498,6 +669,8 @@ pub(super) fn build_camera(
         credentials,
         detect: DetectSpec { fps, labels, min_score },
         objects,
+        links,
+        motion,
     }
 }
 

@@ -122,6 +122,9 @@ pub enum Sink {
     Mqtt(mqtt::MqttSink),
     /// Counts and discards: for benchmarks, where printing would be measured too.
     Discard(u64),
+    /// Discards, keeping each frame message's age (capture to now, seconds) in the shared
+    /// list: for benchmarks that report the frame age at publish exactly.
+    Probe(std::sync::Arc<std::sync::Mutex<Vec<f32>>>, u64),
 }
 
 impl Sink {
@@ -141,6 +144,15 @@ impl Sink {
             }
             Sink::Mqtt(m) => m.publish(msg),
             Sink::Discard(n) => *n += 1,
+            Sink::Probe(ages, n) => {
+                if let Some(at) = msg.captured_at {
+                    let age = std::time::SystemTime::now().duration_since(at).unwrap_or_default().as_secs_f32();
+                    if let Ok(mut a) = ages.lock() {
+                        a.push(age);
+                    }
+                }
+                *n += 1;
+            }
         }
     }
 
@@ -155,7 +167,7 @@ impl Sink {
     /// Flush what can be flushed within `timeout` and say what could not.
     pub fn finish(self, timeout: Duration) -> DeliveryReport {
         match self {
-            Sink::Stdout(_, n) | Sink::Discard(n) => DeliveryReport { published: n, ..Default::default() },
+            Sink::Stdout(_, n) | Sink::Discard(n) | Sink::Probe(_, n) => DeliveryReport { published: n, ..Default::default() },
             Sink::Mqtt(m) => m.finish(timeout),
         }
     }

@@ -17,12 +17,15 @@
 //! end of stream means the camera went away, and a stall watchdog catches a camera that stops
 //! sending without closing the connection (rtspsrc then says nothing for about 15 s).
 //!
-//! `uridecodebin → [rate gate] → videoscale → videoconvert → appsink`. The rate gate
-//! ([`rate::RateGate`]) sits on the decoder's output, so frames detection does not need cost only
-//! their decode; scaling to the model's letterbox size happens before colour conversion, which
-//! is cheaper (FINDINGS.md). The appsink hands each frame to the frame link without copying.
+//! `uridecodebin → [rate gate] → videoscale → videoconvert → appsink [motion gate]`. The rate
+//! gate ([`rate::RateGate`]) sits on the decoder's output, so frames detection does not need
+//! cost only their decode; scaling to the model's letterbox size happens before colour
+//! conversion, which is cheaper (FINDINGS.md). The optional motion gate ([`motion`]) looks at
+//! the scaled frame, shrunk again to a small grey one, and skips still frames. The appsink
+//! hands each frame to the frame link without copying.
 
 pub mod backoff;
+pub mod motion;
 pub mod rate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -379,6 +382,9 @@ fn build(
     let skew_reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let skew_slot = skew.clone();
     let last_capture = last_capture.clone();
+    // Rebuilt with the pipeline: after a reconnect the first frame is looked at afresh.
+    let mut motion_gate = spec.motion.enabled.then(|| motion::MotionGate::new(spec.motion));
+    let motion_height = spec.motion.frame_height as usize;
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -424,6 +430,20 @@ fn build(
                 let Ok(data) = buffer.into_mapped_buffer_readable() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
+                if let Some(gate) = motion_gate.as_mut() {
+                    let stride = info.stride()[0].max(0) as usize;
+                    let small = motion::downscale_gray(&data, info.width() as usize, info.height() as usize, stride, motion_height);
+                    // Stream time, so a file decoded faster than real time idles as a camera would.
+                    let t = pts.unwrap_or_else(|| mono_anchor.elapsed()).as_secs_f64();
+                    let tracking = counters.tracking.load(Ordering::Relaxed);
+                    // A frame that can't be measured is detected: better a wasted inference than a missed object.
+                    if let Some(small) = small
+                        && !gate.decide(t, &small, tracking).detect()
+                    {
+                        counters.skipped_by_motion.fetch_add(1, Ordering::Relaxed);
+                        return Ok(gst::FlowSuccess::Ok);
+                    }
+                }
                 // The delivered count doubles as the sequence number: it survives reconnects.
                 let seq = counters.delivered.fetch_add(1, Ordering::Relaxed);
                 let dims = src_dims.load(Ordering::Relaxed);

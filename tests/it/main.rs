@@ -3,6 +3,7 @@
 //! Nothing here sleeps to wait for something: waits are on conditions, with deadlines.
 
 mod bad_input;
+mod backpressure;
 mod commands;
 mod common;
 mod config;

@@ -140,7 +140,8 @@ fn samples() -> Vec<(Value, &'static str, Value)> {
         ),
         (
             json!({"v": 1, "type": "stats", "gateway_id": "demo", "time": AT, "uptime_seconds": 12.3, "provider": "cpu", "final": true,
-                   "cameras": {"bikes": {"decoded": 250, "skipped_by_rate": 200, "inferred": 49, "detections": 120,
+                   "cameras": {"bikes": {"decoded": 250, "skipped_by_rate": 200, "skipped_by_motion": 0, "inferred": 49, "detections": 120,
+                                         "filtered": {"label": 3, "score": 0, "area": 1, "ratio": 0, "mask": 0},
                                          "dropped": {"link_full": 1, "inference_error": 0}, "inference_ms_mean": 21.5}}}),
             "final",
             json!("yes"),
