@@ -160,7 +160,7 @@ impl Sink {
     pub fn counters(&self) -> Option<std::sync::Arc<crate::stats::PublishCounters>> {
         match self {
             Sink::Mqtt(m) => Some(m.counters()),
-            Sink::Stdout(..) | Sink::Discard(_) => None,
+            Sink::Stdout(..) | Sink::Discard(_) | Sink::Probe(..) => None,
         }
     }
 
