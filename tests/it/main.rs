@@ -10,6 +10,7 @@ mod detect;
 mod discovery;
 mod metrics;
 mod mjpeg;
+mod models;
 mod mqtt_auth;
 mod mqtt_e2e;
 mod onnx;
