@@ -11,7 +11,8 @@
 //!            → motion gate: `source::motion`, pure)
 //! link       bounded crossbeam links with a stated `when_full` policy, and which policies each
 //!            link may have (pure); every drop counted
-//! detect/    letterbox, YOLOX decode and NMS (pure), and the ONNX Runtime session that runs them
+//! detect/    model manifests, letterbox, one decoder per family (YOLOX, NanoDet, anchor-free YOLO) and
+//!            NMS (pure), and the ONNX Runtime session that runs them
 //! track/     ByteTrack-style tracker (pure): Kalman, Hungarian, two-stage association
 //! rules/     filters, masks, zones, counting lines, stationary objects (pure)
 //! objects/   per camera: detections → filters → tracker → lifecycle (new/update/end) + rules

@@ -28,15 +28,15 @@ enum Command {
     },
     /// Detect objects in images and print one JSON object per image.
     Detect {
-        /// YOLOX .onnx model. Default: models/yolox_nano.onnx.
+        /// A model manifest (models/<name>.toml, or just <name>) or a plain YOLOX .onnx. Default: models/yolox_nano.onnx.
         #[arg(long)]
         model: Option<PathBuf>,
         /// ONNX Runtime library. Default: .lookout/ort/libonnxruntime.so.1.31.1; ORT_DYLIB_PATH overrides.
         #[arg(long)]
         ort_library: Option<PathBuf>,
-        /// Minimum score to report.
-        #[arg(long, default_value_t = lookout::detect::DEFAULT_SCORE_THRESHOLD)]
-        score_threshold: f32,
+        /// Minimum score to report. Default: the manifest's score_threshold (0.3 for a plain .onnx).
+        #[arg(long)]
+        score_threshold: Option<f32>,
         /// Write a JPEG with the boxes drawn (OUT-<image>.jpg when several images are given).
         #[arg(long, value_name = "OUT.jpg")]
         annotate: Option<PathBuf>,
@@ -60,6 +60,27 @@ enum BenchCommand {
         ort_library: Option<PathBuf>,
         #[arg(long, default_value_t = 30)]
         iterations: usize,
+        images: Vec<PathBuf>,
+    },
+    /// Models against the first one (the baseline): mean inference time and speed ratio, and
+    /// agreement with the baseline's detections (recall at IoU 0.5, score drift) on the media
+    /// images and frames of a clip.
+    Models {
+        /// A manifest (models/<name>.toml or <name>) or plain .onnx; give two or more, the first is the baseline.
+        #[arg(long = "model", required = true)]
+        models: Vec<PathBuf>,
+        #[arg(long)]
+        ort_library: Option<PathBuf>,
+        /// Default: media/bikes.mp4.
+        #[arg(long)]
+        clip: Option<PathBuf>,
+        /// Score every Nth frame of the clip.
+        #[arg(long, default_value_t = 5)]
+        frame_step: usize,
+        /// Timed runs per input and model.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Still images; default: the four in media/.
         images: Vec<PathBuf>,
     },
     /// `lookout run` on a clip, unpaced, against the bare inference rate.
@@ -146,6 +167,9 @@ fn main() -> ExitCode {
             BenchCommand::Overload { config_dir, seconds, factor } => cli::bench_daemon::overload(config_dir, seconds, factor),
             BenchCommand::Density { config_dir, max_streams, seconds, workers } => cli::bench_daemon::density(config_dir, max_streams, seconds, workers),
             BenchCommand::Motion { config_dir, seconds } => cli::bench_daemon::motion(config_dir, seconds),
+            BenchCommand::Models { models, ort_library, clip, frame_step, runs, images } => {
+                cli::bench::bench_models(cli::bench::ModelsArgs { models, ort_library, clip, frame_step, runs, images })
+            }
         },
     }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Select};
 
 use crate::config::{CameraSpec, Spec};
+use crate::detect::letterbox::Geometry;
 use crate::detect::{DetectError, Detector, DetectorOptions};
 use crate::metrics::{self, Metrics};
 use crate::link::{self, LinkSender};
@@ -97,7 +98,7 @@ pub fn run_with_hooks(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     let base = DetectorOptions::new(spec.inference.model.clone(), spec.inference.ort_library.clone());
     let opts = DetectorOptions {
         intra_threads: spec.inference.intra_threads,
-        score_threshold: if score_threshold.is_finite() { score_threshold.max(0.01) } else { base.score_threshold },
+        score_threshold: if score_threshold.is_finite() { Some(score_threshold.max(0.01)) } else { base.score_threshold },
         ..base
     };
     // Rules were validated with the config; building them again can't fail, but say so if it does.
@@ -108,9 +109,12 @@ pub fn run_with_hooks(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
         .collect::<Result<_, _>>()?;
     let workers = spec.inference.workers.min(spec.cameras.len().max(1));
     let detectors: Vec<Detector> = (0..workers).map(|_| Detector::load(&opts)).collect::<Result<_, _>>()?;
-    let model_size = detectors.first().map(|d| d.input_size()).unwrap_or(416);
+    let geometry = detectors.first().map(|d| d.geometry()).unwrap_or(Geometry::square(416));
     let provider = detectors.first().map(|d| d.provider()).unwrap_or("cpu");
-    tracing::info!(model = %spec.inference.model.display(), provider, workers, "detector ready");
+    if let Some(d) = detectors.first() {
+        let m = d.model();
+        tracing::info!(model = %m.name, family = m.family.name(), precision = m.precision.as_str(), file = %m.file.display(), provider, workers, "detector ready");
+    }
 
     let started = Instant::now();
     // Detection on/off per camera, flipped by `<camera>/detect/set` over MQTT.
@@ -165,7 +169,7 @@ pub fn run_with_hooks(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
         let name = format!("src-{}", cam.name);
         sources.push(spawn(&name, move || {
             tracing::info!(camera = %cam.name, uri = %cam.uri_redacted, fps = cam.detect.fps, "camera starting");
-            source::run_camera(i, &cam, model_size, tx, c, &sd, |change| {
+            source::run_camera(i, &cam, geometry, tx, c, &sd, |change| {
                 m.cameras().set(i, state_name(&change));
                 hl.camera_state(i, &change);
                 report_state(&gw, &cam, &ev, change)

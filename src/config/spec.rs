@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::raw::{RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawLink, RawLinks, RawMotion, RawSnapshots, RawStationary, RawTrack, RawZone};
 use super::{ConfigError, redact_uri};
-use crate::detect::labels;
+use crate::detect::labels::LabelTable;
+use crate::detect::manifest::{self, ModelSpec};
 use crate::link::{self, LinkKind, LinkPolicyError, LinkSpec, WhenFull};
 use crate::source::motion::MotionConfig;
 use crate::objects::lifecycle::LifecycleConfig;
@@ -150,7 +151,11 @@ pub struct SpoolSpec {
 
 #[derive(Debug, Clone)]
 pub struct InferenceSpec {
+    /// The model manifest (`.toml`) or plain YOLOX `.onnx` that `inference.model` names.
     pub model: PathBuf,
+    /// The model's class names (COCO's 80 unless its manifest lists others); camera label
+    /// settings are checked against these.
+    pub labels: LabelTable,
     pub ort_library: PathBuf,
     pub providers: Vec<String>,
     pub workers: usize,
@@ -195,6 +200,8 @@ pub struct ObjectsSpec {
     /// Publish every frame's raw detections too.
     pub publish_detections: bool,
     pub snapshots: SnapshotConfig,
+    /// The model's class names: what a detection's class index means.
+    pub labels: LabelTable,
 }
 
 impl Default for ObjectsSpec {
@@ -217,6 +224,7 @@ impl Default for ObjectsSpec {
             rules: RulesConfig::default(),
             publish_detections: false,
             snapshots: SnapshotConfig::default(),
+            labels: LabelTable::default(),
         }
     }
 }
@@ -378,9 +386,22 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     });
 
     let inf = raw.inference;
-    let model = resolve(dir, inf.model.as_deref().unwrap_or(DEFAULT_MODEL));
+    let model = manifest::resolve_model(dir, inf.model.as_deref().unwrap_or(DEFAULT_MODEL));
+    let mut model_labels = LabelTable::default();
     if !model.exists() {
-        e.push("inference.model", format!("{} does not exist; run scripts/setup, or point this at a YOLOX .onnx file", model.display()));
+        e.push("inference.model", format!("{} does not exist; run scripts/setup, or name a model manifest (models/<name>.toml, or a bare <name>) or a YOLOX .onnx file", model.display()));
+    } else if manifest::is_manifest(&model) {
+        // The manifest's own problems are reported against the manifest, key by key.
+        let shown = model.strip_prefix(dir).unwrap_or(&model).display().to_string();
+        match ModelSpec::load(&model) {
+            Ok(m) => model_labels = m.labels,
+            Err(manifest::ManifestError::Invalid { problems, .. }) => {
+                for p in problems {
+                    e.list.push(ConfigError { file: shown.clone(), key: p.key, message: p.message });
+                }
+            }
+            Err(other) => e.push("inference.model", other.to_string()),
+        }
     }
     let ort_library = resolve(dir, inf.ort_library.as_deref().unwrap_or(DEFAULT_ORT_LIBRARY));
     let ort_override = std::env::var_os(crate::detect::session::ORT_DYLIB_ENV).filter(|v| !v.is_empty());
@@ -440,7 +461,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         snapshot_retain: Duration::from_secs_f64(retain_days.clamp(0.001, 3650.0) * 86_400.0),
         gateway_id,
         mqtt,
-        inference: InferenceSpec { model, ort_library, providers, workers, intra_threads },
+        inference: InferenceSpec { model, labels: model_labels, ort_library, providers, workers, intra_threads },
         stats_interval: Duration::from_secs(stats_interval.max(1)),
         events_link,
         cameras: Vec::new(),
@@ -534,6 +555,7 @@ pub(super) fn build_camera(
     detect_defaults: &RawDetect,
     track_defaults: &RawTrack,
     defaults: &CameraDefaults,
+    model_labels: &LabelTable,
     errors: &mut Vec<ConfigError>,
 ) -> CameraSpec {
     let mut e = Errors { file: file_label, list: errors };
@@ -556,9 +578,9 @@ pub(super) fn build_camera(
             .iter()
             .enumerate()
             .filter_map(|(i, l)| {
-                let idx = labels::index_of(l);
+                let idx = model_labels.index_of(l);
                 if idx.is_none() {
-                    e.push(&format!("detect.labels[{i}]"), format!("`{l}` is not a label of the model; labels are COCO names such as person, car, bicycle, dog"));
+                    e.push(&format!("detect.labels[{i}]"), not_a_label(l, model_labels));
                 }
                 idx
             })
@@ -608,7 +630,7 @@ pub(super) fn build_camera(
         events: std::mem::take(&mut raw.events),
         snapshots: std::mem::take(&mut raw.snapshots),
     };
-    let objects = build_objects(parts, min_score, label_names, &mut e);
+    let objects = build_objects(parts, min_score, label_names, model_labels, &mut e);
     let decoder = raw.decoder.unwrap_or_default();
     for (i, d) in decoder.iter().enumerate() {
         if d.is_empty() || !d.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
@@ -692,7 +714,12 @@ fn points(p: &[[f32; 2]]) -> Vec<Point> {
 
 /// Tracker, lifecycle and rules settings, checked the way `Rules::new` will check them, so
 /// `lookout check` reports every problem with its key.
-fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, e: &mut Errors) -> ObjectsSpec {
+/// "`unicorn` is not a label of the model; …", naming some labels it has.
+fn not_a_label(l: &str, model_labels: &LabelTable) -> String {
+    format!("`{l}` is not a label of the model; its labels are names such as {} (from its manifest; COCO's 80 by default)", model_labels.examples())
+}
+
+fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, model_labels: &LabelTable, e: &mut Errors) -> ObjectsSpec {
     let t = p.track;
     let low_score = t.low_score.unwrap_or(DEFAULT_TRACK_LOW_SCORE);
     if !(0.0..=1.0).contains(&low_score) || low_score > min_score {
@@ -725,15 +752,15 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, e:
 
     let check_labels = |e: &mut Errors, key: &str, names: &Option<Vec<String>>| {
         for (i, l) in names.iter().flatten().enumerate() {
-            if labels::index_of(l).is_none() {
-                e.push(&format!("{key}[{i}]"), format!("`{l}` is not a label of the model; labels are COCO names such as person, car, bicycle, dog"));
+            if model_labels.index_of(l).is_none() {
+                e.push(&format!("{key}[{i}]"), not_a_label(l, model_labels));
             }
         }
     };
     let mut per_label = std::collections::BTreeMap::new();
     for (label, f) in p.filters {
-        if labels::index_of(&label).is_none() {
-            e.push(&format!("filters.{label}"), format!("`{label}` is not a label of the model; labels are COCO names such as person, car, bicycle, dog"));
+        if model_labels.index_of(&label).is_none() {
+            e.push(&format!("filters.{label}"), not_a_label(&label, model_labels));
         }
         per_label.insert(label, LabelFilter { min_score: f.min_score, min_area: f.min_area, max_area: f.max_area, min_ratio: f.min_ratio, max_ratio: f.max_ratio });
     }
@@ -809,7 +836,7 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, e:
     if !(1..=100).contains(&snapshots.quality) {
         e.push("snapshots.quality", format!("{} must be between 1 and 100", snapshots.quality));
     }
-    ObjectsSpec { tracker, lifecycle, rules, publish_detections: p.events.detections.unwrap_or(false), snapshots }
+    ObjectsSpec { tracker, lifecycle, rules, publish_detections: p.events.detections.unwrap_or(false), snapshots, labels: model_labels.clone() }
 }
 
 /// `username` with `password_env` or `password_file`. Resolved here, so `lookout check`

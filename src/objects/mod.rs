@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{CameraSpec, ObjectsSpec};
-use crate::detect::{Detection, labels};
+use crate::detect::Detection;
 use crate::publish::payload::{self, FrameMeta, FrameRef, LineCountsOut};
 use crate::publish::{Outgoing, Topic};
 use crate::rules::{FrameSize, LineEvent, Rules, RulesError, RulesOutput, TrackedObject, ZoneEvent};
@@ -145,7 +145,7 @@ impl CameraObjects {
             let (w, h) = (size.width as f32, size.height as f32);
             let b = tr.bbox;
             let bbox = [b[0].clamp(0.0, w), b[1].clamp(0.0, h), b[2].clamp(0.0, w), b[3].clamp(0.0, h)];
-            let obj = TrackedObject { id: tr.id, label: labels::COCO.get(tr.class).copied().unwrap_or("unknown").to_string(), bbox, score: tr.score };
+            let obj = TrackedObject { id: tr.id, label: self.spec.labels.name(tr.class).to_string(), bbox, score: tr.score };
             if !seen.contains(&tr.id) {
                 let path = self.backlog.entry(tr.id).or_default();
                 if path.len() < BACKLOG_LIMIT {
@@ -251,7 +251,7 @@ impl CameraObjects {
                     camera: &self.camera,
                     object_id: &o.object_id,
                     track_id: o.track_id,
-                    label: labels::COCO.get(o.class).copied().unwrap_or("unknown"),
+                    label: self.spec.labels.name(o.class),
                     score: payload::score(o.score),
                     top_score: payload::score(o.top_score),
                     bbox,
@@ -365,7 +365,7 @@ impl CameraObjects {
             };
             let o = &ev.object;
             let Some(view) = self.best.get(&o.track_id).filter(|_| wanted) else { continue };
-            let label = labels::COCO.get(o.class).copied().unwrap_or("unknown");
+            let label = self.spec.labels.name(o.class);
             match snapshot::encode(cfg, view, o.class, label) {
                 Ok(jpeg) => out.push(Outgoing::new(Topic::Snapshot { camera: self.camera.clone(), object_id: o.object_id.clone() }, jpeg)),
                 Err(e) => tracing::warn!(camera = %self.camera, error = %e, "could not encode a snapshot"),
@@ -544,7 +544,7 @@ mod tests {
             let mut msgs = Vec::new();
             for (i, (t, dets)) in frames.iter().enumerate() {
                 let dets = dets.iter().map(|&(c, score, x, y)| Detection {
-                    class: c, label: labels::COCO[c], score, bbox: [x, y, x + 120.0, y + 140.0],
+                    class: c, label: crate::detect::labels::COCO[c], score, bbox: [x, y, x + 120.0, y + 140.0],
                 }).collect();
                 msgs.extend(parse(&s.on_frame(&frame(*t, i as u64, dets), 0.5)));
             }

@@ -38,7 +38,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use crate::config::{CameraSpec, OnError};
-use crate::detect::letterbox::Letterbox;
+use crate::detect::letterbox::{Geometry, Letterbox};
 use crate::link::LinkSender;
 use crate::shutdown::Shutdown;
 use crate::stats::{CameraCounters, DropReason};
@@ -196,7 +196,7 @@ fn redact(text: &str, spec: &CameraSpec) -> String {
 pub fn run_camera(
     index: usize,
     spec: &CameraSpec,
-    model_size: u32,
+    geometry: Geometry,
     frames: LinkSender<Frame>,
     counters: Arc<CameraCounters>,
     shutdown: &Shutdown,
@@ -209,7 +209,7 @@ pub fn run_camera(
     on_state(StateChange::Connecting);
     let outcome = loop {
         let skew: Arc<Mutex<Option<f64>>> = Arc::new(Mutex::new(None));
-        let (end, streamed) = match build(index, spec, model_size, &frames, counters.clone(), clock, &skew, &last_capture) {
+        let (end, streamed) = match build(index, spec, geometry, &frames, counters.clone(), clock, &skew, &last_capture) {
             Ok((pipeline, slot, decoder)) => {
                 let r = drive(&pipeline, spec, shutdown, &decoder, &counters, &skew, &mut on_state);
                 let _ = pipeline.set_state(gst::State::Null);
@@ -256,7 +256,7 @@ type SenderSlot = Arc<Mutex<Option<LinkSender<Frame>>>>;
 fn build(
     index: usize,
     spec: &CameraSpec,
-    model_size: u32,
+    geometry: Geometry,
     frames: &LinkSender<Frame>,
     counters: Arc<CameraCounters>,
     clock: (SystemTime, Instant),
@@ -350,7 +350,7 @@ fn build(
             tracing::warn!(camera = %cam_for_pads, caps = %caps, "video pad without usable caps");
             return;
         };
-        let lb = Letterbox::fit(info.width(), info.height(), model_size);
+        let lb = Letterbox::place(info.width(), info.height(), geometry);
         src_dims_w.store(((info.width() as u64) << 32) | info.height() as u64, Ordering::Relaxed);
         scale_caps.set_property(
             "caps",

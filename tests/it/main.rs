@@ -11,6 +11,7 @@ mod detect;
 mod discovery;
 mod metrics;
 mod mjpeg;
+mod models;
 mod mqtt_auth;
 mod mqtt_e2e;
 mod mqtt_tls;
