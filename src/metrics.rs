@@ -25,7 +25,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::shutdown::Shutdown;
-use crate::stats::CameraCounters;
+use crate::stats::{CameraCounters, PublishCounters};
 
 type CameraLabel = [(&'static str, String); 1];
 
@@ -94,9 +94,10 @@ const STATES: [&str; 6] = ["connecting", "streaming", "reconnecting", "ended", "
 impl Collector for CameraStates {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         type Read = fn(&CameraCounters) -> u64;
-        let counters: [(&str, &str, Read); 8] = [
+        let counters: [(&str, &str, Read); 9] = [
             ("lookout_frames_decoded", "Frames out of the decoder", |c| c.decoded.load(Ordering::Relaxed)),
             ("lookout_frames_skipped_by_rate", "Frames dropped by the detect-rate gate before scaling", |c| c.skipped_by_rate.load(Ordering::Relaxed)),
+            ("lookout_frames_skipped_by_motion", "Frames the motion gate skipped: still scene, nothing tracked", |c| c.skipped_by_motion.load(Ordering::Relaxed)),
             ("lookout_frames_inferred", "Frames the detector ran on", |c| c.inferred.load(Ordering::Relaxed)),
             ("lookout_frames_dropped_link_full", "Frames replaced by newer ones on a full frame link (latest frame wins)", |c| c.dropped_link_full.load(Ordering::Relaxed)),
             ("lookout_frames_dropped_inference_error", "Frames the detector failed on", |c| c.dropped_inference_error.load(Ordering::Relaxed)),
@@ -110,6 +111,19 @@ impl Collector for CameraStates {
             for e in &cameras {
                 let labels: CameraLabel = [("camera", e.name.clone())];
                 ConstCounter::new(read(&e.counters)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "lookout_detections_filtered",
+            "Detections at or above detect.min_score rejected by the camera's filters and masks, by reason",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for e in &cameras {
+            let (n, c) = (&e.name, &e.counters);
+            for (reason, count) in crate::rules::Rejected::ALL.iter().zip(&c.filtered) {
+                let labels = [("camera", n.clone()), ("reason", reason.as_str().to_string())];
+                ConstCounter::new(count.load(Ordering::Relaxed)).encode(family.encode_family(&labels)?)?;
             }
         }
         let mut family = encoder.encode_descriptor("lookout_camera_state", "1 for the camera's current state", None, ConstGauge::new(0i64).metric_type())?;
@@ -127,8 +141,42 @@ impl Collector for CameraStates {
     }
 }
 
+/// The MQTT publisher's counters, read at scrape time like the cameras'.
+#[derive(Debug)]
+struct PublishCollector(Arc<PublishCounters>);
+
+impl Collector for PublishCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = &self.0;
+        let plain: [(&str, &str, &std::sync::atomic::AtomicU64); 3] = [
+            ("lookout_mqtt_messages_delivered", "Messages the MQTT broker acknowledged", &c.delivered),
+            ("lookout_mqtt_messages_spooled", "Messages written to the on-disk spool (broker away or in-flight window full)", &c.spooled),
+            ("lookout_mqtt_messages_replayed", "Spooled messages later acknowledged by the broker", &c.replayed),
+        ];
+        for (name, help, v) in plain {
+            let m = encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+            ConstCounter::new(v.load(Ordering::Relaxed)).encode(m)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "lookout_mqtt_messages_dropped",
+            "MQTT messages dropped: spool_full (oldest dropped to stay within spool.max_bytes) or not_spooled (no usable spool)",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (reason, v) in [("spool_full", &c.dropped_spool_full), ("not_spooled", &c.dropped_not_spooled)] {
+            ConstCounter::new(v.load(Ordering::Relaxed)).encode(family.encode_family(&[("reason", reason)])?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
     pub fn new(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str) -> Arc<Metrics> {
+        Metrics::with_publish(names, counters, provider, None)
+    }
+
+    /// As [`Metrics::new`], also exposing the MQTT publisher's counters.
+    pub fn with_publish(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str, publish: Option<Arc<PublishCounters>>) -> Arc<Metrics> {
         let mut registry = Registry::default();
         // 1 ms .. ~4 s: CPU inference is 10-100 ms, a GPU's ~1 ms.
         let inference_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 13)));
@@ -140,6 +188,9 @@ impl Metrics {
         let entries = names.into_iter().zip(counters).map(|(name, counters)| CameraEntry { name, counters, state: "connecting" }).collect();
         let cameras = Arc::new(CameraStates { cameras: Mutex::new(entries), started: Instant::now(), provider });
         registry.register_collector(Box::new(cameras.clone()));
+        if let Some(p) = publish {
+            registry.register_collector(Box::new(PublishCollector(p)));
+        }
         Arc::new(Metrics { registry, inference_seconds, frame_age_seconds, cameras })
     }
 
@@ -238,6 +289,8 @@ mod tests {
         let c = Arc::new(CameraCounters::default());
         c.decoded.store(250, Ordering::Relaxed);
         c.dropped_link_full.store(7, Ordering::Relaxed);
+        c.skipped_by_motion.store(40, Ordering::Relaxed);
+        c.add_filtered(&[0, 0, 3, 0, 0]);
         let m = Metrics::new(vec!["front".into()], vec![c], "cpu");
         m.cameras().set("front", "streaming");
         m.inference_seconds.get_or_create(&Metrics::camera_label("front")).observe(0.015);
@@ -245,6 +298,9 @@ mod tests {
         for want in [
             "lookout_frames_decoded_total{camera=\"front\"} 250",
             "lookout_frames_dropped_link_full_total{camera=\"front\"} 7",
+            "lookout_frames_skipped_by_motion_total{camera=\"front\"} 40",
+            "lookout_detections_filtered_total{camera=\"front\",reason=\"area\"} 3",
+            "lookout_detections_filtered_total{camera=\"front\",reason=\"mask\"} 0",
             "lookout_camera_state{camera=\"front\",state=\"streaming\"} 1",
             "lookout_camera_state{camera=\"front\",state=\"failed\"} 0",
             "lookout_inference_seconds_count{camera=\"front\"} 1",
@@ -252,6 +308,26 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn renders_the_publisher_counters_when_there_is_one() {
+        let p = Arc::new(PublishCounters::default());
+        p.spooled.store(12, Ordering::Relaxed);
+        p.replayed.store(10, Ordering::Relaxed);
+        p.dropped_spool_full.store(2, Ordering::Relaxed);
+        let m = Metrics::with_publish(vec!["front".into()], vec![Arc::default()], "cpu", Some(p));
+        let text = m.render();
+        for want in [
+            "lookout_mqtt_messages_spooled_total 12",
+            "lookout_mqtt_messages_replayed_total 10",
+            "lookout_mqtt_messages_dropped_total{reason=\"spool_full\"} 2",
+            "lookout_mqtt_messages_dropped_total{reason=\"not_spooled\"} 0",
+            "lookout_mqtt_messages_delivered_total 0",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert!(!Metrics::new(vec!["front".into()], vec![Arc::default()], "cpu").render().contains("lookout_mqtt_"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! joined by bounded links.
 //!
 //! ```text
-//! src-<camera> ──frames (drop_oldest, per camera)──▶ detect-<n>
+//! src-<camera> [rate gate, motion gate] ──frames (drop_oldest, per camera)──▶ detect-<n>
 //!     ──detections (block, per camera)──▶ objects-<camera> (tracker, rules, lifecycle)
 //!     ──events (block)──▶ publish ◀── stats
 //! ```
@@ -26,9 +26,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Select};
 
 use crate::config::{CameraSpec, InferenceSpec, Spec};
+use crate::detect::letterbox::Geometry;
 use crate::detect::{DetectError, Detector, DetectorOptions};
 use crate::metrics::{self, Metrics};
-use crate::link::{self, EVENT_LINK_CAPACITY, FRAME_LINK_CAPACITY, LinkSender, WhenFull};
+use crate::link::{self, LinkSender};
 use crate::objects::snapshot::FrameImage;
 use crate::objects::{CameraObjects, DetectedFrame};
 use crate::publish::mqtt::DetectSwitches;
@@ -37,7 +38,7 @@ use std::sync::atomic::AtomicBool;
 use crate::shutdown::Shutdown;
 use crate::{notify, reload};
 use crate::source::{self, Frame, Outcome, StateChange};
-use crate::stats::{CameraCounters, CameraSummary, DropReason};
+use crate::stats::{CameraCounters, CameraSummary, DropReason, PublishCounters};
 use crate::supervisor::{Beat, Health, IDLE_BEAT, recv_beating};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,10 +53,15 @@ pub enum PipelineError {
     Rules(String, Box<crate::rules::RulesError>),
 }
 
-/// Capacity of each camera's link from the detect workers to its objects stage. Results are
-/// never dropped (the tracker needs every inferred frame); the objects stage costs
-/// microseconds a frame, so this link only ever holds a few.
-pub const DETECTIONS_LINK_CAPACITY: usize = 8;
+pub use crate::link::DETECTIONS_LINK_CAPACITY;
+
+/// Knobs for tests and benchmarks only, never in the config: they make a run behave like one
+/// on a slower machine so that overload can be produced on purpose.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestHooks {
+    /// Added to every inference, as if the detector were this much slower.
+    pub extra_inference_delay: Duration,
+}
 
 /// How one camera's run ended, and its books.
 #[derive(Debug, Clone)]
@@ -86,7 +92,12 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
 /// As [`run_with_sink`], telling `health` (see [`crate::supervisor`]) each stage thread's
 /// heartbeat, each camera's state, and when every thread has started.
 pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, health: &Health) -> Result<RunReport, PipelineError> {
-    run_reloadable(spec, shutdown, sink, health, None)
+    run_with_hooks(spec, shutdown, sink, health, TestHooks::default())
+}
+
+/// As [`run_supervised`], with [`TestHooks`]: for tests and benchmarks.
+pub fn run_with_hooks(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, health: &Health, hooks: TestHooks) -> Result<RunReport, PipelineError> {
+    run_reloadable(spec, shutdown, sink, health, None, hooks)
 }
 
 /// As [`run_supervised`], applying each validated config that arrives on `reloads` (see
@@ -97,14 +108,18 @@ pub fn run_reloadable(
     sink: Option<Sink>,
     health: &Health,
     reloads: Option<&Receiver<Spec>>,
+    hooks: TestHooks,
 ) -> Result<RunReport, PipelineError> {
     source::apply_decoder_preferences(&spec.cameras)?;
     // Load every detector before any camera starts: a missing model or runtime is reported
     // once, clearly, instead of as a failing camera.
     let (detectors, key) = load_detectors(spec, spec.cameras.len())?;
-    let model_size = detectors.first().map(|d| d.input_size()).unwrap_or(416);
+    let geometry = detectors.first().map(|d| d.geometry()).unwrap_or(Geometry::square(416));
     let provider = detectors.first().map(|d| d.provider()).unwrap_or("cpu");
-    tracing::info!(model = %spec.inference.model.display(), provider, workers = detectors.len(), "detector ready");
+    if let Some(d) = detectors.first() {
+        let m = d.model();
+        tracing::info!(model = %m.name, family = m.family.name(), precision = m.precision.as_str(), file = %m.file.display(), provider, workers = detectors.len(), "detector ready");
+    }
 
     let started = Instant::now();
     // Detection on/off per camera, flipped by `<camera>/detect/set` over MQTT. Filled before the
@@ -118,7 +133,8 @@ pub fn run_reloadable(
         (None, Some(m)) => Sink::Mqtt(MqttSink::connect_with(m, switches.clone())),
         (None, None) => Sink::stdout(),
     };
-    let metrics = Metrics::new(Vec::new(), Vec::new(), provider);
+    let publish_counters = sink.counters();
+    let metrics = Metrics::with_publish(Vec::new(), Vec::new(), provider, publish_counters.clone());
     // Its own stop flag: a file run ends without the daemon's shutdown being triggered.
     let metrics_stop = Shutdown::new();
     let metrics_server = match spec.metrics_listen {
@@ -133,7 +149,7 @@ pub fn run_reloadable(
         },
     };
 
-    let (events_tx, events_rx) = link::bounded::<Outgoing>(EVENT_LINK_CAPACITY, WhenFull::Block, Default::default());
+    let (events_tx, events_rx) = link::bounded::<Outgoing>(spec.events_link.capacity, spec.events_link.when_full, Default::default());
     let flush_timeout = spec.mqtt.as_ref().map(|m| m.flush_timeout).unwrap_or_default();
     let closing = PublisherClose::default();
     let publisher = {
@@ -154,7 +170,8 @@ pub fn run_reloadable(
         next_worker: 0,
         next_instance: 0,
         key,
-        model_size,
+        geometry,
+        hooks,
         events: events_tx,
         metrics: metrics.clone(),
         health: health.clone(),
@@ -170,12 +187,13 @@ pub fn run_reloadable(
     // Periodic stats until every camera has finished.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let stats_thread = {
+        let pc = publish_counters.clone();
         let (reg, ev, gw, every) = (registry.clone(), p.events.clone(), spec.gateway_id.clone(), spec.stats_interval);
         spawn("stats", move || {
             let tick = crossbeam_channel::tick(every);
             loop {
                 crossbeam_channel::select! {
-                    recv(tick) -> _ => { let _ = ev.send(stats_message(&gw, &registry_now(&reg), started, provider, false)); }
+                    recv(tick) -> _ => { let _ = ev.send(stats_message(&gw, &registry_now(&reg), pc.as_deref(), started, provider, false)); }
                     recv(done_rx) -> _ => break,
                 }
             }
@@ -237,7 +255,7 @@ pub fn run_reloadable(
     drop(done_tx);
     join_until(stats_thread, deadline);
 
-    let _ = p.events.send(stats_message(&p.spec.gateway_id, &registry_now(&registry), started, provider, true));
+    let _ = p.events.send(stats_message(&p.spec.gateway_id, &registry_now(&registry), publish_counters.as_deref(), started, provider, true));
     closing.close();
     let Running { events, cameras, books, .. } = p;
     drop(events);
@@ -284,7 +302,7 @@ fn send_discovery(spec: &Spec, events: &LinkSender<Outgoing>) {
 #[derive(Debug, Clone, PartialEq)]
 struct DetectorKey {
     inference: InferenceSpec,
-    score_threshold: f32,
+    score_threshold: Option<f32>,
     workers: usize,
     /// The model file's size and modification time: a model replaced in place is reloaded.
     model_stamp: Option<(u64, Option<SystemTime>)>,
@@ -294,7 +312,7 @@ struct DetectorKey {
 fn load_detectors(spec: &Spec, cameras: usize) -> Result<(Vec<Detector>, DetectorKey), DetectError> {
     let key = detector_key(spec, cameras);
     let base = DetectorOptions::new(spec.inference.model.clone(), spec.inference.ort_library.clone());
-    let opts = DetectorOptions { intra_threads: spec.inference.intra_threads, score_threshold: key.score_threshold, ..base };
+    let opts = DetectorOptions { intra_threads: spec.inference.intra_threads, score_threshold: key.score_threshold.or(base.score_threshold), ..base };
     let detectors = (0..key.workers).map(|_| Detector::load(&opts)).collect::<Result<_, _>>()?;
     Ok((detectors, key))
 }
@@ -303,7 +321,8 @@ fn detector_key(spec: &Spec, cameras: usize) -> DetectorKey {
     // The tracker extends tracks with low-score detections (ByteTrack), so the detector keeps
     // everything down to the lowest `track.low_score` of any camera.
     let lowest = spec.cameras.iter().map(|c| c.objects.tracker.low_score.min(c.detect.min_score)).fold(f32::INFINITY, f32::min);
-    let score_threshold = if lowest.is_finite() { lowest.max(0.01) } else { crate::detect::DEFAULT_SCORE_THRESHOLD };
+    // None: the model manifest's default.
+    let score_threshold = lowest.is_finite().then(|| lowest.max(0.01));
     let model_stamp = std::fs::metadata(&spec.inference.model).ok().map(|m| (m.len(), m.modified().ok()));
     DetectorKey { inference: spec.inference.clone(), score_threshold, workers: spec.inference.workers.min(cameras.max(1)), model_stamp }
 }
@@ -387,7 +406,8 @@ struct Running {
     next_worker: usize,
     next_instance: usize,
     key: DetectorKey,
-    model_size: u32,
+    geometry: Geometry,
+    hooks: TestHooks,
     events: LinkSender<Outgoing>,
     metrics: Arc<Metrics>,
     health: Health,
@@ -404,8 +424,8 @@ impl Running {
             let n = self.next_worker;
             self.next_worker += 1;
             let (ctl, ctl_rx) = crossbeam_channel::unbounded::<WorkerCtl>();
-            let (m, beat) = (self.metrics.clone(), self.health.heartbeat(&format!("detect-{n}")));
-            let handle = spawn(&format!("detect-{n}"), move || detect_loop(detector, ctl_rx, &m, beat))?;
+            let (m, beat, delay) = (self.metrics.clone(), self.health.heartbeat(&format!("detect-{n}")), self.hooks.extra_inference_delay);
+            let handle = spawn(&format!("detect-{n}"), move || detect_loop(detector, ctl_rx, &m, beat, delay))?;
             self.workers.push(WorkerRun { ctl, handle });
         }
         Ok(())
@@ -433,12 +453,12 @@ impl Running {
         self.next_instance += 1;
         // Rules were validated with the config; building them again can't fail, but say so if it does.
         let stage = CameraObjects::new(&self.spec.gateway_id, &cam).map_err(|e| PipelineError::Rules(cam.name.clone(), Box::new(e)))?;
-        let (tx, rx) = link::bounded::<Frame>(FRAME_LINK_CAPACITY, WhenFull::DropOldest, counters.dropped_link_full.clone());
-        let (dtx, drx) = link::bounded::<DetectedFrame>(DETECTIONS_LINK_CAPACITY, WhenFull::Block, Default::default());
+        let (tx, rx) = link::bounded::<Frame>(cam.links.frames.capacity, cam.links.frames.when_full, counters.dropped_link_full.clone());
+        let (dtx, drx) = link::bounded::<DetectedFrame>(cam.links.detections.capacity, cam.links.detections.when_full, Default::default());
 
         let name = format!("objects-{}", cam.name);
-        let (ev, min_score, beat, freeze) = (self.events.clone(), cam.detect.min_score, self.health.heartbeat(&name), freeze_hook(&name));
-        let objects = spawn(&name, move || objects_loop(stage, drx, &ev, min_score, beat, freeze))?;
+        let (ev, min_score, beat, freeze, ctr) = (self.events.clone(), cam.detect.min_score, self.health.heartbeat(&name), freeze_hook(&name), counters.clone());
+        let objects = spawn(&name, move || objects_loop(stage, drx, &ev, min_score, &ctr, beat, freeze))?;
 
         let worker = self.least_loaded_worker();
         let attach = WorkerCamera {
@@ -458,11 +478,11 @@ impl Running {
 
         let stop = Shutdown::new();
         let stop_reason = Arc::new(Mutex::new("shutdown"));
-        let (c, sd, gw, m, hl, ev, reason, model_size, spec) =
-            (counters, stop.clone(), self.spec.gateway_id.clone(), self.metrics.clone(), self.health.clone(), self.events.clone(), stop_reason.clone(), self.model_size, cam.clone());
+        let (c, sd, gw, m, hl, ev, reason, geometry, spec) =
+            (counters, stop.clone(), self.spec.gateway_id.clone(), self.metrics.clone(), self.health.clone(), self.events.clone(), stop_reason.clone(), self.geometry, cam.clone());
         let source = spawn(&format!("src-{}", cam.name), move || {
             tracing::info!(camera = %spec.name, uri = %spec.uri_redacted, fps = spec.detect.fps, "camera starting");
-            source::run_camera(instance, &spec, model_size, tx, c, &sd, |change| {
+            source::run_camera(instance, &spec, geometry, tx, c, &sd, |change| {
                 m.cameras().set(&spec.name, state_name(&change));
                 hl.camera_state(&spec.name, &change);
                 let why = *reason.lock().unwrap_or_else(PoisonError::into_inner);
@@ -521,7 +541,7 @@ impl Running {
             match load_detectors(&new, new.cameras.len()) {
                 Err(e) => tracing::error!(error = %e, "reload: the new [inference] settings can't be loaded; the running detectors stay"),
                 Ok((detectors, key)) => {
-                    let size = detectors.first().map(|d| d.input_size()).unwrap_or(self.model_size);
+                    let size = detectors.first().map(|d| d.geometry()).unwrap_or(self.geometry);
                     tracing::info!(model = %new.inference.model.display(), workers = detectors.len(), "reload: new detectors loaded; swapping them in");
                     if let Err(e) = self.swap_workers(detectors) {
                         tracing::error!(error = %e, "reload: could not start the new detect workers");
@@ -529,8 +549,8 @@ impl Running {
                         self.key = key;
                         self.spec.inference = new.inference.clone();
                         // Sources scale frames to the model's input: a new size restarts them all.
-                        all_restart = size != self.model_size;
-                        self.model_size = size;
+                        all_restart = size != self.geometry;
+                        self.geometry = size;
                     }
                 }
             }
@@ -700,7 +720,7 @@ struct WorkerCamera {
 /// or without detections: the tracker needs both) to the camera's objects stage. A camera whose
 /// frame link closes (its source stopped) is dropped, which closes its objects stage's link.
 /// The worker exits when its control link is closed and it has no cameras left, or on Retire.
-fn detect_loop(mut detector: Detector, ctl: Receiver<WorkerCtl>, metrics: &Metrics, beat: Beat) {
+fn detect_loop(mut detector: Detector, ctl: Receiver<WorkerCtl>, metrics: &Metrics, beat: Beat, extra_delay: Duration) {
     let mut cams: Vec<WorkerCamera> = Vec::new();
     let mut ctl = Some(ctl);
     loop {
@@ -750,10 +770,16 @@ fn detect_loop(mut detector: Detector, ctl: Receiver<WorkerCtl>, metrics: &Metri
             }
             continue;
         }
-        match detector.detect_scaled(&frame.data, frame.width, frame.height, frame.stride, frame.src_width, frame.src_height) {
+        let result = detector.detect_scaled(&frame.data, frame.width, frame.height, frame.stride, frame.src_width, frame.src_height);
+        if !extra_delay.is_zero() {
+            // TestHooks only: a slower detector, not a wait for anything.
+            std::thread::sleep(extra_delay);
+        }
+        match result {
             Ok((detections, timings)) => {
                 ctr.inferred.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 ctr.infer_micros_total.fetch_add(timings.infer.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+                ctr.pre_micros_total.fetch_add(timings.pre.as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
                 metrics.inference_seconds.get_or_create(&Metrics::camera_label(&cam.name)).observe(timings.infer.as_secs_f64());
                 let confident = detections.iter().filter(|d| d.score >= cam.min_score).count();
                 ctr.detections.fetch_add(confident as u64, std::sync::atomic::Ordering::Relaxed);
@@ -800,7 +826,15 @@ fn frame_image(frame: &Frame) -> Option<Arc<FrameImage>> {
 
 /// One camera's objects stage: tracker, rules and lifecycle, until its workers are done;
 /// then every object still open ends.
-fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &LinkSender<Outgoing>, min_score: f32, beat: Beat, freeze: Option<std::path::PathBuf>) {
+fn objects_loop(
+    mut stage: CameraObjects,
+    rx: Receiver<DetectedFrame>,
+    events: &LinkSender<Outgoing>,
+    min_score: f32,
+    counters: &CameraCounters,
+    beat: Beat,
+    freeze: Option<std::path::PathBuf>,
+) {
     let mut last = None;
     while let Some(frame) = recv_beating(&rx, &beat) {
         if let Some(path) = &freeze
@@ -812,7 +846,10 @@ fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &
                 std::thread::park_timeout(Duration::from_secs(1));
             }
         }
-        for msg in stage.on_frame(&frame, min_score) {
+        let out = stage.on_frame(&frame, min_score);
+        counters.add_filtered(&stage.take_filtered());
+        counters.tracking.store(stage.tracking(), std::sync::atomic::Ordering::Relaxed);
+        for msg in out {
             if events.send(msg).is_err() {
                 tracing::error!("publisher gone; stopping objects stage");
                 return;
@@ -825,6 +862,7 @@ fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &
             let _ = events.send(msg);
         }
     }
+    counters.tracking.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Snapshots on disk: `<dir>/<camera>/<object_id>.jpg`, the latest (best) one per object,
@@ -936,8 +974,15 @@ fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration,
     sink.finish(timeout)
 }
 
-fn stats_message(gateway_id: &str, cameras: &[(String, Arc<CameraCounters>)], started: Instant, provider: &str, is_final: bool) -> Outgoing {
+fn stats_message(
+    gateway_id: &str,
+    cameras: &[(String, Arc<CameraCounters>)],
+    publish: Option<&PublishCounters>,
+    started: Instant,
+    provider: &str,
+    is_final: bool,
+) -> Outgoing {
     let cams: BTreeMap<&str, CameraSummary> = cameras.iter().map(|(n, c)| (n.as_str(), c.snapshot())).collect();
-    let payload = payload::stats(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), provider, is_final, cams);
+    let payload = payload::stats(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), provider, is_final, cams, publish.map(|p| p.snapshot()));
     Outgoing::new(Topic::Stats, payload)
 }

@@ -233,6 +233,11 @@ impl Health {
         self.0.started.store(true, Ordering::SeqCst);
     }
 
+    /// The cameras' counters, once [`Health::started`]: for benchmarks that sample a run.
+    pub fn counters(&self) -> Vec<Arc<CameraCounters>> {
+        self.0.cameras.lock().unwrap_or_else(PoisonError::into_inner).1.clone()
+    }
+
     pub fn is_started(&self) -> bool {
         self.0.started.load(Ordering::SeqCst)
     }

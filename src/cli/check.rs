@@ -1,14 +1,36 @@
 //! `lookout check [--config-dir DIR]`: validate offline, print every problem, exit 2 on any.
+//!
+//! Beyond the config files, it opens the model with ONNX Runtime (no camera, broker or GPU
+//! needed) and compares its real inputs and outputs with the manifest, so a manifest that
+//! does not describe its model fails here rather than at start.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config;
+use crate::detect::{DetectError, Detector, DetectorOptions};
 
 pub fn check(config_dir: Option<PathBuf>) -> ExitCode {
     let dir = config_dir.unwrap_or_else(config::default_dir);
     match config::load(&dir) {
         Ok(spec) => {
+            let opts = DetectorOptions::new(spec.inference.model.clone(), spec.inference.ort_library.clone());
+            let model_line = match Detector::load(&opts) {
+                Ok(d) => {
+                    let m = d.model();
+                    let g = d.geometry();
+                    format!("  model: {} ({}, {}, input {}x{}, {} labels): {}", m.name, m.family.name(), m.precision.as_str(), g.width, g.height, m.labels.len(), if m.manifest.is_some() { "inputs and outputs match the manifest" } else { "a plain .onnx, read as YOLOX" })
+                }
+                Err(e) => {
+                    let shown = |p: &std::path::Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
+                    let line = match &e {
+                        DetectError::ModelShape { path, reason } => format!("{}: {reason}", shown(path)),
+                        other => format!("inference.model: {other}"),
+                    };
+                    eprintln!("{}: 1 config error(s):\n  {line}", dir.display());
+                    return ExitCode::from(super::EXIT_CONFIG);
+                }
+            };
             let names: Vec<&str> = spec.cameras.iter().map(|c| c.name.as_str()).collect();
             println!(
                 "{}: config OK: gateway {}, {} camera(s): {}; events to {}",
@@ -23,6 +45,7 @@ pub fn check(config_dir: Option<PathBuf>) -> ExitCode {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
+            println!("{model_line}");
             // One line per camera, so an operator sees what each file will do.
             for c in &spec.cameras {
                 let r = &c.objects.rules;

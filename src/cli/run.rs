@@ -49,7 +49,7 @@ pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
     let supervisor = Supervisor::start(health.clone(), shutdown.clone())
         .map_err(|e| tracing::warn!(error = %e, "could not start the supervisor thread; no READY, STATUS or WATCHDOG for systemd"))
         .ok();
-    let result = pipeline::run_reloadable(&spec, &shutdown, None, &health, Some(&reload_rx));
+    let result = pipeline::run_reloadable(&spec, &shutdown, None, &health, Some(&reload_rx), pipeline::TestHooks::default());
     // Sends STOPPING=1 if the signal has not already.
     if let Some(s) = supervisor {
         s.stop();
@@ -92,27 +92,36 @@ pub fn print_summary(report: &RunReport) {
             Outcome::Failed(r) => format!("FAILED: {r}"),
         };
         let reasons: Vec<String> = s.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let filtered: Vec<String> = s.filtered.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        let filtered = if filtered.is_empty() { "none".to_string() } else { filtered.join(", ") };
         eprintln!(
-            "  camera {}: {}; decoded {} = skipped_by_rate {} + inferred {} + dropped {} ({}); {} detections, inference {:.1} ms mean",
+            "  camera {}: {}; decoded {} = skipped_by_rate {} + skipped_by_motion {} + inferred {} + dropped {} ({}); {} detections, filtered out: {}; inference {:.1} ms mean",
             c.name,
             outcome,
             s.decoded,
             s.skipped_by_rate,
+            s.skipped_by_motion,
             s.inferred,
             s.dropped_total(),
             reasons.join(", "),
             s.detections,
+            filtered,
             s.inference_ms_mean
         );
     }
     let d = &report.delivery;
     if d.dropped_queue_full > 0 || d.unacknowledged > 0 || d.spooled > 0 || d.dropped_oldest > 0 {
         eprintln!(
-            "  publish: {} messages sent, {} acknowledged; {} lost (no spool, or larger than the spool), {} not acknowledged by the broker and lost, {} dropped oldest (spool full); {} messages left in the spool for the next run ({} bytes)",
-            d.published, d.delivered, d.dropped_queue_full, d.unacknowledged, d.dropped_oldest, d.spooled, d.spooled_bytes
+            "  publish: {} messages sent, {} acknowledged; {} lost (no spool, or larger than the spool), {} not acknowledged by the broker and lost, {} dropped oldest (spool full); {} messages left in the spool for the next run ({} bytes); {} spooled during the run, {} replayed",
+            d.published, d.delivered, d.dropped_queue_full, d.unacknowledged, d.dropped_oldest, d.spooled, d.spooled_bytes, d.spooled_in_run, d.replayed
         );
     } else {
-        eprintln!("  publish: {} messages delivered", d.published);
+        // Stdout and discard sinks never spool: their line stays short.
+        if d.spooled_in_run > 0 || d.replayed > 0 || d.delivered > 0 {
+            eprintln!("  publish: {} messages delivered; {} spooled, {} replayed, {} dropped (spool full)", d.published, d.spooled_in_run, d.replayed, d.dropped_oldest);
+        } else {
+            eprintln!("  publish: {} messages delivered", d.published);
+        }
     }
 }
 

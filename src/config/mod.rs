@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use ::config::{Config, Environment, File, FileFormat};
 use serde::de::DeserializeOwned;
 
-pub use spec::{CameraSpec, DetectSpec, InferenceSpec, MqttSpec, ObjectsSpec, OnError, RtspTransport, Spec, SpoolSpec};
+pub use spec::{CameraLinks, CameraSpec, DetectSpec, InferenceSpec, MqttSpec, ObjectsSpec, OnError, RtspTransport, Spec, SpoolSpec, TlsSpec};
 
 /// The global file's name inside a config directory.
 pub const GLOBAL_FILE: &str = "lookout.toml";
@@ -117,7 +117,9 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
     };
     let detect_defaults = raw_global.detect.clone();
     let track_defaults = raw_global.track.clone();
+    let camera_defaults = spec::CameraDefaults::from_global(&raw_global);
     let mut spec = spec::build_global(&dir, raw_global, &mut errors);
+    let model_labels = spec.inference.labels.clone();
 
     let pipelines = dir.join(PIPELINES_DIR);
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&pipelines) {
@@ -140,7 +142,7 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
         let label = format!("{PIPELINES_DIR}/{name}.toml");
         match read_file::<raw::RawCamera>(&path, &label) {
             Ok(Some(raw_cam)) => {
-                let cam = spec::build_camera(&dir, &path, &label, &name, raw_cam, &detect_defaults, &track_defaults, &mut errors);
+                let cam = spec::build_camera(&dir, &path, &label, &name, raw_cam, &detect_defaults, &track_defaults, &camera_defaults, &model_labels, &mut errors);
                 spec.cameras.push(cam);
             }
             Ok(None) => errors.push(ConfigError { file: label, key: String::new(), message: "could not be read".into() }),

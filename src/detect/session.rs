@@ -1,4 +1,4 @@
-//! One ONNX Runtime session running the YOLOX recipe. A worker thread owns one of these:
+//! One ONNX Runtime session running a model as its manifest describes it. A worker thread owns one of these:
 //! `Session::run` takes `&mut self`, and one session per thread beat a shared one (FINDINGS.md).
 
 use std::path::{Path, PathBuf};
@@ -10,10 +10,10 @@ use image::RgbImage;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::letterbox::{Letterbox, fill_bgr_planar};
+use super::letterbox::{Geometry, Letterbox, fill_planar};
+use super::manifest::{self, Io, ModelSpec};
 use super::nms::nms_per_class;
-use super::yolox::{anchor_count, decode};
-use super::{DEFAULT_NMS_IOU, DEFAULT_SCORE_THRESHOLD, DetectError, Detection, labels};
+use super::{DetectError, Detection};
 
 /// The environment variable that overrides `inference.ort_library`, as `ort` itself documents.
 pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
@@ -21,22 +21,19 @@ pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 /// What a detector needs to start.
 #[derive(Debug, Clone)]
 pub struct DetectorOptions {
+    /// A model manifest (`.toml`) or a plain YOLOX `.onnx`.
     pub model: PathBuf,
     pub ort_library: PathBuf,
     pub intra_threads: usize,
-    pub score_threshold: f32,
-    pub nms_iou: f32,
+    /// `None`: the manifest's `score_threshold`.
+    pub score_threshold: Option<f32>,
+    /// `None`: the manifest's `nms_iou`.
+    pub nms_iou: Option<f32>,
 }
 
 impl DetectorOptions {
     pub fn new(model: PathBuf, ort_library: PathBuf) -> DetectorOptions {
-        DetectorOptions {
-            model,
-            ort_library,
-            intra_threads: 1,
-            score_threshold: DEFAULT_SCORE_THRESHOLD,
-            nms_iou: DEFAULT_NMS_IOU,
-        }
+        DetectorOptions { model, ort_library, intra_threads: 1, score_threshold: None, nms_iou: None }
     }
 }
 
@@ -78,23 +75,38 @@ pub fn init_runtime(library: &Path) -> Result<&'static ort::environment::Environ
     }
 }
 
-/// Runs YOLOX on frames. Owns its input buffer so the hot path allocates nothing per frame.
+/// Runs a detector (any manifest family) on frames. Owns its input buffer so the hot path
+/// allocates nothing per frame.
 pub struct Detector {
     session: Session,
+    model: ModelSpec,
     input_name: String,
-    size: u32,
-    row_len: usize,
+    geometry: Geometry,
+    output_names: Vec<String>,
     input: Vec<f32>,
     resizer: fir::Resizer,
     score_threshold: f32,
     nms_iou: f32,
 }
 
+/// The execution provider sessions run on. Only CPU in this build; the fp16 variant choice
+/// already asks it.
+const PROVIDER: &str = "cpu";
+
 impl Detector {
-    /// Load the runtime (once) and the model, and check the model has YOLOX's shapes.
+    /// Load the runtime (once), the model's manifest and the model, and check the model's real
+    /// inputs and outputs against the manifest. Every failure is an error, never an exit, so a
+    /// caller (a reload) can keep what it runs.
     pub fn load(opts: &DetectorOptions) -> Result<Detector, DetectError> {
         let env = init_runtime(&opts.ort_library)?;
-        let path = opts.model.clone();
+        let mut model = ModelSpec::load(&opts.model)?;
+        if let Some(variant) = model.variant_for(PROVIDER).map(Path::to_path_buf) {
+            match ModelSpec::load(&variant) {
+                Ok(v) => model = v,
+                Err(e) => tracing::warn!(model = %model.name, error = %e, "fp16 variant not usable; running fp32"),
+            }
+        }
+        let path = model.file.clone();
         if !path.exists() {
             return Err(DetectError::ModelMissing { path });
         }
@@ -105,35 +117,59 @@ impl Detector {
             .map_err(|e| load_err(&e))?
             .with_inter_threads(1)
             .map_err(|e| load_err(&e))?
+            // ORT warns once per weight that an old exporter also listed as a graph input
+            // (NanoDet: about 200 lines, harmless, see PROVENANCE.md); errors still show.
+            .with_log_level(ort::logging::LogLevel::Error)
+            .map_err(|e| load_err(&e))?
             .commit_from_file(&path)
             .map_err(|e| load_err(&e))?;
-        let (input_name, size, row_len) = check_shapes(&session, &path)?;
+        let (inputs, outputs) = session_io(&session);
+        let origin = model.origin().to_path_buf();
+        let shape_err = |reason: String| DetectError::ModelShape { path: origin.clone(), reason };
+        manifest::resolve_plain(&mut model, &inputs, &outputs).map_err(shape_err)?;
+        manifest::check_io(&model, &inputs, &outputs).map_err(shape_err)?;
+        let (Some(input_name), Some(geometry)) = (model.input_name.clone(), model.geometry) else {
+            return Err(shape_err("the model's input is not known".into()));
+        };
+        let output_names = model.family.output_names().iter().map(|s| s.to_string()).collect();
         Ok(Detector {
             session,
             input_name,
-            size,
-            row_len,
-            input: vec![0.0; 3 * (size * size) as usize],
+            geometry,
+            output_names,
+            input: vec![0.0; 3 * (geometry.width * geometry.height) as usize],
             resizer: fir::Resizer::new(),
-            score_threshold: opts.score_threshold,
-            nms_iou: opts.nms_iou,
+            score_threshold: opts.score_threshold.unwrap_or(model.score_threshold),
+            nms_iou: opts.nms_iou.unwrap_or(model.nms_iou),
+            model,
         })
     }
 
-    /// The square input size the model expects (416 for YOLOX-Nano).
+    /// The longer side of the model input (416 for YOLOX-Nano).
     pub fn input_size(&self) -> u32 {
-        self.size
+        self.geometry.width.max(self.geometry.height)
+    }
+
+    /// The model input's size and how frames are placed in it: what the camera pipeline
+    /// scales to.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// The model this detector runs, as its manifest describes it.
+    pub fn model(&self) -> &ModelSpec {
+        &self.model
     }
 
     /// The execution provider that runs this session. Only CPU so far.
     pub fn provider(&self) -> &'static str {
-        "cpu"
+        PROVIDER
     }
 
     /// Detect on a full-size image: resize it (bilinear, as the reference does) then detect.
     pub fn detect_image(&mut self, img: &RgbImage) -> Result<(Vec<Detection>, Timings), DetectError> {
         let t0 = Instant::now();
-        let lb = Letterbox::fit(img.width(), img.height(), self.size);
+        let lb = Letterbox::place(img.width(), img.height(), self.geometry);
         // Bilinear with antialiasing (a triangle filter widened on downscale), as PIL's
         // BILINEAR in the reference does; fast_image_resize does it with SIMD.
         let src = fir::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fir::PixelType::U8x3)
@@ -167,31 +203,35 @@ impl Detector {
         src_h: u32,
     ) -> Result<(Vec<Detection>, Timings), DetectError> {
         let t0 = Instant::now();
-        let lb = Letterbox::fit(src_w, src_h, self.size);
+        let lb = Letterbox::place(src_w, src_h, self.geometry);
         if rgb.len() < stride * (h as usize).saturating_sub(1) + 3 * w as usize {
             return Err(DetectError::Run(format!("frame buffer too small for {w}x{h}")));
         }
-        fill_bgr_planar(rgb, w, h, stride, self.size, &mut self.input);
+        fill_planar(rgb, w, h, stride, &lb, &self.model.normalize, &mut self.input);
         let t1 = Instant::now();
 
-        let s = self.size as usize;
-        let tensor = TensorRef::from_array_view(([1usize, 3, s, s], &self.input[..]))
+        let (gw, gh) = (self.geometry.width as usize, self.geometry.height as usize);
+        let tensor = TensorRef::from_array_view(([1usize, 3, gh, gw], &self.input[..]))
             .map_err(|e| DetectError::Run(e.to_string()))?;
         let outputs = self
             .session
             .run(ort::inputs![self.input_name.as_str() => tensor])
             .map_err(|e| DetectError::Run(e.to_string()))?;
-        let (_, data) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| DetectError::Run(e.to_string()))?;
+        let mut data: Vec<&[f32]> = Vec::with_capacity(self.output_names.len());
+        for name in &self.output_names {
+            let value = outputs.get(name.as_str()).ok_or_else(|| DetectError::Run(format!("the model gave no output `{name}`")))?;
+            let (_, d) = value.try_extract_tensor::<f32>().map_err(|e| DetectError::Run(format!("output `{name}`: {e}")))?;
+            data.push(d);
+        }
         let t2 = Instant::now();
 
-        let cands = decode(data, self.row_len, self.size, self.score_threshold);
+        let classes = self.model.labels.len();
+        let cands = self.model.family.decode(&data, self.geometry.width, self.geometry.height, classes, self.score_threshold);
         let dets = nms_per_class(cands, self.nms_iou)
             .into_iter()
             .map(|c| Detection {
                 class: c.class,
-                label: labels::COCO.get(c.class).copied().unwrap_or("unknown"),
+                label: self.model.labels.name(c.class),
                 score: c.score,
                 bbox: lb.unmap(c.bbox, src_w, src_h),
             })
@@ -202,8 +242,8 @@ impl Detector {
 
     /// Run the session alone on the current input buffer: the baseline `lookout bench` compares to.
     pub fn run_bare(&mut self) -> Result<(), DetectError> {
-        let s = self.size as usize;
-        let tensor = TensorRef::from_array_view(([1usize, 3, s, s], &self.input[..]))
+        let (gw, gh) = (self.geometry.width as usize, self.geometry.height as usize);
+        let tensor = TensorRef::from_array_view(([1usize, 3, gh, gw], &self.input[..]))
             .map_err(|e| DetectError::Run(e.to_string()))?;
         self.session
             .run(ort::inputs![self.input_name.as_str() => tensor])
@@ -212,35 +252,10 @@ impl Detector {
     }
 }
 
-/// YOLOX: one f32 input [1,3,S,S] with S a multiple of 32, one output [1, anchors(S), 5+C].
-fn check_shapes(session: &Session, path: &Path) -> Result<(String, u32, usize), DetectError> {
-    let bad = |reason: String| DetectError::ModelShape { path: path.to_path_buf(), reason };
-    let input = session.inputs().first().ok_or_else(|| bad("it has no inputs".into()))?;
-    let in_shape = shape_of(input).ok_or_else(|| bad(format!("input `{}` is not a tensor", input.name())))?;
-    let size = match in_shape.as_slice() {
-        [1, 3, h, w] if h == w && *h > 0 && h % 32 == 0 => *h as u32,
-        _ => {
-            return Err(bad(format!(
-                "input `{}` has shape {:?}; expected [1, 3, S, S] with S a multiple of 32 (YOLOX-Nano: [1, 3, 416, 416])",
-                input.name(),
-                in_shape
-            )));
-        }
-    };
-    let output = session.outputs().first().ok_or_else(|| bad("it has no outputs".into()))?;
-    let out_shape = shape_of(output).ok_or_else(|| bad(format!("output `{}` is not a tensor", output.name())))?;
-    let anchors = anchor_count(size) as i64;
-    let row_len = match out_shape.as_slice() {
-        [1, n, c] if *n == anchors && *c >= 6 => *c as usize,
-        _ => {
-            return Err(bad(format!(
-                "output `{}` has shape {:?}; expected [1, {anchors}, 5 + classes] for a {size}x{size} input",
-                output.name(),
-                out_shape
-            )));
-        }
-    };
-    Ok((input.name().to_string(), size, row_len))
+/// The model's declared inputs and outputs, -1 for dynamic dimensions (empty for non-tensors).
+fn session_io(session: &Session) -> (Vec<Io>, Vec<Io>) {
+    let io = |o: &ort::value::Outlet| Io { name: o.name().to_string(), shape: shape_of(o).unwrap_or_default() };
+    (session.inputs().iter().map(io).collect(), session.outputs().iter().map(io).collect())
 }
 
 /// A tensor outlet's shape, with -1 for dynamic dimensions; `None` if it is not a tensor.

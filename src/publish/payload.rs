@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::detect::Detection;
-use crate::stats::CameraSummary;
+use crate::stats::{CameraSummary, PublishSummary};
 
 /// Version of the payload schema. Bump on any change a consumer could notice.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -148,6 +148,9 @@ pub struct Stats<'a> {
     #[serde(rename = "final")]
     pub is_final: bool,
     pub cameras: BTreeMap<&'a str, CameraSummary>,
+    /// The MQTT publisher's books; absent without `[mqtt]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishSummary>,
 }
 
 pub fn stats(
@@ -157,6 +160,7 @@ pub fn stats(
     provider: &str,
     is_final: bool,
     cameras: BTreeMap<&str, CameraSummary>,
+    publish: Option<PublishSummary>,
 ) -> Vec<u8> {
     to_bytes(&Stats {
         v: SCHEMA_VERSION,
@@ -167,6 +171,7 @@ pub fn stats(
         provider,
         is_final,
         cameras,
+        publish,
     })
 }
 

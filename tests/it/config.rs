@@ -253,3 +253,126 @@ fn check_warns_about_exposed_secrets_and_unwritable_state_folders_but_passes() {
     }
     assert!(!format!("{stdout}{stderr}").contains("s3cret"), "no secret printed:\n{stdout}{stderr}");
 }
+
+#[test]
+fn tls_files_are_read_and_checked_offline_and_named_by_key() {
+    let pki = TestPki::new("check");
+    let cam = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
+    let check = |tls: &str| {
+        let global = format!("gateway_id = \"t\"\n[mqtt]\n[mqtt.tls]\n{tls}\n{}", inference_toml());
+        let dir = ConfigDir::new("tls-check", &global, &[("front", &cam)]);
+        let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
+        (out.status.code(), text(&out.stderr))
+    };
+    let f = |n: &str| pki.file(n).display().to_string();
+
+    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}", f("ca.pem"), f("client.pem"), f("client.key")));
+    assert_eq!(code, Some(0), "{stderr}");
+    // The system bundle (ca-certificates, installed by scripts/setup) when no ca_file is given.
+    let (code, stderr) = check("");
+    assert_eq!(code, Some(0), "{stderr}");
+
+    std::fs::write(pki.file("garbage.pem"), "not a certificate\n").unwrap();
+    let (code, stderr) = check(&format!(
+        "ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}",
+        f("missing.pem"),
+        f("garbage.pem"),
+        f("ca.pem") // a certificate where the key should be
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
+    for want in [
+        "lookout.toml: mqtt.tls.ca_file: can't read ",
+        "missing.pem",
+        "lookout.toml: mqtt.tls.client_cert_file: ",
+        "garbage.pem holds no PEM certificate",
+        "lookout.toml: mqtt.tls.client_key_file: ",
+        "ca.pem holds no PEM private key",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+
+    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}", f("ca.pem"), f("client.pem")));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("mqtt.tls.client_key_file: is needed with client_cert_file"), "{stderr}");
+
+    // TLS moves the default port to 8883; an explicit port and `enabled = false` still rule.
+    for (tls, port) in [(format!("[mqtt.tls]\nca_file = {:?}\n", f("ca.pem")), 8883), ("[mqtt.tls]\nenabled = false\n".to_string(), 1883), ("".to_string(), 1883)] {
+        let global = format!("gateway_id = \"t\"\n[mqtt]\n{tls}{}", inference_toml());
+        let dir = ConfigDir::new("tls-port", &global, &[("front", &cam)]);
+        let spec = lookout::config::load(&dir.path).unwrap_or_else(|e| panic!("{e}"));
+        let mqtt = spec.mqtt.expect("mqtt");
+        assert_eq!((mqtt.port, mqtt.tls.is_some()), (port, port == 8883), "{tls}");
+    }
+
+    // A key that is not the certificate's.
+    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}", f("ca.pem"), f("client.pem"), f("server.key")));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("mqtt.tls.client_key_file: the client key does not fit the client certificate"), "{stderr}");
+}
+
+#[test]
+fn link_policies_that_cannot_be_honoured_are_config_errors() {
+    let global = format!(
+        "gateway_id = \"t\"\n{}\n[links.events]\nwhen_full = \"drop_oldest\"\n[links.detections]\ncapacity = 0\n[links.frames]\nwhen_full = \"block\"\n",
+        inference_toml()
+    );
+    let clip = media("bikes.mp4").display().to_string();
+    // A file may block (it waits for the detector); a live camera inheriting block may not.
+    let file = format!("uri = {clip:?}\n");
+    let live = "uri = \"test://ball\"\n";
+    let own = format!("uri = {clip:?}\n[links.frames]\ncapacity = 65\nwhen_full = \"drop_newer\"\n[links.detections]\nwhen_full = \"drop_newest\"\n");
+    let events_here = format!("uri = {clip:?}\n[links.events]\ncapacity = 4\n");
+    let dir = ConfigDir::new("links", &global, &[("file", &file), ("live", live), ("own", &own), ("events", &events_here)]);
+    let err = lookout::config::load(&dir.path).expect_err("bad links");
+    let all = err.to_string();
+    for want in [
+        "lookout.toml: links.events.when_full: when_full = \"drop_oldest\" would drop events (an end or a line crossing lost for good) silently; the events link must never drop: only \"block\" is allowed",
+        "lookout.toml: links.detections.capacity: capacity 0: a link must hold at least 1 item",
+        "pipelines/live.toml: links.frames.when_full: when_full = \"block\" on a live camera would stall its decoder",
+        "(set in lookout.toml [links])",
+        "pipelines/own.toml: links.frames.when_full: `drop_newer` must be \"drop_oldest\", \"drop_newest\" or \"block\"",
+        "pipelines/own.toml: links.detections.when_full: when_full = \"drop_newest\" would drop inferred frames",
+        "pipelines/events.toml: links.events: unknown field `events`",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert!(!all.contains("pipelines/file.toml"), "a file may block:\n{all}");
+    assert_eq!(all.matches("capacity 0").count(), 1, "a global mistake is reported once, not per camera:\n{all}");
+    assert!(all.contains("7 config error(s)"), "{all}");
+}
+
+#[test]
+fn links_and_motion_take_defaults_then_global_then_camera_values() {
+    let global = format!("gateway_id = \"t\"\n{}\n[links.frames]\ncapacity = 4\n[motion]\nthreshold = 30\n", inference_toml());
+    let clip = media("bikes.mp4").display().to_string();
+    let plain = format!("uri = {clip:?}\n");
+    let own = format!("uri = {clip:?}\n[links.frames]\nwhen_full = \"drop_newest\"\n[motion]\nenabled = true\nmax_idle_detect_seconds = 3\n");
+    let dir = ConfigDir::new("linkdefaults", &global, &[("a", &plain), ("b", &own)]);
+    let spec = lookout::config::load(&dir.path).unwrap_or_else(|e| panic!("{e}"));
+    use lookout::link::{LinkSpec, WhenFull};
+    let (a, b) = (&spec.cameras[0], &spec.cameras[1]);
+    assert_eq!(a.links.frames, LinkSpec { capacity: 4, when_full: WhenFull::DropOldest });
+    assert_eq!(b.links.frames, LinkSpec { capacity: 4, when_full: WhenFull::DropNewest });
+    assert_eq!(a.links.detections, LinkSpec { capacity: lookout::link::DETECTIONS_LINK_CAPACITY, when_full: WhenFull::Block });
+    assert_eq!(spec.events_link, LinkSpec { capacity: lookout::link::EVENT_LINK_CAPACITY, when_full: WhenFull::Block });
+    assert!(!a.motion.enabled && b.motion.enabled);
+    assert_eq!((a.motion.threshold, b.motion.threshold), (30, 30));
+    assert_eq!((a.motion.max_idle_detect_seconds, b.motion.max_idle_detect_seconds), (10.0, 3.0));
+}
+
+#[test]
+fn motion_mistakes_are_config_errors() {
+    let global = format!("gateway_id = \"t\"\n{}\n[motion]\nmin_area = 0\n", inference_toml());
+    let cam = format!("uri = {:?}\n[motion]\nthreshold = 0\nmax_idle_detect_seconds = -1\nframe_height = 4\n", media("bikes.mp4").display().to_string());
+    let dir = ConfigDir::new("motionerr", &global, &[("a", &cam)]);
+    let all = lookout::config::load(&dir.path).expect_err("bad motion").to_string();
+    for want in [
+        "lookout.toml: motion.min_area: 0 must be a fraction of the frame above 0",
+        "pipelines/a.toml: motion.threshold: 0 must be between 1 and 254",
+        "pipelines/a.toml: motion.max_idle_detect_seconds: -1 must be above 0",
+        "pipelines/a.toml: motion.frame_height: 4 must be between 8 and 720",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert!(all.contains("4 config error(s)"), "{all}");
+}

@@ -3,6 +3,7 @@
 //! Nothing here sleeps to wait for something: waits are on conditions, with deadlines.
 
 mod bad_input;
+mod backpressure;
 mod commands;
 mod common;
 mod config;
@@ -10,8 +11,10 @@ mod detect;
 mod discovery;
 mod metrics;
 mod mjpeg;
+mod models;
 mod mqtt_auth;
 mod mqtt_e2e;
+mod mqtt_tls;
 mod onnx;
 mod reference;
 mod reload;
