@@ -7,10 +7,12 @@
 //!
 //! ```text
 //! config/    lookout.toml + pipelines/*.toml + LOOKOUT__* env → validated `Spec`
-//! source/    one GStreamer pipeline per camera → `Frame`s (uridecodebin → videorate → scale → convert → appsink)
-//! link       bounded crossbeam links with a stated `when_full` policy; every drop counted
-//! detect/    letterbox, YOLOX decode and NMS (pure), execution providers, and the ONNX Runtime
-//!            session that runs them
+//! source/    one GStreamer pipeline per camera → `Frame`s (uridecodebin → rate gate → scale → convert → appsink
+//!            → motion gate: `source::motion`, pure)
+//! link       bounded crossbeam links with a stated `when_full` policy, and which policies each
+//!            link may have (pure); every drop counted
+//! detect/    model manifests, letterbox, one decoder per family (YOLOX, NanoDet, anchor-free YOLO) and
+//!            NMS (pure), execution providers, and the ONNX Runtime session that runs them
 //! batch      frames from several cameras gathered into one run, for GPU/NPU providers (pure)
 //! track/     ByteTrack-style tracker (pure): Kalman, Hungarian, two-stage association
 //! rules/     filters, masks, zones, counting lines, stationary objects (pure)
@@ -19,12 +21,14 @@
 //!            broker outages and restarts) or JSON lines on stdout
 //! annotate   boxes and labels drawn onto images for `lookout detect --annotate` and snapshots
 //! metrics    Prometheus /metrics and /healthz over HTTP (prometheus-client)
-//! pipeline   assembles the stages into threads for `lookout run`
+//! pipeline   assembles the stages into threads for `lookout run`, and applies reloads
+//! reload     what a new config changes (SIGHUP): cameras added, removed, changed (pure)
 //! shutdown   the stop flag every thread of ours watches
 //! stats      per-camera counters shared by the stages, and the summary they reconcile to
 //! notify     sd_notify over $NOTIFY_SOCKET (std only): READY, STATUS, WATCHDOG, STOPPING
 //! supervisor stage-thread heartbeats → READY once up, STATUS lines, WATCHDOG only while all move
-//! cli/       one file per subcommand: run, check, detect, bench
+//! cli/       one file per subcommand: run, check, detect, bench (bench_daemon: the whole-daemon
+//!            benchmarks)
 //! ```
 //!
 //! Threads and bounded channels only: no async runtime. GStreamer's streaming threads belong
@@ -41,6 +45,7 @@ pub mod notify;
 pub mod objects;
 pub mod pipeline;
 pub mod publish;
+pub mod reload;
 pub mod rules;
 pub mod shutdown;
 pub mod source;

@@ -33,15 +33,15 @@ enum Command {
     },
     /// Detect objects in images and print one JSON object per image.
     Detect {
-        /// YOLOX .onnx model. Default: models/yolox_nano.onnx.
+        /// A model manifest (models/<name>.toml, or just <name>) or a plain YOLOX .onnx. Default: models/yolox_nano.onnx.
         #[arg(long)]
         model: Option<PathBuf>,
         /// ONNX Runtime library. Default: .lookout/ort/libonnxruntime.so.1.31.1; ORT_DYLIB_PATH overrides.
         #[arg(long)]
         ort_library: Option<PathBuf>,
-        /// Minimum score to report.
-        #[arg(long, default_value_t = lookout::detect::DEFAULT_SCORE_THRESHOLD)]
-        score_threshold: f32,
+        /// Minimum score to report. Default: the manifest's score_threshold (0.3 for a plain .onnx).
+        #[arg(long)]
+        score_threshold: Option<f32>,
         /// Execution provider, in order of preference (repeat the flag): cpu, cuda, cuda:1,
         /// tensorrt, openvino, openvino:NPU, qnn. Default: cpu.
         #[arg(long = "provider", value_name = "P", value_parser = parse_provider)]
@@ -98,6 +98,27 @@ enum BenchCommand {
         json: bool,
         images: Vec<PathBuf>,
     },
+    /// Models against the first one (the baseline): mean inference time and speed ratio, and
+    /// agreement with the baseline's detections (recall at IoU 0.5, score drift) on the media
+    /// images and frames of a clip.
+    Models {
+        /// A manifest (models/<name>.toml or <name>) or plain .onnx; give two or more, the first is the baseline.
+        #[arg(long = "model", required = true)]
+        models: Vec<PathBuf>,
+        #[arg(long)]
+        ort_library: Option<PathBuf>,
+        /// Default: media/bikes.mp4.
+        #[arg(long)]
+        clip: Option<PathBuf>,
+        /// Score every Nth frame of the clip.
+        #[arg(long, default_value_t = 5)]
+        frame_step: usize,
+        /// Timed runs per input and model.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Still images; default: the four in media/.
+        images: Vec<PathBuf>,
+    },
     /// `lookout run` on a clip, unpaced, against the bare inference rate.
     Pipeline {
         #[arg(long)]
@@ -111,6 +132,46 @@ enum BenchCommand {
         /// Runs of the clip; the median is reported.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+    },
+    /// Several file streams at full speed through the daemon against bare session.run loops.
+    Efficiency {
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 2)]
+        streams: usize,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+    },
+    /// Offer more than inference takes: frame age at publish, RSS growth, the books.
+    Overload {
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 300.0)]
+        seconds: f64,
+        /// Offered frames per second as a multiple of the bare inference rate.
+        #[arg(long, default_value_t = 3.0)]
+        factor: f64,
+    },
+    /// How many 1080p25 H.264 streams at detect 5 fps run in real time with no drop.
+    Density {
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 8)]
+        max_streams: usize,
+        /// Seconds measured per step.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// CPU of a still scene with motion gating on against off.
+    Motion {
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
     },
 }
 
@@ -154,6 +215,13 @@ fn main() -> ExitCode {
                     },
                 };
                 cli::bench::bench_infer(cli::bench::InferArgs { model, ort_library, providers, batch, iterations: iterations.max(1), reference, json, images })
+            }
+            BenchCommand::Efficiency { config_dir, streams, workers, seconds } => cli::bench_daemon::efficiency(config_dir, streams, workers, seconds),
+            BenchCommand::Overload { config_dir, seconds, factor } => cli::bench_daemon::overload(config_dir, seconds, factor),
+            BenchCommand::Density { config_dir, max_streams, seconds, workers } => cli::bench_daemon::density(config_dir, max_streams, seconds, workers),
+            BenchCommand::Motion { config_dir, seconds } => cli::bench_daemon::motion(config_dir, seconds),
+            BenchCommand::Models { models, ort_library, clip, frame_step, runs, images } => {
+                cli::bench::bench_models(cli::bench::ModelsArgs { models, ort_library, clip, frame_step, runs, images })
             }
         },
     }

@@ -26,7 +26,7 @@ use prometheus_client::registry::Registry;
 
 use crate::batch::BatchCounts;
 use crate::shutdown::Shutdown;
-use crate::stats::CameraCounters;
+use crate::stats::{CameraCounters, PublishCounters};
 
 type CameraLabel = [(&'static str, String); 1];
 
@@ -41,30 +41,53 @@ pub struct Metrics {
     cameras: Arc<CameraStates>,
 }
 
-/// Each camera's counters and last reported state, for the collector and /healthz.
+/// Each camera's counters and last reported state, for the collector and /healthz. The set of
+/// cameras changes on a config reload ([`CameraStates::set_cameras`]).
 #[derive(Debug)]
 pub struct CameraStates {
-    names: Vec<String>,
-    counters: Vec<Arc<CameraCounters>>,
-    states: Mutex<Vec<&'static str>>,
+    cameras: Mutex<Vec<CameraEntry>>,
     started: Instant,
     provider: &'static str,
     /// Inference runs per batch size, shared with the detect workers.
     batches: Arc<BatchCounts>,
 }
 
+#[derive(Debug, Clone)]
+struct CameraEntry {
+    name: String,
+    counters: Arc<CameraCounters>,
+    state: &'static str,
+}
+
 impl CameraStates {
     /// Record a camera's state (connecting, streaming, reconnecting, ended, stopped, failed).
-    pub fn set(&self, camera: usize, state: &'static str) {
-        if let Ok(mut s) = self.states.lock()
-            && let Some(slot) = s.get_mut(camera)
+    pub fn set(&self, camera: &str, state: &'static str) {
+        if let Ok(mut s) = self.cameras.lock()
+            && let Some(entry) = s.iter_mut().find(|e| e.name == camera)
         {
-            *slot = state;
+            entry.state = state;
         }
     }
 
-    fn snapshot(&self) -> Vec<&'static str> {
-        self.states.lock().map(|s| s.clone()).unwrap_or_default()
+    /// The cameras now configured, after a reload. A camera that stays keeps its state (and its
+    /// counters, which are the same `Arc`); a new one starts as connecting.
+    pub fn set_cameras(&self, names: &[String], counters: &[Arc<CameraCounters>]) {
+        if let Ok(mut s) = self.cameras.lock() {
+            let old = std::mem::take(&mut *s);
+            *s = names
+                .iter()
+                .zip(counters)
+                .map(|(n, c)| CameraEntry {
+                    name: n.clone(),
+                    counters: c.clone(),
+                    state: old.iter().find(|e| &e.name == n).map_or("connecting", |e| e.state),
+                })
+                .collect();
+        }
+    }
+
+    fn snapshot(&self) -> Vec<CameraEntry> {
+        self.cameras.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
@@ -74,9 +97,10 @@ const STATES: [&str; 6] = ["connecting", "streaming", "reconnecting", "ended", "
 impl Collector for CameraStates {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         type Read = fn(&CameraCounters) -> u64;
-        let counters: [(&str, &str, Read); 8] = [
+        let counters: [(&str, &str, Read); 9] = [
             ("lookout_frames_decoded", "Frames out of the decoder", |c| c.decoded.load(Ordering::Relaxed)),
             ("lookout_frames_skipped_by_rate", "Frames dropped by the detect-rate gate before scaling", |c| c.skipped_by_rate.load(Ordering::Relaxed)),
+            ("lookout_frames_skipped_by_motion", "Frames the motion gate skipped: still scene, nothing tracked", |c| c.skipped_by_motion.load(Ordering::Relaxed)),
             ("lookout_frames_inferred", "Frames the detector ran on", |c| c.inferred.load(Ordering::Relaxed)),
             ("lookout_frames_dropped_link_full", "Frames replaced by newer ones on a full frame link (latest frame wins)", |c| c.dropped_link_full.load(Ordering::Relaxed)),
             ("lookout_frames_dropped_inference_error", "Frames the detector failed on", |c| c.dropped_inference_error.load(Ordering::Relaxed)),
@@ -84,19 +108,32 @@ impl Collector for CameraStates {
             ("lookout_detections", "Detections at or above detect.min_score", |c| c.detections.load(Ordering::Relaxed)),
             ("lookout_inference_microseconds", "Time spent in inference", |c| c.infer_micros_total.load(Ordering::Relaxed)),
         ];
+        let cameras = self.snapshot();
         for (name, help, read) in counters {
             let mut family = encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
-            for (n, c) in self.names.iter().zip(&self.counters) {
-                let labels: CameraLabel = [("camera", n.clone())];
-                ConstCounter::new(read(c)).encode(family.encode_family(&labels)?)?;
+            for e in &cameras {
+                let labels: CameraLabel = [("camera", e.name.clone())];
+                ConstCounter::new(read(&e.counters)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let states = self.snapshot();
+        let mut family = encoder.encode_descriptor(
+            "lookout_detections_filtered",
+            "Detections at or above detect.min_score rejected by the camera's filters and masks, by reason",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for e in &cameras {
+            let (n, c) = (&e.name, &e.counters);
+            for (reason, count) in crate::rules::Rejected::ALL.iter().zip(&c.filtered) {
+                let labels = [("camera", n.clone()), ("reason", reason.as_str().to_string())];
+                ConstCounter::new(count.load(Ordering::Relaxed)).encode(family.encode_family(&labels)?)?;
+            }
+        }
         let mut family = encoder.encode_descriptor("lookout_camera_state", "1 for the camera's current state", None, ConstGauge::new(0i64).metric_type())?;
-        for (n, current) in self.names.iter().zip(&states) {
+        for e in &cameras {
             for s in STATES {
-                let labels = [("camera", n.clone()), ("state", s.to_string())];
-                ConstGauge::new(i64::from(*current == s)).encode(family.encode_family(&labels)?)?;
+                let labels = [("camera", e.name.clone()), ("state", s.to_string())];
+                ConstGauge::new(i64::from(e.state == s)).encode(family.encode_family(&labels)?)?;
             }
         }
         let uptime = encoder.encode_descriptor("lookout_uptime_seconds", "Seconds since the pipelines started", None, ConstGauge::new(0.0f64).metric_type())?;
@@ -116,13 +153,53 @@ impl Collector for CameraStates {
     }
 }
 
+/// The MQTT publisher's counters, read at scrape time like the cameras'.
+#[derive(Debug)]
+struct PublishCollector(Arc<PublishCounters>);
+
+impl Collector for PublishCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = &self.0;
+        let plain: [(&str, &str, &std::sync::atomic::AtomicU64); 3] = [
+            ("lookout_mqtt_messages_delivered", "Messages the MQTT broker acknowledged", &c.delivered),
+            ("lookout_mqtt_messages_spooled", "Messages written to the on-disk spool (broker away or in-flight window full)", &c.spooled),
+            ("lookout_mqtt_messages_replayed", "Spooled messages later acknowledged by the broker", &c.replayed),
+        ];
+        for (name, help, v) in plain {
+            let m = encoder.encode_descriptor(name, help, None, ConstCounter::new(0u64).metric_type())?;
+            ConstCounter::new(v.load(Ordering::Relaxed)).encode(m)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "lookout_mqtt_messages_dropped",
+            "MQTT messages dropped: spool_full (oldest dropped to stay within spool.max_bytes) or not_spooled (no usable spool)",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (reason, v) in [("spool_full", &c.dropped_spool_full), ("not_spooled", &c.dropped_not_spooled)] {
+            ConstCounter::new(v.load(Ordering::Relaxed)).encode(family.encode_family(&[("reason", reason)])?)?;
+        }
+        Ok(())
+    }
+}
+
 impl Metrics {
     pub fn new(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str) -> Arc<Metrics> {
-        Metrics::with_batches(names, counters, provider, Arc::default())
+        Metrics::with_publish(names, counters, provider, None)
     }
 
-    /// As [`Metrics::new`], with the detect workers' batch-size counts.
-    pub fn with_batches(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str, batches: Arc<BatchCounts>) -> Arc<Metrics> {
+    /// As [`Metrics::new`], also exposing the MQTT publisher's counters.
+    pub fn with_publish(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str, publish: Option<Arc<PublishCounters>>) -> Arc<Metrics> {
+        Metrics::with_batches(names, counters, provider, publish, Arc::default())
+    }
+
+    /// As [`Metrics::with_publish`], with the detect workers' batch-size counts.
+    pub fn with_batches(
+        names: Vec<String>,
+        counters: Vec<Arc<CameraCounters>>,
+        provider: &'static str,
+        publish: Option<Arc<PublishCounters>>,
+        batches: Arc<BatchCounts>,
+    ) -> Arc<Metrics> {
         let mut registry = Registry::default();
         // 1 ms .. ~4 s: CPU inference is 10-100 ms, a GPU's ~1 ms.
         let inference_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 13)));
@@ -131,9 +208,12 @@ impl Metrics {
         let frame_age_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 14)));
         registry.register("lookout_inference_seconds", "Inference latency per frame", inference_seconds.clone());
         registry.register("lookout_frame_age_at_publish_seconds", "From a frame's capture to its events leaving for the broker", frame_age_seconds.clone());
-        let states = vec!["connecting"; names.len()];
-        let cameras = Arc::new(CameraStates { names, counters, states: Mutex::new(states), started: Instant::now(), provider, batches });
+        let entries = names.into_iter().zip(counters).map(|(name, counters)| CameraEntry { name, counters, state: "connecting" }).collect();
+        let cameras = Arc::new(CameraStates { cameras: Mutex::new(entries), started: Instant::now(), provider, batches });
         registry.register_collector(Box::new(cameras.clone()));
+        if let Some(p) = publish {
+            registry.register_collector(Box::new(PublishCollector(p)));
+        }
         Arc::new(Metrics { registry, inference_seconds, frame_age_seconds, cameras })
     }
 
@@ -141,8 +221,8 @@ impl Metrics {
         &self.cameras
     }
 
-    pub fn camera_label(&self, camera: usize) -> CameraLabel {
-        [("camera", self.cameras.names.get(camera).cloned().unwrap_or_default())]
+    pub fn camera_label(camera: &str) -> CameraLabel {
+        [("camera", camera.to_string())]
     }
 
     /// The text exposition format.
@@ -155,10 +235,9 @@ impl Metrics {
 
     /// `/healthz`: 200 while no camera has failed, else 503; the body says why.
     pub fn health(&self) -> (u16, String) {
-        let states = self.cameras.snapshot();
-        let failed: Vec<&str> = self.cameras.names.iter().zip(&states).filter(|(_, s)| **s == "failed").map(|(n, _)| n.as_str()).collect();
-        let cameras: serde_json::Map<String, serde_json::Value> =
-            self.cameras.names.iter().zip(&states).map(|(n, s)| (n.clone(), serde_json::Value::from(*s))).collect();
+        let entries = self.cameras.snapshot();
+        let failed: Vec<&str> = entries.iter().filter(|e| e.state == "failed").map(|e| e.name.as_str()).collect();
+        let cameras: serde_json::Map<String, serde_json::Value> = entries.iter().map(|e| (e.name.clone(), serde_json::Value::from(e.state))).collect();
         let status = if failed.is_empty() { "ok" } else { "failed" };
         let body = serde_json::json!({ "status": status, "failed": failed, "cameras": cameras }).to_string();
         (if failed.is_empty() { 200 } else { 503 }, body)
@@ -233,17 +312,22 @@ mod tests {
         let c = Arc::new(CameraCounters::default());
         c.decoded.store(250, Ordering::Relaxed);
         c.dropped_link_full.store(7, Ordering::Relaxed);
+        c.skipped_by_motion.store(40, Ordering::Relaxed);
+        c.add_filtered(&[0, 0, 3, 0, 0]);
         let batches = Arc::new(BatchCounts::new(8));
         batches.record(8);
         batches.record(3);
         batches.record(8);
-        let m = Metrics::with_batches(vec!["front".into()], vec![c], "cpu", batches);
-        m.cameras().set(0, "streaming");
-        m.inference_seconds.get_or_create(&m.camera_label(0)).observe(0.015);
+        let m = Metrics::with_batches(vec!["front".into()], vec![c], "cpu", None, batches);
+        m.cameras().set("front", "streaming");
+        m.inference_seconds.get_or_create(&Metrics::camera_label("front")).observe(0.015);
         let text = m.render();
         for want in [
             "lookout_frames_decoded_total{camera=\"front\"} 250",
             "lookout_frames_dropped_link_full_total{camera=\"front\"} 7",
+            "lookout_frames_skipped_by_motion_total{camera=\"front\"} 40",
+            "lookout_detections_filtered_total{camera=\"front\",reason=\"area\"} 3",
+            "lookout_detections_filtered_total{camera=\"front\",reason=\"mask\"} 0",
             "lookout_camera_state{camera=\"front\",state=\"streaming\"} 1",
             "lookout_camera_state{camera=\"front\",state=\"failed\"} 0",
             "lookout_inference_seconds_count{camera=\"front\"} 1",
@@ -256,13 +340,38 @@ mod tests {
     }
 
     #[test]
+    fn renders_the_publisher_counters_when_there_is_one() {
+        let p = Arc::new(PublishCounters::default());
+        p.spooled.store(12, Ordering::Relaxed);
+        p.replayed.store(10, Ordering::Relaxed);
+        p.dropped_spool_full.store(2, Ordering::Relaxed);
+        let m = Metrics::with_publish(vec!["front".into()], vec![Arc::default()], "cpu", Some(p));
+        let text = m.render();
+        for want in [
+            "lookout_mqtt_messages_spooled_total 12",
+            "lookout_mqtt_messages_replayed_total 10",
+            "lookout_mqtt_messages_dropped_total{reason=\"spool_full\"} 2",
+            "lookout_mqtt_messages_dropped_total{reason=\"not_spooled\"} 0",
+            "lookout_mqtt_messages_delivered_total 0",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert!(!Metrics::new(vec!["front".into()], vec![Arc::default()], "cpu").render().contains("lookout_mqtt_"));
+    }
+
+    #[test]
     fn health_is_503_once_a_camera_fails() {
         let m = Metrics::new(vec!["a".into(), "b".into()], vec![Arc::default(), Arc::default()], "cpu");
-        m.cameras().set(0, "streaming");
+        m.cameras().set("a", "streaming");
         assert_eq!(m.health().0, 200);
-        m.cameras().set(1, "failed");
+        m.cameras().set("b", "failed");
         let (code, body) = m.health();
         assert_eq!(code, 503);
         assert!(body.contains("\"failed\":[\"b\"]"), "{body}");
+        // A reload drops `b` and adds `c`; `a` keeps its state.
+        m.cameras().set_cameras(&["a".into(), "c".into()], &[Arc::default(), Arc::default()]);
+        let (code, body) = m.health();
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains("\"a\":\"streaming\"") && body.contains("\"c\":\"connecting\"") && !body.contains("\"b\""), "{body}");
     }
 }

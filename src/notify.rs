@@ -23,6 +23,12 @@ pub fn ready() {
     notify("READY=1");
 }
 
+/// A reload (SIGHUP) has begun; [`ready`] follows once it is applied or refused, and systemd
+/// shows the unit as `reloading` in between.
+pub fn reloading() {
+    notify("RELOADING=1");
+}
+
 /// A one-line status, shown by `systemctl status`.
 pub fn status(line: &str) {
     // A newline would start a new `KEY=VALUE` assignment.

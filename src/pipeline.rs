@@ -2,7 +2,7 @@
 //! joined by bounded links.
 //!
 //! ```text
-//! src-<camera> ──frames (drop_oldest, per camera)──▶ detect-<n>
+//! src-<camera> [rate gate, motion gate] ──frames (drop_oldest, per camera)──▶ detect-<n>
 //!     ──detections (block, per camera)──▶ objects-<camera> (tracker, rules, lifecycle)
 //!     ──events (block)──▶ publish ◀── stats
 //! ```
@@ -10,27 +10,36 @@
 //! Shutdown cascades: sources stop (EOS or the signal) and close their frame links; workers
 //! drain and exit when all their links are closed; each objects stage drains, ends its
 //! objects and exits; the publisher drains the event link, then flushes to the broker. So a
-//! file run ends with every frame accounted for and every object ended.
+//! file run ends with every frame accounted for and every object ended. A stop by signal is
+//! bounded by `shutdown_timeout_seconds`: past it, what reached the publisher is spooled and
+//! the daemon exits without waiting for a stuck stage.
+//!
+//! Each camera has its own stop flag, its own frame and detections links, and its own objects
+//! thread, and detect workers take cameras on and off through a control link, so a reload
+//! ([`crate::reload`]) restarts, adds or removes one camera without touching the others, and
+//! swaps the detectors without dropping a camera.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Select};
 
 use crate::batch::{self, BatchCounts};
-use crate::config::{CameraSpec, Spec};
+use crate::config::{CameraSpec, InferenceSpec, Spec};
+use crate::detect::letterbox::Geometry;
 use crate::detect::{DetectError, Detection, Detector, DetectorOptions, ScaledFrame, Timings};
 use crate::metrics::{self, Metrics};
-use crate::link::{self, EVENT_LINK_CAPACITY, FRAME_LINK_CAPACITY, LinkSender, WhenFull};
+use crate::link::{self, LinkSender};
 use crate::objects::snapshot::FrameImage;
 use crate::objects::{CameraObjects, DetectedFrame};
 use crate::publish::mqtt::DetectSwitches;
 use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, discovery, mqtt::MqttSink, payload};
 use std::sync::atomic::AtomicBool;
 use crate::shutdown::Shutdown;
+use crate::{notify, reload};
 use crate::source::{self, Frame, Outcome, StateChange};
-use crate::stats::{CameraCounters, CameraSummary, DropReason};
+use crate::stats::{CameraCounters, CameraSummary, DropReason, PublishCounters};
 use crate::supervisor::{Beat, Health, IDLE_BEAT, recv_beating};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +54,15 @@ pub enum PipelineError {
     Rules(String, Box<crate::rules::RulesError>),
 }
 
-/// Capacity of each camera's link from the detect workers to its objects stage. Results are
-/// never dropped (the tracker needs every inferred frame); the objects stage costs
-/// microseconds a frame, so this link only ever holds a few.
-pub const DETECTIONS_LINK_CAPACITY: usize = 8;
+pub use crate::link::DETECTIONS_LINK_CAPACITY;
+
+/// Knobs for tests and benchmarks only, never in the config: they make a run behave like one
+/// on a slower machine so that overload can be produced on purpose.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TestHooks {
+    /// Added to every inference, as if the detector were this much slower.
+    pub extra_inference_delay: Duration,
+}
 
 /// How one camera's run ended, and its books.
 #[derive(Debug, Clone)]
@@ -79,47 +93,53 @@ pub fn run_with_sink(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>) -> Re
 /// As [`run_with_sink`], telling `health` (see [`crate::supervisor`]) each stage thread's
 /// heartbeat, each camera's state, and when every thread has started.
 pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, health: &Health) -> Result<RunReport, PipelineError> {
+    run_with_hooks(spec, shutdown, sink, health, TestHooks::default())
+}
+
+/// As [`run_supervised`], with [`TestHooks`]: for tests and benchmarks.
+pub fn run_with_hooks(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, health: &Health, hooks: TestHooks) -> Result<RunReport, PipelineError> {
+    run_reloadable(spec, shutdown, sink, health, None, hooks)
+}
+
+/// As [`run_supervised`], applying each validated config that arrives on `reloads` (see
+/// [`crate::reload`]) while running. READY=1 is sent after each one is applied.
+pub fn run_reloadable(
+    spec: &Spec,
+    shutdown: &Shutdown,
+    sink: Option<Sink>,
+    health: &Health,
+    reloads: Option<&Receiver<Spec>>,
+    hooks: TestHooks,
+) -> Result<RunReport, PipelineError> {
     source::apply_decoder_preferences(&spec.cameras)?;
     // Load every detector before any camera starts: a missing model or runtime is reported
     // once, clearly, instead of as a failing camera.
-    // The tracker extends tracks with low-score detections (ByteTrack), so the detector
-    // keeps everything down to the lowest `track.low_score` of any camera.
-    let score_threshold = spec.cameras.iter().map(|c| c.objects.tracker.low_score.min(c.detect.min_score)).fold(f32::INFINITY, f32::min);
-    let base = spec.inference.detector_options();
-    let opts = DetectorOptions { score_threshold: if score_threshold.is_finite() { score_threshold.max(0.01) } else { base.score_threshold }, ..base };
-    // Rules were validated with the config; building them again can't fail, but say so if it does.
-    let stages: Vec<CameraObjects> = spec
-        .cameras
-        .iter()
-        .map(|c| CameraObjects::new(&spec.gateway_id, c).map_err(|e| PipelineError::Rules(c.name.clone(), Box::new(e))))
-        .collect::<Result<_, _>>()?;
-    let workers = spec.inference.workers.min(spec.cameras.len().max(1));
-    let first = Detector::load(&opts)?;
-    // The other workers take the provider the first one got, alone, so that all of them run
-    // on the same one: a GPU that refuses a second session (say, for want of memory) is an
-    // error to report, not a quiet move of one worker to the CPU.
-    let same = DetectorOptions { providers: vec![first.provider_spec().clone()], fallback: false, ..opts.clone() };
-    let mut detectors: Vec<Detector> = vec![first];
-    for _ in 1..workers {
-        detectors.push(Detector::load(&same)?);
-    }
-    let model_size = detectors.first().map(|d| d.input_size()).unwrap_or(416);
+    let (detectors, key) = load_detectors(spec, spec.cameras.len())?;
+    let geometry = detectors.first().map(|d| d.geometry()).unwrap_or(Geometry::square(416));
     let provider = detectors.first().map(|d| d.provider()).unwrap_or("cpu");
     let skipped: Arc<Vec<(String, String)>> = Arc::new(detectors.first().map(|d| d.selection().skipped.clone()).unwrap_or_default());
     let max_batch = detectors.first().map(|d| d.max_batch()).unwrap_or(1);
-    let batches = Arc::new(BatchCounts::new(max_batch));
-    tracing::info!(model = %spec.inference.model.display(), provider, workers, max_batch, "detector ready");
+    // Sized for any batch a reload may bring, not just this detector's.
+    let batches = Arc::new(BatchCounts::new(crate::config::spec::MAX_BATCH_LIMIT));
+    if let Some(d) = detectors.first() {
+        let m = d.model();
+        tracing::info!(model = %m.name, family = m.family.name(), precision = m.precision.as_str(), file = %m.file.display(), provider, workers = detectors.len(), max_batch, "detector ready");
+    }
 
     let started = Instant::now();
-    // Detection on/off per camera, flipped by `<camera>/detect/set` over MQTT.
-    let switches: DetectSwitches = Arc::new(spec.cameras.iter().map(|c| (c.name.clone(), Arc::new(AtomicBool::new(true)))).collect());
+    // Detection on/off per camera, flipped by `<camera>/detect/set` over MQTT. Filled before the
+    // sink connects: on connect it subscribes and announces each camera's state. (A camera a
+    // reload adds is covered by the wildcard subscription; its state is announced at the next
+    // connect.)
+    let switches: DetectSwitches =
+        Arc::new(Mutex::new(spec.cameras.iter().map(|c| (c.name.clone(), Arc::new(AtomicBool::new(true)))).collect()));
     let sink = match (sink, &spec.mqtt) {
         (Some(s), _) => s,
         (None, Some(m)) => Sink::Mqtt(MqttSink::connect_with(m, switches.clone())),
         (None, None) => Sink::stdout(),
     };
-    let counters: Vec<Arc<CameraCounters>> = spec.cameras.iter().map(|_| Arc::new(CameraCounters::default())).collect();
-    let metrics = Metrics::with_batches(spec.cameras.iter().map(|c| c.name.clone()).collect(), counters.clone(), provider, batches.clone());
+    let publish_counters = sink.counters();
+    let metrics = Metrics::with_batches(Vec::new(), Vec::new(), provider, publish_counters.clone(), batches.clone());
     // Its own stop flag: a file run ends without the daemon's shutdown being triggered.
     let metrics_stop = Shutdown::new();
     let metrics_server = match spec.metrics_listen {
@@ -134,106 +154,117 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
         },
     };
 
-    let (events_tx, events_rx) = link::bounded::<Outgoing>(EVENT_LINK_CAPACITY, WhenFull::Block, Default::default());
+    let (events_tx, events_rx) = link::bounded::<Outgoing>(spec.events_link.capacity, spec.events_link.when_full, Default::default());
     let flush_timeout = spec.mqtt.as_ref().map(|m| m.flush_timeout).unwrap_or_default();
-    let m = metrics.clone();
-    let store = SnapshotStore::new(spec.snapshot_dir.clone(), spec.snapshot_retain, spec.cameras.iter().any(|c| c.objects.snapshots.enabled));
-    let beat = health.heartbeat("publish");
-    let publisher = spawn("publish", move || publish_loop(events_rx, sink, flush_timeout, &m, store, beat))?;
-    if let Some(m) = &spec.mqtt
-        && let Some(discovery_prefix) = &m.discovery_prefix
-    {
-        for (topic, payload) in discovery::messages(spec, &m.topic_prefix, discovery_prefix) {
-            let _ = events_tx.send(Outgoing::new(Topic::Discovery(topic), payload));
-        }
-    }
+    let closing = PublisherClose::default();
+    let publisher = {
+        let (m, beat, closing) = (metrics.clone(), health.heartbeat("publish"), closing.clone());
+        // Saving is cheap to leave on: only cameras with snapshots enabled send any, and a
+        // reload may enable them.
+        let store = SnapshotStore::new(spec.snapshot_dir.clone(), spec.snapshot_retain, true);
+        spawn("publish", move || publish_loop(events_rx, sink, flush_timeout, &m, store, beat, &closing))?
+    };
+    send_discovery(spec, &events_tx);
 
-    // Cameras are sharded over workers so that each camera's frames are detected, and its
-    // events published, in capture order.
-    let mut shards: Vec<Vec<Receiver<Frame>>> = (0..workers).map(|_| Vec::new()).collect();
-    let mut sources = Vec::new();
-    for (i, cam) in spec.cameras.iter().enumerate() {
-        let (tx, rx) = link::bounded::<Frame>(FRAME_LINK_CAPACITY, WhenFull::DropOldest, counters[i].dropped_link_full.clone());
-        shards[i % workers].push(rx);
-        let (cam, c, ev, sd, gw, m, hl) =
-            (cam.clone(), counters[i].clone(), events_tx.clone(), shutdown.clone(), spec.gateway_id.clone(), metrics.clone(), health.clone());
-        let name = format!("src-{}", cam.name);
-        sources.push(spawn(&name, move || {
-            tracing::info!(camera = %cam.name, uri = %cam.uri_redacted, fps = cam.detect.fps, "camera starting");
-            source::run_camera(i, &cam, model_size, tx, c, &sd, |change| {
-                m.cameras().set(i, state_name(&change));
-                hl.camera_state(i, &change);
-                report_state(&gw, &cam, &ev, change)
-            })
-        })?);
+    let registry: Registry = Arc::default();
+    let mut p = Running {
+        spec: spec.clone(),
+        cameras: Vec::new(),
+        books: Vec::new(),
+        workers: Vec::new(),
+        next_worker: 0,
+        next_instance: 0,
+        key,
+        geometry,
+        batches: batches.clone(),
+        hooks,
+        events: events_tx,
+        metrics: metrics.clone(),
+        health: health.clone(),
+        switches,
+        registry: registry.clone(),
+    };
+    p.start_workers(detectors, spec.inference.max_batch_wait)?;
+    for cam in spec.cameras.clone() {
+        p.start_camera(cam)?;
     }
-
-    // One objects stage per camera, fed by whichever worker detects for it.
-    let mut detected_txs = Vec::new();
-    let mut stage_handles = Vec::new();
-    for (cam, stage) in spec.cameras.iter().zip(stages) {
-        let (tx, rx) = link::bounded::<DetectedFrame>(DETECTIONS_LINK_CAPACITY, WhenFull::Block, Default::default());
-        detected_txs.push(tx);
-        let (ev, min_score, name) = (events_tx.clone(), cam.detect.min_score, format!("objects-{}", cam.name));
-        let beat = health.heartbeat(&name);
-        stage_handles.push(spawn(&name, move || objects_loop(stage, rx, &ev, min_score, beat))?);
-    }
-
-    let mut worker_handles = Vec::new();
-    for (n, (detector, rxs)) in detectors.into_iter().zip(shards).enumerate() {
-        let (ctr, dtx, m) = (counters.clone(), detected_txs.clone(), metrics.clone());
-        let on: Vec<Arc<AtomicBool>> = spec.cameras.iter().map(|c| switches.get(&c.name).cloned().unwrap_or_default()).collect();
-        let min_scores: Vec<f32> = spec.cameras.iter().map(|c| c.detect.min_score).collect();
-        let snapshots: Vec<bool> = spec.cameras.iter().map(|c| c.objects.snapshots.enabled).collect();
-        let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
-        let beat = health.heartbeat(&format!("detect-{n}"));
-        let (wait, runs) = (spec.inference.max_batch_wait, batches.clone());
-        let cams = WorkerCameras { names, min_scores, snapshots, detect_on: on };
-        worker_handles.push(spawn(&format!("detect-{n}"), move || detect_loop(detector, rxs, &cams, wait, &ctr, &dtx, &m, &runs, beat))?);
-    }
-    // The workers hold the only senders now: the stages end when the workers do.
-    drop(detected_txs);
-    health.started(&spec.cameras.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), &counters);
+    p.publish_camera_set();
 
     // Periodic stats until every camera has finished.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let stats_thread = {
-        let (names, ctr, ev, gw, every, sk, runs) = (
-            spec.cameras.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-            counters.clone(),
-            events_tx.clone(),
-            spec.gateway_id.clone(),
-            spec.stats_interval,
-            skipped.clone(),
-            batches.clone(),
-        );
+        let pc = publish_counters.clone();
+        let (reg, ev, gw, every, sk, runs) = (registry.clone(), p.events.clone(), spec.gateway_id.clone(), spec.stats_interval, skipped.clone(), batches.clone());
         spawn("stats", move || {
             let tick = crossbeam_channel::tick(every);
             loop {
                 crossbeam_channel::select! {
-                    recv(tick) -> _ => { let _ = ev.send(stats_message(&gw, &names, &ctr, started, (provider, &sk, &runs), false)); }
+                    recv(tick) -> _ => { let _ = ev.send(stats_message(&gw, &registry_now(&reg), pc.as_deref(), started, (provider, &sk, &runs), false)); }
                     recv(done_rx) -> _ => break,
                 }
             }
         })?
     };
 
-    let outcomes: Vec<Outcome> = sources
-        .into_iter()
-        .map(|h| h.join().unwrap_or_else(|_| Outcome::Failed("camera thread panicked".into())))
-        .collect();
-    for h in worker_handles {
-        let _ = h.join();
+    // The run loop: watch for the stop signal, reloads, and every camera having finished.
+    let never = crossbeam_channel::never();
+    let mut reloads = reloads.unwrap_or(&never);
+    let mut stop_deadline: Option<Instant> = None;
+    loop {
+        if stop_deadline.is_none() && shutdown.is_triggered() {
+            let timeout = p.spec.shutdown_timeout;
+            stop_deadline = Some(Instant::now() + timeout);
+            closing.deadline(Instant::now() + timeout);
+            tracing::info!(shutdown_timeout_s = timeout.as_secs_f64(), "stopping: sources stop, frames in flight finish, events are flushed");
+            for cam in &p.cameras {
+                cam.stop("shutdown");
+            }
+        }
+        if p.cameras.iter().all(|c| c.source.as_ref().is_none_or(|h| h.is_finished())) {
+            break;
+        }
+        if stop_deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        crossbeam_channel::select! {
+            recv(reloads) -> msg => match msg {
+                Ok(new) if stop_deadline.is_none() => {
+                    p.apply(new);
+                    notify::ready();
+                }
+                Ok(_) => tracing::warn!("reload ignored: the daemon is stopping"),
+                // The reload thread is gone (the daemon is stopping): no more reloads.
+                Err(_) => reloads = &never,
+            },
+            default(Duration::from_millis(100)) => {}
+        }
     }
-    for h in stage_handles {
-        let _ = h.join();
+
+    // Wind down in stage order, each join bounded by the stop deadline if there is one.
+    let deadline = stop_deadline;
+    for cam in &mut p.cameras {
+        cam.join_source(deadline);
+    }
+    let workers = std::mem::take(&mut p.workers);
+    // Workers exit once their control link closes and their cameras' frame links are drained.
+    let worker_handles: Vec<_> = workers.into_iter().map(|w| w.handle).collect();
+    for h in worker_handles {
+        join_until(h, deadline);
+    }
+    for cam in &mut p.cameras {
+        cam.join_objects(deadline);
+    }
+    let late: Vec<&str> = p.cameras.iter().filter(|c| c.source.is_some() || c.objects.is_some()).map(|c| c.spec.name.as_str()).collect();
+    if !late.is_empty() {
+        tracing::warn!(cameras = %late.join(", "), "shutdown_timeout_seconds passed with these cameras' stages still busy; what they produced so far is flushed or spooled, the rest is abandoned");
     }
     drop(done_tx);
-    let _ = stats_thread.join();
+    join_until(stats_thread, deadline);
 
-    let names: Vec<String> = spec.cameras.iter().map(|c| c.name.clone()).collect();
-    let _ = events_tx.send(stats_message(&spec.gateway_id, &names, &counters, started, (provider, &skipped, &batches), true));
-    drop(events_tx);
+    let _ = p.events.send(stats_message(&p.spec.gateway_id, &registry_now(&registry), publish_counters.as_deref(), started, (provider, &skipped, &batches), true));
+    closing.close();
+    let Running { events, cameras, books, .. } = p;
+    drop(events);
     let delivery = publisher.join().unwrap_or_default();
     metrics_stop.trigger();
     if let Some(h) = metrics_server {
@@ -241,15 +272,399 @@ pub fn run_supervised(spec: &Spec, shutdown: &Shutdown, sink: Option<Sink>, heal
     }
     let elapsed = started.elapsed();
 
-    let cameras: Vec<CameraReport> = spec
-        .cameras
-        .iter()
-        .zip(outcomes)
-        .zip(&counters)
-        .map(|((cam, outcome), c)| CameraReport { name: cam.name.clone(), outcome, summary: c.snapshot() })
+    // Every camera that ran, in order of first start, with its latest outcome and its books
+    // over the whole run (a camera restarted by a reload keeps counting).
+    let reports: Vec<CameraReport> = books
+        .into_iter()
+        .map(|(name, c, outcome)| {
+            let outcome = cameras.iter().find(|r| r.spec.name == name).and_then(|r| r.outcome.clone()).or(outcome).unwrap_or(Outcome::Stopped);
+            CameraReport { name, outcome, summary: c.snapshot() }
+        })
         .collect();
-    let inferred: u64 = cameras.iter().map(|c| c.summary.inferred).sum();
-    Ok(RunReport { cameras, delivery, frames_per_second: inferred as f64 / elapsed.as_secs_f64().max(1e-9), elapsed })
+    let inferred: u64 = reports.iter().map(|c| c.summary.inferred).sum();
+    Ok(RunReport { cameras: reports, delivery, frames_per_second: inferred as f64 / elapsed.as_secs_f64().max(1e-9), elapsed })
+}
+
+/// The cameras now configured, with their counters: what the stats topic reports.
+type Registry = Arc<Mutex<Vec<(String, Arc<CameraCounters>)>>>;
+
+fn registry_now(r: &Registry) -> Vec<(String, Arc<CameraCounters>)> {
+    r.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+/// Home Assistant discovery configs for every camera of `spec` (retained, so sending them
+/// again after a reload is harmless and covers new cameras).
+fn send_discovery(spec: &Spec, events: &LinkSender<Outgoing>) {
+    if let Some(m) = &spec.mqtt
+        && let Some(discovery_prefix) = &m.discovery_prefix
+    {
+        for (topic, payload) in discovery::messages(spec, &m.topic_prefix, discovery_prefix) {
+            let _ = events.send(Outgoing::new(Topic::Discovery(topic), payload));
+        }
+    }
+}
+
+/// What selects the detectors: a reload builds new ones only when this changes.
+#[derive(Debug, Clone, PartialEq)]
+struct DetectorKey {
+    inference: InferenceSpec,
+    score_threshold: Option<f32>,
+    workers: usize,
+    /// The model file's size and modification time: a model replaced in place is reloaded.
+    model_stamp: Option<(u64, Option<SystemTime>)>,
+}
+
+/// Load one detector per worker for `spec`.
+fn load_detectors(spec: &Spec, cameras: usize) -> Result<(Vec<Detector>, DetectorKey), DetectError> {
+    let key = detector_key(spec, cameras);
+    let base = spec.inference.detector_options();
+    let opts = DetectorOptions { score_threshold: key.score_threshold.or(base.score_threshold), ..base };
+    let mut detectors = Vec::with_capacity(key.workers);
+    if key.workers > 0 {
+        let first = Detector::load(&opts)?;
+        // The other workers take the provider the first one got, alone, so that all of them run
+        // on the same one: a GPU that refuses a second session (say, for want of memory) is an
+        // error to report, not a quiet move of one worker to the CPU.
+        let same = DetectorOptions { providers: vec![first.provider_spec().clone()], fallback: false, ..opts.clone() };
+        detectors.push(first);
+        for _ in 1..key.workers {
+            detectors.push(Detector::load(&same)?);
+        }
+    }
+    Ok((detectors, key))
+}
+
+fn detector_key(spec: &Spec, cameras: usize) -> DetectorKey {
+    // The tracker extends tracks with low-score detections (ByteTrack), so the detector keeps
+    // everything down to the lowest `track.low_score` of any camera.
+    let lowest = spec.cameras.iter().map(|c| c.objects.tracker.low_score.min(c.detect.min_score)).fold(f32::INFINITY, f32::min);
+    // None: the model manifest's default.
+    let score_threshold = lowest.is_finite().then(|| lowest.max(0.01));
+    let model_stamp = std::fs::metadata(&spec.inference.model).ok().map(|m| (m.len(), m.modified().ok()));
+    DetectorKey { inference: spec.inference.clone(), score_threshold, workers: spec.inference.workers.min(cameras.max(1)), model_stamp }
+}
+
+/// One camera's threads, and how to stop them.
+struct CameraRun {
+    spec: CameraSpec,
+    /// This camera's own stop: a reload stops one camera, a shutdown all of them.
+    stop: Shutdown,
+    /// Why it was stopped, for its last status message.
+    stop_reason: Arc<Mutex<&'static str>>,
+    source: Option<std::thread::JoinHandle<Outcome>>,
+    objects: Option<std::thread::JoinHandle<()>>,
+    outcome: Option<Outcome>,
+    worker: usize,
+}
+
+impl CameraRun {
+    fn stop(&self, reason: &'static str) {
+        *self.stop_reason.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+        self.stop.trigger();
+    }
+
+    fn join_source(&mut self, deadline: Option<Instant>) {
+        if let Some(h) = self.source.take() {
+            match join_until(h, deadline) {
+                Joined::Done(o) => self.outcome = Some(o),
+                Joined::Panicked => self.outcome = Some(Outcome::Failed("camera thread panicked".into())),
+                Joined::Late(h) => self.source = Some(h),
+            }
+        }
+    }
+
+    fn join_objects(&mut self, deadline: Option<Instant>) {
+        if let Some(h) = self.objects.take()
+            && let Joined::Late(h) = join_until(h, deadline)
+        {
+            self.objects = Some(h);
+        }
+    }
+}
+
+enum Joined<T> {
+    Done(T),
+    Panicked,
+    /// Still running at the deadline.
+    Late(std::thread::JoinHandle<T>),
+}
+
+/// Join `h`, waiting no later than `deadline` (forever without one).
+fn join_until<T>(h: std::thread::JoinHandle<T>, deadline: Option<Instant>) -> Joined<T> {
+    if let Some(d) = deadline {
+        while !h.is_finished() && Instant::now() < d {
+            std::thread::park_timeout(Duration::from_millis(10));
+        }
+        if !h.is_finished() {
+            return Joined::Late(h);
+        }
+    }
+    match h.join() {
+        Ok(v) => Joined::Done(v),
+        Err(_) => Joined::Panicked,
+    }
+}
+
+/// A detect worker thread and its control link.
+struct WorkerRun {
+    ctl: crossbeam_channel::Sender<WorkerCtl>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+/// Everything that runs, and what it was started from.
+struct Running {
+    /// What runs now: the start-up spec, with each applied reload's cameras and inference.
+    spec: Spec,
+    cameras: Vec<CameraRun>,
+    /// Every camera that ran, in order of first start, with its counters (kept across
+    /// restarts) and the outcome of a removed camera.
+    books: Vec<(String, Arc<CameraCounters>, Option<Outcome>)>,
+    workers: Vec<WorkerRun>,
+    next_worker: usize,
+    next_instance: usize,
+    key: DetectorKey,
+    geometry: Geometry,
+    /// Inference runs per batch size, all workers together (stats and /metrics).
+    batches: Arc<BatchCounts>,
+    hooks: TestHooks,
+    events: LinkSender<Outgoing>,
+    metrics: Arc<Metrics>,
+    health: Health,
+    switches: DetectSwitches,
+    registry: Registry,
+}
+
+/// How long a reload waits for a stopping camera's threads before leaving them behind.
+const RELOAD_JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Running {
+    fn start_workers(&mut self, detectors: Vec<Detector>, max_wait: Duration) -> Result<(), PipelineError> {
+        for detector in detectors {
+            let n = self.next_worker;
+            self.next_worker += 1;
+            let (ctl, ctl_rx) = crossbeam_channel::unbounded::<WorkerCtl>();
+            let (m, beat, delay) = (self.metrics.clone(), self.health.heartbeat(&format!("detect-{n}")), self.hooks.extra_inference_delay);
+            let batching = Batching { max_wait, runs: self.batches.clone() };
+            let handle = spawn(&format!("detect-{n}"), move || detect_loop(detector, ctl_rx, &m, &batching, beat, delay))?;
+            self.workers.push(WorkerRun { ctl, handle });
+        }
+        Ok(())
+    }
+
+    /// The worker with the fewest cameras.
+    fn least_loaded_worker(&self) -> usize {
+        (0..self.workers.len()).min_by_key(|w| self.cameras.iter().filter(|c| c.source.is_some() && c.worker == *w).count()).unwrap_or(0)
+    }
+
+    fn counters_for(&mut self, name: &str) -> Arc<CameraCounters> {
+        if let Some((_, c, outcome)) = self.books.iter_mut().find(|(n, _, _)| n == name) {
+            *outcome = None;
+            return c.clone();
+        }
+        let c = Arc::new(CameraCounters::default());
+        self.books.push((name.to_string(), c.clone(), None));
+        c
+    }
+
+    fn start_camera(&mut self, cam: CameraSpec) -> Result<(), PipelineError> {
+        let counters = self.counters_for(&cam.name);
+        let on = self.switches.lock().unwrap_or_else(PoisonError::into_inner).entry(cam.name.clone()).or_insert_with(|| Arc::new(AtomicBool::new(true))).clone();
+        let instance = self.next_instance;
+        self.next_instance += 1;
+        // Rules were validated with the config; building them again can't fail, but say so if it does.
+        let stage = CameraObjects::new(&self.spec.gateway_id, &cam).map_err(|e| PipelineError::Rules(cam.name.clone(), Box::new(e)))?;
+        let (tx, rx) = link::bounded::<Frame>(cam.links.frames.capacity, cam.links.frames.when_full, counters.dropped_link_full.clone());
+        let (dtx, drx) = link::bounded::<DetectedFrame>(cam.links.detections.capacity, cam.links.detections.when_full, Default::default());
+
+        let name = format!("objects-{}", cam.name);
+        let (ev, min_score, beat, freeze, ctr) = (self.events.clone(), cam.detect.min_score, self.health.heartbeat(&name), freeze_hook(&name), counters.clone());
+        let objects = spawn(&name, move || objects_loop(stage, drx, &ev, min_score, &ctr, beat, freeze))?;
+
+        let worker = self.least_loaded_worker();
+        let attach = WorkerCamera {
+            name: cam.name.clone(),
+            rx,
+            to_objects: dtx,
+            counters: counters.clone(),
+            on,
+            min_score: cam.detect.min_score,
+            snapshots: cam.objects.snapshots.enabled,
+        };
+        if let Some(w) = self.workers.get(worker)
+            && w.ctl.send(WorkerCtl::Attach(attach)).is_err()
+        {
+            tracing::error!(camera = %cam.name, worker, "detect worker gone; the camera's frames will be dropped (link_full)");
+        }
+
+        let stop = Shutdown::new();
+        let stop_reason = Arc::new(Mutex::new("shutdown"));
+        let (c, sd, gw, m, hl, ev, reason, geometry, spec) =
+            (counters, stop.clone(), self.spec.gateway_id.clone(), self.metrics.clone(), self.health.clone(), self.events.clone(), stop_reason.clone(), self.geometry, cam.clone());
+        let source = spawn(&format!("src-{}", cam.name), move || {
+            tracing::info!(camera = %spec.name, uri = %spec.uri_redacted, fps = spec.detect.fps, "camera starting");
+            source::run_camera(instance, &spec, geometry, tx, c, &sd, |change| {
+                m.cameras().set(&spec.name, state_name(&change));
+                hl.camera_state(&spec.name, &change);
+                let why = *reason.lock().unwrap_or_else(PoisonError::into_inner);
+                report_state(&gw, &spec, &ev, change, why)
+            })
+        })?;
+        self.cameras.push(CameraRun { spec: cam, stop, stop_reason, source: Some(source), objects: Some(objects), outcome: None, worker });
+        Ok(())
+    }
+
+    /// Stop the named cameras and wait for their threads (a bounded wait: a stuck stage is
+    /// left behind rather than holding up the reload).
+    fn stop_cameras(&mut self, names: &[String], reason: &'static str) {
+        for cam in self.cameras.iter().filter(|c| names.contains(&c.spec.name)) {
+            cam.stop(reason);
+        }
+        let deadline = Some(Instant::now() + RELOAD_JOIN_TIMEOUT);
+        let mut kept = Vec::new();
+        for mut cam in std::mem::take(&mut self.cameras) {
+            if !names.contains(&cam.spec.name) {
+                kept.push(cam);
+                continue;
+            }
+            cam.join_source(deadline);
+            cam.join_objects(deadline);
+            if cam.source.is_some() || cam.objects.is_some() {
+                tracing::error!(camera = %cam.spec.name, "camera threads did not stop within {} s; left behind", RELOAD_JOIN_TIMEOUT.as_secs());
+            }
+            if let Some((_, _, outcome)) = self.books.iter_mut().find(|(n, _, _)| *n == cam.spec.name) {
+                *outcome = cam.outcome.clone();
+            }
+        }
+        self.cameras = kept;
+    }
+
+    /// Tell the stats topic, /metrics, /healthz and the supervisor which cameras there are.
+    fn publish_camera_set(&self) {
+        let names: Vec<String> = self.cameras.iter().map(|c| c.spec.name.clone()).collect();
+        let counters: Vec<Arc<CameraCounters>> =
+            names.iter().map(|n| self.books.iter().find(|(b, _, _)| b == n).map(|(_, c, _)| c.clone()).unwrap_or_default()).collect();
+        *self.registry.lock().unwrap_or_else(PoisonError::into_inner) = names.iter().cloned().zip(counters.iter().cloned()).collect();
+        self.metrics.cameras().set_cameras(&names, &counters);
+        self.health.started(&names, &counters);
+    }
+
+    /// Apply a validated new config: see [`crate::reload`].
+    fn apply(&mut self, new: Spec) {
+        let restart_keys = reload::needs_restart(&self.spec, &new);
+        if !restart_keys.is_empty() {
+            tracing::warn!(keys = %restart_keys.join(", "), "reload: these settings changed and apply only at the next start: `systemctl restart lookout`");
+        }
+        // Inference first, so that a model that fails to load changes nothing else about it.
+        let mut all_restart = false;
+        let key = detector_key(&new, new.cameras.len());
+        if key != self.key {
+            match load_detectors(&new, new.cameras.len()) {
+                Err(e) => tracing::error!(error = %e, "reload: the new [inference] settings can't be loaded; the running detectors stay"),
+                Ok((detectors, key)) => {
+                    let size = detectors.first().map(|d| d.geometry()).unwrap_or(self.geometry);
+                    tracing::info!(model = %new.inference.model.display(), workers = detectors.len(), "reload: new detectors loaded; swapping them in");
+                    if let Err(e) = self.swap_workers(detectors, new.inference.max_batch_wait) {
+                        tracing::error!(error = %e, "reload: could not start the new detect workers");
+                    } else {
+                        self.key = key;
+                        self.spec.inference = new.inference.clone();
+                        // Sources scale frames to the model's input: a new size restarts them all.
+                        all_restart = size != self.geometry;
+                        self.geometry = size;
+                    }
+                }
+            }
+        }
+        let mut diff = reload::diff_cameras(&self.spec.cameras, &new.cameras);
+        if all_restart {
+            diff.changed.append(&mut diff.unchanged);
+        }
+        self.spec.shutdown_timeout = new.shutdown_timeout;
+        if diff.is_empty() {
+            tracing::info!(cameras = diff.unchanged.len(), "reload: no camera changed");
+            return;
+        }
+        self.stop_cameras(&diff.removed, "removed from the config (reload)");
+        self.stop_cameras(&diff.changed, "config changed (reload)");
+        {
+            let mut sw = self.switches.lock().unwrap_or_else(PoisonError::into_inner);
+            for name in &diff.removed {
+                sw.remove(name);
+            }
+        }
+        let starting: Vec<CameraSpec> = new.cameras.iter().filter(|c| diff.changed.contains(&c.name) || diff.added.contains(&c.name)).cloned().collect();
+        if let Err(e) = source::apply_decoder_preferences(&starting) {
+            tracing::error!(error = %e, "reload: decoder preferences not applied");
+        }
+        for cam in starting {
+            let name = cam.name.clone();
+            if let Err(e) = self.start_camera(cam) {
+                tracing::error!(camera = %name, error = %e, "reload: could not start the camera");
+            }
+        }
+        // Config order, as at start.
+        self.cameras.sort_by_key(|c| new.cameras.iter().position(|n| n.name == c.spec.name).unwrap_or(usize::MAX));
+        self.spec.cameras = new.cameras.clone();
+        self.publish_camera_set();
+        let mut announce = self.spec.clone();
+        announce.cameras.retain(|c| diff.added.contains(&c.name) || diff.changed.contains(&c.name));
+        send_discovery(&announce, &self.events);
+        tracing::info!(
+            restarted = %diff.changed.join(", "),
+            started = %diff.added.join(", "),
+            stopped = %diff.removed.join(", "),
+            unchanged = diff.unchanged.len(),
+            "reload applied"
+        );
+    }
+
+    /// Start workers on `detectors`, then move every camera over from the old workers: each
+    /// old worker finishes the frame in hand, hands back its cameras (their frame links keep
+    /// what was queued, so nothing is dropped) and exits.
+    fn swap_workers(&mut self, detectors: Vec<Detector>, max_wait: Duration) -> Result<(), PipelineError> {
+        let old = std::mem::take(&mut self.workers);
+        if let Err(e) = self.start_workers(detectors, max_wait) {
+            // Keep the old ones; the half-started new ones exit when their control links close.
+            self.workers = old;
+            return Err(e);
+        }
+        let mut handed = Vec::new();
+        for w in old {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            if w.ctl.send(WorkerCtl::Retire(tx)).is_ok()
+                && let Ok(cams) = rx.recv_timeout(RELOAD_JOIN_TIMEOUT)
+            {
+                handed.extend(cams);
+            }
+            drop(w.ctl);
+            join_until(w.handle, Some(Instant::now() + RELOAD_JOIN_TIMEOUT));
+        }
+        for cam in handed {
+            let worker = (0..self.workers.len()).min_by_key(|w| self.cameras.iter().filter(|c| c.worker == *w && c.spec.name != cam.name).count()).unwrap_or(0);
+            if let Some(run) = self.cameras.iter_mut().find(|c| c.spec.name == cam.name) {
+                run.worker = worker;
+            }
+            if let Some(w) = self.workers.get(worker) {
+                let _ = w.ctl.send(WorkerCtl::Attach(cam));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The freeze test hook (`fault-injection` feature, on in test builds only):
+/// `LOOKOUT_TEST_FREEZE=<thread>:<path>` freezes that stage thread once `<path>` exists, so a
+/// test can watch the supervisor withhold the watchdog.
+#[cfg(feature = "fault-injection")]
+fn freeze_hook(thread: &str) -> Option<std::path::PathBuf> {
+    let v = std::env::var("LOOKOUT_TEST_FREEZE").ok()?;
+    let (name, path) = v.split_once(':')?;
+    (name == thread).then(|| std::path::PathBuf::from(path))
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn freeze_hook(_thread: &str) -> Option<std::path::PathBuf> {
+    None
 }
 
 fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<std::thread::JoinHandle<T>, PipelineError> {
@@ -268,7 +683,8 @@ fn state_name(change: &StateChange) -> &'static str {
     }
 }
 
-fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing>, change: StateChange) {
+/// `stopped_because` is the reason a stopped camera gives: `shutdown`, or a reload's.
+fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing>, change: StateChange, stopped_because: &str) {
     let now = SystemTime::now();
     let skew_text;
     let (state, reason, decoder, retry_in) = match &change {
@@ -285,7 +701,7 @@ fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing
             ("streaming", Some(skew_text.as_str()), None, None)
         }
         StateChange::Finished(Outcome::Ended) => ("ended", Some("end of stream"), None, None),
-        StateChange::Finished(Outcome::Stopped) => ("stopped", Some("shutdown"), None, None),
+        StateChange::Finished(Outcome::Stopped) => ("stopped", Some(stopped_because), None, None),
         StateChange::Finished(Outcome::Failed(r)) => ("failed", Some(r.as_str()), None, None),
     };
     match &change {
@@ -300,158 +716,200 @@ fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing
     let _ = events.send(Outgoing::new(Topic::CameraStatus(cam.name.clone()), payload));
 }
 
-/// What a worker needs to know about every camera, by camera index.
-struct WorkerCameras {
-    names: Vec<String>,
-    min_scores: Vec<f32>,
-    snapshots: Vec<bool>,
-    detect_on: Vec<Arc<AtomicBool>>,
+/// What the run loop tells a detect worker.
+enum WorkerCtl {
+    /// Detect for one more camera.
+    Attach(WorkerCamera),
+    /// Hand back every camera (their links intact) and exit: a reload swapped the detectors.
+    Retire(crossbeam_channel::Sender<Vec<WorkerCamera>>),
 }
 
-/// One worker: detect on frames from its cameras, fairly, until all their links close, and
-/// hand every inferred frame (with or without detections: the tracker needs both) to the
-/// camera's objects stage. With a detector that batches, frames from several cameras go
-/// through one run (see [`crate::batch`]).
-#[allow(clippy::too_many_arguments)]
-fn detect_loop(
-    mut detector: Detector,
-    rxs: Vec<Receiver<Frame>>,
-    cams: &WorkerCameras,
+/// One camera as a detect worker sees it.
+struct WorkerCamera {
+    name: String,
+    rx: Receiver<Frame>,
+    to_objects: LinkSender<DetectedFrame>,
+    counters: Arc<CameraCounters>,
+    /// Detection switched on (`<camera>/detect/set`).
+    on: Arc<AtomicBool>,
+    min_score: f32,
+    snapshots: bool,
+}
+
+/// How a worker batches: at most `max` frames a run (the detector's own limit), waiting up to
+/// `max_wait` for the other cameras' next frames; each run's size is counted in `runs`.
+struct Batching {
     max_wait: Duration,
-    counters: &[Arc<CameraCounters>],
-    stages: &[LinkSender<DetectedFrame>],
-    metrics: &Metrics,
-    runs: &BatchCounts,
-    beat: Beat,
-) {
+    runs: Arc<BatchCounts>,
+}
+
+/// One worker: detect on frames from its cameras, fairly, and hand every inferred frame (with
+/// or without detections: the tracker needs both) to the camera's objects stage. With a
+/// detector that batches, frames from several cameras (at most one each) go through one run
+/// (see [`crate::batch`]). A camera whose frame link closes (its source stopped) is dropped,
+/// which closes its objects stage's link. The worker exits when its control link is closed and
+/// it has no cameras left, or on Retire.
+fn detect_loop(mut detector: Detector, ctl: Receiver<WorkerCtl>, metrics: &Metrics, batching: &Batching, beat: Beat, extra_delay: Duration) {
     let max_batch = detector.max_batch();
-    let mut open = vec![true; rxs.len()];
+    let mut cams: Vec<WorkerCamera> = Vec::new();
+    let mut ctl = Some(ctl);
     let mut batch: Vec<(usize, Frame)> = Vec::with_capacity(max_batch);
-    while open.iter().any(|o| *o) {
+    loop {
+        if ctl.is_none() && cams.is_empty() {
+            return;
+        }
         // Select picks fairly among the ready links, so a busy camera can't starve a quiet one.
         // The timeout keeps an idle worker beating.
         beat.beat();
-        let live: Vec<usize> = (0..rxs.len()).filter(|i| open[*i]).collect();
         let mut sel = Select::new();
-        for i in &live {
-            sel.recv(&rxs[*i]);
+        for c in &cams {
+            sel.recv(&c.rx);
+        }
+        if let Some(ctl) = &ctl {
+            sel.recv(ctl);
         }
         let Ok(op) = sel.select_timeout(IDLE_BEAT) else { continue };
-        let i = live[op.index()];
-        match op.recv(&rxs[i]) {
+        let i = op.index();
+        if i == cams.len() {
+            let Some(rx) = &ctl else { continue };
+            match op.recv(rx) {
+                Ok(WorkerCtl::Attach(c)) => cams.push(c),
+                Ok(WorkerCtl::Retire(reply)) => {
+                    let _ = reply.send(cams);
+                    return;
+                }
+                Err(_) => ctl = None,
+            }
+            continue;
+        }
+        match op.recv(&cams[i].rx) {
             Ok(f) => batch.push((i, f)),
             Err(_) => {
-                open[i] = false;
+                cams.swap_remove(i);
                 continue;
             }
         }
+        // Cameras to drop once this batch is through: indices stay valid until then.
+        let mut gone = vec![false; cams.len()];
         if max_batch > 1 {
-            fill_batch(&mut batch, &rxs, &mut open, max_batch, max_wait);
+            fill_batch(&mut batch, &cams, &mut gone, max_batch, batching.max_wait);
         }
-        if !detect_batch(&mut detector, &mut batch, cams, counters, stages, metrics, runs) {
-            return;
+        detect_batch(&mut detector, &mut batch, &cams, &mut gone, metrics, &batching.runs, extra_delay);
+        if gone.iter().any(|g| *g) {
+            let mut k = 0;
+            cams.retain(|_| {
+                let keep = !gone[k];
+                k += 1;
+                keep
+            });
         }
     }
 }
 
-/// Add to `batch` what the other cameras have ready, then wait up to `max_wait` for more.
-fn fill_batch(batch: &mut Vec<(usize, Frame)>, rxs: &[Receiver<Frame>], open: &mut [bool], max: usize, max_wait: Duration) {
-    batch::gather(batch, rxs.len(), max, |j| {
-        if !open[j] {
+/// Add to `batch` what the other cameras have ready, then wait up to `max_wait` for more. A
+/// camera whose link closed is marked in `gone`.
+fn fill_batch(batch: &mut Vec<(usize, Frame)>, cams: &[WorkerCamera], gone: &mut [bool], max: usize, max_wait: Duration) {
+    batch::gather(batch, cams.len(), max, |j| {
+        if gone[j] {
             return None;
         }
-        match rxs[j].try_recv() {
+        match cams[j].rx.try_recv() {
             Ok(f) => Some(f),
             Err(crossbeam_channel::TryRecvError::Empty) => None,
             Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                open[j] = false;
+                gone[j] = true;
                 None
             }
         }
     });
     let deadline = Instant::now() + max_wait;
     while batch.len() < max {
-        let waiting: Vec<usize> = (0..rxs.len()).filter(|j| open[*j] && !batch.iter().any(|(k, _)| k == j)).collect();
+        let waiting: Vec<usize> = (0..cams.len()).filter(|j| !gone[*j] && !batch.iter().any(|(k, _)| k == j)).collect();
         if waiting.is_empty() {
             return;
         }
         let mut sel = Select::new();
         for j in &waiting {
-            sel.recv(&rxs[*j]);
+            sel.recv(&cams[*j].rx);
         }
         let Ok(op) = sel.select_deadline(deadline) else { return };
         let j = waiting[op.index()];
-        match op.recv(&rxs[j]) {
+        match op.recv(&cams[j].rx) {
             Ok(f) => batch.push((j, f)),
-            Err(_) => open[j] = false,
+            Err(_) => gone[j] = true,
         }
     }
 }
 
-/// Detect on the batch's frames in one run and hand each on; empties `batch`. false: an
-/// objects stage is gone, and the worker should stop.
+/// Detect on the batch's frames in one run and hand each on; empties `batch`. A camera whose
+/// objects stage is gone is marked in `gone`.
 fn detect_batch(
     detector: &mut Detector,
     batch: &mut Vec<(usize, Frame)>,
-    cams: &WorkerCameras,
-    counters: &[Arc<CameraCounters>],
-    stages: &[LinkSender<DetectedFrame>],
+    cams: &[WorkerCamera],
+    gone: &mut [bool],
     metrics: &Metrics,
     runs: &BatchCounts,
-) -> bool {
+    extra_delay: Duration,
+) {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut frames: Vec<Frame> = Vec::with_capacity(batch.len());
-    for (cam, frame) in batch.drain(..) {
-        if cams.detect_on[cam].load(Relaxed) {
-            frames.push(frame);
+    let mut frames: Vec<(usize, Frame)> = Vec::with_capacity(batch.len());
+    for (i, frame) in batch.drain(..) {
+        let cam = &cams[i];
+        if cam.on.load(Relaxed) {
+            frames.push((i, frame));
             continue;
         }
         // Switched off: the frame is counted, and the objects stage sees an empty frame,
         // so tracked objects end as they would if the scene emptied.
-        counters[cam].dropped(DropReason::DetectOff);
+        cam.counters.dropped(DropReason::DetectOff);
         let meta = frame_meta(&frame);
-        if stages[cam].send(DetectedFrame { meta, pts: frame.pts, detections: Vec::new(), image: None }).is_err() {
-            return false;
+        if cam.to_objects.send(DetectedFrame { meta, pts: frame.pts, detections: Vec::new(), image: None }).is_err() {
+            gone[i] = true;
         }
     }
     if frames.is_empty() {
-        return true;
+        return;
     }
     let inputs: Vec<ScaledFrame<'_>> = frames
         .iter()
-        .map(|f| ScaledFrame { rgb: &f.data, width: f.width, height: f.height, stride: f.stride, src_width: f.src_width, src_height: f.src_height })
+        .map(|(_, f)| ScaledFrame { rgb: &f.data, width: f.width, height: f.height, stride: f.stride, src_width: f.src_width, src_height: f.src_height })
         .collect();
     let result: Result<(Vec<Vec<Detection>>, Timings), DetectError> = detector.detect_batch(&inputs);
     drop(inputs);
+    if !extra_delay.is_zero() {
+        // TestHooks only: a slower detector, not a wait for anything.
+        std::thread::sleep(extra_delay);
+    }
     match result {
         Ok((per_frame, timings)) => {
             runs.record(frames.len());
-            for (frame, detections) in frames.iter().zip(per_frame) {
-                let cam = frame.camera;
-                let ctr = &counters[cam];
+            for ((i, frame), detections) in frames.iter().zip(per_frame) {
+                let cam = &cams[*i];
+                let ctr = &cam.counters;
                 // Each frame's latency is its run's, whatever else rode along.
                 ctr.inferred.fetch_add(1, Relaxed);
                 ctr.infer_micros_total.fetch_add(timings.infer.as_micros() as u64, Relaxed);
-                metrics.inference_seconds.get_or_create(&metrics.camera_label(cam)).observe(timings.infer.as_secs_f64());
-                let confident = detections.iter().filter(|d| d.score >= cams.min_scores[cam]).count();
+                ctr.pre_micros_total.fetch_add(timings.pre.as_micros() as u64, Relaxed);
+                metrics.inference_seconds.get_or_create(&Metrics::camera_label(&cam.name)).observe(timings.infer.as_secs_f64());
+                let confident = detections.iter().filter(|d| d.score >= cam.min_score).count();
                 ctr.detections.fetch_add(confident as u64, Relaxed);
                 let meta = frame_meta(frame);
                 // Snapshots need the pixels after the frame's buffer goes back to GStreamer.
-                let image = cams.snapshots[cam].then(|| frame_image(frame)).flatten();
-                if stages[cam].send(DetectedFrame { meta, pts: frame.pts, detections, image }).is_err() {
-                    tracing::error!(camera = %cams.names[cam], "objects stage gone; stopping detect worker");
-                    return false;
+                let image = cam.snapshots.then(|| frame_image(frame)).flatten();
+                if cam.to_objects.send(DetectedFrame { meta, pts: frame.pts, detections, image }).is_err() {
+                    tracing::error!(camera = %cam.name, "objects stage gone; no more detection for this camera");
+                    gone[*i] = true;
                 }
             }
         }
         Err(e) => {
-            for frame in &frames {
-                counters[frame.camera].dropped(DropReason::InferenceError);
-                tracing::warn!(camera = %cams.names[frame.camera], error = %e, batch = frames.len(), "inference failed on a frame; frame dropped");
+            for (i, _) in &frames {
+                cams[*i].counters.dropped(DropReason::InferenceError);
+                tracing::warn!(camera = %cams[*i].name, error = %e, batch = frames.len(), "inference failed on a frame; frame dropped");
             }
         }
     }
-    true
 }
 
 /// What events need to know about a frame.
@@ -480,10 +938,30 @@ fn frame_image(frame: &Frame) -> Option<Arc<FrameImage>> {
 
 /// One camera's objects stage: tracker, rules and lifecycle, until its workers are done;
 /// then every object still open ends.
-fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &LinkSender<Outgoing>, min_score: f32, beat: Beat) {
+fn objects_loop(
+    mut stage: CameraObjects,
+    rx: Receiver<DetectedFrame>,
+    events: &LinkSender<Outgoing>,
+    min_score: f32,
+    counters: &CameraCounters,
+    beat: Beat,
+    freeze: Option<std::path::PathBuf>,
+) {
     let mut last = None;
     while let Some(frame) = recv_beating(&rx, &beat) {
-        for msg in stage.on_frame(&frame, min_score) {
+        if let Some(path) = &freeze
+            && path.exists()
+        {
+            // The test hook: stuck for good, as a deadlocked stage would be.
+            tracing::warn!(path = %path.display(), "LOOKOUT_TEST_FREEZE: this stage freezes now");
+            loop {
+                std::thread::park_timeout(Duration::from_secs(1));
+            }
+        }
+        let out = stage.on_frame(&frame, min_score);
+        counters.add_filtered(&stage.take_filtered());
+        counters.tracking.store(stage.tracking(), std::sync::atomic::Ordering::Relaxed);
+        for msg in out {
             if events.send(msg).is_err() {
                 tracing::error!("publisher gone; stopping objects stage");
                 return;
@@ -496,6 +974,7 @@ fn objects_loop(mut stage: CameraObjects, rx: Receiver<DetectedFrame>, events: &
             let _ = events.send(msg);
         }
     }
+    counters.tracking.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Snapshots on disk: `<dir>/<camera>/<object_id>.jpg`, the latest (best) one per object,
@@ -549,8 +1028,29 @@ impl SnapshotStore {
     }
 }
 
-fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration, metrics: &Metrics, mut store: SnapshotStore, beat: Beat) -> DeliveryReport {
-    while let Some(msg) = recv_beating(&rx, &beat) {
+/// How the run loop tells the publisher to finish: the stop deadline (SIGTERM plus
+/// `shutdown_timeout_seconds`), and that nothing more will be sent that it must wait for.
+#[derive(Debug, Clone, Default)]
+struct PublisherClose(Arc<Mutex<(Option<Instant>, bool)>>);
+
+impl PublisherClose {
+    fn deadline(&self, at: Instant) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).0 = Some(at);
+    }
+
+    /// The final stats are sent: take what is queued and finish, even if a stuck stage still
+    /// holds the event link open.
+    fn close(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
+    }
+
+    fn get(&self) -> (Option<Instant>, bool) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration, metrics: &Metrics, mut store: SnapshotStore, beat: Beat, closing: &PublisherClose) -> DeliveryReport {
+    let mut handle = |msg: Outgoing, sink: &mut Sink| {
         if let Topic::Snapshot { camera, object_id } = &msg.topic {
             store.save(camera, object_id, &msg.payload);
         }
@@ -560,21 +1060,43 @@ fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration,
             metrics.frame_age_seconds.get_or_create(&[("camera", camera.to_string())]).observe(age.as_secs_f64());
         }
         sink.publish(msg);
+    };
+    loop {
+        beat.beat();
+        match rx.recv_timeout(IDLE_BEAT) {
+            Ok(msg) => handle(msg, &mut sink),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if closing.get().1 {
+                    // Only a stuck stage still holds the link: take what is there and go.
+                    for msg in rx.try_iter() {
+                        handle(msg, &mut sink);
+                    }
+                    break;
+                }
+            }
+        }
     }
-    sink.finish(flush_timeout)
+    // A stop waits for the broker's acknowledgements no longer than its deadline allows; what
+    // is not acknowledged by then stays in the spool for the next run.
+    let timeout = match closing.get().0 {
+        Some(deadline) => flush_timeout.min(deadline.saturating_duration_since(Instant::now())),
+        None => flush_timeout,
+    };
+    sink.finish(timeout)
 }
 
 fn stats_message(
     gateway_id: &str,
-    names: &[String],
-    counters: &[Arc<CameraCounters>],
+    cameras: &[(String, Arc<CameraCounters>)],
+    publish: Option<&PublishCounters>,
     started: Instant,
     (provider, skipped, batches): (&str, &[(String, String)], &BatchCounts),
     is_final: bool,
 ) -> Outgoing {
-    let cams: BTreeMap<&str, CameraSummary> = names.iter().map(|n| n.as_str()).zip(counters.iter().map(|c| c.snapshot())).collect();
+    let cams: BTreeMap<&str, CameraSummary> = cameras.iter().map(|(n, c)| (n.as_str(), c.snapshot())).collect();
     let runs = batches.snapshot();
     let inference = payload::InferenceStats { provider, skipped, batches: Some(&runs) };
-    let payload = payload::stats_with(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), inference, is_final, cams);
+    let payload = payload::stats_with(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), inference, is_final, cams, publish.map(|p| p.snapshot()));
     Outgoing::new(Topic::Stats, payload)
 }

@@ -1,13 +1,20 @@
 //! Counters shared by the stages of one camera, and the summary they reconcile to.
 //!
-//! The books balance per camera: `decoded = skipped_by_rate + inferred + dropped(all reasons)`
+//! The books balance per camera:
+//! `decoded = skipped_by_rate + skipped_by_motion + inferred + dropped(all reasons)`
 //! once a file source has reached EOS and the stages have drained.
+//!
+//! Detections are counted apart from frames: `detections` (at or above `detect.min_score`)
+//! of which `filtered` (by reason) were rejected by the camera's filters and masks before
+//! tracking.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
+
+use crate::rules::Rejected;
 
 /// Why a frame was dropped. Each reason has its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +44,8 @@ pub struct CameraCounters {
     pub decoded: AtomicU64,
     /// Frames the detect-rate gate discarded before scaling and colour conversion.
     pub skipped_by_rate: AtomicU64,
+    /// Frames the motion gate discarded: still scene, nothing tracked, detected recently.
+    pub skipped_by_motion: AtomicU64,
     /// Frames that reached the frame link.
     pub delivered: AtomicU64,
     /// Frames the detector ran on.
@@ -49,6 +58,14 @@ pub struct CameraCounters {
     pub dropped_detect_off: AtomicU64,
     /// Sum and count of inference latency, for the mean.
     pub infer_micros_total: AtomicU64,
+    /// Time spent pre-processing (letterbox into the input tensor), for benchmarks' CPU shares.
+    pub pre_micros_total: AtomicU64,
+    /// Detections at or above `detect.min_score` that the camera's filters rejected, by
+    /// reason, indexed as [`Rejected::ALL`].
+    pub filtered: [AtomicU64; 5],
+    /// Set by the objects stage while it tracks anything; the motion gate keeps detecting
+    /// meanwhile (see `source::motion`).
+    pub tracking: AtomicBool,
 }
 
 impl CameraCounters {
@@ -58,6 +75,15 @@ impl CameraCounters {
             DropReason::InferenceError => self.dropped_inference_error.fetch_add(1, Ordering::Relaxed),
             DropReason::DetectOff => self.dropped_detect_off.fetch_add(1, Ordering::Relaxed),
         };
+    }
+
+    /// Count detections the filters rejected, as [`Rejected::ALL`] orders them.
+    pub fn add_filtered(&self, by_reason: &[u64; 5]) {
+        for (c, n) in self.filtered.iter().zip(by_reason) {
+            if *n > 0 {
+                c.fetch_add(*n, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn snapshot(&self) -> CameraSummary {
@@ -75,7 +101,9 @@ impl CameraCounters {
         CameraSummary {
             decoded,
             skipped_by_rate: self.skipped_by_rate.load(Ordering::Relaxed),
+            skipped_by_motion: self.skipped_by_motion.load(Ordering::Relaxed),
             inferred,
+            filtered: Rejected::ALL.iter().zip(&self.filtered).map(|(r, c)| (r.as_str(), c.load(Ordering::Relaxed))).collect(),
             detections: self.detections.load(Ordering::Relaxed),
             dropped,
             inference_ms_mean: if inferred == 0 { 0.0 } else { (infer_total as f64 / inferred as f64 / 10.0).round() / 100.0 },
@@ -88,8 +116,11 @@ impl CameraCounters {
 pub struct CameraSummary {
     pub decoded: u64,
     pub skipped_by_rate: u64,
+    pub skipped_by_motion: u64,
     pub inferred: u64,
     pub detections: u64,
+    /// Detections rejected by the filters and masks, by reason (label, score, area, ratio, mask).
+    pub filtered: BTreeMap<&'static str, u64>,
     pub dropped: BTreeMap<&'static str, u64>,
     pub inference_ms_mean: f64,
 }
@@ -101,8 +132,49 @@ impl CameraSummary {
 
     /// Frames not yet accounted for: zero once the camera has drained.
     pub fn unaccounted(&self) -> i64 {
-        self.decoded as i64 - (self.skipped_by_rate + self.inferred + self.dropped_total()) as i64
+        self.decoded as i64 - (self.skipped_by_rate + self.skipped_by_motion + self.inferred + self.dropped_total()) as i64
     }
+}
+
+/// What became of the messages handed to the MQTT publisher. Written by the publisher and its
+/// connection thread, read by the stats topic and `/metrics`.
+#[derive(Debug, Default)]
+pub struct PublishCounters {
+    /// Acknowledged by the broker (not counting the gateway's own status messages).
+    pub delivered: AtomicU64,
+    /// Written to the on-disk spool: the broker was away, or the in-flight window full.
+    pub spooled: AtomicU64,
+    /// Spooled messages later acknowledged by the broker. Includes an earlier run's, sent first.
+    pub replayed: AtomicU64,
+    /// Dropped from the spool, oldest first, to stay within `spool.max_bytes` (or found
+    /// corrupt on disk). Intentional: the bound is the operator's choice.
+    pub dropped_spool_full: AtomicU64,
+    /// Neither sent nor spooled: no usable spool and the memory queue full, a spool write
+    /// failed, or a message larger than the whole spool. Not intentional.
+    pub dropped_not_spooled: AtomicU64,
+}
+
+impl PublishCounters {
+    pub fn snapshot(&self) -> PublishSummary {
+        let mut dropped = BTreeMap::new();
+        dropped.insert("spool_full", self.dropped_spool_full.load(Ordering::Relaxed));
+        dropped.insert("not_spooled", self.dropped_not_spooled.load(Ordering::Relaxed));
+        PublishSummary {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            spooled: self.spooled.load(Ordering::Relaxed),
+            replayed: self.replayed.load(Ordering::Relaxed),
+            dropped,
+        }
+    }
+}
+
+/// A point-in-time copy of the publisher's counters, as published on `<prefix>/stats`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PublishSummary {
+    pub delivered: u64,
+    pub spooled: u64,
+    pub replayed: u64,
+    pub dropped: BTreeMap<&'static str, u64>,
 }
 
 #[cfg(test)]
@@ -113,13 +185,27 @@ mod tests {
     fn books_balance_when_every_frame_has_a_fate() {
         let c = CameraCounters::default();
         c.decoded.store(10, Ordering::Relaxed);
-        c.skipped_by_rate.store(6, Ordering::Relaxed);
+        c.skipped_by_rate.store(5, Ordering::Relaxed);
+        c.skipped_by_motion.store(1, Ordering::Relaxed);
         c.inferred.store(2, Ordering::Relaxed);
         c.dropped(DropReason::LinkFull);
         c.dropped(DropReason::InferenceError);
         let s = c.snapshot();
-        assert_eq!(s.skipped_by_rate, 6);
+        assert_eq!(s.skipped_by_rate, 5);
         assert_eq!(s.dropped_total(), 2);
         assert_eq!(s.unaccounted(), 0);
+        c.decoded.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(c.snapshot().unaccounted(), 1, "a frame with no fate shows");
+    }
+
+    #[test]
+    fn filtered_detections_are_summed_by_reason() {
+        let c = CameraCounters::default();
+        c.add_filtered(&[0, 1, 2, 0, 3]);
+        c.add_filtered(&[0, 0, 1, 0, 0]);
+        let s = c.snapshot();
+        assert_eq!(s.filtered.get("area"), Some(&3));
+        assert_eq!(s.filtered.get("mask"), Some(&3));
+        assert_eq!(s.filtered.get("label"), Some(&0), "every reason is listed, zero or not");
     }
 }

@@ -180,7 +180,7 @@ pub fn recv_beating<T>(rx: &crossbeam_channel::Receiver<T>, beat: &Beat) -> Opti
 struct Inner {
     epoch: Instant,
     beats: Mutex<Vec<(String, Arc<BeatCell>)>>,
-    states: Mutex<Vec<CameraState>>,
+    states: Mutex<std::collections::BTreeMap<String, CameraState>>,
     cameras: Mutex<(Vec<String>, Vec<Arc<CameraCounters>>)>,
     started: AtomicBool,
 }
@@ -201,7 +201,7 @@ impl Health {
         Health(Arc::new(Inner {
             epoch: Instant::now(),
             beats: Mutex::new(Vec::new()),
-            states: Mutex::new(Vec::new()),
+            states: Mutex::new(std::collections::BTreeMap::new()),
             cameras: Mutex::new((Vec::new(), Vec::new())),
             started: AtomicBool::new(false),
         }))
@@ -212,24 +212,30 @@ impl Health {
         let cell = Arc::new(BeatCell::default());
         let beat = Beat { cell: cell.clone(), epoch: self.0.epoch };
         beat.beat();
-        self.0.beats.lock().unwrap_or_else(PoisonError::into_inner).push((thread.to_string(), cell));
+        let mut beats = self.0.beats.lock().unwrap_or_else(PoisonError::into_inner);
+        // Threads that returned (cameras restarted by reloads, retired workers) are forgotten,
+        // so months of reloads don't grow the list.
+        beats.retain(|(_, c)| !c.done.load(Ordering::Relaxed));
+        beats.push((thread.to_string(), cell));
         beat
     }
 
-    /// Camera `index` (its place in the config) changed state.
-    pub fn camera_state(&self, index: usize, change: &StateChange) {
+    /// Camera `camera` changed state.
+    pub fn camera_state(&self, camera: &str, change: &StateChange) {
         let Some(state) = CameraState::after(change) else { return };
-        let mut states = self.0.states.lock().unwrap_or_else(PoisonError::into_inner);
-        if states.len() <= index {
-            states.resize(index + 1, CameraState::Connecting);
-        }
-        states[index] = state;
+        self.0.states.lock().unwrap_or_else(PoisonError::into_inner).insert(camera.to_string(), state);
     }
 
-    /// Every camera thread has started and the detectors are loaded.
+    /// Every camera thread has started and the detectors are loaded; called again with the new
+    /// set of cameras after a reload.
     pub fn started(&self, names: &[String], counters: &[Arc<CameraCounters>]) {
         *self.0.cameras.lock().unwrap_or_else(PoisonError::into_inner) = (names.to_vec(), counters.to_vec());
         self.0.started.store(true, Ordering::SeqCst);
+    }
+
+    /// The cameras' counters, once [`Health::started`]: for benchmarks that sample a run.
+    pub fn counters(&self) -> Vec<Arc<CameraCounters>> {
+        self.0.cameras.lock().unwrap_or_else(PoisonError::into_inner).1.clone()
     }
 
     pub fn is_started(&self) -> bool {
@@ -252,7 +258,13 @@ impl Health {
     fn cameras(&self) -> (Vec<(String, CameraState)>, u64) {
         let (names, counters) = self.0.cameras.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let states = self.0.states.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        let cams = names.into_iter().enumerate().map(|(i, n)| (n, states.get(i).copied().unwrap_or(CameraState::Connecting))).collect();
+        let cams = names
+            .into_iter()
+            .map(|n| {
+                let state = states.get(&n).copied().unwrap_or(CameraState::Connecting);
+                (n, state)
+            })
+            .collect();
         let inferred = counters.iter().map(|c| c.inferred.load(Ordering::Relaxed)).sum();
         (cams, inferred)
     }
@@ -266,11 +278,10 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Start the `supervise` thread. `reload` is the SIGHUP flag: a reload request is
-    /// acknowledged in the log, since the config is only read at start.
-    pub fn start(health: Health, shutdown: Shutdown, reload: Arc<AtomicBool>) -> std::io::Result<Supervisor> {
+    /// Start the `supervise` thread. (SIGHUP, a reload, is handled by `lookout run` itself.)
+    pub fn start(health: Health, shutdown: Shutdown) -> std::io::Result<Supervisor> {
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let handle = std::thread::Builder::new().name("supervise".into()).spawn(move || supervise(&health, &shutdown, &reload, &stop_rx))?;
+        let handle = std::thread::Builder::new().name("supervise".into()).spawn(move || supervise(&health, &shutdown, &stop_rx))?;
         Ok(Supervisor { stop, handle })
     }
 
@@ -280,7 +291,7 @@ impl Supervisor {
     }
 }
 
-fn supervise(health: &Health, shutdown: &Shutdown, reload: &AtomicBool, stop: &crossbeam_channel::Receiver<()>) {
+fn supervise(health: &Health, shutdown: &Shutdown, stop: &crossbeam_channel::Receiver<()>) {
     let watchdog = notify::watchdog_interval();
     let limit = stuck_after(watchdog);
     // Without a watchdog, look for stuck threads as often as a watchdog of `limit` would.
@@ -294,9 +305,6 @@ fn supervise(health: &Health, shutdown: &Shutdown, reload: &AtomicBool, stop: &c
     while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(TICK) {
         if shutdown.is_triggered() {
             break;
-        }
-        if reload.swap(false, Ordering::Relaxed) {
-            tracing::warn!("SIGHUP: the config is only read at start; `systemctl restart lookout` applies a changed config");
         }
         if !health.is_started() {
             continue;
@@ -397,8 +405,8 @@ mod tests {
     #[test]
     fn health_tracks_states_beats_and_finished_threads() {
         let h = Health::new();
-        h.camera_state(1, &StateChange::Streaming { decoder: None });
-        h.camera_state(1, &StateChange::ClockSkew { skew_seconds: 9.0 });
+        h.camera_state("b", &StateChange::Streaming { decoder: None });
+        h.camera_state("b", &StateChange::ClockSkew { skew_seconds: 9.0 });
         h.started(&["a".into(), "b".into()], &[Arc::default(), Arc::default()]);
         assert!(h.is_started());
         assert_eq!(h.cameras().0, vec![("a".to_string(), CameraState::Connecting), ("b".to_string(), CameraState::Streaming)]);
@@ -409,6 +417,10 @@ mod tests {
         let beats = h.beats();
         assert_eq!(beats.iter().map(|b| (b.thread.as_str(), b.done)).collect::<Vec<_>>(), [("objects-a", true), ("detect-0", false)]);
         live.beat();
+        // A new thread (a camera restarted by a reload) prunes the finished ones.
+        let _again = h.heartbeat("objects-a");
+        let names: Vec<String> = h.beats().into_iter().map(|b| b.thread).collect();
+        assert_eq!(names, ["detect-0", "objects-a"]);
     }
 
     #[test]

@@ -191,9 +191,11 @@ fn bench_spec(dir: &std::path::Path, clip: &std::path::Path, fps: f64) -> Result
         decoder_threads: spec::DEFAULT_DECODER_THREADS,
         rtsp_transport: RtspTransport::Auto,
         credentials: None,
-        objects: spec::ObjectsSpec::default(),
+        objects: spec::ObjectsSpec { labels: spec.inference.labels.clone(), ..spec::ObjectsSpec::default() },
         max_clock_skew: Duration::from_secs_f64(spec::DEFAULT_MAX_CLOCK_SKEW_SECONDS),
         detect: DetectSpec { fps, labels: None, min_score: 0.3 },
+        links: Default::default(),
+        motion: Default::default(),
     }];
     spec.mqtt = None;
     Ok(spec)
@@ -376,7 +378,7 @@ pub fn bench_infer(args: InferArgs) -> ExitCode {
                 Ok((mut d, _)) => d.pop().unwrap_or_default(),
                 Err(e) => return fail(e.to_string()),
             };
-            let a = agreement(got, &want, opts.score_threshold, 0.05);
+            let a = agreement(got, &want, reference.score_threshold(), 0.05);
             sum.compared += a.compared;
             sum.matched += a.matched;
             sum.max_score_diff = sum.max_score_diff.max(a.max_score_diff);
@@ -430,6 +432,229 @@ pub fn bench_infer(args: InferArgs) -> ExitCode {
     if matches == Some(false) { ExitCode::from(super::EXIT_FAILURE) } else { ExitCode::SUCCESS }
 }
 
+/// What `lookout bench models` compares.
+pub struct ModelsArgs {
+    /// The first is the baseline.
+    pub models: Vec<PathBuf>,
+    pub ort_library: Option<PathBuf>,
+    pub clip: Option<PathBuf>,
+    /// Every Nth frame of the clip is scored.
+    pub frame_step: usize,
+    /// Timed runs per input and model.
+    pub runs: usize,
+    pub images: Vec<PathBuf>,
+}
+
+/// One model's results on every input, in input order.
+struct ModelRun {
+    name: String,
+    precision: &'static str,
+    infer: Vec<Duration>,
+    detections: Vec<Vec<crate::detect::Detection>>,
+}
+
+/// `lookout bench models --model A --model B…`: mean inference time of each against the first
+/// (the baseline), and how well each agrees with the baseline's detections, on the media
+/// images and on frames of a clip, all in one run with the models interleaved per input so
+/// they see the same machine load.
+pub fn bench_models(args: ModelsArgs) -> ExitCode {
+    let fail = |msg: String| {
+        eprintln!("lookout bench models: {msg}");
+        ExitCode::from(super::EXIT_FAILURE)
+    };
+    if args.models.len() < 2 {
+        return fail("give at least two models (--model BASELINE --model OTHER); the first is the baseline".into());
+    }
+    let mut detectors = Vec::new();
+    for m in &args.models {
+        let opts = super::detect::detector_options(Some(m.clone()), args.ort_library.clone());
+        match Detector::load(&opts) {
+            Ok(d) => detectors.push(d),
+            Err(e) => return fail(e.to_string()),
+        }
+    }
+    let images = if args.images.is_empty() { default_images() } else { args.images.clone() };
+    let mut inputs: Vec<(bool, image::RgbImage)> = Vec::new();
+    for p in &images {
+        match image::open(p) {
+            Ok(i) => inputs.push((false, i.to_rgb8())),
+            Err(e) => return fail(format!("cannot read {}: {e}", p.display())),
+        }
+    }
+    let clip = args.clip.clone().unwrap_or_else(|| config::default_dir().join("media/bikes.mp4"));
+    let frames = match clip_frames(&clip, args.frame_step.max(1)) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("{}: {e}", clip.display())),
+    };
+    let n_frames = frames.len();
+    inputs.extend(frames.into_iter().map(|f| (true, f)));
+
+    let mut runs: Vec<ModelRun> = detectors
+        .iter()
+        .map(|d| ModelRun { name: d.model().name.clone(), precision: d.model().precision.as_str(), infer: Vec::new(), detections: Vec::new() })
+        .collect();
+    // Warm up each session (first runs allocate) before anything is timed.
+    if let Some((_, first)) = inputs.first() {
+        for d in detectors.iter_mut() {
+            for _ in 0..3 {
+                let _ = d.detect_image(first);
+            }
+        }
+    }
+    for (_, img) in &inputs {
+        for round in 0..args.runs.max(1) {
+            for (d, r) in detectors.iter_mut().zip(runs.iter_mut()) {
+                match d.detect_image(img) {
+                    Ok((dets, t)) => {
+                        r.infer.push(t.infer);
+                        if round == 0 {
+                            r.detections.push(dets);
+                        }
+                    }
+                    Err(e) => return fail(e.to_string()),
+                }
+            }
+        }
+    }
+
+    println!(
+        "lookout bench models: {} images + {} frames of {} (every {}), {} runs each, 1 ORT thread, provider {}",
+        images.len(),
+        n_frames,
+        clip.display(),
+        args.frame_step.max(1),
+        args.runs.max(1),
+        detectors[0].provider()
+    );
+    let mean = |v: &[Duration]| v.iter().map(|d| d.as_secs_f64()).sum::<f64>() / v.len().max(1) as f64;
+    let base_ms = mean(&runs[0].infer) * 1e3;
+    println!("{:<24} {:<9} {:>15} {:>14}", "model", "precision", "infer ms (mean)", "speed vs base");
+    for (i, r) in runs.iter().enumerate() {
+        let ms = mean(&r.infer) * 1e3;
+        let tag = if i == 0 { " (base)" } else { "" };
+        println!("{:<24} {:<9} {:>15.2} {:>13.2}x", format!("{}{tag}", r.name), r.precision, ms, base_ms / ms.max(1e-9));
+    }
+    println!(
+        "agreement with {}'s detections (each model at its manifest's score_threshold; a match is the same label at IoU >= 0.5):",
+        runs[0].name
+    );
+    println!("{:<24} {:<7} {:>10} {:>8} {:>14} {:>7}", "model", "inputs", "base dets", "recall", "mean |dscore|", "extra");
+    for r in &runs[1..] {
+        for (label, from_clip) in [("images", false), ("clip", true)] {
+            let (mut total, mut matched, mut drift, mut extra) = (0usize, 0usize, 0.0f64, 0usize);
+            for (k, (is_clip, _)) in inputs.iter().enumerate() {
+                if *is_clip != from_clip {
+                    continue;
+                }
+                let a = model_agreement(&runs[0].detections[k], &r.detections[k]);
+                total += a.base;
+                matched += a.matched;
+                drift += a.drift_sum;
+                extra += a.extra;
+            }
+            println!(
+                "{:<24} {:<7} {:>10} {:>8.3} {:>14.4} {:>7}",
+                r.name,
+                label,
+                total,
+                if total == 0 { 1.0 } else { matched as f64 / total as f64 },
+                if matched == 0 { 0.0 } else { drift / matched as f64 },
+                extra
+            );
+        }
+    }
+    println!("speed = base mean infer ms / model mean infer ms; recall = base detections matched / base detections; extra = model detections matching none");
+    ExitCode::SUCCESS
+}
+
+/// How one model's detections on an image agree with the baseline's.
+#[derive(Debug, Default, PartialEq)]
+pub struct ModelAgreement {
+    pub base: usize,
+    pub matched: usize,
+    /// Sum of |score difference| over matched pairs.
+    pub drift_sum: f64,
+    /// The other model's detections that matched nothing.
+    pub extra: usize,
+}
+
+/// Greedy matching, baseline detections by descending score, each to the unused same-label
+/// detection of the other model with the highest IoU, if that IoU is at least 0.5. Pure.
+pub fn model_agreement(base: &[crate::detect::Detection], other: &[crate::detect::Detection]) -> ModelAgreement {
+    let mut order: Vec<&crate::detect::Detection> = base.iter().collect();
+    order.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut used = vec![false; other.len()];
+    let mut a = ModelAgreement { base: base.len(), ..ModelAgreement::default() };
+    for b in order {
+        let best = other
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| !used[*i] && o.label == b.label)
+            .map(|(i, o)| (i, crate::detect::nms::iou(b.bbox, o.bbox), o.score))
+            .max_by(|x, y| x.1.total_cmp(&y.1));
+        if let Some((i, iou, s)) = best
+            && iou >= 0.5
+        {
+            used[i] = true;
+            a.matched += 1;
+            a.drift_sum += (b.score - s).abs() as f64;
+        }
+    }
+    a.extra = used.iter().filter(|u| !**u).count();
+    a
+}
+
+/// Every `step`th frame of a clip as RGB, decoded by GStreamer.
+fn clip_frames(path: &std::path::Path, step: usize) -> Result<Vec<image::RgbImage>, String> {
+    use gstreamer as gst;
+    use gstreamer::prelude::*;
+    gst::init().map_err(|e| e.to_string())?;
+    if !path.is_file() {
+        return Err("no such file; run scripts/setup or pass --clip".into());
+    }
+    let pipeline = gst::parse::launch("filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false")
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    let src = pipeline.by_name("src").ok_or("no filesrc")?;
+    src.set_property("location", path.to_string_lossy().to_string());
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gstreamer_app::AppSink>().ok())
+        .ok_or("no appsink")?;
+    pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    let mut frames = Vec::new();
+    let mut index = 0usize;
+    // pull_sample returns an error at end of stream (or on a pipeline error, reported below).
+    while let Ok(sample) = sink.pull_sample() {
+        let keep = index.is_multiple_of(step);
+        index += 1;
+        if !keep {
+            continue;
+        }
+        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { continue };
+        let info = gstreamer_video::VideoInfo::from_caps(caps).map_err(|e| e.to_string())?;
+        let map = buffer.map_readable().map_err(|e| e.to_string())?;
+        let (w, h, stride) = (info.width() as usize, info.height() as usize, info.stride()[0] as usize);
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for row in 0..h {
+            rgb.extend_from_slice(map.get(row * stride..row * stride + w * 3).ok_or("short frame")?);
+        }
+        frames.push(image::RgbImage::from_raw(w as u32, h as u32, rgb).ok_or("bad frame size")?);
+    }
+    let error = pipeline.bus().and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]));
+    let _ = pipeline.set_state(gst::State::Null);
+    if let Some(msg) = error
+        && let gst::MessageView::Error(e) = msg.view()
+    {
+        return Err(format!("cannot decode: {}", e.error()));
+    }
+    if frames.is_empty() {
+        return Err("no video frames decoded".into());
+    }
+    Ok(frames)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,5 +679,23 @@ mod tests {
         assert_eq!((extra.compared, extra.matched), (3, 2));
         assert!(!extra.holds());
         assert!(!agreement(&[], &[], 0.3, 0.05).holds(), "nothing compared proves nothing");
+    }
+
+    fn small(label: &'static str, score: f32, x: f32) -> Detection {
+        Detection { class: 0, label, score, bbox: [x, 0.0, x + 10.0, 10.0] }
+    }
+
+    #[test]
+    fn model_agreement_matches_by_label_and_iou_once_each() {
+        let base = [small("car", 0.9, 0.0), small("car", 0.8, 100.0), small("person", 0.7, 200.0)];
+        // The first car found (shifted by 1 px: IoU 0.82), the second missed, the person found
+        // as a dog only (wrong label), and one extra box.
+        let other = [small("car", 0.85, 1.0), small("dog", 0.7, 200.0), small("car", 0.5, 300.0)];
+        let a = model_agreement(&base, &other);
+        assert_eq!((a.base, a.matched, a.extra), (3, 1, 2));
+        assert!((a.drift_sum - 0.05).abs() < 1e-6);
+        // Two base boxes over one other box: only one can match it.
+        let a = model_agreement(&[small("car", 0.9, 0.0), small("car", 0.8, 0.0)], &[small("car", 0.9, 0.0)]);
+        assert_eq!((a.matched, a.extra), (1, 0));
     }
 }

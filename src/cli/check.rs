@@ -1,18 +1,39 @@
 //! `lookout check [--config-dir DIR]`: validate offline, print every problem, exit 2 on any.
 //! `lookout check --probe`: also load the ONNX Runtime library and build a session on each
 //! configured execution provider, to say what this machine can run (no camera, no broker).
+//!
+//! Beyond the config files, it opens the model with ONNX Runtime (no camera, broker or GPU
+//! needed) and compares its real inputs and outputs with the manifest, so a manifest that
+//! does not describe its model fails here rather than at start.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::{self, InferenceSpec};
 use crate::detect::session::{effective_library, runtime_info};
-use crate::detect::{Detector, DetectorOptions};
+use crate::detect::{DetectError, Detector, DetectorOptions};
 
 pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
     let dir = config_dir.unwrap_or_else(config::default_dir);
     match config::load(&dir) {
         Ok(spec) => {
+            let opts = DetectorOptions::new(spec.inference.model.clone(), spec.inference.ort_library.clone());
+            let model_line = match Detector::load(&opts) {
+                Ok(d) => {
+                    let m = d.model();
+                    let g = d.geometry();
+                    format!("  model: {} ({}, {}, input {}x{}, {} labels): {}", m.name, m.family.name(), m.precision.as_str(), g.width, g.height, m.labels.len(), if m.manifest.is_some() { "inputs and outputs match the manifest" } else { "a plain .onnx, read as YOLOX" })
+                }
+                Err(e) => {
+                    let shown = |p: &std::path::Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
+                    let line = match &e {
+                        DetectError::ModelShape { path, reason } => format!("{}: {reason}", shown(path)),
+                        other => format!("inference.model: {other}"),
+                    };
+                    eprintln!("{}: 1 config error(s):\n  {line}", dir.display());
+                    return ExitCode::from(super::EXIT_CONFIG);
+                }
+            };
             let names: Vec<&str> = spec.cameras.iter().map(|c| c.name.as_str()).collect();
             println!(
                 "{}: config OK: gateway {}, {} camera(s): {}; events to {}",
@@ -22,6 +43,12 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
                 names.join(", "),
                 spec.mqtt.as_ref().map(|m| format!("mqtt://{}:{} under {}", m.host, m.port, m.topic_prefix)).unwrap_or_else(|| "stdout".into())
             );
+            // Warnings go to stderr and don't fail the check: the config works as it is.
+            let warnings = config::audit::audit(&spec);
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{model_line}");
             // One line per camera, so an operator sees what each file will do.
             for c in &spec.cameras {
                 let r = &c.objects.rules;
@@ -84,7 +111,7 @@ fn probe_providers(inf: &InferenceSpec) -> ExitCode {
             Err(e) => {
                 // The detector's error repeats the advice; the reason is what matters here.
                 let why = match e {
-                    crate::detect::DetectError::NoProvider { tried, .. } => tried.strip_prefix(&format!("{}: ", p.label())).map(str::to_string).unwrap_or(tried),
+                    DetectError::NoProvider { tried, .. } => tried.strip_prefix(&format!("{}: ", p.label())).map(str::to_string).unwrap_or(tried),
                     other => other.to_string(),
                 };
                 println!("    {}. {}: FAILED: {why}", i + 1, p.label());

@@ -8,11 +8,14 @@ use serde::Serialize;
 
 use crate::annotate;
 use crate::config::{self, spec};
-use crate::detect::{Detector, DetectorOptions, ProviderSpec};
+use crate::detect::{Detector, DetectorOptions, ProviderSpec, manifest};
 
 #[derive(Serialize)]
 struct ImageOut<'a> {
     image: String,
+    /// The model's name (its manifest's file stem) and family, so outputs of two models can't be confused.
+    model: &'a str,
+    family: &'a str,
     width: u32,
     height: u32,
     provider: &'a str,
@@ -40,7 +43,8 @@ struct Timing {
 pub struct DetectArgs {
     pub model: Option<PathBuf>,
     pub ort_library: Option<PathBuf>,
-    pub score_threshold: f32,
+    /// `None`: the model manifest's `score_threshold`.
+    pub score_threshold: Option<f32>,
     /// In order; empty: cpu.
     pub providers: Vec<ProviderSpec>,
     pub fallback: bool,
@@ -49,9 +53,18 @@ pub struct DetectArgs {
 }
 
 /// The detector options `detect` and `bench` use: flags, else the defaults of the config dir.
+/// `--model` is a manifest (`.toml`), a plain YOLOX `.onnx`, or a bare name looked up as
+/// `models/<name>.toml` (in the current directory, else the config dir).
 pub fn detector_options(model: Option<PathBuf>, ort_library: Option<PathBuf>) -> DetectorOptions {
     let dir = config::default_dir();
-    let model = model.map(|m| m.to_path_buf()).unwrap_or_else(|| dir.join(spec::DEFAULT_MODEL));
+    let model = match model {
+        Some(m) if m.exists() => m,
+        Some(m) => {
+            let here = manifest::resolve_model(Path::new("."), &m.to_string_lossy());
+            if here.exists() { here } else { manifest::resolve_model(&dir, &m.to_string_lossy()) }
+        }
+        None => dir.join(spec::DEFAULT_MODEL),
+    };
     let lib = ort_library.map(|l| super::resolve_in(&dir, &l)).unwrap_or_else(|| dir.join(spec::DEFAULT_ORT_LIBRARY));
     DetectorOptions::new(model, lib)
 }
@@ -59,6 +72,12 @@ pub fn detector_options(model: Option<PathBuf>, ort_library: Option<PathBuf>) ->
 pub fn detect(args: DetectArgs) -> ExitCode {
     let mut opts = detector_options(args.model, args.ort_library);
     opts.score_threshold = args.score_threshold;
+    if let Some(s) = args.score_threshold
+        && !(0.0..=1.0).contains(&s)
+    {
+        eprintln!("lookout detect: --score-threshold {s} must be between 0 and 1");
+        return ExitCode::from(super::EXIT_FAILURE);
+    }
     if !args.providers.is_empty() {
         opts.providers = args.providers;
     }
@@ -92,6 +111,8 @@ pub fn detect(args: DetectArgs) -> ExitCode {
         let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e5).round() / 100.0;
         let out = ImageOut {
             image: path.display().to_string(),
+            model: &detector.model().name,
+            family: detector.model().family.name(),
             width: img.width(),
             height: img.height(),
             provider: detector.provider(),

@@ -5,6 +5,7 @@
 //! Two steps, as in ripgrep and Vector: [`raw`] structs that reject unknown keys, then a
 //! validated [`spec::Spec`]. Loading reports every problem found, each with its file and key.
 
+pub mod audit;
 pub mod raw;
 pub mod spec;
 
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use ::config::{Config, Environment, File, FileFormat};
 use serde::de::DeserializeOwned;
 
-pub use spec::{CameraSpec, DetectSpec, InferenceSpec, MqttSpec, ObjectsSpec, OnError, RtspTransport, Spec, SpoolSpec};
+pub use spec::{CameraLinks, CameraSpec, DetectSpec, InferenceSpec, MqttSpec, ObjectsSpec, OnError, RtspTransport, Spec, SpoolSpec, TlsSpec};
 
 /// The global file's name inside a config directory.
 pub const GLOBAL_FILE: &str = "lookout.toml";
@@ -116,7 +117,9 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
     };
     let detect_defaults = raw_global.detect.clone();
     let track_defaults = raw_global.track.clone();
+    let camera_defaults = spec::CameraDefaults::from_global(&raw_global);
     let mut spec = spec::build_global(&dir, raw_global, &mut errors);
+    let model_labels = spec.inference.labels.clone();
 
     let pipelines = dir.join(PIPELINES_DIR);
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&pipelines) {
@@ -139,14 +142,34 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
         let label = format!("{PIPELINES_DIR}/{name}.toml");
         match read_file::<raw::RawCamera>(&path, &label) {
             Ok(Some(raw_cam)) => {
-                let cam = spec::build_camera(&dir, &path, &label, &name, raw_cam, &detect_defaults, &track_defaults, &mut errors);
+                let cam = spec::build_camera(&dir, &path, &label, &name, raw_cam, &detect_defaults, &track_defaults, &camera_defaults, &model_labels, &mut errors);
                 spec.cameras.push(cam);
             }
             Ok(None) => errors.push(ConfigError { file: label, key: String::new(), message: "could not be read".into() }),
             Err(e) => errors.push(e),
         }
     }
+    name_collisions(&spec.cameras, &mut errors);
     if errors.is_empty() { Ok(spec) } else { Err(ConfigErrors(errors)) }
+}
+
+/// Camera names that differ only in case or punctuation (`front-door`, `Front_Door`) are
+/// distinct MQTT topics but the same Home Assistant id and, on a case-insensitive disk, the
+/// same snapshot folder: one camera's entities and snapshots would overwrite the other's.
+fn name_collisions(cameras: &[CameraSpec], errors: &mut Vec<ConfigError>) {
+    let folded = |n: &str| n.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect::<String>();
+    for (i, cam) in cameras.iter().enumerate() {
+        if let Some(first) = cameras[..i].iter().find(|c| folded(&c.name) == folded(&cam.name)) {
+            errors.push(ConfigError {
+                file: format!("{PIPELINES_DIR}/{}.toml", cam.name),
+                key: "(file name)".into(),
+                message: format!(
+                    "camera `{}` collides with `{}` ({PIPELINES_DIR}/{}.toml): names that differ only in case or in '-', '_', '.' share Home Assistant ids and snapshot folders; rename one file",
+                    cam.name, first.name, first.name
+                ),
+            });
+        }
+    }
 }
 
 /// Parse one TOML file on its own. `Ok(None)` if it does not exist (only lookout.toml may be absent).

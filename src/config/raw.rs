@@ -11,6 +11,9 @@ use serde::Deserialize;
 pub struct RawGlobal {
     /// Names this gateway in topics and in every event. Default: the host name.
     pub gateway_id: Option<String>,
+    /// How long a stop (SIGTERM) may take before what is left is spooled and the daemon exits.
+    /// Default: 10.
+    pub shutdown_timeout_seconds: Option<f64>,
     /// Absent: events go to stdout as JSON lines.
     pub mqtt: Option<RawMqtt>,
     #[serde(default)]
@@ -30,6 +33,83 @@ pub struct RawGlobal {
     /// Where MQTT messages wait while the broker is away. Used only with `[mqtt]`.
     #[serde(default)]
     pub spool: RawSpool,
+    /// Capacity and when_full policy of the links between stages; `frames` and `detections`
+    /// are defaults for every camera.
+    #[serde(default)]
+    pub links: RawLinks,
+    /// Defaults for every camera's `[motion]` table.
+    #[serde(default)]
+    pub motion: RawMotion,
+}
+
+/// `[links.*]` in lookout.toml.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinks {
+    /// Source → detect workers, per camera. Default: capacity 2, drop_oldest.
+    #[serde(default)]
+    pub frames: RawLink,
+    /// Detect workers → the camera's tracker and rules. Default: capacity 8, block.
+    #[serde(default)]
+    pub detections: RawLink,
+    /// Everything → the publisher. Default: capacity 256, block.
+    #[serde(default)]
+    pub events: RawLink,
+}
+
+/// `[links.*]` in a camera file: only the camera's own links.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCameraLinks {
+    #[serde(default)]
+    pub frames: RawLink,
+    #[serde(default)]
+    pub detections: RawLink,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLink {
+    /// Items the link holds, at least 1.
+    pub capacity: Option<usize>,
+    /// "drop_oldest", "drop_newest" or "block".
+    pub when_full: Option<String>,
+}
+
+impl RawLink {
+    /// Key by key: `self` where set, else `defaults`.
+    pub fn or(self, d: &RawLink) -> RawLink {
+        RawLink { capacity: self.capacity.or(d.capacity), when_full: self.when_full.or_else(|| d.when_full.clone()) }
+    }
+}
+
+/// Motion gating (see `source::motion`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMotion {
+    /// Default: false.
+    pub enabled: Option<bool>,
+    /// Grey-level change (0-255) that counts a pixel as changed. Default: 25.
+    pub threshold: Option<u8>,
+    /// Fraction of the frame that must change to be motion. Default: 0.002.
+    pub min_area: Option<f32>,
+    /// Detect at least this often even without motion. Default: 10.
+    pub max_idle_detect_seconds: Option<f64>,
+    /// Height of the small grey frame compared. Default: 100.
+    pub frame_height: Option<u32>,
+}
+
+impl RawMotion {
+    /// Key by key: `self` where set, else `defaults`.
+    pub fn or(self, d: &RawMotion) -> RawMotion {
+        RawMotion {
+            enabled: self.enabled.or(d.enabled),
+            threshold: self.threshold.or(d.threshold),
+            min_area: self.min_area.or(d.min_area),
+            max_idle_detect_seconds: self.max_idle_detect_seconds.or(d.max_idle_detect_seconds),
+            frame_height: self.frame_height.or(d.frame_height),
+        }
+    }
 }
 
 /// Where snapshots are kept, for every camera.
@@ -65,7 +145,7 @@ pub struct RawMetrics {
 pub struct RawMqtt {
     /// Default: 127.0.0.1.
     pub host: Option<String>,
-    /// Default: 1883.
+    /// Default: 1883, or 8883 with `[mqtt.tls]`.
     pub port: Option<u16>,
     /// Default: `lookout/<gateway_id>`.
     pub topic_prefix: Option<String>,
@@ -90,6 +170,26 @@ pub struct RawMqtt {
     pub username: Option<String>,
     pub password_env: Option<String>,
     pub password_file: Option<String>,
+    /// `[mqtt.tls]`: present, the connection uses TLS (rustls). Default: absent, plain TCP.
+    pub tls: Option<RawMqttTls>,
+}
+
+/// MQTT over TLS. Relative paths are relative to the config directory; `$CREDENTIALS_DIRECTORY/`
+/// at the start of a path is expanded, for systemd's `LoadCredential=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqttTls {
+    /// Default: true (the table's presence turns TLS on); false turns it off, e.g. with
+    /// `LOOKOUT__MQTT__TLS__ENABLED=false`.
+    pub enabled: Option<bool>,
+    /// PEM bundle of the CA(s) that signed the broker's certificate. Default: the system's CA
+    /// bundle (/etc/ssl/certs, from the ca-certificates package).
+    pub ca_file: Option<String>,
+    /// PEM client certificate (chain), for brokers that require one (mutual TLS). Needs
+    /// `client_key_file`. Default: none.
+    pub client_cert_file: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `client_cert_file`. Default: none.
+    pub client_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +332,12 @@ pub struct RawCamera {
     pub events: RawEvents,
     #[serde(default)]
     pub snapshots: RawSnapshots,
+    /// This camera's frames and detections links, over `[links.*]` in lookout.toml.
+    #[serde(default)]
+    pub links: RawCameraLinks,
+    /// Motion gating, over `[motion]` in lookout.toml.
+    #[serde(default)]
+    pub motion: RawMotion,
 }
 
 /// A JPEG of each object's best frame, on `<camera>/snapshot` and on disk.

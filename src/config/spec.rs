@@ -4,9 +4,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{RawProvider, RawProviderTable, RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawSnapshots, RawStationary, RawTrack, RawZone};
+use super::raw::{
+    RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawLink, RawLinks, RawMotion, RawProvider, RawProviderTable, RawSnapshots, RawStationary, RawTrack,
+    RawZone,
+};
 use super::{ConfigError, redact_uri};
-use crate::detect::{DetectorOptions, ProviderKind, ProviderSpec, labels};
+use crate::detect::labels::LabelTable;
+use crate::detect::manifest::{self, ModelSpec};
+use crate::detect::{DetectorOptions, ProviderKind, ProviderSpec};
+use crate::link::{self, LinkKind, LinkPolicyError, LinkSpec, WhenFull};
+use crate::source::motion::MotionConfig;
 use crate::objects::lifecycle::LifecycleConfig;
 use crate::objects::snapshot::SnapshotConfig;
 use crate::rules::{self, Directions, Filters, LabelFilter, LineConfig, Point, RulesConfig, StationaryConfig, ZoneConfig};
@@ -14,6 +21,8 @@ use crate::track::TrackerConfig;
 
 pub const DEFAULT_MQTT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_MQTT_PORT: u16 = 1883;
+/// The IANA port of MQTT over TLS: the default with `[mqtt.tls]`.
+pub const DEFAULT_MQTT_TLS_PORT: u16 = 8883;
 pub const DEFAULT_KEEPALIVE_SECONDS: u64 = 30;
 pub const DEFAULT_MQTT_QUEUE_MESSAGES: usize = 1000;
 pub const DEFAULT_FLUSH_TIMEOUT_SECONDS: u64 = 10;
@@ -33,6 +42,7 @@ pub const DEFAULT_STALL_TIMEOUT_SECONDS: f64 = 10.0;
 pub const DEFAULT_RECONNECT_MAX_SECONDS: f64 = 30.0;
 pub const DEFAULT_DECODER_THREADS: u32 = 1;
 pub const DEFAULT_MAX_CLOCK_SKEW_SECONDS: f64 = 5.0;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: f64 = 10.0;
 /// URI schemes whose streams are live: their end of stream means a disconnect.
 pub const LIVE_SCHEMES: [&str; 6] = ["rtsp", "rtsps", "http", "https", "v4l2", "test"];
 pub const DEFAULT_FALLBACK: bool = true;
@@ -41,7 +51,7 @@ pub const DEFAULT_MAX_BATCH_WAIT_MS: u64 = 5;
 /// Past this a batch only adds latency: the H200 gains under 10 % from 64 to 128 (FINDINGS.md).
 pub const MAX_BATCH_LIMIT: usize = 128;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
     pub config_dir: PathBuf,
     pub gateway_id: String,
@@ -53,10 +63,62 @@ pub struct Spec {
     /// Where snapshots are saved, and for how long.
     pub snapshot_dir: PathBuf,
     pub snapshot_retain: Duration,
+    /// How long a stop (SIGTERM) may take: sources stop, in-flight frames finish, events are
+    /// flushed to the broker; what is left then goes to the spool.
+    pub shutdown_timeout: Duration,
+    /// The link to the publisher (`[links.events]`).
+    pub events_link: LinkSpec,
     pub cameras: Vec<CameraSpec>,
 }
 
-#[derive(Debug, Clone)]
+/// One camera's own links (`[links.frames]`, `[links.detections]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CameraLinks {
+    pub frames: LinkSpec,
+    pub detections: LinkSpec,
+}
+
+impl Default for CameraLinks {
+    fn default() -> CameraLinks {
+        CameraLinks { frames: LinkKind::Frames.default_spec(), detections: LinkKind::Detections.default_spec() }
+    }
+}
+
+/// What lookout.toml sets for every camera beyond `[detect]` and `[track]`: only values that
+/// passed validation there, so a mistake is reported once, against lookout.toml.
+#[derive(Debug, Default, Clone)]
+pub struct CameraDefaults {
+    pub links: RawLinks,
+    pub motion: RawMotion,
+}
+
+impl CameraDefaults {
+    pub fn from_global(raw: &RawGlobal) -> CameraDefaults {
+        // Each value alone, against the link's default for the other: what fails here was
+        // reported by build_global.
+        let valid_link = |kind: LinkKind, l: &RawLink| {
+            let d = kind.default_spec();
+            RawLink {
+                capacity: l.capacity.filter(|&capacity| link::check(kind, LinkSpec { capacity, ..d }, false).is_ok()),
+                when_full: l
+                    .when_full
+                    .clone()
+                    .filter(|w| WhenFull::from_key(w).is_some_and(|when_full| link::check(kind, LinkSpec { when_full, ..d }, false).is_ok())),
+            }
+        };
+        let motion = valid_motion(&raw.motion);
+        CameraDefaults {
+            links: RawLinks {
+                frames: valid_link(LinkKind::Frames, &raw.links.frames),
+                detections: valid_link(LinkKind::Detections, &raw.links.detections),
+                events: RawLink::default(),
+            },
+            motion,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct MqttSpec {
     pub host: String,
     pub port: u16,
@@ -71,17 +133,48 @@ pub struct MqttSpec {
     /// The broker login, if it wants one.
     pub credentials: Option<Credentials>,
     pub spool: SpoolSpec,
+    /// TLS, when `[mqtt.tls]` is on: the client config, built (files read and checked) here.
+    pub tls: Option<TlsSpec>,
 }
 
-#[derive(Debug, Clone)]
+/// MQTT over TLS, ready to connect.
+#[derive(Clone)]
+pub struct TlsSpec {
+    pub client_config: std::sync::Arc<rustls::ClientConfig>,
+    /// Where the trusted CAs came from, for logs: a path or "system CA bundle".
+    pub ca: String,
+    /// Whether a client certificate is presented (mutual TLS).
+    pub client_cert: bool,
+}
+
+/// Compared by where the CAs came from and whether a client certificate is sent (a reload
+/// only needs to know that `[mqtt.tls]` changed, which applies at the next start anyway).
+impl PartialEq for TlsSpec {
+    fn eq(&self, other: &TlsSpec) -> bool {
+        self.ca == other.ca && self.client_cert == other.client_cert
+    }
+}
+
+impl std::fmt::Debug for TlsSpec {
+    // The client config's own Debug is long and holds the key's handle; this is what matters.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TlsSpec {{ ca: {:?}, client_cert: {} }}", self.ca, self.client_cert)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpoolSpec {
     pub dir: PathBuf,
     pub max_bytes: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InferenceSpec {
+    /// The model manifest (`.toml`) or plain YOLOX `.onnx` that `inference.model` names.
     pub model: PathBuf,
+    /// The model's class names (COCO's 80 unless its manifest lists others); camera label
+    /// settings are checked against these.
+    pub labels: LabelTable,
     pub ort_library: PathBuf,
     pub providers: Vec<ProviderSpec>,
     pub fallback: bool,
@@ -143,7 +236,7 @@ fn provider_specs(dir: &Path, raw: Vec<RawProvider>, e: &mut Errors) -> Vec<Prov
     out
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CameraSpec {
     /// The file stem of `pipelines/<name>.toml`; used in topics.
     pub name: String,
@@ -167,10 +260,12 @@ pub struct CameraSpec {
     pub credentials: Option<Credentials>,
     pub detect: DetectSpec,
     pub objects: ObjectsSpec,
+    pub links: CameraLinks,
+    pub motion: MotionConfig,
 }
 
 /// Tracking, rules and the event lifecycle of one camera.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObjectsSpec {
     pub tracker: TrackerConfig,
     pub lifecycle: LifecycleConfig,
@@ -179,6 +274,8 @@ pub struct ObjectsSpec {
     /// Publish every frame's raw detections too.
     pub publish_detections: bool,
     pub snapshots: SnapshotConfig,
+    /// The model's class names: what a detection's class index means.
+    pub labels: LabelTable,
 }
 
 impl Default for ObjectsSpec {
@@ -201,6 +298,7 @@ impl Default for ObjectsSpec {
             rules: RulesConfig::default(),
             publish_detections: false,
             snapshots: SnapshotConfig::default(),
+            labels: LabelTable::default(),
         }
     }
 }
@@ -216,15 +314,17 @@ pub const DEFAULT_PARKED_SECONDS: f64 = 300.0;
 pub const DEFAULT_SNAPSHOT_RETAIN_DAYS: f64 = 7.0;
 
 /// A source's login. The password never appears in `Debug` output, logs, status or MQTT.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// Where the password was read from, if from a file (`lookout check` audits its mode).
+    pub password_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials {{ username: {:?}, password: *** }}", self.username)
+        write!(f, "Credentials {{ username: {:?}, password: ***, password_file: {:?} }}", self.username, self.password_file)
     }
 }
 
@@ -253,7 +353,7 @@ impl RtspTransport {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DetectSpec {
     pub fps: f64,
     /// Class indices to report; `None` means all.
@@ -301,7 +401,9 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         if host.trim().is_empty() {
             e.push("mqtt.host", "must not be empty");
         }
-        let port = m.port.unwrap_or(DEFAULT_MQTT_PORT);
+        let tls_on = m.tls.as_ref().is_some_and(|t| t.enabled.unwrap_or(true));
+        let tls = m.tls.filter(|_| tls_on).and_then(|t| build_tls(dir, t, &mut e));
+        let port = m.port.unwrap_or(if tls_on { DEFAULT_MQTT_TLS_PORT } else { DEFAULT_MQTT_PORT });
         if port == 0 {
             e.push("mqtt.port", "must be between 1 and 65535");
         }
@@ -322,7 +424,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             e.push("mqtt.discovery_prefix", format!("`{discovery_prefix}` must be non-empty, hold no '+' or '#', and not end in '/'"));
         }
         let credentials = match (m.username, (&m.password_env, &m.password_file)) {
-            (Some(username), source) => read_password("mqtt.", source, &mut e).map(|password| Credentials { username, password }),
+            (Some(username), source) => read_password("mqtt.", source, &mut e).map(|(password, password_file)| Credentials { username, password, password_file }),
             (None, (None, None)) => None,
             (None, _) => {
                 e.push("mqtt.username", "is needed with password_env or password_file");
@@ -344,6 +446,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             e.push("spool.max_bytes", "must be at least 4096");
         }
         MqttSpec {
+            tls,
             credentials,
             discovery_prefix: m.discovery.unwrap_or(false).then_some(discovery_prefix),
             host,
@@ -359,9 +462,22 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     });
 
     let inf = raw.inference;
-    let model = resolve(dir, inf.model.as_deref().unwrap_or(DEFAULT_MODEL));
+    let model = manifest::resolve_model(dir, inf.model.as_deref().unwrap_or(DEFAULT_MODEL));
+    let mut model_labels = LabelTable::default();
     if !model.exists() {
-        e.push("inference.model", format!("{} does not exist; run scripts/setup, or point this at a YOLOX .onnx file", model.display()));
+        e.push("inference.model", format!("{} does not exist; run scripts/setup, or name a model manifest (models/<name>.toml, or a bare <name>) or a YOLOX .onnx file", model.display()));
+    } else if manifest::is_manifest(&model) {
+        // The manifest's own problems are reported against the manifest, key by key.
+        let shown = model.strip_prefix(dir).unwrap_or(&model).display().to_string();
+        match ModelSpec::load(&model) {
+            Ok(m) => model_labels = m.labels,
+            Err(manifest::ManifestError::Invalid { problems, .. }) => {
+                for p in problems {
+                    e.list.push(ConfigError { file: shown.clone(), key: p.key, message: p.message });
+                }
+            }
+            Err(other) => e.push("inference.model", other.to_string()),
+        }
     }
     let ort_library = resolve(dir, inf.ort_library.as_deref().unwrap_or(DEFAULT_ORT_LIBRARY));
     let ort_override = std::env::var_os(crate::detect::session::ORT_DYLIB_ENV).filter(|v| !v.is_empty());
@@ -406,6 +522,13 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         e.push("stats.interval_seconds", "must be at least 1");
     }
 
+    let events_link = build_link(&mut e, "links.events", LinkKind::Events, raw.links.events.clone(), false, None);
+    // Checked here for what can be checked without a camera; each camera checks the result
+    // again against its own source (block is for files only).
+    build_link(&mut e, "links.frames", LinkKind::Frames, raw.links.frames.clone(), false, None);
+    build_link(&mut e, "links.detections", LinkKind::Detections, raw.links.detections.clone(), false, None);
+    check_motion(&mut e, "motion.", &raw.motion);
+
     let metrics_listen = raw.metrics.listen.as_deref().and_then(|l| match l.parse::<std::net::SocketAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
@@ -423,7 +546,12 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     if !(retain_days.is_finite() && retain_days > 0.0 && retain_days <= 3650.0) {
         e.push("snapshots.retain_days", format!("{retain_days} must be above 0 and at most 3650"));
     }
+    let shutdown_timeout = raw.shutdown_timeout_seconds.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECONDS);
+    if !(shutdown_timeout.is_finite() && shutdown_timeout > 0.0 && shutdown_timeout <= 3600.0) {
+        e.push("shutdown_timeout_seconds", format!("{shutdown_timeout} must be above 0 and at most 3600 (keep it below the unit's TimeoutStopSec=)"));
+    }
     Spec {
+        shutdown_timeout: Duration::from_secs_f64(shutdown_timeout.clamp(0.001, 3600.0)),
         config_dir: dir.to_path_buf(),
         metrics_listen,
         snapshot_dir,
@@ -432,6 +560,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         mqtt,
         inference: InferenceSpec {
             model,
+            labels: model_labels,
             ort_library,
             providers,
             fallback,
@@ -442,7 +571,86 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             batch_on_cpu: inf.batch_on_cpu.unwrap_or(false),
         },
         stats_interval: Duration::from_secs(stats_interval.max(1)),
+        events_link,
         cameras: Vec::new(),
+    }
+}
+
+/// A link's spec from its raw table, checked for `kind` (see [`link::check`]). `inherited`
+/// names where values not set here came from, for the message. On error: the default.
+fn build_link(e: &mut Errors, key: &str, kind: LinkKind, raw: RawLink, live: bool, inherited: Option<&str>) -> LinkSpec {
+    let d = kind.default_spec();
+    let mut ok = true;
+    let when_full = match raw.when_full.as_deref() {
+        None => d.when_full,
+        Some(k) => WhenFull::from_key(k).unwrap_or_else(|| {
+            e.push(&format!("{key}.when_full"), format!("`{k}` must be \"drop_oldest\", \"drop_newest\" or \"block\""));
+            ok = false;
+            // Checked with the default, so a capacity mistake is reported too.
+            d.when_full
+        }),
+    };
+    let spec = LinkSpec { capacity: raw.capacity.unwrap_or(d.capacity), when_full };
+    match link::check(kind, spec, live) {
+        Ok(()) if ok => spec,
+        Ok(()) => d,
+        Err(err) => {
+            let field = match err {
+                LinkPolicyError::ZeroCapacity | LinkPolicyError::TooLarge { .. } => "capacity",
+                _ => "when_full",
+            };
+            let from = inherited.map(|f| format!(" (set in {f})")).unwrap_or_default();
+            e.push(&format!("{key}.{field}"), format!("{err}{from}"));
+            d
+        }
+    }
+}
+
+fn motion_threshold_ok(t: &u8) -> bool {
+    (1..=254).contains(t)
+}
+fn motion_min_area_ok(a: &f32) -> bool {
+    a.is_finite() && *a > 0.0 && *a <= 1.0
+}
+fn motion_idle_ok(s: &f64) -> bool {
+    s.is_finite() && *s > 0.0 && *s <= 86_400.0
+}
+fn motion_height_ok(h: &u32) -> bool {
+    (8..=720).contains(h)
+}
+
+/// Only the motion values that pass validation.
+fn valid_motion(m: &RawMotion) -> RawMotion {
+    RawMotion {
+        enabled: m.enabled,
+        threshold: m.threshold.filter(motion_threshold_ok),
+        min_area: m.min_area.filter(motion_min_area_ok),
+        max_idle_detect_seconds: m.max_idle_detect_seconds.filter(motion_idle_ok),
+        frame_height: m.frame_height.filter(motion_height_ok),
+    }
+}
+
+/// Report motion keys that are set and wrong; `prefix` is "motion." for the key path.
+fn check_motion(e: &mut Errors, prefix: &str, m: &RawMotion) {
+    if let Some(t) = m.threshold
+        && !motion_threshold_ok(&t)
+    {
+        e.push(&format!("{prefix}threshold"), format!("{t} must be between 1 and 254 (a grey-level difference)"));
+    }
+    if let Some(a) = m.min_area
+        && !motion_min_area_ok(&a)
+    {
+        e.push(&format!("{prefix}min_area"), format!("{a} must be a fraction of the frame above 0 and at most 1, e.g. 0.002"));
+    }
+    if let Some(s) = m.max_idle_detect_seconds
+        && !motion_idle_ok(&s)
+    {
+        e.push(&format!("{prefix}max_idle_detect_seconds"), format!("{s} must be above 0 and at most 86400"));
+    }
+    if let Some(h) = m.frame_height
+        && !motion_height_ok(&h)
+    {
+        e.push(&format!("{prefix}frame_height"), format!("{h} must be between 8 and 720 pixels"));
     }
 }
 
@@ -454,6 +662,8 @@ pub(super) fn build_camera(
     mut raw: RawCamera,
     detect_defaults: &RawDetect,
     track_defaults: &RawTrack,
+    defaults: &CameraDefaults,
+    model_labels: &LabelTable,
     errors: &mut Vec<ConfigError>,
 ) -> CameraSpec {
     let mut e = Errors { file: file_label, list: errors };
@@ -476,9 +686,9 @@ pub(super) fn build_camera(
             .iter()
             .enumerate()
             .filter_map(|(i, l)| {
-                let idx = labels::index_of(l);
+                let idx = model_labels.index_of(l);
                 if idx.is_none() {
-                    e.push(&format!("detect.labels[{i}]"), format!("`{l}` is not a label of the model; labels are COCO names such as person, car, bicycle, dog"));
+                    e.push(&format!("detect.labels[{i}]"), not_a_label(l, model_labels));
                 }
                 idx
             })
@@ -528,7 +738,7 @@ pub(super) fn build_camera(
         events: std::mem::take(&mut raw.events),
         snapshots: std::mem::take(&mut raw.snapshots),
     };
-    let objects = build_objects(parts, min_score, label_names, &mut e);
+    let objects = build_objects(parts, min_score, label_names, model_labels, &mut e);
     let decoder = raw.decoder.unwrap_or_default();
     for (i, d) in decoder.iter().enumerate() {
         if d.is_empty() || !d.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
@@ -540,6 +750,37 @@ pub(super) fn build_camera(
     if loop_file && live {
         e.push("loop", "only applies to file sources");
     }
+    let own_links = std::mem::take(&mut raw.links);
+    let inherited = |own: &RawLink, global: &RawLink| (own.when_full.is_none() && global.when_full.is_some()).then_some("lookout.toml [links]");
+    let links = CameraLinks {
+        frames: build_link(
+            &mut e,
+            "links.frames",
+            LinkKind::Frames,
+            own_links.frames.clone().or(&defaults.links.frames),
+            live,
+            inherited(&own_links.frames, &defaults.links.frames),
+        ),
+        detections: build_link(
+            &mut e,
+            "links.detections",
+            LinkKind::Detections,
+            own_links.detections.clone().or(&defaults.links.detections),
+            live,
+            inherited(&own_links.detections, &defaults.links.detections),
+        ),
+    };
+    let own_motion = std::mem::take(&mut raw.motion);
+    check_motion(&mut e, "motion.", &own_motion);
+    let m = valid_motion(&own_motion.or(&defaults.motion));
+    let d = MotionConfig::default();
+    let motion = MotionConfig {
+        enabled: m.enabled.unwrap_or(d.enabled),
+        threshold: m.threshold.unwrap_or(d.threshold),
+        min_area: m.min_area.unwrap_or(d.min_area),
+        max_idle_detect_seconds: m.max_idle_detect_seconds.unwrap_or(d.max_idle_detect_seconds),
+        frame_height: m.frame_height.unwrap_or(d.frame_height),
+    };
     CameraSpec {
         name: name.to_string(),
         file: file.to_path_buf(),
@@ -558,6 +799,8 @@ pub(super) fn build_camera(
         credentials,
         detect: DetectSpec { fps, labels, min_score },
         objects,
+        links,
+        motion,
     }
 }
 
@@ -579,7 +822,12 @@ fn points(p: &[[f32; 2]]) -> Vec<Point> {
 
 /// Tracker, lifecycle and rules settings, checked the way `Rules::new` will check them, so
 /// `lookout check` reports every problem with its key.
-fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, e: &mut Errors) -> ObjectsSpec {
+/// "`unicorn` is not a label of the model; …", naming some labels it has.
+fn not_a_label(l: &str, model_labels: &LabelTable) -> String {
+    format!("`{l}` is not a label of the model; its labels are names such as {} (from its manifest; COCO's 80 by default)", model_labels.examples())
+}
+
+fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, model_labels: &LabelTable, e: &mut Errors) -> ObjectsSpec {
     let t = p.track;
     let low_score = t.low_score.unwrap_or(DEFAULT_TRACK_LOW_SCORE);
     if !(0.0..=1.0).contains(&low_score) || low_score > min_score {
@@ -612,15 +860,15 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, e:
 
     let check_labels = |e: &mut Errors, key: &str, names: &Option<Vec<String>>| {
         for (i, l) in names.iter().flatten().enumerate() {
-            if labels::index_of(l).is_none() {
-                e.push(&format!("{key}[{i}]"), format!("`{l}` is not a label of the model; labels are COCO names such as person, car, bicycle, dog"));
+            if model_labels.index_of(l).is_none() {
+                e.push(&format!("{key}[{i}]"), not_a_label(l, model_labels));
             }
         }
     };
     let mut per_label = std::collections::BTreeMap::new();
     for (label, f) in p.filters {
-        if labels::index_of(&label).is_none() {
-            e.push(&format!("filters.{label}"), format!("`{label}` is not a label of the model; labels are COCO names such as person, car, bicycle, dog"));
+        if model_labels.index_of(&label).is_none() {
+            e.push(&format!("filters.{label}"), not_a_label(&label, model_labels));
         }
         per_label.insert(label, LabelFilter { min_score: f.min_score, min_area: f.min_area, max_area: f.max_area, min_ratio: f.min_ratio, max_ratio: f.max_ratio });
     }
@@ -696,7 +944,7 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, e:
     if !(1..=100).contains(&snapshots.quality) {
         e.push("snapshots.quality", format!("{} must be between 1 and 100", snapshots.quality));
     }
-    ObjectsSpec { tracker, lifecycle, rules, publish_detections: p.events.detections.unwrap_or(false), snapshots }
+    ObjectsSpec { tracker, lifecycle, rules, publish_detections: p.events.detections.unwrap_or(false), snapshots, labels: model_labels.clone() }
 }
 
 /// `username` with `password_env` or `password_file`. Resolved here, so `lookout check`
@@ -721,12 +969,66 @@ fn build_credentials(
         e.push("username", "the uri already holds a user name; give credentials in one place only (preferably here, not in the uri)");
         return None;
     }
-    let password = read_password("", source, e)?;
-    Some(Credentials { username, password })
+    let (password, password_file) = read_password("", source, e)?;
+    Some(Credentials { username, password, password_file })
 }
 
-/// The password from `<prefix>password_env` or `<prefix>password_file` (exactly one).
-fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &mut Errors) -> Option<String> {
+/// `[mqtt.tls]`: read and parse every file now, so `lookout check` reports a missing or bad
+/// one by its key, and the daemon never meets it at connect time.
+fn build_tls(dir: &Path, t: super::raw::RawMqttTls, e: &mut Errors) -> Option<TlsSpec> {
+    use crate::publish::tls;
+    let path = |p: &str| resolve(dir, &expand_credentials_dir(p).to_string_lossy());
+    let roots = match &t.ca_file {
+        Some(f) => {
+            let p = path(f);
+            tls::read(&p).and_then(|pem| tls::roots_from_pem(&pem, &p)).map(|r| (r, p.display().to_string()))
+        }
+        None => tls::system_roots().map(|r| (r, "system CA bundle".to_string())),
+    }
+    .map_err(|err| e.push("mqtt.tls.ca_file", err.to_string()))
+    .ok();
+    let identity = match (&t.client_cert_file, &t.client_key_file) {
+        (None, None) => Some(None),
+        (Some(_), None) => {
+            e.push("mqtt.tls.client_key_file", "is needed with client_cert_file: give the PEM private key of the client certificate");
+            None
+        }
+        (None, Some(_)) => {
+            e.push("mqtt.tls.client_cert_file", "is needed with client_key_file: give the PEM client certificate");
+            None
+        }
+        (Some(c), Some(k)) => {
+            let (cp, kp) = (path(c), path(k));
+            let chain = tls::read(&cp).and_then(|pem| tls::certs_from_pem(&pem, &cp)).map_err(|err| e.push("mqtt.tls.client_cert_file", err.to_string()));
+            let key = tls::read(&kp).and_then(|pem| tls::key_from_pem(&pem, &kp)).map_err(|err| e.push("mqtt.tls.client_key_file", err.to_string()));
+            match (chain, key) {
+                (Ok(c), Ok(k)) => Some(Some((c, k))),
+                _ => None,
+            }
+        }
+    };
+    let ((roots, ca), identity) = (roots?, identity?);
+    let client_cert = identity.is_some();
+    match tls::client_config(roots, identity) {
+        Ok(client_config) => Some(TlsSpec { client_config, ca, client_cert }),
+        Err(err) => {
+            e.push(if client_cert { "mqtt.tls.client_key_file" } else { "mqtt.tls" }, err.to_string());
+            None
+        }
+    }
+}
+
+/// `$CREDENTIALS_DIRECTORY/x` → `<that directory>/x` when systemd set it; else as written.
+fn expand_credentials_dir(path: &str) -> PathBuf {
+    match (path.strip_prefix("$CREDENTIALS_DIRECTORY/"), std::env::var_os("CREDENTIALS_DIRECTORY")) {
+        (Some(rest), Some(dir)) => PathBuf::from(dir).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// The password from `<prefix>password_env` or `<prefix>password_file` (exactly one), and the
+/// file it came from.
+fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &mut Errors) -> Option<(String, Option<PathBuf>)> {
     match source {
         (Some(_), Some(_)) => {
             e.push(&format!("{prefix}password_env"), "give password_env or password_file, not both");
@@ -737,7 +1039,7 @@ fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &m
             None
         }
         (Some(var), None) => match std::env::var(var) {
-            Ok(v) if !v.is_empty() => Some(v),
+            Ok(v) if !v.is_empty() => Some((v, None)),
             _ => {
                 e.push(&format!("{prefix}password_env"), format!("environment variable `{var}` is not set or empty; set it for the service (systemd Environment= or EnvironmentFile=)"));
                 None
@@ -749,7 +1051,7 @@ fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &m
                 _ => PathBuf::from(path),
             };
             match std::fs::read_to_string(&expanded) {
-                Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => Some(v.trim_end_matches(['\r', '\n']).to_string()),
+                Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => Some((v.trim_end_matches(['\r', '\n']).to_string(), Some(expanded))),
                 Ok(_) => {
                     e.push(&format!("{prefix}password_file"), format!("{} is empty", expanded.display()));
                     None
@@ -785,9 +1087,20 @@ fn resolve_uri(dir: &Path, uri: &str, e: &mut Errors) -> String {
             }
             (false, PathBuf::new(), uri.to_string())
         }
-        Some((scheme, _)) => {
+        Some((scheme, rest)) => {
             if !scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
                 e.push("uri", format!("`{}` has an invalid scheme", redact_uri(uri)));
+            } else if crate::source::supports_uri_scheme(scheme) == Some(false) {
+                e.push(
+                    "uri",
+                    format!(
+                        "`{scheme}://` is not supported: no installed GStreamer source handles it; use file://, rtsp://, http(s):// (MJPEG), v4l2:// or test://, or install the GStreamer plugin for {scheme}"
+                    ),
+                );
+            } else if matches!(scheme.to_ascii_lowercase().as_str(), "rtsp" | "rtsps" | "rtspt" | "http" | "https")
+                && rest.split('/').next().and_then(|auth| auth.rsplit('@').next()).is_none_or(|host| host.is_empty() || host.starts_with(':'))
+            {
+                e.push("uri", format!("`{}` has no host; write {scheme}://host[:port]/path", redact_uri(uri)));
             }
             (false, PathBuf::new(), uri.to_string())
         }

@@ -1,63 +1,156 @@
-//! Letterbox maths for YOLOX: scale to fit, paste at the top-left of a square canvas filled
-//! with 114, and map boxes back. Pure: no I/O, no allocation beyond what the caller hands in.
+//! Letterbox maths: scale a source frame into the model's input (aspect kept, pasted at the
+//! top-left or the centre of a canvas filled with the pad value; or stretched to fill it), and
+//! map boxes back. Pure: no I/O, no allocation beyond what the caller hands in.
 
 /// Grey that YOLOX was trained with for the padding.
 pub const PAD_VALUE: f32 = 114.0;
 
-/// How a source frame of `src_w` x `src_h` fits into a `size` x `size` model input.
+/// How a frame is placed in the model input. Models are trained with one of these; the
+/// manifest's `input.resize` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Aspect kept, pasted at the top-left of the canvas (YOLOX).
+    TopLeft,
+    /// Aspect kept, centred (Ultralytics, most YOLO exports).
+    Center,
+    /// Resized to the input size, aspect not kept (NanoDet's demo).
+    Stretch,
+}
+
+/// The model input's size and how frames are placed in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub width: u32,
+    pub height: u32,
+    pub placement: Placement,
+}
+
+impl Geometry {
+    /// A square input with YOLOX's top-left placement.
+    pub fn square(size: u32) -> Geometry {
+        Geometry { width: size, height: size, placement: Placement::TopLeft }
+    }
+}
+
+/// How a source frame of `src_w` x `src_h` fits into a model input.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Letterbox {
-    /// Source pixels to model pixels.
-    pub scale: f32,
-    /// The resized image's size; it sits at the canvas's top-left.
+    /// Source pixels to model pixels, per axis (equal unless stretched).
+    pub scale_x: f32,
+    pub scale_y: f32,
+    /// The resized image's size, and where its top-left corner sits on the canvas.
     pub scaled_w: u32,
     pub scaled_h: u32,
-    pub size: u32,
+    pub offset_x: u32,
+    pub offset_y: u32,
+    /// The canvas (model input) size.
+    pub width: u32,
+    pub height: u32,
 }
 
 impl Letterbox {
-    /// The recipe: `r = min(S/h, S/w)`, resized to `(int(w*r), int(h*r))`. At least one pixel,
-    /// so that a degenerate 1 x 5000 strip still produces an input.
+    /// YOLOX's recipe on a square input: `r = min(S/h, S/w)`, resized to `(int(w*r), int(h*r))`,
+    /// at the top-left.
     pub fn fit(src_w: u32, src_h: u32, size: u32) -> Letterbox {
-        let scale = (size as f32 / src_h.max(1) as f32).min(size as f32 / src_w.max(1) as f32);
-        let scaled_w = ((src_w as f32 * scale) as u32).clamp(1, size);
-        let scaled_h = ((src_h as f32 * scale) as u32).clamp(1, size);
-        Letterbox { scale, scaled_w, scaled_h, size }
+        Letterbox::place(src_w, src_h, Geometry::square(size))
+    }
+
+    /// Place a source frame in `g`. At least one pixel, so that a degenerate 1 x 5000 strip
+    /// still produces an input.
+    pub fn place(src_w: u32, src_h: u32, g: Geometry) -> Letterbox {
+        let (sw, sh) = (src_w.max(1) as f32, src_h.max(1) as f32);
+        let (gw, gh) = (g.width.max(1), g.height.max(1));
+        if g.placement == Placement::Stretch {
+            return Letterbox {
+                scale_x: gw as f32 / sw,
+                scale_y: gh as f32 / sh,
+                scaled_w: gw,
+                scaled_h: gh,
+                offset_x: 0,
+                offset_y: 0,
+                width: gw,
+                height: gh,
+            };
+        }
+        let scale = (gh as f32 / sh).min(gw as f32 / sw);
+        let scaled_w = ((sw * scale) as u32).clamp(1, gw);
+        let scaled_h = ((sh * scale) as u32).clamp(1, gh);
+        let (offset_x, offset_y) = match g.placement {
+            Placement::Center => ((gw - scaled_w) / 2, (gh - scaled_h) / 2),
+            _ => (0, 0),
+        };
+        Letterbox { scale_x: scale, scale_y: scale, scaled_w, scaled_h, offset_x, offset_y, width: gw, height: gh }
     }
 
     /// Map a box from model-input pixels back to source pixels, clipped to the source frame.
     pub fn unmap(&self, b: [f32; 4], src_w: u32, src_h: u32) -> [f32; 4] {
         let (w, h) = (src_w as f32, src_h as f32);
+        let (ox, oy) = (self.offset_x as f32, self.offset_y as f32);
         [
-            (b[0] / self.scale).clamp(0.0, w),
-            (b[1] / self.scale).clamp(0.0, h),
-            (b[2] / self.scale).clamp(0.0, w),
-            (b[3] / self.scale).clamp(0.0, h),
+            ((b[0] - ox) / self.scale_x).clamp(0.0, w),
+            ((b[1] - oy) / self.scale_y).clamp(0.0, h),
+            ((b[2] - ox) / self.scale_x).clamp(0.0, w),
+            ((b[3] - oy) / self.scale_y).clamp(0.0, h),
         ]
     }
 }
 
-/// Write an already-resized RGB image (`w` x `h`, tightly packed rows of `stride` bytes) into
-/// `out`, a planar BGR f32 tensor of `size` x `size`, padding the rest with 114.
-///
-/// The model wants BGR in 0..255 with no normalisation: the export folded that in.
-pub fn fill_bgr_planar(rgb: &[u8], w: u32, h: u32, stride: usize, size: u32, out: &mut [f32]) {
-    let s = size as usize;
-    let plane = s * s;
+/// What the model wants from a pixel: the channel order of its planes, and per plane (in that
+/// order) `value * mul + add`, which is `(value * scale - mean) / std` folded into one step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalize {
+    pub bgr: bool,
+    pub mul: [f32; 3],
+    pub add: [f32; 3],
+    /// The pad value (a raw 0..255 grey), already normalised per plane.
+    pub pad: [f32; 3],
+}
+
+impl Normalize {
+    /// `scale`, `mean` and `std` as a manifest writes them, in the planes' order.
+    pub fn new(bgr: bool, scale: f32, mean: [f32; 3], std: [f32; 3], pad_value: f32) -> Normalize {
+        let mul = [scale / std[0], scale / std[1], scale / std[2]];
+        let add = [-mean[0] / std[0], -mean[1] / std[1], -mean[2] / std[2]];
+        let pad = [pad_value * mul[0] + add[0], pad_value * mul[1] + add[1], pad_value * mul[2] + add[2]];
+        Normalize { bgr, mul, add, pad }
+    }
+
+    /// YOLOX's export: BGR, raw 0..255, pad 114.
+    pub fn yolox() -> Normalize {
+        Normalize::new(true, 1.0, [0.0; 3], [1.0; 3], PAD_VALUE)
+    }
+}
+
+/// Write an already-resized RGB image (`w` x `h`, rows of `stride` bytes) into `out`, a planar
+/// f32 tensor of the letterbox's canvas size, at the letterbox's offset, normalised as `norm`
+/// says, padding the rest.
+pub fn fill_planar(rgb: &[u8], w: u32, h: u32, stride: usize, lb: &Letterbox, norm: &Normalize, out: &mut [f32]) {
+    let (cw, ch) = (lb.width as usize, lb.height as usize);
+    let plane = cw * ch;
     debug_assert!(out.len() >= 3 * plane);
-    out[..3 * plane].fill(PAD_VALUE);
-    let (w, h) = ((w as usize).min(s), (h as usize).min(s));
+    for p in 0..3 {
+        out[p * plane..(p + 1) * plane].fill(norm.pad[p]);
+    }
+    let (ox, oy) = ((lb.offset_x as usize).min(cw), (lb.offset_y as usize).min(ch));
+    let (w, h) = ((w as usize).min(cw - ox), (h as usize).min(ch - oy));
+    // Source channel feeding each plane: R,G,B → planes 2,1,0 when the model wants BGR.
+    let src: [usize; 3] = if norm.bgr { [2, 1, 0] } else { [0, 1, 2] };
     for y in 0..h {
         let row = &rgb[y * stride..y * stride + 3 * w];
-        let base = y * s;
+        let base = (y + oy) * cw + ox;
         for x in 0..w {
             let px = &row[3 * x..3 * x + 3];
-            // Planes in B, G, R order.
-            out[base + x] = px[2] as f32;
-            out[plane + base + x] = px[1] as f32;
-            out[2 * plane + base + x] = px[0] as f32;
+            for p in 0..3 {
+                out[p * plane + base + x] = px[src[p]] as f32 * norm.mul[p] + norm.add[p];
+            }
         }
     }
+}
+
+/// YOLOX's input: planar BGR 0..255 on a square canvas of `size`, padded with 114.
+pub fn fill_bgr_planar(rgb: &[u8], w: u32, h: u32, stride: usize, size: u32, out: &mut [f32]) {
+    let lb = Letterbox { scale_x: 1.0, scale_y: 1.0, scaled_w: w, scaled_h: h, offset_x: 0, offset_y: 0, width: size, height: size };
+    fill_planar(rgb, w, h, stride, &lb, &Normalize::yolox(), out);
 }
 
 #[cfg(test)]
@@ -68,9 +161,44 @@ mod tests {
     fn fit_landscape_fills_width() {
         let lb = Letterbox::fit(640, 272, 416);
         assert_eq!((lb.scaled_w, lb.scaled_h), (416, 176));
-        assert!((lb.scale - 0.65).abs() < 1e-6);
+        assert!((lb.scale_x - 0.65).abs() < 1e-6);
+        assert_eq!((lb.offset_x, lb.offset_y), (0, 0));
     }
 
+    #[test]
+    fn centred_placement_splits_the_padding_and_unmaps_through_the_offset() {
+        let g = Geometry { width: 416, height: 416, placement: Placement::Center };
+        let lb = Letterbox::place(640, 272, g);
+        assert_eq!((lb.scaled_w, lb.scaled_h), (416, 176));
+        assert_eq!((lb.offset_x, lb.offset_y), (0, 120));
+        let b = lb.unmap([65.0, 133.0, 130.0, 146.0], 640, 272);
+        for (got, want) in b.iter().zip([100.0, 20.0, 200.0, 40.0]) {
+            assert!((got - want).abs() < 1e-3, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn stretch_scales_each_axis_on_its_own() {
+        let g = Geometry { width: 320, height: 320, placement: Placement::Stretch };
+        let lb = Letterbox::place(640, 160, g);
+        assert_eq!((lb.scaled_w, lb.scaled_h), (320, 320));
+        assert_eq!((lb.scale_x, lb.scale_y), (0.5, 2.0));
+        assert_eq!(lb.unmap([10.0, 10.0, 20.0, 20.0], 640, 160), [20.0, 5.0, 40.0, 10.0]);
+    }
+
+    #[test]
+    fn normalisation_folds_mean_and_std_and_normalises_the_pad() {
+        let n = Normalize::new(false, 1.0 / 255.0, [0.5; 3], [0.25; 3], 114.0);
+        let lb = Letterbox::place(1, 1, Geometry { width: 2, height: 1, placement: Placement::TopLeft });
+        let mut out = vec![0.0f32; 6];
+        fill_planar(&[255, 0, 51], 1, 1, 3, &lb, &n, &mut out);
+        // R plane first (rgb): (1.0 - 0.5) / 0.25 = 2; then G: -2; then B: (0.2 - 0.5) / 0.25.
+        assert!((out[0] - 2.0).abs() < 1e-5);
+        assert!((out[2] + 2.0).abs() < 1e-5);
+        assert!((out[4] + 1.2).abs() < 1e-5);
+        // The pad pixel: (114/255 - 0.5) / 0.25.
+        assert!((out[1] - (114.0 / 255.0 - 0.5) / 0.25).abs() < 1e-5);
+    }
     #[test]
     fn fit_portrait_fills_height() {
         let lb = Letterbox::fit(512, 600, 416);

@@ -1,8 +1,9 @@
-//! Detection: the YOLOX recipe (shared/models/PROVENANCE.md) on ONNX Runtime.
+//! Detection on ONNX Runtime, for any model a manifest describes (`models/<name>.toml`, see
+//! [`manifest`]): YOLOX, NanoDet, or the anchor-free YOLO layout.
 //!
 //! ```toml
 //! [inference]
-//! model = "models/yolox_nano.onnx"
+//! model = "yolox_nano"            # models/yolox_nano.toml; a plain .onnx path is read as YOLOX
 //! ort_library = ".lookout/ort/libonnxruntime.so.1.31.1"
 //! providers = ["cpu"]         # or tables with options; see `provider`
 //! fallback = true
@@ -12,20 +13,34 @@
 //! intra_threads = 1
 //! ```
 //!
-//! The pure cores are [`letterbox`], [`yolox`] (output decoding) and [`nms`]; [`session`] is the
-//! thin wrapper that owns one ORT session and runs frames through them.
+//! The pure cores are [`letterbox`], [`manifest`] (parsing, and checking against the model's
+//! real shapes), one output decoder per family ([`yolox`], [`nanodet`], [`yolo_anchor_free`])
+//! and [`nms`]; [`session`] is the thin wrapper that owns one ORT session and runs frames
+//! through them.
 
 pub mod labels;
 pub mod letterbox;
+pub mod manifest;
+pub mod nanodet;
 pub mod nms;
 pub mod provider;
 pub mod session;
+pub mod yolo_anchor_free;
 pub mod yolox;
 
 pub use provider::{ProviderKind, ProviderSpec, Selection};
 pub use session::{Detector, DetectorOptions, ScaledFrame, ScaledImage, Timings};
 
 use std::path::PathBuf;
+
+/// A box before NMS, in model-input pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub class: usize,
+    pub score: f32,
+    /// x1, y1, x2, y2
+    pub bbox: [f32; 4],
+}
 
 /// Default score threshold of the YOLOX recipe.
 pub const DEFAULT_SCORE_THRESHOLD: f32 = 0.3;
@@ -63,7 +78,8 @@ pub enum DetectError {
     ModelMissing { path: PathBuf },
     #[error("could not load model {path}: {reason}")]
     ModelLoad { path: PathBuf, reason: String },
-    #[error("model {path} does not look like a YOLOX detector: {reason}")]
+    /// `path` is the manifest (or the plain `.onnx`); `reason` says what differs.
+    #[error("{path}: {reason}")]
     ModelShape { path: PathBuf, reason: String },
     #[error(
         "no execution provider could run the model{}: {tried}. Run `lookout check --probe` to see what this \
@@ -71,6 +87,8 @@ pub enum DetectError {
         if *fallback { "" } else { " (inference.fallback = false: only the first provider is tried)" }
     )]
     NoProvider { fallback: bool, tried: String },
+    #[error("{0}")]
+    Manifest(#[from] manifest::ManifestError),
     #[error("inference failed: {0}")]
     Run(String),
 }

@@ -1,6 +1,6 @@
 //! Per-class non-maximum suppression. Pure.
 
-use super::yolox::Candidate;
+use super::Candidate;
 
 /// Intersection over union of two x1,y1,x2,y2 boxes; 0 for empty boxes.
 pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {

@@ -1,4 +1,4 @@
-//! One ONNX Runtime session running the YOLOX recipe. A worker thread owns one of these:
+//! One ONNX Runtime session running a model as its manifest describes it. A worker thread owns one of these:
 //! `Session::run` takes `&mut self`, and one session per thread beat a shared one (FINDINGS.md).
 //!
 //! The session runs on the first execution provider of `inference.providers` that builds (see
@@ -17,11 +17,11 @@ use ort::logging::{LogLevel, LoggerFunction};
 use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 
-use super::letterbox::{Letterbox, fill_bgr_planar};
+use super::letterbox::{Geometry, Letterbox, fill_planar};
+use super::manifest::{self, Io, ModelSpec};
 use super::nms::nms_per_class;
 use super::provider::{DEFAULT_QNN_BACKEND, ProviderKind, ProviderSpec, Selection, parse_placement, placement_problem, placement_text};
-use super::yolox::{anchor_count, decode};
-use super::{DEFAULT_NMS_IOU, DEFAULT_SCORE_THRESHOLD, DetectError, Detection, labels};
+use super::{DetectError, Detection};
 
 /// The environment variable that overrides `inference.ort_library`, as `ort` itself documents.
 pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
@@ -29,11 +29,14 @@ pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 /// What a detector needs to start.
 #[derive(Debug, Clone)]
 pub struct DetectorOptions {
+    /// A model manifest (`.toml`) or a plain YOLOX `.onnx`.
     pub model: PathBuf,
     pub ort_library: PathBuf,
     pub intra_threads: usize,
-    pub score_threshold: f32,
-    pub nms_iou: f32,
+    /// `None`: the manifest's `score_threshold`.
+    pub score_threshold: Option<f32>,
+    /// `None`: the manifest's `nms_iou`.
+    pub nms_iou: Option<f32>,
     /// Tried in order; the first that builds wins. Default: cpu alone.
     pub providers: Vec<ProviderSpec>,
     /// false: only the first provider is tried, and its failure is the detector's.
@@ -50,8 +53,8 @@ impl DetectorOptions {
             model,
             ort_library,
             intra_threads: 1,
-            score_threshold: DEFAULT_SCORE_THRESHOLD,
-            nms_iou: DEFAULT_NMS_IOU,
+            score_threshold: None,
+            nms_iou: None,
             providers: vec![ProviderSpec::cpu()],
             fallback: true,
             max_batch: 1,
@@ -134,6 +137,9 @@ fn ort_logger(placement: Option<Arc<Mutex<BTreeMap<String, usize>>>>) -> LoggerF
             return;
         }
         match level {
+            // ORT warns once per weight that an old exporter also listed as a graph input
+            // (NanoDet: about 200 lines, harmless, see PROVENANCE.md).
+            LogLevel::Warning if message.contains("graph input") => tracing::debug!(target: "ort", "{message}"),
             LogLevel::Warning => tracing::warn!(target: "ort", "{message}"),
             LogLevel::Error | LogLevel::Fatal => {
                 tracing::error!(target: "ort", "{message}");
@@ -220,11 +226,11 @@ fn dispatch(p: &ProviderSpec) -> ExecutionProviderDispatch {
 /// Build a session on `p` alone, and learn where ORT put the nodes: the session logs at
 /// VERBOSE while it is built, into a logger of ours that keeps the placement lines and hands
 /// warnings and errors on to `tracing`. Runs log at WARNING (see [`Detector`]'s run options).
-fn build_session(env: &ort::environment::Environment, opts: &DetectorOptions, p: &ProviderSpec) -> Result<(Session, BTreeMap<String, usize>), String> {
+fn build_session(env: &ort::environment::Environment, opts: &DetectorOptions, model: &Path, p: &ProviderSpec) -> Result<(Session, BTreeMap<String, usize>), String> {
     let placement: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
     let logger = ort_logger(Some(placement.clone()));
     ORT_ERRORS.with(|e| *e.borrow_mut() = Some(Vec::new()));
-    let built = build_logged(env, opts, p, logger);
+    let built = build_logged(env, opts, model, p, logger);
     let logged = ORT_ERRORS.with(|e| e.borrow_mut().take()).unwrap_or_default();
     let session = built.map_err(|reason| {
         // ORT's own words first when it logged any; its returned error is often generic.
@@ -238,7 +244,7 @@ fn build_session(env: &ort::environment::Environment, opts: &DetectorOptions, p:
     Ok((session, placement))
 }
 
-fn build_logged(env: &ort::environment::Environment, opts: &DetectorOptions, p: &ProviderSpec, logger: LoggerFunction) -> Result<Session, String> {
+fn build_logged(env: &ort::environment::Environment, opts: &DetectorOptions, model: &Path, p: &ProviderSpec, logger: LoggerFunction) -> Result<Session, String> {
     let text = |e: &dyn std::fmt::Display| e.to_string();
     let mut b = Session::builder(env)
         .map_err(|e| text(&e))?
@@ -253,20 +259,21 @@ fn build_logged(env: &ort::environment::Environment, opts: &DetectorOptions, p: 
     if p.kind != ProviderKind::Cpu {
         b = b.with_execution_providers([dispatch(p)]).map_err(|e| text(&e))?;
     }
-    b.commit_from_file(&opts.model).map_err(|e| text(&e))
+    b.commit_from_file(model).map_err(|e| text(&e))
 }
 
-/// Runs YOLOX on frames. Owns its input buffer, sized for its largest batch, so the hot path
-/// allocates no input per frame.
+/// Runs a detector (any manifest family) on frames. Owns its input buffer, sized for its
+/// largest batch, so the hot path allocates no input per frame.
 pub struct Detector {
     session: Session,
     run_options: RunOptions,
     kind: ProviderKind,
     spec: ProviderSpec,
     selection: Selection,
+    model: ModelSpec,
     input_name: String,
-    size: u32,
-    row_len: usize,
+    geometry: Geometry,
+    output_names: Vec<String>,
     max_batch: usize,
     input: Vec<f32>,
     resizer: fir::Resizer,
@@ -275,22 +282,33 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// Load the runtime (once) and the model on the first provider that builds, and check the
-    /// model has YOLOX's shapes.
+    /// Load the runtime (once), the model's manifest, and the model on the first provider that
+    /// builds (with the manifest's fp16 variant where that provider gains from it), and check
+    /// the model's real inputs and outputs against the manifest. Every failure is an error,
+    /// never an exit, so a caller (a reload) can keep what it runs.
     pub fn load(opts: &DetectorOptions) -> Result<Detector, DetectError> {
         let env = init_runtime(&opts.ort_library)?;
-        let path = opts.model.clone();
-        if !path.exists() {
-            return Err(DetectError::ModelMissing { path });
+        let base = ModelSpec::load(&opts.model)?;
+        if !base.file.exists() {
+            return Err(DetectError::ModelMissing { path: base.file.clone() });
         }
         let providers = if opts.providers.is_empty() { vec![ProviderSpec::cpu()] } else { opts.providers.clone() };
         let tried = if opts.fallback { &providers[..] } else { &providers[..1] };
         let mut selection = Selection::default();
         for p in tried {
-            match build_session(env, opts, p) {
+            let mut model = base.clone();
+            if let Some(variant) = base.variant_for(p.kind.name()).map(Path::to_path_buf) {
+                match ModelSpec::load(&variant) {
+                    Ok(v) if v.file.exists() => model = v,
+                    Ok(v) => tracing::warn!(model = %base.name, missing = %v.file.display(), "fp16 variant not usable; running fp32"),
+                    Err(e) => tracing::warn!(model = %base.name, error = %e, "fp16 variant not usable; running fp32"),
+                }
+            }
+            let path = model.file.clone();
+            match build_session(env, opts, &path, p) {
                 Ok((session, placement)) => {
                     selection.placement = placement;
-                    return Detector::with_session(session, p.clone(), selection, opts);
+                    return Detector::with_session(session, p.clone(), selection, opts, model);
                 }
                 // The CPU provider always exists: its failure is the model's.
                 Err(reason) if p.kind == ProviderKind::Cpu => return Err(DetectError::ModelLoad { path, reason }),
@@ -305,15 +323,26 @@ impl Detector {
         Err(DetectError::NoProvider { fallback: opts.fallback, tried: selection.skipped_text() })
     }
 
-    fn with_session(session: Session, spec: ProviderSpec, selection: Selection, opts: &DetectorOptions) -> Result<Detector, DetectError> {
+    fn with_session(session: Session, spec: ProviderSpec, selection: Selection, opts: &DetectorOptions, mut model: ModelSpec) -> Result<Detector, DetectError> {
         let kind = spec.kind;
-        let (input_name, size, row_len, dynamic_batch) = check_shapes(&session, &opts.model)?;
+        let (inputs, outputs) = session_io(&session);
+        let origin = model.origin().to_path_buf();
+        let shape_err = |reason: String| DetectError::ModelShape { path: origin.clone(), reason };
+        manifest::resolve_plain(&mut model, &inputs, &outputs).map_err(shape_err)?;
+        manifest::check_io(&model, &inputs, &outputs).map_err(shape_err)?;
+        let (Some(input_name), Some(geometry)) = (model.input_name.clone(), model.geometry) else {
+            return Err(shape_err("the model's input is not known".into()));
+        };
+        let output_names: Vec<String> = model.family.output_names().iter().map(|s| s.to_string()).collect();
+        // Batching needs a dynamic first dimension on the input and on every output we read.
+        let dynamic = |io: &[Io], name: &str| io.iter().find(|i| i.name == name).is_some_and(|i| i.shape.first() == Some(&-1));
+        let dynamic_batch = dynamic(&inputs, &input_name) && output_names.iter().all(|n| dynamic(&outputs, n));
         let max_batch = match (dynamic_batch, kind.gains_from_batching() || opts.batch_on_cpu) {
             (true, true) => opts.max_batch.max(1),
             _ => 1,
         };
         if opts.max_batch > 1 && !dynamic_batch {
-            tracing::info!(model = %opts.model.display(), "the model's batch dimension is fixed at 1: frames are detected one at a time (use a model with a dynamic batch, such as yolox_nano_dynbatch.onnx, to batch)");
+            tracing::info!(model = %model.origin().display(), "the model's batch dimension is fixed at 1: frames are detected one at a time (use a model with a dynamic batch, such as yolox_nano_dynbatch.onnx, to batch)");
         }
         let mut run_options = RunOptions::new().map_err(|e| DetectError::Run(e.to_string()))?;
         run_options.set_log_level(LogLevel::Warning).map_err(|e| DetectError::Run(e.to_string()))?;
@@ -332,19 +361,36 @@ impl Detector {
             spec,
             selection,
             input_name,
-            size,
-            row_len,
+            geometry,
+            output_names,
             max_batch,
-            input: vec![0.0; max_batch * 3 * (size * size) as usize],
+            input: vec![0.0; max_batch * 3 * (geometry.width * geometry.height) as usize],
             resizer: fir::Resizer::new(),
-            score_threshold: opts.score_threshold,
-            nms_iou: opts.nms_iou,
+            score_threshold: opts.score_threshold.unwrap_or(model.score_threshold),
+            nms_iou: opts.nms_iou.unwrap_or(model.nms_iou),
+            model,
         })
     }
 
-    /// The square input size the model expects (416 for YOLOX-Nano).
+    /// The longer side of the model input (416 for YOLOX-Nano).
     pub fn input_size(&self) -> u32 {
-        self.size
+        self.geometry.width.max(self.geometry.height)
+    }
+
+    /// The model input's size and how frames are placed in it: what the camera pipeline
+    /// scales to.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// The model this detector runs, as its manifest describes it.
+    pub fn model(&self) -> &ModelSpec {
+        &self.model
+    }
+
+    /// The score below which detections are dropped: the option, else the manifest's.
+    pub fn score_threshold(&self) -> f32 {
+        self.score_threshold
     }
 
     /// The execution provider that runs this session, as the config names it.
@@ -384,7 +430,7 @@ impl Detector {
 
     /// Scale a full-size image to its letterbox size, as the camera pipeline would deliver it.
     pub fn scale_image(&mut self, img: &RgbImage) -> Result<ScaledImage, DetectError> {
-        let lb = Letterbox::fit(img.width(), img.height(), self.size);
+        let lb = Letterbox::place(img.width(), img.height(), self.geometry);
         // Bilinear with antialiasing (a triangle filter widened on downscale), as PIL's
         // BILINEAR in the reference does; fast_image_resize does it with SIMD.
         let src = fir::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fir::PixelType::U8x3)
@@ -423,38 +469,49 @@ impl Detector {
             return Err(DetectError::Run(format!("batch of {n} frames is over this detector's max_batch {}", self.max_batch)));
         }
         let t0 = Instant::now();
-        let plane = 3 * (self.size * self.size) as usize;
+        let (gw, gh) = (self.geometry.width as usize, self.geometry.height as usize);
+        let plane = 3 * gw * gh;
         for (f, slot) in frames.iter().zip(self.input.chunks_exact_mut(plane)) {
             let (w, h) = (f.width, f.height);
             if f.rgb.len() < f.stride * (h as usize).saturating_sub(1) + 3 * w as usize {
                 return Err(DetectError::Run(format!("frame buffer too small for {w}x{h}")));
             }
-            fill_bgr_planar(f.rgb, w, h, f.stride, self.size, slot);
+            let lb = Letterbox::place(f.src_width, f.src_height, self.geometry);
+            fill_planar(f.rgb, w, h, f.stride, &lb, &self.model.normalize, slot);
         }
         let t1 = Instant::now();
 
-        let s = self.size as usize;
-        let tensor = TensorRef::from_array_view(([n, 3, s, s], &self.input[..n * plane])).map_err(|e| DetectError::Run(e.to_string()))?;
+        let tensor = TensorRef::from_array_view(([n, 3, gh, gw], &self.input[..n * plane])).map_err(|e| DetectError::Run(e.to_string()))?;
         let outputs = self
             .session
             .run_with_options(ort::inputs![self.input_name.as_str() => tensor], &self.run_options)
             .map_err(|e| DetectError::Run(e.to_string()))?;
-        let (_, data) = outputs[0].try_extract_tensor::<f32>().map_err(|e| DetectError::Run(e.to_string()))?;
+        // Each output's first dimension is the batch: frame i's part is the i-th of n equal chunks.
+        let mut data: Vec<&[f32]> = Vec::with_capacity(self.output_names.len());
+        for name in &self.output_names {
+            let value = outputs.get(name.as_str()).ok_or_else(|| DetectError::Run(format!("the model gave no output `{name}`")))?;
+            let (_, d) = value.try_extract_tensor::<f32>().map_err(|e| DetectError::Run(format!("output `{name}`: {e}")))?;
+            if d.is_empty() || d.len() % n != 0 {
+                return Err(DetectError::Run(format!("output `{name}` has {} values, not a multiple of the {n} frames run", d.len())));
+            }
+            data.push(d);
+        }
         let t2 = Instant::now();
 
-        let per_image = anchor_count(self.size) * self.row_len;
-        if data.len() < n * per_image {
-            return Err(DetectError::Run(format!("the model returned {} values for {n} frames; expected {}", data.len(), n * per_image)));
-        }
+        let classes = self.model.labels.len();
         let mut all = Vec::with_capacity(n);
-        for (f, out) in frames.iter().zip(data.chunks_exact(per_image)) {
-            let lb = Letterbox::fit(f.src_width, f.src_height, self.size);
-            let cands = decode(out, self.row_len, self.size, self.score_threshold);
+        for (i, f) in frames.iter().enumerate() {
+            let per_frame: Vec<&[f32]> = data.iter().map(|d| {
+                let len = d.len() / n;
+                &d[i * len..(i + 1) * len]
+            }).collect();
+            let lb = Letterbox::place(f.src_width, f.src_height, self.geometry);
+            let cands = self.model.family.decode(&per_frame, self.geometry.width, self.geometry.height, classes, self.score_threshold);
             let dets = nms_per_class(cands, self.nms_iou)
                 .into_iter()
                 .map(|c| Detection {
                     class: c.class,
-                    label: labels::COCO.get(c.class).copied().unwrap_or("unknown"),
+                    label: self.model.labels.name(c.class),
                     score: c.score,
                     bbox: lb.unmap(c.bbox, f.src_width, f.src_height),
                 })
@@ -468,9 +525,9 @@ impl Detector {
     /// Run the session alone on the first `batch` inputs of the current buffer: the baseline
     /// `lookout bench` compares to.
     pub fn run_bare(&mut self, batch: usize) -> Result<(), DetectError> {
-        let s = self.size as usize;
+        let (gw, gh) = (self.geometry.width as usize, self.geometry.height as usize);
         let n = batch.clamp(1, self.max_batch);
-        let tensor = TensorRef::from_array_view(([n, 3, s, s], &self.input[..n * 3 * s * s])).map_err(|e| DetectError::Run(e.to_string()))?;
+        let tensor = TensorRef::from_array_view(([n, 3, gh, gw], &self.input[..n * 3 * gw * gh])).map_err(|e| DetectError::Run(e.to_string()))?;
         self.session
             .run_with_options(ort::inputs![self.input_name.as_str() => tensor], &self.run_options)
             .map_err(|e| DetectError::Run(e.to_string()))?;
@@ -494,37 +551,10 @@ impl ScaledImage {
     }
 }
 
-/// YOLOX: one f32 input [B,3,S,S] with S a multiple of 32 and B 1 or dynamic, one output
-/// [B, anchors(S), 5+C]. Returns the input's name, S, the output row length and whether B is
-/// dynamic.
-fn check_shapes(session: &Session, path: &Path) -> Result<(String, u32, usize, bool), DetectError> {
-    let bad = |reason: String| DetectError::ModelShape { path: path.to_path_buf(), reason };
-    let input = session.inputs().first().ok_or_else(|| bad("it has no inputs".into()))?;
-    let in_shape = shape_of(input).ok_or_else(|| bad(format!("input `{}` is not a tensor", input.name())))?;
-    let (size, dynamic) = match in_shape.as_slice() {
-        [b, 3, h, w] if (*b == 1 || *b == -1) && h == w && *h > 0 && h % 32 == 0 => (*h as u32, *b == -1),
-        _ => {
-            return Err(bad(format!(
-                "input `{}` has shape {:?}; expected [1, 3, S, S] (or a dynamic batch [-1, 3, S, S]) with S a multiple of 32 (YOLOX-Nano: [1, 3, 416, 416])",
-                input.name(),
-                in_shape
-            )));
-        }
-    };
-    let output = session.outputs().first().ok_or_else(|| bad("it has no outputs".into()))?;
-    let out_shape = shape_of(output).ok_or_else(|| bad(format!("output `{}` is not a tensor", output.name())))?;
-    let anchors = anchor_count(size) as i64;
-    let row_len = match out_shape.as_slice() {
-        [b, n, c] if (*b == 1 || *b == -1) && *n == anchors && *c >= 6 => *c as usize,
-        _ => {
-            return Err(bad(format!(
-                "output `{}` has shape {:?}; expected [1, {anchors}, 5 + classes] for a {size}x{size} input",
-                output.name(),
-                out_shape
-            )));
-        }
-    };
-    Ok((input.name().to_string(), size, row_len, dynamic))
+/// The model's declared inputs and outputs, -1 for dynamic dimensions (empty for non-tensors).
+fn session_io(session: &Session) -> (Vec<Io>, Vec<Io>) {
+    let io = |o: &ort::value::Outlet| Io { name: o.name().to_string(), shape: shape_of(o).unwrap_or_default() };
+    (session.inputs().iter().map(io).collect(), session.outputs().iter().map(io).collect())
 }
 
 /// A tensor outlet's shape, with -1 for dynamic dimensions; `None` if it is not a tensor.

@@ -7,18 +7,16 @@
 /// The strides YOLOX-Nano predicts at, in output order.
 pub const STRIDES: [u32; 3] = [8, 16, 32];
 
-/// A box before NMS, in model-input pixels.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Candidate {
-    pub class: usize,
-    pub score: f32,
-    /// x1, y1, x2, y2
-    pub bbox: [f32; 4],
-}
+pub use super::Candidate;
 
 /// How many anchor rows a square input of `size` produces.
 pub fn anchor_count(size: u32) -> usize {
-    STRIDES.iter().map(|s| ((size / s) * (size / s)) as usize).sum()
+    anchor_count_wh(size, size, &STRIDES)
+}
+
+/// How many anchor rows a `w` x `h` input produces at `strides`.
+pub fn anchor_count_wh(w: u32, h: u32, strides: &[u32]) -> usize {
+    strides.iter().map(|&s| ((w / s.max(1)) * (h / s.max(1))) as usize).sum()
 }
 
 /// Decode every anchor whose `obj * max(cls)` exceeds `threshold`.
@@ -26,16 +24,21 @@ pub fn anchor_count(size: u32) -> usize {
 /// `data` holds `anchor_count(size)` rows of `row_len` floats. Returns an empty list rather than
 /// panicking if the tensor is shorter than the size implies (the caller validates shapes once).
 pub fn decode(data: &[f32], row_len: usize, size: u32, threshold: f32) -> Vec<Candidate> {
+    decode_wh(data, row_len, size, size, &STRIDES, threshold)
+}
+
+/// [`decode`] for a `w` x `h` input and the given strides (a manifest's `output.strides`).
+pub fn decode_wh(data: &[f32], row_len: usize, w: u32, h: u32, strides: &[u32], threshold: f32) -> Vec<Candidate> {
     let mut out = Vec::new();
-    if row_len < 6 || data.len() < anchor_count(size) * row_len {
+    if row_len < 6 || data.len() < anchor_count_wh(w, h, strides) * row_len {
         return out;
     }
     let mut row_index = 0usize;
-    for stride in STRIDES {
-        let n = size / stride;
+    for &stride in strides {
+        let (nx, ny) = (w / stride.max(1), h / stride.max(1));
         let s = stride as f32;
-        for gy in 0..n {
-            for gx in 0..n {
+        for gy in 0..ny {
+            for gx in 0..nx {
                 let row = &data[row_index * row_len..(row_index + 1) * row_len];
                 row_index += 1;
                 let obj = row[4];
@@ -64,7 +67,7 @@ pub fn decode(data: &[f32], row_len: usize, size: u32, threshold: f32) -> Vec<Ca
 }
 
 /// Index and value of the largest element; the first wins ties, as numpy's argmax does.
-fn argmax(v: &[f32]) -> (usize, f32) {
+pub(crate) fn argmax(v: &[f32]) -> (usize, f32) {
     let mut best = (0, f32::MIN);
     for (i, &x) in v.iter().enumerate() {
         if x > best.1 {
@@ -117,6 +120,19 @@ mod tests {
         assert!(decode(&d, ROW, SIZE, 0.3).is_empty());
         d[5] = 0.51;
         assert_eq!(decode(&d, ROW, SIZE, 0.3).len(), 1);
+    }
+
+    #[test]
+    fn a_wide_input_walks_its_grid_row_major() {
+        // 64x32 at strides 16 and 32: 4x2 + 2x1 = 10 anchors; the last one is (x=1, y=0) at 32.
+        let strides = [16, 32];
+        assert_eq!(anchor_count_wh(64, 32, &strides), 10);
+        let mut d = vec![0.0; 10 * ROW];
+        d[9 * ROW..10 * ROW].copy_from_slice(&[0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.9]);
+        let c = decode_wh(&d, ROW, 64, 32, &strides, 0.3);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].class, 2);
+        assert_eq!(c[0].bbox, [16.0, -16.0, 48.0, 16.0]);
     }
 
     #[test]

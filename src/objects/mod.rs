@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{CameraSpec, ObjectsSpec};
-use crate::detect::{Detection, labels};
+use crate::detect::Detection;
 use crate::publish::payload::{self, FrameMeta, FrameRef, LineCountsOut};
 use crate::publish::{Outgoing, Topic};
 use crate::rules::{FrameSize, LineEvent, Rules, RulesError, RulesOutput, TrackedObject, ZoneEvent};
@@ -45,6 +45,11 @@ pub struct CameraObjects {
     backlog: BTreeMap<u64, Vec<(f64, TrackedObject)>>,
     /// Each live track's best-scoring view so far, when snapshots are on.
     best: BTreeMap<u64, BestView>,
+    /// Confident detections the filters rejected since the last [`CameraObjects::take_filtered`],
+    /// by reason ([`crate::rules::Rejected::ALL`] order).
+    filtered: [u64; 5],
+    /// Whether the last frame left any live track (tentative, confirmed or lost).
+    tracking: bool,
 }
 
 /// The most positions kept per unreported track (at 5 fps, 12 s).
@@ -85,6 +90,8 @@ impl CameraObjects {
             last_t: None,
             backlog: BTreeMap::new(),
             best: BTreeMap::new(),
+            filtered: [0; 5],
+            tracking: false,
         })
     }
 
@@ -110,11 +117,18 @@ impl CameraObjects {
 
         let mut observations = Vec::with_capacity(frame.detections.len());
         for d in &frame.detections {
-            if self.rules.filters().keep_detection(d, size).is_ok() {
-                observations.push(Observation { class: d.class, score: d.score, bbox: d.bbox });
+            match self.rules.filters().keep_detection(d, size) {
+                Ok(()) => observations.push(Observation { class: d.class, score: d.score, bbox: d.bbox }),
+                // Counted among confident detections only: the weak ones the detector keeps for
+                // the tracker's second association are mostly clutter, and counting their
+                // rejections would drown the figure that matters (what the filters take away
+                // from what would otherwise be reported).
+                Err(why) if d.score >= min_score => self.filtered[why.index()] += 1,
+                Err(_) => {}
             }
         }
         let tracked = self.tracker.update(t, &observations);
+        self.tracking = !tracked.tracks.is_empty();
         if let Some(image) = &frame.image {
             for tr in tracked.tracks.iter().filter(|tr| tr.detection.is_some()) {
                 if self.best.get(&tr.id).is_none_or(|b| tr.score > b.score) {
@@ -131,7 +145,7 @@ impl CameraObjects {
             let (w, h) = (size.width as f32, size.height as f32);
             let b = tr.bbox;
             let bbox = [b[0].clamp(0.0, w), b[1].clamp(0.0, h), b[2].clamp(0.0, w), b[3].clamp(0.0, h)];
-            let obj = TrackedObject { id: tr.id, label: labels::COCO.get(tr.class).copied().unwrap_or("unknown").to_string(), bbox, score: tr.score };
+            let obj = TrackedObject { id: tr.id, label: self.spec.labels.name(tr.class).to_string(), bbox, score: tr.score };
             if !seen.contains(&tr.id) {
                 let path = self.backlog.entry(tr.id).or_default();
                 if path.len() < BACKLOG_LIMIT {
@@ -182,6 +196,17 @@ impl CameraObjects {
         out
     }
 
+    /// Confident detections the filters rejected since the last call, by reason in
+    /// [`crate::rules::Rejected::ALL`] order; the count restarts at zero.
+    pub fn take_filtered(&mut self) -> [u64; 5] {
+        std::mem::take(&mut self.filtered)
+    }
+
+    /// Whether anything is being tracked (tentative, confirmed or lost) after the last frame.
+    pub fn tracking(&self) -> bool {
+        self.tracking
+    }
+
     /// End of stream: every object ends, every zone empties.
     pub fn finish(&mut self, meta: FrameMeta) -> Vec<Outgoing> {
         let t = self.last_t.unwrap_or(0.0);
@@ -196,6 +221,7 @@ impl CameraObjects {
         out.extend(self.object_messages(&ended, meta, t));
         self.tracker = Tracker::new(self.spec.tracker.clone());
         self.last_t = None;
+        self.tracking = false;
         out
     }
 
@@ -225,7 +251,7 @@ impl CameraObjects {
                     camera: &self.camera,
                     object_id: &o.object_id,
                     track_id: o.track_id,
-                    label: labels::COCO.get(o.class).copied().unwrap_or("unknown"),
+                    label: self.spec.labels.name(o.class),
                     score: payload::score(o.score),
                     top_score: payload::score(o.top_score),
                     bbox,
@@ -339,7 +365,7 @@ impl CameraObjects {
             };
             let o = &ev.object;
             let Some(view) = self.best.get(&o.track_id).filter(|_| wanted) else { continue };
-            let label = labels::COCO.get(o.class).copied().unwrap_or("unknown");
+            let label = self.spec.labels.name(o.class);
             match snapshot::encode(cfg, view, o.class, label) {
                 Ok(jpeg) => out.push(Outgoing::new(Topic::Snapshot { camera: self.camera.clone(), object_id: o.object_id.clone() }, jpeg)),
                 Err(e) => tracing::warn!(camera = %self.camera, error = %e, "could not encode a snapshot"),
@@ -380,6 +406,8 @@ mod tests {
             last_t: None,
             backlog: BTreeMap::new(),
             best: BTreeMap::new(),
+            filtered: [0; 5],
+            tracking: false,
         }
     }
 
@@ -401,6 +429,26 @@ mod tests {
 
     fn parse(out: &[Outgoing]) -> Vec<serde_json::Value> {
         out.iter().filter_map(|m| serde_json::from_slice(&m.payload).ok()).collect()
+    }
+
+    #[test]
+    fn filter_rejections_of_confident_detections_are_counted_by_reason() {
+        let mut spec = ObjectsSpec::default();
+        spec.rules.filters.per_label.insert("car".into(), crate::rules::LabelFilter { min_area: Some(30_000.0), ..Default::default() });
+        spec.rules.filters.masks = vec![vec![crate::rules::Point::new(0.0, 0.0), crate::rules::Point::new(0.2, 0.0), crate::rules::Point::new(0.2, 1.0), crate::rules::Point::new(0.0, 1.0)]];
+        let mut s = stage(spec);
+        assert!(!s.tracking());
+        // A car of 200x120 = 24000 px² (under min_area) twice; a weak one (not counted); a
+        // person in the mask (bottom centre x = 100 of 1280); a person that passes.
+        let person = |x: f32| Detection { class: 0, label: "person", score: 0.9, bbox: [x, 300.0, x + 60.0, 500.0] };
+        let dets = vec![car(500.0, 0.9), car(800.0, 0.6), car(300.0, 0.3), person(70.0), person(900.0)];
+        s.on_frame(&frame(0.0, 0, dets), 0.5);
+        let by_reason = s.take_filtered();
+        assert_eq!(by_reason[crate::rules::Rejected::Area.index()], 2, "{by_reason:?}");
+        assert_eq!(by_reason[crate::rules::Rejected::Mask.index()], 1, "{by_reason:?}");
+        assert_eq!(by_reason.iter().sum::<u64>(), 3, "the weak car is not counted: {by_reason:?}");
+        assert_eq!(s.take_filtered(), [0; 5], "taken, so counted once");
+        assert!(s.tracking(), "the kept person starts a track");
     }
 
     #[test]
@@ -496,7 +544,7 @@ mod tests {
             let mut msgs = Vec::new();
             for (i, (t, dets)) in frames.iter().enumerate() {
                 let dets = dets.iter().map(|&(c, score, x, y)| Detection {
-                    class: c, label: labels::COCO[c], score, bbox: [x, y, x + 120.0, y + 140.0],
+                    class: c, label: crate::detect::labels::COCO[c], score, bbox: [x, y, x + 120.0, y + 140.0],
                 }).collect();
                 msgs.extend(parse(&s.on_frame(&frame(*t, i as u64, dets), 0.5)));
             }

@@ -11,7 +11,6 @@
 use serde_json::{Value, json};
 
 use crate::config::{CameraSpec, Spec};
-use crate::detect::labels;
 
 /// Labels a zone or line reports when neither it nor the camera names any: the ones
 /// people ask about. Listing all 80 COCO labels would bury the useful entities.
@@ -27,7 +26,7 @@ fn labels_for(own: &Option<Vec<String>>, cam: &CameraSpec) -> Vec<String> {
         return l.clone();
     }
     match &cam.detect.labels {
-        Some(classes) => classes.iter().filter_map(|&c| labels::COCO.get(c).map(|s| s.to_string())).collect(),
+        Some(classes) => classes.iter().map(|&c| cam.objects.labels.name(c).to_string()).collect(),
         None => DEFAULT_LABELS.iter().map(|s| s.to_string()).collect(),
     }
 }

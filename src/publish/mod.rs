@@ -19,6 +19,7 @@ pub mod discovery;
 pub mod mqtt;
 pub mod payload;
 pub mod spool;
+pub mod tls;
 
 use std::io::Write;
 use std::time::Duration;
@@ -109,6 +110,10 @@ pub struct DeliveryReport {
     pub spooled_bytes: u64,
     /// Dropped from the spool, oldest first, to stay within `spool.max_bytes`.
     pub dropped_oldest: u64,
+    /// Written to the spool during this run (the broker away or the window full).
+    pub spooled_in_run: u64,
+    /// Spooled messages the broker acknowledged during this run (an earlier run's included).
+    pub replayed: u64,
 }
 
 /// The configured destination.
@@ -117,6 +122,9 @@ pub enum Sink {
     Mqtt(mqtt::MqttSink),
     /// Counts and discards: for benchmarks, where printing would be measured too.
     Discard(u64),
+    /// Discards, keeping each frame message's age (capture to now, seconds) in the shared
+    /// list: for benchmarks that report the frame age at publish exactly.
+    Probe(std::sync::Arc<std::sync::Mutex<Vec<f32>>>, u64),
 }
 
 impl Sink {
@@ -136,13 +144,30 @@ impl Sink {
             }
             Sink::Mqtt(m) => m.publish(msg),
             Sink::Discard(n) => *n += 1,
+            Sink::Probe(ages, n) => {
+                if let Some(at) = msg.captured_at {
+                    let age = std::time::SystemTime::now().duration_since(at).unwrap_or_default().as_secs_f32();
+                    if let Ok(mut a) = ages.lock() {
+                        a.push(age);
+                    }
+                }
+                *n += 1;
+            }
+        }
+    }
+
+    /// The MQTT publisher's live counters; `None` for stdout and discard.
+    pub fn counters(&self) -> Option<std::sync::Arc<crate::stats::PublishCounters>> {
+        match self {
+            Sink::Mqtt(m) => Some(m.counters()),
+            Sink::Stdout(..) | Sink::Discard(_) | Sink::Probe(..) => None,
         }
     }
 
     /// Flush what can be flushed within `timeout` and say what could not.
     pub fn finish(self, timeout: Duration) -> DeliveryReport {
         match self {
-            Sink::Stdout(_, n) | Sink::Discard(n) => DeliveryReport { published: n, ..Default::default() },
+            Sink::Stdout(_, n) | Sink::Discard(n) | Sink::Probe(_, n) => DeliveryReport { published: n, ..Default::default() },
             Sink::Mqtt(m) => m.finish(timeout),
         }
     }

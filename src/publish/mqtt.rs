@@ -5,6 +5,8 @@
 //! ```toml
 //! [mqtt]
 //! max_inflight = 100      # sent and not yet acknowledged; the rest wait
+//! [mqtt.tls]              # optional: TLS through rustls, see [`super::tls`]
+//! ca_file = "ca.pem"
 //! [spool]
 //! max_bytes = 104857600   # past this the oldest waiting messages are dropped, and counted
 //! ```
@@ -34,6 +36,7 @@ use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Outgoing as Mqtt
 use super::spool::{Record, Spool};
 use super::{DeliveryReport, Outgoing};
 use crate::config::MqttSpec;
+use crate::stats::PublishCounters;
 
 pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";
@@ -82,6 +85,8 @@ struct State {
     lost: u64,
     /// Spooled messages acknowledged since the head file was last written.
     unsynced: u64,
+    /// The same books, readable by the stats topic and /metrics while we run.
+    counters: Arc<PublishCounters>,
 }
 
 impl State {
@@ -102,6 +107,7 @@ impl State {
             if let Ok(seq) = spool.push(&s.rec) {
                 s.seq = Some(seq);
                 moved = true;
+                self.counters.spooled.fetch_add(1, Ordering::Relaxed);
             }
         }
         // Those are handed to rumqttc from their lists; reading the spool starts after them.
@@ -113,6 +119,7 @@ impl State {
             match spool.push(&rec) {
                 Ok(seq) => {
                     first_unsent.get_or_insert(seq);
+                    self.counters.spooled.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
                     self.lost += 1;
@@ -124,6 +131,17 @@ impl State {
         // first of them is where sending from the spool goes on.
         if let Some(seq) = first_unsent {
             self.next_send = seq;
+        }
+        self.sync_counters();
+    }
+
+    /// Copy the counts kept elsewhere (the spool's drops, our losses) to the shared counters.
+    fn sync_counters(&self) {
+        let c = &self.counters;
+        c.dropped_not_spooled.store(self.lost, Ordering::Relaxed);
+        c.delivered.store(self.delivered, Ordering::Relaxed);
+        if let Some(spool) = &self.spool {
+            c.dropped_spool_full.store(spool.dropped_oldest(), Ordering::Relaxed);
         }
     }
 }
@@ -150,6 +168,7 @@ pub struct MqttSink {
     mem_capacity: usize,
     published: u64,
     spool_errors: u64,
+    counters: Arc<PublishCounters>,
 }
 
 impl MqttSink {
@@ -170,6 +189,10 @@ impl MqttSink {
         opts.set_max_packet_size(64 * 1024, 8 * 1024 * 1024);
         if let Some(c) = &spec.credentials {
             opts.set_credentials(c.username.clone(), c.password.clone());
+        }
+        if let Some(tls) = &spec.tls {
+            // The config built and checked the client config; rumqttc only connects with it.
+            opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(tls.client_config.clone())));
         }
         opts.set_last_will(LastWill::new(&status_topic, OFFLINE, QoS::AtLeastOnce, true));
         // A stable client id and a kept session: after a short network break the broker
@@ -194,7 +217,9 @@ impl MqttSink {
             }
         };
         let next_send = spool.as_ref().map_or(0, |s| s.first_seq());
-        let shared = Arc::new(Shared { state: Mutex::new(State { spool, next_send, ..Default::default() }), stop: AtomicBool::new(false) });
+        let counters = Arc::new(PublishCounters::default());
+        let state = State { spool, next_send, counters: counters.clone(), ..Default::default() };
+        let shared = Arc::new(Shared { state: Mutex::new(state), stop: AtomicBool::new(false) });
         let conn = {
             let (client, shared, spec) = (client.clone(), shared.clone(), spec.clone());
             std::thread::Builder::new()
@@ -202,7 +227,12 @@ impl MqttSink {
                 .spawn(move || connection_loop(connection, client, shared, spec, status_topic, window, switches))
                 .ok()
         };
-        MqttSink { client, prefix: spec.topic_prefix.clone(), shared, conn, window, mem_capacity: spec.queue_capacity, published: 0, spool_errors: 0 }
+        MqttSink { client, prefix: spec.topic_prefix.clone(), shared, conn, window, mem_capacity: spec.queue_capacity, published: 0, spool_errors: 0, counters }
+    }
+
+    /// Spooled, replayed, delivered and dropped messages, live.
+    pub fn counters(&self) -> Arc<PublishCounters> {
+        self.counters.clone()
     }
 
     /// Accept a message for delivery. Never blocks on the network.
@@ -221,6 +251,7 @@ impl MqttSink {
                 st.mem.push_back(rec);
             } else {
                 st.lost += 1;
+                st.sync_counters();
                 if st.lost % 100 == 1 {
                     tracing::warn!(topic = %rec.topic, lost = st.lost, "MQTT broker away and no spool: message dropped");
                 }
@@ -229,13 +260,19 @@ impl MqttSink {
         }
         st.migrate_to_spool();
         let Some(spool) = st.spool.as_mut() else { return };
-        if let Err(e) = spool.push(&rec) {
-            st.lost += 1;
-            self.spool_errors += 1;
-            if self.spool_errors % 100 == 1 {
-                tracing::error!(topic = %rec.topic, error = %e, lost = st.lost, "could not spool an MQTT message; it is lost");
+        match spool.push(&rec) {
+            Ok(_) => {
+                st.counters.spooled.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                st.lost += 1;
+                self.spool_errors += 1;
+                if self.spool_errors % 100 == 1 {
+                    tracing::error!(topic = %rec.topic, error = %e, lost = st.lost, "could not spool an MQTT message; it is lost");
+                }
             }
         }
+        st.sync_counters();
     }
 
     /// Wait up to `timeout` for the broker to acknowledge everything, mark the gateway
@@ -273,6 +310,7 @@ impl MqttSink {
         let mut st = self.shared.lock();
         st.migrate_to_spool();
         let unsaved = st.inflight.iter().chain(&st.resend).filter(|s| s.seq.is_none() && !s.control).count() as u64 + st.mem.len() as u64;
+        st.sync_counters();
         let (spooled, spooled_bytes, dropped_oldest) = match st.spool.as_mut() {
             Some(s) => {
                 s.sync_head();
@@ -292,6 +330,8 @@ impl MqttSink {
             spooled,
             spooled_bytes,
             dropped_oldest,
+            spooled_in_run: st.counters.spooled.load(Ordering::Relaxed),
+            replayed: st.counters.replayed.load(Ordering::Relaxed),
         }
     }
 }
@@ -320,6 +360,8 @@ fn pump(st: &mut State, client: &Client, window: usize, status_topic: &str) {
             let n = window - st.inflight.len();
             match spool.read(st.next_send, n) {
                 Ok(batch) if !batch.is_empty() => {
+                    // A corrupt record found by the read counts with the dropped.
+                    st.counters.dropped_spool_full.store(spool.dropped_oldest(), Ordering::Relaxed);
                     let mut sent_all = true;
                     for (seq, rec) in batch {
                         if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, rec.retain, rec.payload.clone()).is_err() {
@@ -369,7 +411,9 @@ fn acked(st: &mut State) {
         return;
     }
     st.delivered += 1;
+    st.counters.delivered.store(st.delivered, Ordering::Relaxed);
     if let (Some(seq), Some(spool)) = (s.seq, st.spool.as_mut()) {
+        st.counters.replayed.fetch_add(1, Ordering::Relaxed);
         spool.commit_through(seq);
         st.unsynced += 1;
         if st.unsynced >= HEAD_SYNC_EVERY {
@@ -380,8 +424,13 @@ fn acked(st: &mut State) {
 }
 
 /// Per camera: whether detection runs. Shared by the MQTT connection thread (which flips it on
-/// command) and the detect workers (which obey it).
-pub type DetectSwitches = Arc<std::collections::BTreeMap<String, Arc<AtomicBool>>>;
+/// command) and the detect workers (which obey it); a reload adds and removes cameras.
+pub type DetectSwitches = Arc<Mutex<std::collections::BTreeMap<String, Arc<AtomicBool>>>>;
+
+/// The switch of `camera`, if it has one.
+fn switch_of(switches: &DetectSwitches, camera: &str) -> Option<Arc<AtomicBool>> {
+    switches.lock().unwrap_or_else(|p| p.into_inner()).get(camera).cloned()
+}
 
 /// Publish a camera's detect state, retained, as a control message (not spooled: it is the
 /// current state, re-sent on every connect).
@@ -395,7 +444,7 @@ fn send_detect_state(st: &mut State, client: &Client, prefix: &str, camera: &str
 /// `<prefix>/<camera>/detect/set` with ON or OFF: flip the camera's switch and report it.
 fn on_command(st: &mut State, client: &Client, prefix: &str, switches: &DetectSwitches, topic: &str, payload: &[u8]) {
     let Some(camera) = topic.strip_prefix(prefix).and_then(|t| t.strip_prefix('/')).and_then(|t| t.strip_suffix("/detect/set")) else { return };
-    let Some(switch) = switches.get(camera) else {
+    let Some(switch) = switch_of(switches, camera) else {
         tracing::warn!(topic, "detect/set for a camera this gateway doesn't have; ignored");
         return;
     };
@@ -462,16 +511,19 @@ fn connection_loop(
                 if failures > 0 {
                     tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, "MQTT broker reachable again; sending what waited");
                 } else {
-                    tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, "connected to MQTT broker");
+                    let tls = spec.tls.as_ref().map_or("off".to_string(), |t| if t.client_cert { format!("{} + client cert", t.ca) } else { t.ca.clone() });
+                    tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, tls = %tls, "connected to MQTT broker");
                 }
                 failures = 0;
                 let rec = Record { topic: status_topic.clone(), retain: true, payload: ONLINE.as_bytes().to_vec() };
                 if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
                     st.inflight.push_back(Sent { rec, seq: None, control: true });
                 }
-                if !switches.is_empty() {
+                let all: Vec<(String, Arc<AtomicBool>)> =
+                    switches.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                if !all.is_empty() {
                     let _ = client.try_subscribe(format!("{}/+/detect/set", spec.topic_prefix), QoS::AtLeastOnce);
-                    for (camera, switch) in switches.iter() {
+                    for (camera, switch) in &all {
                         send_detect_state(&mut st, &client, &spec.topic_prefix, camera, switch.load(Ordering::Relaxed));
                     }
                 }
@@ -494,7 +546,10 @@ fn connection_loop(
                     tracing::warn!(host = %spec.host, port = spec.port, error = %e, waiting,
                         "lost the MQTT broker; reconnecting, messages wait in the spool meanwhile");
                 } else if failures == 1 || failures.is_multiple_of(10) {
-                    if let rumqttc::ConnectionError::ConnectionRefused(code) = &e {
+                    if let Some(fix) = spec.tls.as_ref().and_then(|_| super::tls::advice(&e, &spec.host)) {
+                        tracing::error!(host = %spec.host, port = spec.port, error = %e, retry_in_s = backoff.as_secs(), attempts = failures, waiting,
+                            "MQTT TLS handshake failed: {fix}; retrying, messages wait in the spool meanwhile");
+                    } else if let rumqttc::ConnectionError::ConnectionRefused(code) = &e {
                         tracing::error!(host = %spec.host, port = spec.port, code = ?code, retry_in_s = backoff.as_secs(), attempts = failures, waiting,
                             "the MQTT broker refused the connection; check mqtt.username and mqtt.password_env / password_file (and the broker's ACL)");
                     } else {

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use crate::detect::Detection;
-use crate::stats::CameraSummary;
+use crate::stats::{CameraSummary, PublishSummary};
 
 /// Version of the payload schema. Bump on any change a consumer could notice.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -152,6 +152,9 @@ pub struct Stats<'a> {
     #[serde(rename = "final")]
     pub is_final: bool,
     pub cameras: BTreeMap<&'a str, CameraSummary>,
+    /// The MQTT publisher's books; absent without `[mqtt]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -175,8 +178,9 @@ pub fn stats(
     provider: &str,
     is_final: bool,
     cameras: BTreeMap<&str, CameraSummary>,
+    publish: Option<PublishSummary>,
 ) -> Vec<u8> {
-    stats_with(gateway_id, now, uptime_seconds, InferenceStats { provider, ..Default::default() }, is_final, cameras)
+    stats_with(gateway_id, now, uptime_seconds, InferenceStats { provider, ..Default::default() }, is_final, cameras, publish)
 }
 
 pub fn stats_with(
@@ -186,6 +190,7 @@ pub fn stats_with(
     inference: InferenceStats<'_>,
     is_final: bool,
     cameras: BTreeMap<&str, CameraSummary>,
+    publish: Option<PublishSummary>,
 ) -> Vec<u8> {
     to_bytes(&Stats {
         v: SCHEMA_VERSION,
@@ -198,6 +203,7 @@ pub fn stats_with(
         batches: inference.batches.map(|b| b.iter().map(|(n, c)| (n.to_string(), *c)).collect()).unwrap_or_default(),
         is_final,
         cameras,
+        publish,
     })
 }
 

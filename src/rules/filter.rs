@@ -115,6 +115,11 @@ impl Rejected {
     pub const ALL: [Rejected; 5] =
         [Rejected::Label, Rejected::Score, Rejected::Area, Rejected::Ratio, Rejected::Mask];
 
+    /// Position in [`Rejected::ALL`], for counters kept in an array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The reason as a counter label.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -17,12 +17,15 @@
 //! end of stream means the camera went away, and a stall watchdog catches a camera that stops
 //! sending without closing the connection (rtspsrc then says nothing for about 15 s).
 //!
-//! `uridecodebin → [rate gate] → videoscale → videoconvert → appsink`. The rate gate
-//! ([`rate::RateGate`]) sits on the decoder's output, so frames detection does not need cost only
-//! their decode; scaling to the model's letterbox size happens before colour conversion, which
-//! is cheaper (FINDINGS.md). The appsink hands each frame to the frame link without copying.
+//! `uridecodebin → [rate gate] → videoscale → videoconvert → appsink [motion gate]`. The rate
+//! gate ([`rate::RateGate`]) sits on the decoder's output, so frames detection does not need
+//! cost only their decode; scaling to the model's letterbox size happens before colour
+//! conversion, which is cheaper (FINDINGS.md). The optional motion gate ([`motion`]) looks at
+//! the scaled frame, shrunk again to a small grey one, and skips still frames. The appsink
+//! hands each frame to the frame link without copying.
 
 pub mod backoff;
+pub mod motion;
 pub mod rate;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +38,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use crate::config::{CameraSpec, OnError};
-use crate::detect::letterbox::Letterbox;
+use crate::detect::letterbox::{Geometry, Letterbox};
 use crate::link::LinkSender;
 use crate::shutdown::Shutdown;
 use crate::stats::{CameraCounters, DropReason};
@@ -167,6 +170,15 @@ pub enum SourceError {
     Build(String),
 }
 
+/// Whether an installed GStreamer source element handles `scheme://` URIs (as uridecodebin
+/// would pick one); `None` when GStreamer can't start here, so nobody can tell.
+pub fn supports_uri_scheme(scheme: &str) -> Option<bool> {
+    init().ok()?;
+    let scheme = scheme.to_ascii_lowercase();
+    let factories = gst::ElementFactory::factories_with_type(gst::ElementFactoryType::SRC, gst::Rank::NONE);
+    Some(factories.iter().any(|f| f.uri_type() == gst::URIType::Src && f.uri_protocols().iter().any(|p| p.eq_ignore_ascii_case(&scheme))))
+}
+
 /// Initialise GStreamer once; safe to call from every camera thread.
 pub fn init() -> Result<(), SourceError> {
     gst::init().map_err(|e| SourceError::Init(e.to_string()))
@@ -193,7 +205,7 @@ fn redact(text: &str, spec: &CameraSpec) -> String {
 pub fn run_camera(
     index: usize,
     spec: &CameraSpec,
-    model_size: u32,
+    geometry: Geometry,
     frames: LinkSender<Frame>,
     counters: Arc<CameraCounters>,
     shutdown: &Shutdown,
@@ -206,7 +218,7 @@ pub fn run_camera(
     on_state(StateChange::Connecting);
     let outcome = loop {
         let skew: Arc<Mutex<Option<f64>>> = Arc::new(Mutex::new(None));
-        let (end, streamed) = match build(index, spec, model_size, &frames, counters.clone(), clock, &skew, &last_capture) {
+        let (end, streamed) = match build(index, spec, geometry, &frames, counters.clone(), clock, &skew, &last_capture) {
             Ok((pipeline, slot, decoder)) => {
                 let r = drive(&pipeline, spec, shutdown, &decoder, &counters, &skew, &mut on_state);
                 let _ = pipeline.set_state(gst::State::Null);
@@ -253,7 +265,7 @@ type SenderSlot = Arc<Mutex<Option<LinkSender<Frame>>>>;
 fn build(
     index: usize,
     spec: &CameraSpec,
-    model_size: u32,
+    geometry: Geometry,
     frames: &LinkSender<Frame>,
     counters: Arc<CameraCounters>,
     clock: (SystemTime, Instant),
@@ -347,7 +359,7 @@ fn build(
             tracing::warn!(camera = %cam_for_pads, caps = %caps, "video pad without usable caps");
             return;
         };
-        let lb = Letterbox::fit(info.width(), info.height(), model_size);
+        let lb = Letterbox::place(info.width(), info.height(), geometry);
         src_dims_w.store(((info.width() as u64) << 32) | info.height() as u64, Ordering::Relaxed);
         scale_caps.set_property(
             "caps",
@@ -379,6 +391,9 @@ fn build(
     let skew_reported = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let skew_slot = skew.clone();
     let last_capture = last_capture.clone();
+    // Rebuilt with the pipeline: after a reconnect the first frame is looked at afresh.
+    let mut motion_gate = spec.motion.enabled.then(|| motion::MotionGate::new(spec.motion));
+    let motion_height = spec.motion.frame_height as usize;
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -424,6 +439,20 @@ fn build(
                 let Ok(data) = buffer.into_mapped_buffer_readable() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
+                if let Some(gate) = motion_gate.as_mut() {
+                    let stride = info.stride()[0].max(0) as usize;
+                    let small = motion::downscale_gray(&data, info.width() as usize, info.height() as usize, stride, motion_height);
+                    // Stream time, so a file decoded faster than real time idles as a camera would.
+                    let t = pts.unwrap_or_else(|| mono_anchor.elapsed()).as_secs_f64();
+                    let tracking = counters.tracking.load(Ordering::Relaxed);
+                    // A frame that can't be measured is detected: better a wasted inference than a missed object.
+                    if let Some(small) = small
+                        && !gate.decide(t, &small, tracking).detect()
+                    {
+                        counters.skipped_by_motion.fetch_add(1, Ordering::Relaxed);
+                        return Ok(gst::FlowSuccess::Ok);
+                    }
+                }
                 // The delivered count doubles as the sequence number: it survives reconnects.
                 let seq = counters.delivered.fetch_add(1, Ordering::Relaxed);
                 let dims = src_dims.load(Ordering::Relaxed);

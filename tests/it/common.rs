@@ -152,6 +152,10 @@ impl Broker {
 }
 
 impl Broker {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
     /// SIGTERM, so that a persistent broker saves its state, and wait for it to exit.
     pub fn stop(mut self) {
         if let Some(mut c) = self.child.take() {
@@ -346,4 +350,91 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
     ticks / 100.0 // USER_HZ is 100 on Linux
+}
+
+/// A test PKI made with the openssl CLI in a temp folder: a CA, a server certificate for
+/// 127.0.0.1 and localhost, and a client certificate, all signed by the CA; plus a second,
+/// unrelated CA. EC P-256 keys, valid for a day. Removed on drop.
+pub struct TestPki {
+    pub dir: PathBuf,
+}
+
+impl TestPki {
+    pub fn new(tag: &str) -> TestPki {
+        let dir = std::env::temp_dir().join(format!("lookout-test-pki-{tag}-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pki = TestPki { dir };
+        pki.ca("ca");
+        pki.ca("other-ca");
+        pki.leaf("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n");
+        pki.leaf("client", "ca", "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n");
+        // A server certificate from the other CA, for a broker the daemon must not trust.
+        pki.leaf("other-server", "other-ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n");
+        // mosquitto may read them after dropping root.
+        use std::os::unix::fs::PermissionsExt;
+        for f in std::fs::read_dir(&pki.dir).unwrap().flatten() {
+            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        pki
+    }
+
+    /// `<name>.pem` (certificate) or `<name>.key` in the PKI folder.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl").args(args).current_dir(&self.dir).output().expect("openssl CLI not installed: run scripts/setup");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn ca(&self, name: &str) {
+        let (key, pem, subj) = (format!("{name}.key"), format!("{name}.pem"), format!("/CN=lookout test {name}"));
+        self.openssl(&[
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &key, "-out", &pem, "-days", "1",
+            "-subj", &subj, "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+    }
+
+    fn leaf(&self, name: &str, ca: &str, ext: &str) {
+        let (key, csr, pem, ext_file, subj) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"), format!("/CN={name}"));
+        std::fs::write(self.dir.join(&ext_file), ext).unwrap();
+        self.openssl(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj]);
+        let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+        self.openssl(&["x509", "-req", "-in", &csr, "-CA", &ca_pem, "-CAkey", &ca_key, "-CAcreateserial", "-out", &pem, "-days", "1", "-extfile", &ext_file]);
+    }
+}
+
+impl Drop for TestPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Broker {
+    /// A plain listener on `port` (for the tests' own subscribers) and a TLS one on
+    /// `tls_port` presenting `<server>.pem`; with `require_client_cert`, TLS clients must show
+    /// a certificate signed by the PKI's CA (mutual TLS).
+    /// With `state`, sessions and queued messages persist there, as in [`Broker::start_persistent`].
+    pub fn start_tls(port: u16, tls_port: u16, pki: &TestPki, server: &str, require_client_cert: bool, state: Option<&Path>) -> Broker {
+        let persistence = match state {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+                format!("persistence true\npersistence_location {}/\nmax_queued_messages 0", dir.display())
+            }
+            None => "persistence false".to_string(),
+        };
+        let extra = format!(
+            "{persistence}\nlistener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {require_client_cert}",
+            pki.file("ca.pem").display(),
+            pki.file(&format!("{server}.pem")).display(),
+            pki.file(&format!("{server}.key")).display()
+        );
+        let broker = Broker::start_with(port, &extra);
+        let up = wait_until(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", tls_port)).is_ok());
+        assert!(up, "mosquitto's TLS listener did not open on port {tls_port}");
+        broker
+    }
 }

@@ -127,3 +127,252 @@ fn zone_line_and_filter_mistakes_are_all_reported_with_their_keys() {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
     }
 }
+
+/// One broken config: extra lookout.toml lines (after the working `[inference]`), camera
+/// files, and the fragment the error must contain.
+struct Broken {
+    global: &'static str,
+    cameras: Vec<(&'static str, String)>,
+    fragment: &'static str,
+}
+
+fn broken_configs() -> Vec<Broken> {
+    let clip = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
+    let cam = |extra: &str| vec![("front", format!("{clip}{extra}"))];
+    let raw = |body: &str| vec![("front", body.to_string())];
+    let g = |global: &'static str, fragment: &'static str| Broken { global, cameras: cam(""), fragment };
+    let c = |cameras: Vec<(&'static str, String)>, fragment: &'static str| Broken { global: "", cameras, fragment };
+    vec![
+        g("gateway_id = \"gw one\"\n", "lookout.toml: gateway_id: `gw one` may only hold letters"),
+        g("gatway_id = \"gw\"\n", "did you mean `gateway_id`?"),
+        g("gateway_id = \n", "lookout.toml: "),
+        g("shutdown_timeout_seconds = 0\n", "lookout.toml: shutdown_timeout_seconds: 0 must be above 0"),
+        g("[mqtt]\nport = 0\n", "lookout.toml: mqtt.port: must be between 1 and 65535"),
+        g("[mqtt]\nhost = \"\"\n", "lookout.toml: mqtt.host: must not be empty"),
+        g("[mqtt]\ntopic_prefix = \"a/#\"\n", "lookout.toml: mqtt.topic_prefix: `a/#` must be non-empty, hold no '+' or '#'"),
+        g("[mqtt]\nkeepalive_seconds = 1\n", "lookout.toml: mqtt.keepalive_seconds: must be at least 5"),
+        g("[mqtt]\nmax_inflight = 0\n", "lookout.toml: mqtt.max_inflight: must be between 1 and 65534"),
+        g("[mqtt]\nusername = \"u\"\n", "lookout.toml: mqtt.username: needs a password"),
+        g("[mqtt]\npassword_env = \"X\"\n", "lookout.toml: mqtt.username: is needed with password_env or password_file"),
+        g("[mqtt]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n", "lookout.toml: mqtt.password_file: can't read /nonexistent/pw"),
+        g("[mqtt]\n[spool]\nmax_bytes = 100\n", "lookout.toml: spool.max_bytes: must be at least 4096"),
+        g("[stats]\ninterval_seconds = 0\n", "lookout.toml: stats.interval_seconds: must be at least 1"),
+        g("[metrics]\nlisten = \"localhost\"\n", "lookout.toml: metrics.listen: `localhost` is not an address and port"),
+        g("[snapshots]\nretain_days = 0\n", "lookout.toml: snapshots.retain_days: 0 must be above 0"),
+        g("[detect]\nfps = 500\n", "pipelines/front.toml: detect.fps: 500 must be above 0 and at most 120"),
+        c(raw("uri = \"\"\n"), "pipelines/front.toml: uri: must not be empty"),
+        c(raw("uri = \"/nonexistent/clip.mp4\"\n"), "pipelines/front.toml: uri: /nonexistent/clip.mp4 does not exist or is not a file"),
+        c(raw("uri = \"test://unicorn\"\n"), "pipelines/front.toml: uri: `test://unicorn`: unknown test pattern"),
+        c(raw("uri = \"gopher://cam/x\"\n"), "pipelines/front.toml: uri: `gopher://` is not supported"),
+        c(raw("uri = \"rtsp:///stream1\"\n"), "pipelines/front.toml: uri: `rtsp:///stream1` has no host"),
+        c(raw("url = \"rtsp://cam/x\"\n"), "pipelines/front.toml: url: unknown field `url`"),
+        c(cam("on_error = \"explode\"\n"), "pipelines/front.toml: on_error: `explode` must be \"reconnect\" or \"fail\""),
+        c(raw("uri = \"rtsp://cam/x\"\nrtsp_transport = \"quic\"\n"), "pipelines/front.toml: rtsp_transport: `quic` must be"),
+        c(cam("decoder_threads = 0\n"), "pipelines/front.toml: decoder_threads: must be between 1 and 64"),
+        c(cam("decoder = [\"bad name!\"]\n"), "pipelines/front.toml: decoder[0]: `bad name!` is not a GStreamer element name"),
+        c(raw("uri = \"rtsp://cam/x\"\nloop = true\n"), "pipelines/front.toml: loop: only applies to file sources"),
+        c(cam("stall_timeout_seconds = -1\n"), "pipelines/front.toml: stall_timeout_seconds: -1 must be above 0"),
+        c(cam("stal_timeout_seconds = 5\n"), "did you mean `stall_timeout_seconds`?"),
+        c(cam("[detect]\nfps = \"five\"\n"), "pipelines/front.toml: detect.fps: "),
+        c(cam("[detect]\nmin_score = 2\n"), "pipelines/front.toml: detect.min_score: 2 must be between 0 and 1"),
+        c(cam("[detect]\nlabels = [\"unicorn\"]\n"), "pipelines/front.toml: detect.labels[0]: `unicorn` is not a label of the model"),
+        c(cam("[track]\nmin_hits = 0\n"), "pipelines/front.toml: track.min_hits: 0 must be between 1 and 100"),
+        c(cam("[track]\nlow_score = 0.9\n"), "pipelines/front.toml: track.low_score: 0.9 must be between 0 and detect.min_score"),
+        c(cam("[filters.unicorn]\nmin_area = 1\n"), "pipelines/front.toml: filters.unicorn: `unicorn` is not a label"),
+        c(cam("[[zones]]\nname = \"z\"\npolygon = [[0.1, 0.5], [0.6, 0.5]]\n"), "pipelines/front.toml: zones: zone `z`: polygon needs at least 3 points, got 2"),
+        c(cam("[[zones]]\nname = \"events\"\npolygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 1.0]]\n"), "pipelines/front.toml: zones[0].name: `events` must be made of"),
+        c(
+            cam("[[zones]]\nname = \"gate\"\npolygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 1.0]]\n[[lines]]\nname = \"gate\"\npoints = [[0.5, 0.0], [0.5, 1.0]]\n"),
+            "pipelines/front.toml: lines[0].name: `gate` is used by another zone or line",
+        ),
+        c(cam("[[lines]]\nname = \"l\"\npoints = [[0.5, 0.0], [0.5, 1.0]]\ndirection = \"north\"\n"), "pipelines/front.toml: lines[0].direction: `north` must be"),
+        c(cam("[[lines]]\nname = \"l\"\npoints = [[0.5, 0.0]]\n"), "pipelines/front.toml: lines[0].points: a counting line has exactly 2 points, got 1"),
+        c(cam("[snapshots]\nquality = 0\n"), "pipelines/front.toml: snapshots.quality: 0 must be between 1 and 100"),
+        c(cam("username = \"u\"\npassword_env = \"HOME\"\n"), "pipelines/front.toml: username: only applies to rtsp:// and http(s)://"),
+        c(raw("uri = \"rtsp://cam/x\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n"), "pipelines/front.toml: password_file: can't read /nonexistent/pw"),
+        c(vec![("front door", clip.clone())], "pipelines/front door.toml: (file name): camera name `front door` may only hold"),
+        c(vec![("front-door", clip.clone()), ("front_door", clip.clone())], "pipelines/front_door.toml: (file name): camera `front_door` collides with `front-door`"),
+        c(vec![], "no camera files"),
+    ]
+}
+
+#[test]
+fn a_table_of_broken_configs_each_gets_its_error_and_none_panics() {
+    let cases = broken_configs();
+    assert!(cases.len() >= 30, "{} cases", cases.len());
+    let mut failures = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let global = format!("gateway_id = \"t\"\n{}{}", inference_toml(), case.global);
+        // Global lines that start a table must follow [inference], not precede it.
+        let global = if case.global.starts_with("gateway_id") || case.global.starts_with("gatway_id") || case.global.starts_with("shutdown") {
+            format!("{}\n{}", case.global, inference_toml())
+        } else {
+            global
+        };
+        let cams: Vec<(&str, &str)> = case.cameras.iter().map(|(n, b)| (*n, b.as_str())).collect();
+        let dir = ConfigDir::new(&format!("broken{i}"), &global, &cams);
+        let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(30));
+        let stderr = text(&out.stderr);
+        if out.status.code() != Some(2) || !stderr.contains(case.fragment) || stderr.contains("panicked") {
+            failures.push(format!("case {i}: want exit 2 and {:?}; got {:?}:\n{stderr}", case.fragment, out.status.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[test]
+fn check_warns_about_exposed_secrets_and_unwritable_state_folders_but_passes() {
+    use std::os::unix::fs::PermissionsExt;
+    let pw = std::env::temp_dir().join(format!("lookout-test-open-pw-{}", std::process::id()));
+    std::fs::write(&pw, "open-s3cret\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let blocker = std::env::temp_dir().join(format!("lookout-test-blocker-{}", std::process::id()));
+    std::fs::write(&blocker, "a file where a folder should be").unwrap();
+    let global = format!(
+        "gateway_id = \"t\"\n[mqtt]\nusername = \"u\"\npassword_file = {:?}\n[spool]\ndir = {:?}\n{}",
+        pw.display().to_string(),
+        blocker.join("spool").display().to_string(),
+        inference_toml()
+    );
+    let in_uri = "uri = \"rtsp://admin:uri-s3cret@127.0.0.1/x\"\n";
+    let dir = ConfigDir::new("audit", &global, &[("door", in_uri)]);
+    std::fs::set_permissions(dir.path.join("pipelines/door.toml"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(30));
+    let _ = std::fs::remove_file(&pw);
+    let _ = std::fs::remove_file(&blocker);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "warnings don't fail the check: {stderr}");
+    for want in [
+        "warning: pipelines/door.toml: uri: the file is readable by every user and its uri holds a password",
+        "warning: lookout.toml: mqtt.password_file: ",
+        "is readable by every user; `chmod 600` it",
+        "warning: lookout.toml: spool.dir: ",
+        "is not a directory",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+    assert!(!format!("{stdout}{stderr}").contains("s3cret"), "no secret printed:\n{stdout}{stderr}");
+}
+
+#[test]
+fn tls_files_are_read_and_checked_offline_and_named_by_key() {
+    let pki = TestPki::new("check");
+    let cam = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
+    let check = |tls: &str| {
+        let global = format!("gateway_id = \"t\"\n[mqtt]\n[mqtt.tls]\n{tls}\n{}", inference_toml());
+        let dir = ConfigDir::new("tls-check", &global, &[("front", &cam)]);
+        let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
+        (out.status.code(), text(&out.stderr))
+    };
+    let f = |n: &str| pki.file(n).display().to_string();
+
+    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}", f("ca.pem"), f("client.pem"), f("client.key")));
+    assert_eq!(code, Some(0), "{stderr}");
+    // The system bundle (ca-certificates, installed by scripts/setup) when no ca_file is given.
+    let (code, stderr) = check("");
+    assert_eq!(code, Some(0), "{stderr}");
+
+    std::fs::write(pki.file("garbage.pem"), "not a certificate\n").unwrap();
+    let (code, stderr) = check(&format!(
+        "ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}",
+        f("missing.pem"),
+        f("garbage.pem"),
+        f("ca.pem") // a certificate where the key should be
+    ));
+    assert_eq!(code, Some(2), "{stderr}");
+    for want in [
+        "lookout.toml: mqtt.tls.ca_file: can't read ",
+        "missing.pem",
+        "lookout.toml: mqtt.tls.client_cert_file: ",
+        "garbage.pem holds no PEM certificate",
+        "lookout.toml: mqtt.tls.client_key_file: ",
+        "ca.pem holds no PEM private key",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+
+    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}", f("ca.pem"), f("client.pem")));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("mqtt.tls.client_key_file: is needed with client_cert_file"), "{stderr}");
+
+    // TLS moves the default port to 8883; an explicit port and `enabled = false` still rule.
+    for (tls, port) in [(format!("[mqtt.tls]\nca_file = {:?}\n", f("ca.pem")), 8883), ("[mqtt.tls]\nenabled = false\n".to_string(), 1883), ("".to_string(), 1883)] {
+        let global = format!("gateway_id = \"t\"\n[mqtt]\n{tls}{}", inference_toml());
+        let dir = ConfigDir::new("tls-port", &global, &[("front", &cam)]);
+        let spec = lookout::config::load(&dir.path).unwrap_or_else(|e| panic!("{e}"));
+        let mqtt = spec.mqtt.expect("mqtt");
+        assert_eq!((mqtt.port, mqtt.tls.is_some()), (port, port == 8883), "{tls}");
+    }
+
+    // A key that is not the certificate's.
+    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}", f("ca.pem"), f("client.pem"), f("server.key")));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("mqtt.tls.client_key_file: the client key does not fit the client certificate"), "{stderr}");
+}
+
+#[test]
+fn link_policies_that_cannot_be_honoured_are_config_errors() {
+    let global = format!(
+        "gateway_id = \"t\"\n{}\n[links.events]\nwhen_full = \"drop_oldest\"\n[links.detections]\ncapacity = 0\n[links.frames]\nwhen_full = \"block\"\n",
+        inference_toml()
+    );
+    let clip = media("bikes.mp4").display().to_string();
+    // A file may block (it waits for the detector); a live camera inheriting block may not.
+    let file = format!("uri = {clip:?}\n");
+    let live = "uri = \"test://ball\"\n";
+    let own = format!("uri = {clip:?}\n[links.frames]\ncapacity = 65\nwhen_full = \"drop_newer\"\n[links.detections]\nwhen_full = \"drop_newest\"\n");
+    let events_here = format!("uri = {clip:?}\n[links.events]\ncapacity = 4\n");
+    let dir = ConfigDir::new("links", &global, &[("file", &file), ("live", live), ("own", &own), ("events", &events_here)]);
+    let err = lookout::config::load(&dir.path).expect_err("bad links");
+    let all = err.to_string();
+    for want in [
+        "lookout.toml: links.events.when_full: when_full = \"drop_oldest\" would drop events (an end or a line crossing lost for good) silently; the events link must never drop: only \"block\" is allowed",
+        "lookout.toml: links.detections.capacity: capacity 0: a link must hold at least 1 item",
+        "pipelines/live.toml: links.frames.when_full: when_full = \"block\" on a live camera would stall its decoder",
+        "(set in lookout.toml [links])",
+        "pipelines/own.toml: links.frames.when_full: `drop_newer` must be \"drop_oldest\", \"drop_newest\" or \"block\"",
+        "pipelines/own.toml: links.detections.when_full: when_full = \"drop_newest\" would drop inferred frames",
+        "pipelines/events.toml: links.events: unknown field `events`",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert!(!all.contains("pipelines/file.toml"), "a file may block:\n{all}");
+    assert_eq!(all.matches("capacity 0").count(), 1, "a global mistake is reported once, not per camera:\n{all}");
+    assert!(all.contains("7 config error(s)"), "{all}");
+}
+
+#[test]
+fn links_and_motion_take_defaults_then_global_then_camera_values() {
+    let global = format!("gateway_id = \"t\"\n{}\n[links.frames]\ncapacity = 4\n[motion]\nthreshold = 30\n", inference_toml());
+    let clip = media("bikes.mp4").display().to_string();
+    let plain = format!("uri = {clip:?}\n");
+    let own = format!("uri = {clip:?}\n[links.frames]\nwhen_full = \"drop_newest\"\n[motion]\nenabled = true\nmax_idle_detect_seconds = 3\n");
+    let dir = ConfigDir::new("linkdefaults", &global, &[("a", &plain), ("b", &own)]);
+    let spec = lookout::config::load(&dir.path).unwrap_or_else(|e| panic!("{e}"));
+    use lookout::link::{LinkSpec, WhenFull};
+    let (a, b) = (&spec.cameras[0], &spec.cameras[1]);
+    assert_eq!(a.links.frames, LinkSpec { capacity: 4, when_full: WhenFull::DropOldest });
+    assert_eq!(b.links.frames, LinkSpec { capacity: 4, when_full: WhenFull::DropNewest });
+    assert_eq!(a.links.detections, LinkSpec { capacity: lookout::link::DETECTIONS_LINK_CAPACITY, when_full: WhenFull::Block });
+    assert_eq!(spec.events_link, LinkSpec { capacity: lookout::link::EVENT_LINK_CAPACITY, when_full: WhenFull::Block });
+    assert!(!a.motion.enabled && b.motion.enabled);
+    assert_eq!((a.motion.threshold, b.motion.threshold), (30, 30));
+    assert_eq!((a.motion.max_idle_detect_seconds, b.motion.max_idle_detect_seconds), (10.0, 3.0));
+}
+
+#[test]
+fn motion_mistakes_are_config_errors() {
+    let global = format!("gateway_id = \"t\"\n{}\n[motion]\nmin_area = 0\n", inference_toml());
+    let cam = format!("uri = {:?}\n[motion]\nthreshold = 0\nmax_idle_detect_seconds = -1\nframe_height = 4\n", media("bikes.mp4").display().to_string());
+    let dir = ConfigDir::new("motionerr", &global, &[("a", &cam)]);
+    let all = lookout::config::load(&dir.path).expect_err("bad motion").to_string();
+    for want in [
+        "lookout.toml: motion.min_area: 0 must be a fraction of the frame above 0",
+        "pipelines/a.toml: motion.threshold: 0 must be between 1 and 254",
+        "pipelines/a.toml: motion.max_idle_detect_seconds: -1 must be above 0",
+        "pipelines/a.toml: motion.frame_height: 4 must be between 8 and 720",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert!(all.contains("4 config error(s)"), "{all}");
+}

@@ -3,6 +3,7 @@
 //! Nothing here sleeps to wait for something: waits are on conditions, with deadlines.
 
 mod bad_input;
+mod backpressure;
 mod commands;
 mod common;
 mod config;
@@ -10,11 +11,15 @@ mod detect;
 mod discovery;
 mod metrics;
 mod mjpeg;
+mod models;
 mod mqtt_auth;
 mod mqtt_e2e;
+mod mqtt_tls;
 mod onnx;
 mod openvino;
 mod providers;
+mod reference;
+mod reload;
 mod rtsp;
 mod schema;
 mod snapshots;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::common::*;
 
 /// A plain HTTP GET: (status code, body).
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
@@ -17,7 +17,7 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 /// The value of one sample line, e.g. `lookout_frames_decoded_total{camera="ball"}`.
-fn sample(body: &str, series: &str) -> Option<f64> {
+pub fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
 }
 

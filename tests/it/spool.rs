@@ -146,6 +146,16 @@ fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
     assert_in_order(&events);
     // Nothing left behind: the summary has no spool part, and the spool is empty on disk.
     assert!(!stderr.contains("left in the spool"), "{stderr}");
+    // The books: what the outage spooled was all replayed, and nothing was dropped.
+    let n = publish_numbers(&stderr);
+    let (spooled, replayed, dropped) = (n[1], n[2], n[3]);
+    eprintln!("outage: {spooled} spooled, {replayed} replayed, {dropped} dropped");
+    assert!(spooled as usize >= during, "at least every event captured during the outage was spooled: {stderr}");
+    assert_eq!((replayed, dropped), (spooled, 0), "{stderr}");
+    let last_stats = json_on(&msgs, "lookout/outage/stats").into_iter().find(|s| s["final"] == true).expect("final stats");
+    let p = &last_stats["publish"];
+    assert!(p["spooled"].as_u64().unwrap() > 0 && p["replayed"].as_u64() <= p["spooled"].as_u64(), "{p}");
+    assert_eq!(p["dropped"]["spool_full"], 0, "{p}");
     assert!(spool_segments(&spool_dir).is_empty(), "spool emptied");
     drop(broker);
     let _ = std::fs::remove_dir_all(&state);
@@ -162,8 +172,9 @@ fn what_a_stopping_daemon_could_not_send_is_sent_by_the_next_run() {
     assert!(out.status.success(), "{stderr1}");
     assert!(stderr1.contains("messages left in the spool for the next run"), "{stderr1}");
     let n = publish_numbers(&stderr1);
-    let (published, spooled) = (n[0], n[5]);
+    let (published, spooled, spooled_in_run) = (n[0], n[5], n[7]);
     assert_eq!(published, spooled, "with no broker everything is spooled: {stderr1}");
+    assert_eq!(spooled_in_run, spooled, "{stderr1}");
     let between = SystemTime::now();
 
     let broker = Broker::start_on(port);
@@ -173,6 +184,10 @@ fn what_a_stopping_daemon_could_not_send_is_sent_by_the_next_run() {
     assert!(out.status.success(), "{stderr2}");
     assert!(stderr2.contains("spool holds messages from an earlier run"), "{stderr2}");
     assert!(!stderr2.contains("left in the spool"), "run 2 delivered everything: {stderr2}");
+    // Run 2 replayed run 1's spool and whatever of its own it spooled.
+    let n2 = publish_numbers(&stderr2);
+    let (spooled2, replayed2, dropped2) = (n2[1], n2[2], n2[3]);
+    assert_eq!((replayed2, dropped2), (spooled + spooled2, 0), "{stderr2}");
     let mut msgs: Vec<Msg> = Vec::new();
     assert!(wait_until(Duration::from_secs(10), || {
         msgs.extend(sub.rx.try_iter());
@@ -213,7 +228,7 @@ fn a_full_spool_drops_the_oldest_counts_them_and_the_daemon_runs_on() {
     assert!(stderr.contains("decoded 250"), "the clip was processed to the end: {stderr}");
     assert!(stderr.contains("spool full while the broker is away"), "{stderr}");
     let n = publish_numbers(&stderr);
-    let (published, acked, lost, unacked, dropped, spooled, bytes) = (n[0], n[1], n[2], n[3], n[4], n[5], n[6]);
+    let (published, acked, lost, unacked, dropped, spooled, bytes, spooled_in_run, replayed) = (n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8]);
     eprintln!("bound: {published} published, {spooled} kept ({bytes} bytes), {dropped} dropped oldest");
     assert!(dropped > 0, "{stderr}");
     assert!(spooled > 0, "{stderr}");
@@ -221,8 +236,88 @@ fn a_full_spool_drops_the_oldest_counts_them_and_the_daemon_runs_on() {
     // At min_score 0.01 a busy frame's detection event can exceed this tiny spool by itself:
     // it can't be spooled, and is counted as lost (and logged), never silently gone.
     assert_eq!(spooled + dropped + lost, published, "every message is kept or counted: {stderr}");
+    // Everything that could be spooled was, and the drops came out of it.
+    assert_eq!(spooled_in_run, spooled + dropped, "{stderr}");
+    assert_eq!(replayed, 0, "{stderr}");
     assert!(bytes <= 4096, "{stderr}");
     let on_disk: u64 = spool_segments(&spool_dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     assert_eq!(on_disk, bytes, "nothing delivered, so the segments hold exactly what is kept");
     let _ = std::fs::remove_dir_all(&spool_dir);
+}
+
+#[test]
+fn sigterm_with_a_stalled_broker_stops_within_the_shutdown_timeout_and_loses_nothing() {
+    const SHUTDOWN_TIMEOUT_S: u64 = 3;
+    let port = free_port();
+    let state = std::env::temp_dir().join(format!("lookout-test-sigterm-broker-{}-{port}", std::process::id()));
+    let broker = Broker::start_persistent(port, &state);
+    let sub = Subscriber::persistent(port, "lookout/sigterm/#", &format!("test-sigterm-{port}"));
+    // flush_timeout_seconds alone would wait 20 s for acknowledgements; the stop may take 3.
+    let metrics_port = free_port();
+    let global = format!(
+        "gateway_id = \"sigterm\"\nshutdown_timeout_seconds = {SHUTDOWN_TIMEOUT_S}\n[mqtt]\nport = {port}\nflush_timeout_seconds = 20\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n{}",
+        inference_toml()
+    );
+    let dir = ConfigDir::new("sigterm", &global, &[("street", &camera_toml(true, true))]);
+    let events_topic = "lookout/sigterm/street/events";
+    let mut d = Daemon::start(&dir.path);
+    let mut msgs: Vec<Msg> = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            msgs.extend(sub.rx.try_iter());
+            unique_detections(&msgs, events_topic).0.len() >= 5
+        }),
+        "no events before the stop"
+    );
+    // The broker stops answering but keeps its connections: nothing is acknowledged any more,
+    // so a stop can only end by its deadline.
+    let _ = std::process::Command::new("kill").args(["-STOP", &broker.pid().to_string()]).status();
+    // Let events pile up unacknowledged: 20 more inferred frames (4 s at 5 fps), each with a
+    // detection event, on top of the occupancy and object events.
+    let inferred = || {
+        crate::metrics::get(metrics_port, "/metrics")
+            .and_then(|(_, body)| crate::metrics::sample(&body, "lookout_frames_inferred_total{camera=\"street\"}"))
+            .unwrap_or(0.0)
+    };
+    let at_stall = inferred();
+    assert!(wait_until(Duration::from_secs(30), || inferred() >= at_stall + 20.0), "the camera kept running while the broker stalled");
+    let stopped = Instant::now();
+    let out = d.terminate();
+    let took = stopped.elapsed();
+    let stderr1 = text(&out.stderr);
+    let _ = std::process::Command::new("kill").args(["-CONT", &broker.pid().to_string()]).status();
+    assert!(out.status.success(), "{stderr1}");
+    eprintln!("SIGTERM with a stalled broker: exited after {:.2} s (shutdown_timeout_seconds = {SHUTDOWN_TIMEOUT_S})", took.as_secs_f64());
+    assert!(took < Duration::from_secs(SHUTDOWN_TIMEOUT_S + 4), "took {took:?}: {stderr1}");
+    assert!(stderr1.contains("messages left in the spool for the next run"), "{stderr1}");
+    assert!(stderr1.contains("camera street: stopped"), "{stderr1}");
+    let between = SystemTime::now();
+
+    // The next run (the clip once, unpaced) sends the spool first.
+    std::fs::write(dir.path.join("pipelines/street.toml"), camera_toml(false, false)).unwrap();
+    let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(90));
+    let stderr2 = text(&out.stderr);
+    assert!(out.status.success(), "{stderr2}");
+    assert!(stderr2.contains("spool holds messages from an earlier run"), "{stderr2}");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            msgs.extend(sub.rx.try_iter());
+            json_on(&msgs, "lookout/sigterm/stats").iter().filter(|s| s["final"] == true).count() >= 2
+        }),
+        "both runs' final stats arrived: {stderr2}"
+    );
+    let (events, dups) = unique_detections(&msgs, events_topic);
+    let run1: Vec<Value> = events.iter().filter(|v| captured(v) < between).cloned().collect();
+    let produced1 = json_on(&msgs, "lookout/sigterm/stats")
+        .into_iter()
+        .filter(|s| s["final"] == true && humantime::parse_rfc3339(s["time"].as_str().unwrap()).unwrap() < between)
+        .map(|s| s["cameras"]["street"]["inferred"].as_u64().unwrap())
+        .next()
+        .expect("run 1's final stats");
+    eprintln!("SIGTERM: run 1 produced {produced1} detection events, {} arrived (with {dups} duplicates)", run1.len());
+    assert!(produced1 >= 25, "events were produced while the broker stalled: {produced1}");
+    assert_eq!(run1.len() as u64, produced1, "every event of the stopped run was delivered or spooled and sent");
+    assert_in_order(&run1);
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&state);
 }

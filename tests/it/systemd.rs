@@ -19,7 +19,7 @@ fn systemd_analyze() -> Option<PathBuf> {
 fn unit_copy(dir: &Path) -> PathBuf {
     let unit = std::fs::read_to_string(repo().join("systemd/lookout.service")).unwrap();
     let path = dir.join("lookout.service");
-    std::fs::write(&path, unit.replace("/usr/local/bin/lookout", bin().to_str().unwrap())).unwrap();
+    std::fs::write(&path, unit.replace("/usr/bin/lookout", bin().to_str().unwrap())).unwrap();
     path
 }
 
@@ -57,14 +57,14 @@ fn the_unit_verifies_and_its_security_exposure_is_at_most_3() {
 }
 
 /// The notifications a daemon sent to our socket, in order.
-struct NotifySocket {
+pub struct NotifySocket {
     sock: UnixDatagram,
-    path: PathBuf,
-    got: Vec<String>,
+    pub path: PathBuf,
+    pub got: Vec<String>,
 }
 
 impl NotifySocket {
-    fn bind(dir: &Path) -> NotifySocket {
+    pub fn bind(dir: &Path) -> NotifySocket {
         let path = dir.join("notify");
         let sock = UnixDatagram::bind(&path).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
@@ -72,7 +72,7 @@ impl NotifySocket {
     }
 
     /// Receive until `cond` holds on everything received so far, or `timeout` passes.
-    fn wait_for(&mut self, timeout: Duration, cond: impl Fn(&[String]) -> bool) -> bool {
+    pub fn wait_for(&mut self, timeout: Duration, cond: impl Fn(&[String]) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 4096];
         while !cond(&self.got) {
@@ -86,7 +86,7 @@ impl NotifySocket {
         true
     }
 
-    fn count(got: &[String], msg: &str) -> usize {
+    pub fn count(got: &[String], msg: &str) -> usize {
         got.iter().filter(|m| *m == msg).count()
     }
 }
@@ -136,4 +136,81 @@ fn sighup_is_acknowledged_and_does_not_stop_the_daemon() {
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("SIGHUP"), "{stderr}");
+}
+
+#[test]
+fn a_frozen_stage_stops_the_watchdog_pings_and_a_stop_still_ends_in_time() {
+    let ball = "uri = \"test://ball\"\n[detect]\nfps = 5\n";
+    let global = format!("gateway_id = \"freeze\"\nshutdown_timeout_seconds = 2\n{}", inference_toml());
+    let dir = ConfigDir::new("freeze", &global, &[("ball", ball)]);
+    let mut sock = NotifySocket::bind(&dir.path);
+    let trigger = dir.path.join("freeze-now");
+    // The test hook (feature `fault-injection`, on in test builds only) freezes objects-ball
+    // once the trigger file exists.
+    let hook = format!("objects-ball:{}", trigger.display());
+    let mut d = Daemon::start_with_env(
+        &dir.path,
+        &[("NOTIFY_SOCKET", sock.path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000"), ("LOOKOUT_TEST_FREEZE", hook.as_str())],
+    );
+    assert!(sock.wait_for(Duration::from_secs(60), |g| NotifySocket::count(g, "WATCHDOG=1") >= 3), "no pings while healthy: {:?}", sock.got);
+
+    std::fs::write(&trigger, "").unwrap();
+    let frozen = Instant::now();
+    // Healthy, the pings come every second. Stuck for the limit (3 s, the floor), they stop:
+    // wait for a silence of 5 s, at most 30 s.
+    let mut last_count = NotifySocket::count(&sock.got, "WATCHDOG=1");
+    let mut last_change = Instant::now();
+    let silent = wait_until(Duration::from_secs(30), || {
+        sock.wait_for(Duration::from_millis(200), |_| false);
+        let n = NotifySocket::count(&sock.got, "WATCHDOG=1");
+        if n != last_count {
+            (last_count, last_change) = (n, Instant::now());
+        }
+        last_change.elapsed() >= Duration::from_secs(5)
+    });
+    assert!(silent, "the pings did not stop after the freeze: {:?}", sock.got);
+    eprintln!("frozen stage: last ping {:.1} s after the freeze", last_change.duration_since(frozen).as_secs_f64());
+
+    let stop = Instant::now();
+    let out = d.terminate();
+    let stderr = text(&out.stderr);
+    assert!(stop.elapsed() < Duration::from_secs(10), "a stop with a frozen stage still ends by shutdown_timeout_seconds: {stderr}");
+    assert!(stderr.contains("stage thread stuck") && stderr.contains("objects-ball"), "the stuck thread is named: {stderr}");
+    assert!(stderr.contains("shutdown_timeout_seconds passed"), "{stderr}");
+}
+
+#[test]
+fn the_debian_package_ships_files_that_exist_where_the_unit_expects_them() {
+    // `cargo deb` itself is not run here (installing it takes minutes); its metadata is.
+    let cargo = ::config::Config::builder()
+        .add_source(::config::File::from(repo().join("Cargo.toml")).format(::config::FileFormat::Toml))
+        .build()
+        .unwrap()
+        .try_deserialize::<serde_json::Value>()
+        .unwrap();
+    let deb = &cargo["package"]["metadata"]["deb"];
+    let assets: Vec<(String, String)> =
+        deb["assets"].as_array().unwrap().iter().map(|a| (a[0].as_str().unwrap().to_string(), a[1].as_str().unwrap().to_string())).collect();
+    for (from, _) in &assets {
+        if from != "target/release/lookout" {
+            assert!(repo().join(from).exists(), "deb asset {from} is missing");
+        }
+    }
+    let has = |to: &str| assets.iter().any(|(_, t)| t == to);
+    assert!(has("usr/bin/"), "the binary goes to /usr/bin: {assets:?}");
+    assert!(has("etc/lookout/lookout.toml"), "{assets:?}");
+    assert!(has("usr/lib/tmpfiles.d/lookout.conf"), "{assets:?}");
+    // The unit and the sysusers file come from systemd/ through cargo-deb's systemd support.
+    let scripts = deb["systemd-units"]["unit-scripts"].as_str().unwrap();
+    for f in ["lookout.service", "lookout.sysusers"] {
+        assert!(repo().join(scripts).join(f).exists(), "{scripts}{f}");
+    }
+    assert!(repo().join(deb["maintainer-scripts"].as_str().unwrap()).join("postinst").exists());
+    let unit = std::fs::read_to_string(repo().join("systemd/lookout.service")).unwrap();
+    for line in ["ExecStartPre=/usr/bin/lookout check", "ExecStart=/usr/bin/lookout run", "ExecReload=/usr/bin/lookout check", "ExecReload=/bin/kill -HUP $MAINPID"] {
+        assert!(unit.contains(line), "the unit lacks {line:?}");
+    }
+    assert!(unit.lines().any(|l| l.starts_with("LoadCredential=mqtt-password:/etc/lookout/credentials/mqtt-password")));
+    let tmpfiles = std::fs::read_to_string(repo().join("systemd/lookout.tmpfiles")).unwrap();
+    assert!(tmpfiles.lines().any(|l| l.starts_with("f /etc/lookout/credentials/mqtt-password")), "the credential LoadCredential= reads always exists");
 }

@@ -1,0 +1,576 @@
+//! `lookout bench efficiency | overload | density | motion`: the whole daemon, run in-process on
+//! real clips and sampled from /proc while it runs. Each prints its figure next to a baseline
+//! measured in the same run, as a ratio, with the load average (the machine is shared).
+//!
+//! - `efficiency`: several file streams at full speed (every frame detected, the frames link
+//!   set to `block` so nothing is dropped) against bare `session.run` loops on as many threads.
+//! - `overload`: one camera offering `--factor` (3) times what inference takes, for
+//!   `--seconds` (300): p99 frame age at publish against 2 x inference latency + one frame
+//!   interval, RSS growth, and the books at EOS.
+//! - `density`: how many 1080p25 H.264 streams, detecting at 5 fps, run in real time with no
+//!   drop at the inference link; CPU shares of decode, pre-processing, inference and the rest.
+//! - `motion`: CPU of a still 1080p25 scene with motion gating on, against off.
+//!
+//! Clips are made once with gst-launch-1.0 (x264enc from gst-plugins-ugly) under the temp dir.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::{self, CameraSpec, DetectSpec, OnError, RtspTransport, Spec, spec};
+use crate::detect::Detector;
+use crate::link::{LinkKind, LinkSpec, WhenFull};
+use crate::pipeline::{self, RunReport, TestHooks};
+use crate::publish::Sink;
+use crate::shutdown::Shutdown;
+use crate::source::motion::MotionConfig;
+use crate::stats::CameraCounters;
+use crate::supervisor::Health;
+
+/// Linux's USER_HZ: /proc times are in these ticks on every architecture Lookout targets.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("lookout bench: {msg}");
+    ExitCode::from(super::EXIT_FAILURE)
+}
+
+/// The 1, 5 and 15 minute load averages, as /proc/loadavg has them.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "?".into())
+}
+
+/// utime + stime of a /proc stat line, in ticks; the name is in parentheses and may hold spaces.
+fn stat_ticks(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat[open + 1..close].to_string();
+    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+    // After the name: state is field 3, utime field 14, stime field 15 (1-based).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((name, utime + stime))
+}
+
+/// This process's CPU ticks and resident memory (kB).
+fn proc_self() -> (u64, u64) {
+    let ticks = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| stat_ticks(&s)).map(|(_, t)| t).unwrap_or(0);
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0);
+    (ticks, rss)
+}
+
+/// CPU ticks per thread name, summed over threads of the same name.
+fn thread_ticks() -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Some((name, ticks)) = std::fs::read_to_string(t.path().join("stat")).ok().and_then(|s| stat_ticks(&s)) {
+                *out.entry(name).or_default() += ticks;
+            }
+        }
+    }
+    out
+}
+
+/// Sums over cameras of the counters a benchmark watches.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    decoded: u64,
+    inferred: u64,
+    link_full: u64,
+    skipped_by_motion: u64,
+    detections: u64,
+    infer_us: u64,
+    pre_us: u64,
+}
+
+fn totals(counters: &[Arc<CameraCounters>]) -> Totals {
+    let mut t = Totals::default();
+    for c in counters {
+        t.decoded += c.decoded.load(Ordering::Relaxed);
+        t.inferred += c.inferred.load(Ordering::Relaxed);
+        t.link_full += c.dropped_link_full.load(Ordering::Relaxed);
+        t.skipped_by_motion += c.skipped_by_motion.load(Ordering::Relaxed);
+        t.detections += c.detections.load(Ordering::Relaxed);
+        t.infer_us += c.infer_micros_total.load(Ordering::Relaxed);
+        t.pre_us += c.pre_micros_total.load(Ordering::Relaxed);
+    }
+    t
+}
+
+/// A daemon running in a thread of this process.
+struct Running {
+    shutdown: Shutdown,
+    health: Health,
+    handle: std::thread::JoinHandle<Result<RunReport, String>>,
+}
+
+impl Running {
+    fn start(spec: Spec, sink: Sink, hooks: TestHooks) -> Result<Running, String> {
+        let (shutdown, health) = (Shutdown::new(), Health::new());
+        let (sd, hl) = (shutdown.clone(), health.clone());
+        let handle = std::thread::Builder::new()
+            .name("bench-run".into())
+            .spawn(move || pipeline::run_with_hooks(&spec, &sd, Some(sink), &hl, hooks).map_err(|e| e.to_string()))
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !health.is_started() {
+            if handle.is_finished() || Instant::now() > deadline {
+                return Err("the pipeline did not start".into());
+            }
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+        Ok(Running { shutdown, health, handle })
+    }
+
+    fn totals(&self) -> Totals {
+        totals(&self.health.counters())
+    }
+
+    /// Stop (unless already finished) and collect the report.
+    fn stop(self) -> Result<RunReport, String> {
+        self.shutdown.trigger();
+        self.handle.join().map_err(|_| "the pipeline panicked".to_string())?
+    }
+
+    fn finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+/// Make a clip with gst-launch-1.0 unless it exists; `pipeline` ends before the filesink.
+fn make_clip(name: &str, pipeline: &str) -> Result<PathBuf, String> {
+    let path = std::env::temp_dir().join(name);
+    if path.exists() {
+        return Ok(path);
+    }
+    let tmp = path.with_extension("part.mp4");
+    println!("  making {} (once) ...", path.display());
+    let full = format!("{pipeline} ! h264parse ! mp4mux ! filesink location={}", tmp.display());
+    let status = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(full.split_whitespace())
+        .status()
+        .map_err(|e| format!("gst-launch-1.0: {e}; run scripts/setup"))?;
+    if !status.success() {
+        return Err(format!("could not make {}: gst-launch-1.0 {full} failed (x264enc is in gstreamer1.0-plugins-ugly)", path.display()));
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// A camera on `clip` for benchmarks: the config dir's inference settings, the given detect
+/// rate, pacing, looping and links; no broker.
+fn camera(name: &str, clip: &Path, fps: f64, realtime: bool, loop_file: bool, frames: LinkSpec) -> Result<CameraSpec, String> {
+    let clip = clip.canonicalize().map_err(|e| format!("clip {}: {e}", clip.display()))?;
+    let uri = gstreamer::glib::filename_to_uri(&clip, None).map_err(|e| e.to_string())?.to_string();
+    Ok(CameraSpec {
+        name: name.into(),
+        file: clip.clone(),
+        uri_redacted: uri.clone(),
+        uri,
+        realtime,
+        live: false,
+        loop_file,
+        stall_timeout: Duration::from_secs_f64(spec::DEFAULT_STALL_TIMEOUT_SECONDS),
+        reconnect_max: Duration::from_secs_f64(spec::DEFAULT_RECONNECT_MAX_SECONDS),
+        on_error: OnError::Fail,
+        decoder: Vec::new(),
+        decoder_threads: spec::DEFAULT_DECODER_THREADS,
+        rtsp_transport: RtspTransport::Auto,
+        credentials: None,
+        objects: spec::ObjectsSpec::default(),
+        max_clock_skew: Duration::from_secs_f64(spec::DEFAULT_MAX_CLOCK_SKEW_SECONDS),
+        detect: DetectSpec { fps, labels: None, min_score: spec::DEFAULT_MIN_SCORE },
+        links: config::CameraLinks { frames, ..Default::default() },
+        motion: MotionConfig::default(),
+    })
+}
+
+fn base_spec(dir: &Path, workers: usize) -> Result<Spec, String> {
+    let mut spec = config::load(dir).map_err(|e| e.to_string())?;
+    spec.mqtt = None;
+    spec.metrics_listen = None;
+    spec.inference.workers = workers;
+    spec.inference.intra_threads = 1;
+    spec.stats_interval = Duration::from_secs(3600);
+    Ok(spec)
+}
+
+/// `threads` bare session.run loops for `window`: runs per second, all threads together.
+fn bare_rate(spec: &Spec, threads: usize, window: Duration) -> Result<f64, String> {
+    let opts = super::detect::detector_options(Some(spec.inference.model.clone()), Some(spec.inference.ort_library.clone()));
+    let mut dets: Vec<Detector> = (0..threads).map(|_| Detector::load(&opts).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    for d in &mut dets {
+        for _ in 0..3 {
+            d.run_bare(1).map_err(|e| e.to_string())?;
+        }
+    }
+    let started = Instant::now();
+    let handles: Vec<_> = dets
+        .into_iter()
+        .map(|mut d| {
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while started.elapsed() < window {
+                    if d.run_bare(1).is_err() {
+                        break;
+                    }
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let runs: u64 = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    Ok(runs as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Median bare session.run latency on one thread.
+fn bare_latency(spec: &Spec) -> Result<Duration, String> {
+    let opts = super::detect::detector_options(Some(spec.inference.model.clone()), Some(spec.inference.ort_library.clone()));
+    let mut d = Detector::load(&opts).map_err(|e| e.to_string())?;
+    let mut t = Vec::new();
+    for i in 0..40 {
+        let s = Instant::now();
+        d.run_bare(1).map_err(|e| e.to_string())?;
+        if i >= 5 {
+            t.push(s.elapsed());
+        }
+    }
+    t.sort();
+    Ok(t[t.len() / 2])
+}
+
+fn bikes(dir: &Path) -> PathBuf {
+    dir.join("media/bikes.mp4")
+}
+
+type Mark = (Totals, u64, Instant);
+
+/// Watch a running daemon for `seconds` (or until it ends), printing progress every `every`;
+/// returns the totals and process CPU ticks at the start and end of the window, and the RSS
+/// (kB) last seen while it still ran.
+fn watch(run: &Running, seconds: f64, every: Duration, label: &str) -> (Mark, Mark, u64) {
+    let start = (run.totals(), proc_self().0, Instant::now());
+    let mut next = Instant::now() + every;
+    let mut rss_running = proc_self().1;
+    while start.2.elapsed().as_secs_f64() < seconds && !run.finished() {
+        std::thread::park_timeout(Duration::from_millis(200));
+        if !run.finished() {
+            rss_running = proc_self().1;
+        }
+        if Instant::now() >= next {
+            next += every;
+            let t = run.totals();
+            let (_, rss) = proc_self();
+            println!(
+                "    [{label}] {:>5.0} s: decoded {}, inferred {}, link_full {}, skipped_by_motion {}, RSS {:.1} MB, load {}",
+                start.2.elapsed().as_secs_f64(),
+                t.decoded,
+                t.inferred,
+                t.link_full,
+                t.skipped_by_motion,
+                rss as f64 / 1024.0,
+                loadavg()
+            );
+        }
+    }
+    (start, (run.totals(), proc_self().0, Instant::now()), rss_running)
+}
+
+pub fn efficiency(config_dir: Option<PathBuf>, streams: usize, workers: usize, seconds: f64) -> ExitCode {
+    let dir = config_dir.unwrap_or_else(config::default_dir);
+    let streams = streams.max(1);
+    let workers = workers.clamp(1, streams);
+    let mut spec = match base_spec(&dir, workers) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    println!("lookout bench efficiency: {streams} file streams (bikes.mp4 looped, unpaced, every frame detected, frames link block), {workers} worker(s) x 1 thread, {seconds:.0} s; load {}", loadavg());
+    let block = LinkSpec { capacity: 2, when_full: WhenFull::Block };
+    spec.cameras = match (0..streams).map(|i| camera(&format!("s{i}"), &bikes(&dir), 1000.0, false, true, block)).collect() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let run = match Running::start(spec.clone(), Sink::Discard(0), TestHooks::default()) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    // Past start-up (sessions warm, first frames through) before the window opens.
+    std::thread::park_timeout(Duration::from_secs(3));
+    let ((t0, _, i0), (t1, _, i1), _) = watch(&run, seconds, Duration::from_secs(10), "pipeline");
+    let report = run.stop();
+    if let Err(e) = report {
+        return fail(e);
+    }
+    let secs = (i1 - i0).as_secs_f64();
+    let fps = (t1.inferred - t0.inferred) as f64 / secs;
+    let dps = (t1.detections - t0.detections) as f64 / secs;
+    let bare = match bare_rate(&spec, workers, Duration::from_secs_f64(seconds)) {
+        Ok(b) => b,
+        Err(e) => return fail(e),
+    };
+    println!("  pipeline: {fps:.1} frames/s detected ({dps:.1} detections/s at min_score 0.5), {} dropped", t1.link_full - t0.link_full);
+    println!("  baseline: {workers} bare session.run loop(s): {bare:.1} runs/s");
+    println!("  ratio pipeline / bare: {:.2}x (target >= 0.90); load {}", fps / bare, loadavg());
+    ExitCode::SUCCESS
+}
+
+/// The p-th percentile (0..100) of `v`.
+fn percentile(v: &mut [f32], p: f64) -> f32 {
+    if v.is_empty() {
+        return f32::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+pub fn overload(config_dir: Option<PathBuf>, seconds: f64, factor: f64) -> ExitCode {
+    let dir = config_dir.unwrap_or_else(config::default_dir);
+    let mut spec = match base_spec(&dir, 1) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let latency = match bare_latency(&spec) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    // Offer `factor` times what one worker takes: a camera at that frame rate, detecting
+    // every frame.
+    let offered = (factor / latency.as_secs_f64()).round().max(1.0) as u32;
+    let frames = (seconds * offered as f64).round() as u64;
+    println!(
+        "lookout bench overload: bare inference {:.1} ms (1 thread) = {:.1} frames/s; offering {offered} frames/s ({factor}x) for {seconds:.0} s; load {}",
+        latency.as_secs_f64() * 1e3,
+        1.0 / latency.as_secs_f64(),
+        loadavg()
+    );
+    // A real photo held still (dog.jpg: a dog, a bicycle, a truck), so every frame has
+    // detections and so a message whose age can be measured.
+    let photo = dir.join("media/dog.jpg");
+    let clip = match make_clip(
+        &format!("lookout-bench-overload-{offered}fps-{frames}.mp4"),
+        &format!(
+            "filesrc location={} ! jpegdec ! videoconvert ! imagefreeze num-buffers={frames} ! video/x-raw,framerate={offered}/1 ! videoscale ! video/x-raw,width=640,height=480 ! x264enc speed-preset=ultrafast key-int-max=250",
+            photo.display()
+        ),
+    ) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mut cam = match camera("overload", &clip, offered as f64, true, false, LinkKind::Frames.default_spec()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    cam.objects.publish_detections = true;
+    spec.cameras = vec![cam];
+    let ages = Arc::new(Mutex::new(Vec::with_capacity(frames as usize)));
+    let run = match Running::start(spec, Sink::Probe(ages.clone(), 0), TestHooks::default()) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    // RSS once warm (sessions, buffers and the first frames allocated), then at the end.
+    std::thread::park_timeout(Duration::from_secs(10));
+    let rss_warm = proc_self().1;
+    let (_, (t_end, _, _), rss_end) = watch(&run, seconds + 60.0, Duration::from_secs(15), "overload");
+    let report = match run.stop() {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let s = &report.cameras[0].summary;
+    let mut v = ages.lock().map(|a| a.clone()).unwrap_or_default();
+    // The age measurement vector itself grew by this much; it is not the daemon's.
+    let probe_kb = (v.capacity() * 4 / 1024) as i64;
+    let infer_mean = t_end.infer_us as f64 / t_end.inferred.max(1) as f64 / 1e3;
+    let bound = 2.0 * infer_mean + 1000.0 / offered as f64;
+    let (p50, p99) = (percentile(&mut v, 50.0) * 1e3, percentile(&mut v, 99.0) * 1e3);
+    println!("  books at EOS: decoded {} = skipped_by_rate {} + inferred {} + dropped {} (link_full {}); unaccounted {}", s.decoded, s.skipped_by_rate, s.inferred, s.dropped_total(), s.dropped.get("link_full").copied().unwrap_or(0), s.unaccounted());
+    println!("  inference under load: {infer_mean:.1} ms mean; took {:.1} of {offered} frames/s offered", s.inferred as f64 / report.elapsed.as_secs_f64());
+    println!("  frame age at publish over {} messages: p50 {p50:.1} ms, p99 {p99:.1} ms; bound 2 x {infer_mean:.1} + {:.1} = {bound:.1} ms; ratio p99 / bound {:.2} (target <= 1.00)", v.len(), 1000.0 / offered as f64, p99 as f64 / bound);
+    println!(
+        "  RSS warm (10 s in) {:.1} MB, last while running {:.1} MB: growth {:.2} MB (of which {:.2} MB the age probe's own buffer) (target < 5 MB); load {}",
+        rss_warm as f64 / 1024.0,
+        rss_end as f64 / 1024.0,
+        (rss_end as i64 - rss_warm as i64) as f64 / 1024.0,
+        probe_kb as f64 / 1024.0,
+        loadavg()
+    );
+    ExitCode::SUCCESS
+}
+
+/// CPU seconds by part over a window, from thread ticks and the detector's own timings.
+struct Shares {
+    total: f64,
+    decode: f64,
+    pre: f64,
+    infer: f64,
+}
+
+impl Shares {
+    fn print(&self, secs: f64) {
+        let pct = |x: f64| 100.0 * x / secs;
+        let rest = (self.total - self.decode - self.pre - self.infer).max(0.0);
+        println!(
+            "    CPU {:.0} % of one core: decode + scale/convert (GStreamer threads) {:.0} %, pre-processing (letterbox) {:.0} %, inference {:.0} %, rest {:.0} %",
+            pct(self.total),
+            pct(self.decode),
+            pct(self.pre),
+            pct(self.infer),
+            pct(rest)
+        );
+    }
+}
+
+/// Threads that are ours (named in pipeline.rs and here); every other thread is GStreamer's.
+fn ours(name: &str) -> bool {
+    ["src-", "detect-", "objects-", "publish", "stats", "metrics", "bench", "lookout"].iter().any(|p| name.starts_with(p))
+}
+
+fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, Shares), String> {
+    let run = Running::start(spec.clone(), Sink::Discard(0), TestHooks::default())?;
+    std::thread::park_timeout(Duration::from_secs(3));
+    let threads0 = thread_ticks();
+    let ((t0, c0, i0), (t1, c1, i1), _) = watch(&run, seconds, Duration::from_secs(10), label);
+    let threads1 = thread_ticks();
+    run.stop()?;
+    let secs = (i1 - i0).as_secs_f64();
+    let gst_ticks: u64 = threads1.iter().filter(|(n, _)| !ours(n)).map(|(n, t)| t - threads0.get(n).copied().unwrap_or(0).min(*t)).sum();
+    let d = Totals {
+        decoded: t1.decoded - t0.decoded,
+        inferred: t1.inferred - t0.inferred,
+        link_full: t1.link_full - t0.link_full,
+        skipped_by_motion: t1.skipped_by_motion - t0.skipped_by_motion,
+        detections: t1.detections - t0.detections,
+        infer_us: t1.infer_us - t0.infer_us,
+        pre_us: t1.pre_us - t0.pre_us,
+    };
+    let shares = Shares {
+        total: (c1 - c0) as f64 / TICKS_PER_SECOND,
+        decode: gst_ticks as f64 / TICKS_PER_SECOND,
+        pre: d.pre_us as f64 / 1e6,
+        infer: d.infer_us as f64 / 1e6,
+    };
+    Ok((d, secs, shares))
+}
+
+fn clip_1080p(dir: &Path) -> Result<PathBuf, String> {
+    make_clip(
+        "lookout-bench-bikes-1080p25.mp4",
+        &format!(
+            "filesrc location={} ! decodebin ! videoconvert ! videoscale ! video/x-raw,width=1920,height=1080 ! x264enc speed-preset=veryfast bitrate=6000 key-int-max=50",
+            bikes(dir).display()
+        ),
+    )
+}
+
+pub fn density(config_dir: Option<PathBuf>, max_streams: usize, seconds: f64, workers: usize) -> ExitCode {
+    let dir = config_dir.unwrap_or_else(config::default_dir);
+    let clip = match clip_1080p(&dir) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let base = match base_spec(&dir, workers.max(1)) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    println!(
+        "lookout bench density: 1080p25 H.264 streams (bikes.mp4 scaled, looped, paced), detect 5 fps, {} worker(s); {seconds:.0} s per step; load {}",
+        workers.max(1),
+        loadavg()
+    );
+    let mut sustained = 0;
+    for n in 1..=max_streams.max(1) {
+        let mut spec = base.clone();
+        spec.inference.workers = workers.max(1).min(n);
+        spec.cameras = match (0..n).map(|i| camera(&format!("c{i}"), &clip, 5.0, true, true, LinkKind::Frames.default_spec())).collect() {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let (d, secs, shares) = match run_streams(&spec, seconds, &format!("{n} streams")) {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        // Real time: 25 frames/s decoded per stream (a few percent for loop restarts).
+        let decode_fps = d.decoded as f64 / secs / n as f64;
+        let ok = d.link_full == 0 && decode_fps >= 25.0 * 0.95;
+        println!(
+            "  {n} stream(s): decoded {decode_fps:.1} frames/s per stream (baseline: the clip's 25), inferred {:.1}/s (offered {}), link_full {} -> {}; load {}",
+            d.inferred as f64 / secs,
+            5 * n,
+            d.link_full,
+            if ok { "sustained" } else { "NOT sustained" },
+            loadavg()
+        );
+        shares.print(secs);
+        if !ok {
+            break;
+        }
+        sustained = n;
+    }
+    println!("  sustained: {sustained} stream(s) of 1080p25 at detect 5 fps with no drop (target >= 4)");
+    ExitCode::SUCCESS
+}
+
+pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
+    let dir = config_dir.unwrap_or_else(config::default_dir);
+    // A still scene: a street with nothing in it is hard to come by in the sample media, so a
+    // still test picture, 1080p25 like a camera's main stream. smpte100, not smpte: smpte's
+    // corner of snow changes about 5 % of the picture every frame, which is motion.
+    let clip = match make_clip(
+        "lookout-bench-still100-1080p25.mp4",
+        "videotestsrc num-buffers=750 pattern=smpte100 ! video/x-raw,width=1920,height=1080,framerate=25/1 ! x264enc speed-preset=veryfast bitrate=6000 key-int-max=50",
+    ) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let base = match base_spec(&dir, 1) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    println!("lookout bench motion: still 1080p25 scene, paced, detect 5 fps, {seconds:.0} s each, gating off then on; load {}", loadavg());
+    let mut cpu = Vec::new();
+    for gating in [false, true] {
+        let mut spec = base.clone();
+        let mut cam = match camera("still", &clip, 5.0, true, true, LinkKind::Frames.default_spec()) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        cam.motion.enabled = gating;
+        spec.cameras = vec![cam];
+        let (d, secs, shares) = match run_streams(&spec, seconds, if gating { "gating on" } else { "gating off" }) {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        };
+        println!(
+            "  gating {}: inferred {:.2}/s, skipped_by_motion {:.2}/s; load {}",
+            if gating { "on " } else { "off" },
+            d.inferred as f64 / secs,
+            d.skipped_by_motion as f64 / secs,
+            loadavg()
+        );
+        shares.print(secs);
+        cpu.push(shares.total / secs);
+    }
+    println!("  CPU with gating / without: {:.2}x ({:.0} % saved)", cpu[1] / cpu[0], 100.0 * (1.0 - cpu[1] / cpu[0]));
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_spaces_in_the_name_parse() {
+        let line = "1234 (avdec_h264 (0)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
+        assert_eq!(stat_ticks(line), Some(("avdec_h264 (0)".to_string(), 300)));
+        assert_eq!(percentile(&mut [3.0, 1.0, 2.0, 4.0], 50.0), 3.0);
+        assert!(ours("detect-0") && !ours("multiqueue0:src"));
+    }
+}

@@ -1,0 +1,182 @@
+//! Model manifests on the real models: NanoDet and YOLOX through the same code path against
+//! their Python references' golden detections, `lookout check` against the real ONNX shapes,
+//! and a NanoDet camera (stretch resize done by GStreamer) under `lookout run`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn iou(a: &[f64], b: &[f64]) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let area = |r: &[f64]| (r[2] - r[0]) * (r[3] - r[1]);
+    inter / (area(a) + area(b) - inter)
+}
+
+fn boxes(v: &Value) -> Vec<(String, f64, Vec<f64>)> {
+    v["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let b = d["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            (d["label"].as_str().unwrap().to_string(), d["score"].as_f64().unwrap(), b)
+        })
+        .collect()
+}
+
+/// `lookout detect --model <model>` on every image of `golden`: the same number of detections
+/// (none extra above the threshold, none missing), each golden one matched by label with
+/// IoU >= 0.9 and its score within `score_tolerance`.
+fn matches_golden(model: &str, golden: &str, family: &str, score_tolerance: f64) {
+    let golden: Value = serde_json::from_str(golden).unwrap();
+    let images = golden["images"].as_object().unwrap();
+    assert_eq!(images.len(), 4);
+    let paths: Vec<String> = images.keys().map(|k| media(k).display().to_string()).collect();
+    let lib = ort_library().display().to_string();
+    let mut args = vec!["detect", "--model", model, "--ort-library", &lib];
+    args.extend(paths.iter().map(|s| s.as_str()));
+    let out = run_lookout(&args, &[], Duration::from_secs(60));
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "one JSON object per image");
+    for (name, want) in images {
+        let got = lines.iter().find(|l| l["image"].as_str().unwrap().ends_with(name.as_str())).unwrap();
+        assert_eq!(got["family"], family, "{name}");
+        assert_eq!((got["width"].clone(), got["height"].clone()), (want["width"].clone(), want["height"].clone()), "{name}");
+        let (got, want) = (boxes(got), boxes(want));
+        assert_eq!(got.len(), want.len(), "{name}: got {got:?}, want {want:?}");
+        let mut used = vec![false; got.len()];
+        for (label, score, b) in &want {
+            let best = got
+                .iter()
+                .enumerate()
+                .filter(|(i, (l, _, _))| l == label && !used[*i])
+                .map(|(i, (_, s, gb))| (i, iou(b, gb), *s))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap_or_else(|| panic!("{name}: no {label} detected; got {got:?}"));
+            used[best.0] = true;
+            assert!(best.1 >= 0.9, "{name}: {label} IoU {} < 0.9; got {got:?}", best.1);
+            assert!((best.2 - score).abs() <= score_tolerance, "{name}: {label} score {} vs {score}", best.2);
+        }
+    }
+}
+
+#[test]
+fn nanodet_matches_its_python_reference_on_every_image() {
+    // The reference resizes with PIL and Lookout with fast_image_resize (the same bilinear
+    // filter, different rounding); NanoDet's stretched input moves its scores by up to ~0.016.
+    matches_golden("nanodet_m_320", include_str!("../fixtures/nanodet_m_320_detections.json"), "nanodet", 0.025);
+}
+
+#[test]
+fn yolox_through_its_manifest_matches_its_python_reference() {
+    let manifest = repo().join("models/yolox_nano.toml");
+    matches_golden(manifest.to_str().unwrap(), include_str!("../fixtures/yolox_nano_detections.json"), "yolox", 0.02);
+}
+
+/// A config dir whose `inference.model` is `models/x.toml`, written from `manifest`.
+fn dir_with_manifest(tag: &str, manifest: &str) -> ConfigDir {
+    let global = format!("gateway_id = \"t\"\n[inference]\nmodel = \"x\"\nort_library = {:?}\n", ort_library().display().to_string());
+    let cam = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
+    let dir = ConfigDir::new(tag, &global, &[("front", &cam)]);
+    std::fs::create_dir_all(dir.path.join("models")).unwrap();
+    // The manifest's `file` is relative to it: point it at the real model.
+    let model = repo().join("models/yolox_nano.onnx");
+    let text = manifest.replace("file = \"yolox_nano.onnx\"", &format!("file = {:?}", model.display().to_string()));
+    std::fs::write(dir.path.join("models/x.toml"), text).unwrap();
+    dir
+}
+
+fn check(dir: &Path) -> (Option<i32>, String, String) {
+    let out = run_lookout(&["check", "--config-dir", dir.to_str().unwrap()], &[], Duration::from_secs(30));
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn check_compares_the_manifest_with_the_real_model() {
+    let good = std::fs::read_to_string(repo().join("models/yolox_nano.toml")).unwrap();
+    let dir = dir_with_manifest("manifest-ok", &good);
+    let (code, stdout, stderr) = check(&dir.path);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("model: x (yolox, fp32, input 416x416, 80 labels): inputs and outputs match the manifest"), "{stdout}");
+
+    let dir = dir_with_manifest("manifest-size", &good.replace("width = 416", "width = 320").replace("height = 416", "height = 320"));
+    let (code, _, stderr) = check(&dir.path);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("models/x.toml: input size 320x320 but the ONNX input `images` is [1,3,416,416]"), "{stderr}");
+
+    let dir = dir_with_manifest("manifest-labels", &good.replace("labels = \"coco80\"", "labels = [\"person\", \"car\"]"));
+    let (code, _, stderr) = check(&dir.path);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("models/x.toml: output `output` is [1,3549,85] in the ONNX model; expected [1, anchors, 5 + classes] = [1,3549,7]"), "{stderr}");
+
+    let dir = dir_with_manifest("manifest-output", &good.replace("name = \"output\"", "name = \"out\""));
+    let (code, _, stderr) = check(&dir.path);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("names output `out` but the ONNX model has no such output (its outputs: output)"), "{stderr}");
+}
+
+#[test]
+fn check_reports_manifest_keys_and_a_wrong_sha256() {
+    let good = std::fs::read_to_string(repo().join("models/yolox_nano.toml")).unwrap();
+    let bad = good.replace("695e750a", "000e750a").replace("pad_value = 114", "pad_value = 114\npadding = 2").replace("\"bgr\"", "\"bgra\"");
+    let dir = dir_with_manifest("manifest-keys", &bad);
+    let (code, _, stderr) = check(&dir.path);
+    assert_eq!(code, Some(2));
+    // serde stops at the first unknown key, so that is reported alone.
+    assert!(stderr.contains("models/x.toml: input.padding: unknown field `padding`"), "{stderr}");
+
+    let dir = dir_with_manifest("manifest-sha", &good.replace("695e750a", "000e750a"));
+    let (code, _, stderr) = check(&dir.path);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("models/x.toml: sha256:") && stderr.contains("has sha256 695e750a") && stderr.contains("but the manifest says 000e750a"), "{stderr}");
+    // `detect` refuses it too, rather than running a model the manifest does not describe.
+    let lib = ort_library().display().to_string();
+    let out = run_lookout(&["detect", "--model", dir.path.join("models/x.toml").to_str().unwrap(), "--ort-library", &lib, media("dog.jpg").to_str().unwrap()], &[], Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("but the manifest says 000e750a"), "{}", text(&out.stderr));
+
+    // Camera labels are checked against the manifest's labels.
+    let dir = dir_with_manifest("manifest-camlabels", &good.replace("labels = \"coco80\"", "labels = [\"forklift\"]"));
+    std::fs::write(dir.path.join("pipelines/front.toml"), format!("uri = {:?}\n[detect]\nlabels = [\"person\"]\n", media("bikes.mp4").display().to_string())).unwrap();
+    let (code, _, stderr) = check(&dir.path);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("pipelines/front.toml: detect.labels[0]: `person` is not a label of the model; its labels are names such as forklift"), "{stderr}");
+}
+
+#[test]
+fn a_nanodet_camera_detects_the_street_through_the_stretched_input() {
+    let global = format!("gateway_id = \"t\"\n[inference]\nmodel = {:?}\nort_library = {:?}\n", repo().join("models/nanodet_m_320.toml").display().to_string(), ort_library().display().to_string());
+    let cam = format!("uri = {:?}\n[detect]\nfps = 2\nmin_score = 0.35\n[events]\ndetections = true\n", media("bikes.mp4").display().to_string());
+    let dir = ConfigDir::new("nanodet-run", &global, &[("street", &cam)]);
+    let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut cars = 0;
+    let mut frames = 0;
+    for line in text(&out.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["type"] != "detection" {
+            continue;
+        }
+        frames += 1;
+        for d in v["detections"].as_array().unwrap() {
+            let b: Vec<f64> = d["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            assert!(b[0] >= 0.0 && b[2] <= 640.0 && b[1] >= 0.0 && b[3] <= 272.0, "box inside the 640x272 frame: {b:?}");
+            if d["label"] == "car" {
+                cars += 1;
+                // The parked cars sit in the lower two thirds of the street scene; a box mapped
+                // back through the wrong geometry (letterbox instead of stretch) lands elsewhere.
+                assert!(b[3] > 272.0 / 3.0, "car box {b:?}");
+            }
+        }
+    }
+    // 10 s at 2 fps: about 20 frames, parked cars in most of them.
+    assert!(frames >= 10, "{frames} frames with detections\n{}", text(&out.stderr));
+    assert!(cars >= 10, "{cars} car detections in {frames} frames");
+    assert!(text(&out.stderr).contains("model=nanodet_m_320") || text(&out.stderr).contains("nanodet_m_320"), "the log names the model: {}", text(&out.stderr));
+}
