@@ -68,7 +68,7 @@ fn every_key_the_parser_accepts_is_in_the_reference_configs() {
     let camera_doc = documented(&reference(CAMERA_REF));
     let mut missing = Vec::new();
     let mut probed = 0;
-    for table in ["", "mqtt", "spool", "inference", "detect", "stats", "track", "metrics", "snapshots"] {
+    for table in ["", "mqtt", "mqtt.tls", "spool", "inference", "detect", "stats", "track", "metrics", "snapshots", "links.frames", "links.detections", "links.events", "motion"] {
         let global = if table.is_empty() { "zzz_probe = 1\n".to_string() } else { format!("[{table}]\nzzz_probe = 1\n") };
         for key in accepted(&global, ball) {
             probed += 1;
@@ -79,7 +79,7 @@ fn every_key_the_parser_accepts_is_in_the_reference_configs() {
     }
     let zone = "[[zones]]\nname = \"z\"\npolygon = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]]\nzzz_probe = 1\n";
     let line = "[[lines]]\nname = \"l\"\npoints = [[0.0, 0.0], [1.0, 1.0]]\nzzz_probe = 1\n";
-    let tables: [(&str, String); 9] = [
+    let tables: [(&str, String); 12] = [
         ("", "zzz_probe = 1\n".into()),
         ("detect", "[detect]\nzzz_probe = 1\n".into()),
         ("track", "[track]\nzzz_probe = 1\n".into()),
@@ -89,6 +89,9 @@ fn every_key_the_parser_accepts_is_in_the_reference_configs() {
         ("stationary", "[stationary]\nzzz_probe = 1\n".into()),
         ("events", "[events]\nzzz_probe = 1\n".into()),
         ("snapshots", "[snapshots]\nzzz_probe = 1\n".into()),
+        ("links.frames", "[links.frames]\nzzz_probe = 1\n".into()),
+        ("links.detections", "[links.detections]\nzzz_probe = 1\n".into()),
+        ("motion", "[motion]\nzzz_probe = 1\n".into()),
     ];
     for (table, body) in tables {
         for key in accepted(&inference_toml(), &format!("{ball}{body}")) {
