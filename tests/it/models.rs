@@ -9,26 +9,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn iou(a: &[f64], b: &[f64]) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: &[f64]| (r[2] - r[0]) * (r[3] - r[1]);
-    inter / (area(a) + area(b) - inter)
-}
-
-fn boxes(v: &Value) -> Vec<(String, f64, Vec<f64>)> {
-    v["detections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            let b = d["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-            (d["label"].as_str().unwrap().to_string(), d["score"].as_f64().unwrap(), b)
-        })
-        .collect()
-}
-
 /// `lookout detect --model <model>` on every image of `golden`: the same number of detections
 /// (none extra above the threshold, none missing), each golden one matched by label with
 /// IoU >= 0.9 and its score within `score_tolerance`.

@@ -37,14 +37,6 @@ fn detect(lib: &str, extra: &[&str]) -> (Option<i32>, Vec<Value>, String) {
     (out.status.code(), lines, text(&out.stderr))
 }
 
-fn iou(a: &[f64], b: &[f64]) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: &[f64]| (r[2] - r[0]) * (r[3] - r[1]);
-    inter / (area(a) + area(b) - inter)
-}
-
 #[test]
 fn openvino_on_cpu_runs_every_node_and_matches_the_cpu_provider() {
     let Some(ov) = openvino_library() else { return };
