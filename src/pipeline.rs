@@ -19,7 +19,8 @@
 //! ([`crate::reload`]) restarts, adds or removes one camera without touching the others, and
 //! swaps the detectors without dropping a camera.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -52,6 +53,8 @@ pub enum PipelineError {
     Thread(String, std::io::Error),
     #[error("camera {0}: {1}")]
     Rules(String, Box<crate::rules::RulesError>),
+    #[error("camera {0}: no detector runs its model {1}")]
+    NoDetector(String, String),
 }
 
 pub use crate::link::DETECTIONS_LINK_CAPACITY;
@@ -112,19 +115,19 @@ pub fn run_reloadable(
     hooks: TestHooks,
 ) -> Result<RunReport, PipelineError> {
     source::apply_decoder_preferences(&spec.cameras)?;
-    // Load every detector before any camera starts: a missing model or runtime is reported
-    // once, clearly, instead of as a failing camera.
-    let (detectors, key) = load_detectors(spec, spec.cameras.len())?;
-    let geometry = detectors.first().map(|d| d.geometry()).unwrap_or(Geometry::square(416));
-    let provider = detectors.first().map(|d| d.provider()).unwrap_or("cpu");
-    let skipped: Arc<Vec<(String, String)>> = Arc::new(detectors.first().map(|d| d.selection().skipped.clone()).unwrap_or_default());
-    let max_batch = detectors.first().map(|d| d.max_batch()).unwrap_or(1);
+    // Load every model's detectors before any camera starts: a missing model or runtime is
+    // reported once, clearly, instead of as a failing camera.
+    let mut loaded = Vec::new();
+    for (model, key) in detector_keys(spec) {
+        let detectors = load_detectors(&key)?;
+        loaded.push((model, key, detectors));
+    }
+    // The gateway's model speaks for the provider in the stats (every model gets the same list).
+    let main = loaded.iter().find(|(m, _, _)| *m == spec.inference.model).or(loaded.first()).and_then(|(_, _, d)| d.first());
+    let provider = main.map(|d| d.provider()).unwrap_or("cpu");
+    let skipped: Arc<Vec<(String, String)>> = Arc::new(main.map(|d| d.selection().skipped.clone()).unwrap_or_default());
     // Sized for any batch a reload may bring, not just this detector's.
     let batches = Arc::new(BatchCounts::new(crate::config::spec::MAX_BATCH_LIMIT));
-    if let Some(d) = detectors.first() {
-        let m = d.model();
-        tracing::info!(model = %m.name, family = m.family.name(), precision = m.precision.as_str(), file = %m.file.display(), provider, workers = detectors.len(), max_batch, "detector ready");
-    }
 
     let started = Instant::now();
     // Detection on/off per camera, flipped by `<camera>/detect/set` over MQTT. Filled before the
@@ -171,11 +174,9 @@ pub fn run_reloadable(
         spec: spec.clone(),
         cameras: Vec::new(),
         books: Vec::new(),
-        workers: Vec::new(),
+        pools: BTreeMap::new(),
         next_worker: 0,
         next_instance: 0,
-        key,
-        geometry,
         batches: batches.clone(),
         hooks,
         events: events_tx,
@@ -184,7 +185,9 @@ pub fn run_reloadable(
         switches,
         registry: registry.clone(),
     };
-    p.start_workers(detectors, spec.inference.max_batch_wait)?;
+    for (model, key, detectors) in loaded {
+        p.start_pool(model, key, detectors, spec.inference.max_batch_wait)?;
+    }
     for cam in spec.cameras.clone() {
         p.start_camera(cam)?;
     }
@@ -245,7 +248,7 @@ pub fn run_reloadable(
     for cam in &mut p.cameras {
         cam.join_source(deadline);
     }
-    let workers = std::mem::take(&mut p.workers);
+    let workers: Vec<WorkerRun> = std::mem::take(&mut p.pools).into_values().flat_map(|pool| pool.workers).collect();
     // Workers exit once their control link closes and their cameras' frame links are drained.
     let worker_handles: Vec<_> = workers.into_iter().map(|w| w.handle).collect();
     for h in worker_handles {
@@ -304,9 +307,10 @@ fn send_discovery(spec: &Spec, events: &LinkSender<Outgoing>) {
     }
 }
 
-/// What selects the detectors: a reload builds new ones only when this changes.
+/// What selects one model's detectors: a reload builds new ones only when this changes.
 #[derive(Debug, Clone, PartialEq)]
 struct DetectorKey {
+    /// `[inference]`, with `model` set to this pool's model.
     inference: InferenceSpec,
     score_threshold: Option<f32>,
     workers: usize,
@@ -314,10 +318,40 @@ struct DetectorKey {
     model_stamp: Option<(u64, Option<SystemTime>)>,
 }
 
-/// Load one detector per worker for `spec`.
-fn load_detectors(spec: &Spec, cameras: usize) -> Result<(Vec<Detector>, DetectorKey), DetectError> {
-    let key = detector_key(spec, cameras);
-    let base = spec.inference.detector_options();
+/// One key per model the cameras of `spec` run (`detect.model`, else `inference.model`).
+fn detector_keys(spec: &Spec) -> BTreeMap<PathBuf, DetectorKey> {
+    let mut groups: BTreeMap<PathBuf, Vec<&CameraSpec>> = BTreeMap::new();
+    for cam in &spec.cameras {
+        groups.entry(cam.detect.model.clone()).or_default().push(cam);
+    }
+    if groups.is_empty() {
+        groups.insert(spec.inference.model.clone(), Vec::new());
+    }
+    groups.into_iter().map(|(model, cams)| (model.clone(), detector_key(&spec.inference, &model, &cams))).collect()
+}
+
+fn detector_key(inference: &InferenceSpec, model: &Path, cams: &[&CameraSpec]) -> DetectorKey {
+    // The tracker extends tracks with low-score detections (ByteTrack), so the detector keeps
+    // everything down to the lowest `track.low_score` of its cameras.
+    let lowest = cams.iter().map(|c| c.objects.tracker.low_score.min(c.detect.min_score)).fold(f32::INFINITY, f32::min);
+    // None: the model manifest's default.
+    let score_threshold = lowest.is_finite().then(|| lowest.max(0.01));
+    let model_stamp = std::fs::metadata(model).ok().map(|m| (m.len(), m.modified().ok()));
+    // The gateway model's labels are the cameras' business (checked with the config), not the
+    // detectors': leaving them out keeps a change of the gateway model from reloading others.
+    let inference = InferenceSpec { model: model.to_path_buf(), labels: Default::default(), ..inference.clone() };
+    let workers = inference_workers(inference.workers, cams.len());
+    DetectorKey { inference, score_threshold, workers, model_stamp }
+}
+
+/// `inference.workers` per model, but no more than the cameras that use it (at least one).
+fn inference_workers(workers: usize, cameras: usize) -> usize {
+    workers.min(cameras.max(1))
+}
+
+/// Load one detector per worker for `key`.
+fn load_detectors(key: &DetectorKey) -> Result<Vec<Detector>, DetectError> {
+    let base = key.inference.detector_options();
     let opts = DetectorOptions { score_threshold: key.score_threshold.or(base.score_threshold), ..base };
     let mut detectors = Vec::with_capacity(key.workers);
     if key.workers > 0 {
@@ -326,22 +360,14 @@ fn load_detectors(spec: &Spec, cameras: usize) -> Result<(Vec<Detector>, Detecto
         // on the same one: a GPU that refuses a second session (say, for want of memory) is an
         // error to report, not a quiet move of one worker to the CPU.
         let same = DetectorOptions { providers: vec![first.provider_spec().clone()], fallback: false, ..opts.clone() };
+        let m = first.model();
+        tracing::info!(model = %m.name, family = m.family.name(), precision = m.precision.as_str(), file = %m.file.display(), provider = first.provider(), workers = key.workers, max_batch = first.max_batch(), "detector ready");
         detectors.push(first);
         for _ in 1..key.workers {
             detectors.push(Detector::load(&same)?);
         }
     }
-    Ok((detectors, key))
-}
-
-fn detector_key(spec: &Spec, cameras: usize) -> DetectorKey {
-    // The tracker extends tracks with low-score detections (ByteTrack), so the detector keeps
-    // everything down to the lowest `track.low_score` of any camera.
-    let lowest = spec.cameras.iter().map(|c| c.objects.tracker.low_score.min(c.detect.min_score)).fold(f32::INFINITY, f32::min);
-    // None: the model manifest's default.
-    let score_threshold = lowest.is_finite().then(|| lowest.max(0.01));
-    let model_stamp = std::fs::metadata(&spec.inference.model).ok().map(|m| (m.len(), m.modified().ok()));
-    DetectorKey { inference: spec.inference.clone(), score_threshold, workers: spec.inference.workers.min(cameras.max(1)), model_stamp }
+    Ok(detectors)
 }
 
 /// One camera's threads, and how to stop them.
@@ -354,6 +380,7 @@ struct CameraRun {
     source: Option<std::thread::JoinHandle<Outcome>>,
     objects: Option<std::thread::JoinHandle<()>>,
     outcome: Option<Outcome>,
+    /// Its worker in the pool of its model (`spec.detect.model`).
     worker: usize,
 }
 
@@ -411,6 +438,16 @@ struct WorkerRun {
     handle: std::thread::JoinHandle<()>,
 }
 
+/// The detect workers of one model, and what they were loaded from.
+struct Pool {
+    key: DetectorKey,
+    /// The model's input size: its cameras' sources scale frames to it.
+    geometry: Geometry,
+    /// The model's name (its manifest's file stem), for the stats.
+    name: String,
+    workers: Vec<WorkerRun>,
+}
+
 /// Everything that runs, and what it was started from.
 struct Running {
     /// What runs now: the start-up spec, with each applied reload's cameras and inference.
@@ -419,11 +456,10 @@ struct Running {
     /// Every camera that ran, in order of first start, with its counters (kept across
     /// restarts) and the outcome of a removed camera.
     books: Vec<(String, Arc<CameraCounters>, Option<Outcome>)>,
-    workers: Vec<WorkerRun>,
+    /// One pool of workers per model in use, by model path.
+    pools: BTreeMap<PathBuf, Pool>,
     next_worker: usize,
     next_instance: usize,
-    key: DetectorKey,
-    geometry: Geometry,
     /// Inference runs per batch size, all workers together (stats and /metrics).
     batches: Arc<BatchCounts>,
     hooks: TestHooks,
@@ -438,7 +474,8 @@ struct Running {
 const RELOAD_JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Running {
-    fn start_workers(&mut self, detectors: Vec<Detector>, max_wait: Duration) -> Result<(), PipelineError> {
+    fn start_workers(&mut self, detectors: Vec<Detector>, max_wait: Duration) -> Result<Vec<WorkerRun>, PipelineError> {
+        let mut workers = Vec::new();
         for detector in detectors {
             let n = self.next_worker;
             self.next_worker += 1;
@@ -446,14 +483,24 @@ impl Running {
             let (m, beat, delay) = (self.metrics.clone(), self.health.heartbeat(&format!("detect-{n}")), self.hooks.extra_inference_delay);
             let batching = Batching { max_wait, runs: self.batches.clone() };
             let handle = spawn(&format!("detect-{n}"), move || detect_loop(detector, ctl_rx, &m, &batching, beat, delay))?;
-            self.workers.push(WorkerRun { ctl, handle });
+            workers.push(WorkerRun { ctl, handle });
         }
+        Ok(workers)
+    }
+
+    /// Start the workers of a model that has none running yet.
+    fn start_pool(&mut self, model: PathBuf, key: DetectorKey, detectors: Vec<Detector>, max_wait: Duration) -> Result<(), PipelineError> {
+        let geometry = detectors.first().map(|d| d.geometry()).unwrap_or(Geometry::square(416));
+        let name = detectors.first().map(|d| d.model().name.clone()).unwrap_or_else(|| model_stem(&model));
+        let workers = self.start_workers(detectors, max_wait)?;
+        self.pools.insert(model, Pool { key, geometry, name, workers });
         Ok(())
     }
 
-    /// The worker with the fewest cameras.
-    fn least_loaded_worker(&self) -> usize {
-        (0..self.workers.len()).min_by_key(|w| self.cameras.iter().filter(|c| c.source.is_some() && c.worker == *w).count()).unwrap_or(0)
+    /// The worker of `model`'s pool with the fewest cameras.
+    fn least_loaded_worker(&self, model: &Path) -> usize {
+        let n = self.pools.get(model).map(|p| p.workers.len()).unwrap_or(0);
+        (0..n).min_by_key(|w| self.cameras.iter().filter(|c| c.source.is_some() && c.spec.detect.model == model && c.worker == *w).count()).unwrap_or(0)
     }
 
     fn counters_for(&mut self, name: &str) -> Arc<CameraCounters> {
@@ -480,7 +527,12 @@ impl Running {
         let (ev, min_score, beat, freeze, ctr) = (self.events.clone(), cam.detect.min_score, self.health.heartbeat(&name), freeze_hook(&name), counters.clone());
         let objects = spawn(&name, move || objects_loop(stage, drx, &ev, min_score, &ctr, beat, freeze))?;
 
-        let worker = self.least_loaded_worker();
+        let model = cam.detect.model.clone();
+        let Some((geometry, model_name)) = self.pools.get(&model).map(|p| (p.geometry, p.name.clone())) else {
+            return Err(PipelineError::NoDetector(cam.name.clone(), model.display().to_string()));
+        };
+        counters.set_model(&model_name);
+        let worker = self.least_loaded_worker(&model);
         let attach = WorkerCamera {
             name: cam.name.clone(),
             rx,
@@ -490,7 +542,7 @@ impl Running {
             min_score: cam.detect.min_score,
             snapshots: cam.objects.snapshots.enabled,
         };
-        if let Some(w) = self.workers.get(worker)
+        if let Some(w) = self.pools.get(&model).and_then(|p| p.workers.get(worker))
             && w.ctl.send(WorkerCtl::Attach(attach)).is_err()
         {
             tracing::error!(camera = %cam.name, worker, "detect worker gone; the camera's frames will be dropped (link_full)");
@@ -499,7 +551,7 @@ impl Running {
         let stop = Shutdown::new();
         let stop_reason = Arc::new(Mutex::new("shutdown"));
         let (c, sd, gw, m, hl, ev, reason, geometry, spec) =
-            (counters, stop.clone(), self.spec.gateway_id.clone(), self.metrics.clone(), self.health.clone(), self.events.clone(), stop_reason.clone(), self.geometry, cam.clone());
+            (counters, stop.clone(), self.spec.gateway_id.clone(), self.metrics.clone(), self.health.clone(), self.events.clone(), stop_reason.clone(), geometry, cam.clone());
         let source = spawn(&format!("src-{}", cam.name), move || {
             tracing::info!(camera = %spec.name, uri = %spec.uri_redacted, fps = spec.detect.fps, "camera starting");
             source::run_camera(instance, &spec, geometry, tx, c, &sd, |change| {
@@ -554,31 +606,78 @@ impl Running {
         if !restart_keys.is_empty() {
             tracing::warn!(keys = %restart_keys.join(", "), "reload: these settings changed and apply only at the next start: `systemctl restart lookout`");
         }
-        // Inference first, so that a model that fails to load changes nothing else about it.
-        let mut all_restart = false;
-        let key = detector_key(&new, new.cameras.len());
-        if key != self.key {
-            match load_detectors(&new, new.cameras.len()) {
-                Err(e) => tracing::error!(error = %e, "reload: the new [inference] settings can't be loaded; the running detectors stay"),
-                Ok((detectors, key)) => {
-                    let size = detectors.first().map(|d| d.geometry()).unwrap_or(self.geometry);
-                    tracing::info!(model = %new.inference.model.display(), workers = detectors.len(), "reload: new detectors loaded; swapping them in");
-                    if let Err(e) = self.swap_workers(detectors, new.inference.max_batch_wait) {
-                        tracing::error!(error = %e, "reload: could not start the new detect workers");
-                    } else {
-                        self.key = key;
-                        self.spec.inference = new.inference.clone();
-                        // Sources scale frames to the model's input: a new size restarts them all.
-                        all_restart = size != self.geometry;
-                        self.geometry = size;
+        // Models first, so that a model that fails to load changes nothing else about it.
+        let mut failed: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut resized: BTreeSet<PathBuf> = BTreeSet::new();
+        for (model, key) in detector_keys(&new) {
+            if self.pools.get(&model).is_some_and(|p| p.key == key) {
+                continue;
+            }
+            let detectors = match load_detectors(&key) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(model = %model.display(), error = %e, "reload: this model can't be loaded; the cameras that would run it keep what they run now");
+                    failed.insert(model);
+                    continue;
+                }
+            };
+            let size = detectors.first().map(|d| d.geometry());
+            tracing::info!(model = %model.display(), workers = detectors.len(), "reload: new detectors loaded; swapping them in");
+            let started = if self.pools.contains_key(&model) {
+                self.swap_workers(&model, detectors, new.inference.max_batch_wait)
+            } else {
+                self.start_pool(model.clone(), key.clone(), detectors, new.inference.max_batch_wait)
+            };
+            match started {
+                Err(e) => {
+                    tracing::error!(model = %model.display(), error = %e, "reload: could not start the new detect workers");
+                    failed.insert(model);
+                }
+                Ok(()) => {
+                    if let Some(pool) = self.pools.get_mut(&model) {
+                        pool.key = key;
+                        // Sources scale frames to the model's input: a new size restarts its cameras.
+                        if let Some(size) = size
+                            && size != pool.geometry
+                        {
+                            pool.geometry = size;
+                            resized.insert(model);
+                        }
                     }
                 }
             }
         }
-        let mut diff = reload::diff_cameras(&self.spec.cameras, &new.cameras);
-        if all_restart {
-            diff.changed.append(&mut diff.unchanged);
+        if failed.is_empty() {
+            self.spec.inference = new.inference.clone();
         }
+        // A camera whose model failed keeps running as it is; a new one waits for a reload
+        // that brings a model that loads.
+        let wanted: Vec<CameraSpec> = new
+            .cameras
+            .iter()
+            .filter_map(|c| {
+                if !failed.contains(&c.detect.model) {
+                    return Some(c.clone());
+                }
+                match self.spec.cameras.iter().find(|o| o.name == c.name) {
+                    Some(old) => {
+                        if old != c {
+                            tracing::error!(camera = %c.name, model = %c.detect.model.display(), "reload: camera not changed: its model failed to load; it keeps running its current config");
+                        }
+                        Some(old.clone())
+                    }
+                    None => {
+                        tracing::error!(camera = %c.name, model = %c.detect.model.display(), "reload: camera not started: its model failed to load");
+                        None
+                    }
+                }
+            })
+            .collect();
+        let mut diff = reload::diff_cameras(&self.spec.cameras, &wanted);
+        let (resize, keep): (Vec<String>, Vec<String>) =
+            diff.unchanged.drain(..).partition(|n| wanted.iter().any(|c| c.name == *n && resized.contains(&c.detect.model)));
+        diff.unchanged = keep;
+        diff.changed.extend(resize);
         self.spec.shutdown_timeout = new.shutdown_timeout;
         if diff.is_empty() {
             tracing::info!(cameras = diff.unchanged.len(), "reload: no camera changed");
@@ -603,8 +702,9 @@ impl Running {
             }
         }
         // Config order, as at start.
-        self.cameras.sort_by_key(|c| new.cameras.iter().position(|n| n.name == c.spec.name).unwrap_or(usize::MAX));
-        self.spec.cameras = new.cameras.clone();
+        self.cameras.sort_by_key(|c| wanted.iter().position(|n| n.name == c.spec.name).unwrap_or(usize::MAX));
+        self.spec.cameras = wanted;
+        self.retire_idle_pools();
         self.publish_camera_set();
         let mut announce = self.spec.clone();
         announce.cameras.retain(|c| diff.added.contains(&c.name) || diff.changed.contains(&c.name));
@@ -618,38 +718,62 @@ impl Running {
         );
     }
 
-    /// Start workers on `detectors`, then move every camera over from the old workers: each
-    /// old worker finishes the frame in hand, hands back its cameras (their frame links keep
-    /// what was queued, so nothing is dropped) and exits.
-    fn swap_workers(&mut self, detectors: Vec<Detector>, max_wait: Duration) -> Result<(), PipelineError> {
-        let old = std::mem::take(&mut self.workers);
-        if let Err(e) = self.start_workers(detectors, max_wait) {
-            // Keep the old ones; the half-started new ones exit when their control links close.
-            self.workers = old;
-            return Err(e);
-        }
-        let mut handed = Vec::new();
-        for w in old {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            if w.ctl.send(WorkerCtl::Retire(tx)).is_ok()
-                && let Ok(cams) = rx.recv_timeout(RELOAD_JOIN_TIMEOUT)
-            {
-                handed.extend(cams);
-            }
-            drop(w.ctl);
-            join_until(w.handle, Some(Instant::now() + RELOAD_JOIN_TIMEOUT));
-        }
+    /// Start workers on `detectors` for `model`, then move every camera over from its old
+    /// workers: each old worker finishes the frame in hand, hands back its cameras (their frame
+    /// links keep what was queued, so nothing is dropped) and exits. Other models' workers are
+    /// not touched.
+    fn swap_workers(&mut self, model: &Path, detectors: Vec<Detector>, max_wait: Duration) -> Result<(), PipelineError> {
+        let fresh = self.start_workers(detectors, max_wait)?;
+        let Some(pool) = self.pools.get_mut(model) else {
+            // Nothing to swap with: the new workers exit when their control links close.
+            return Ok(());
+        };
+        let old = std::mem::replace(&mut pool.workers, fresh);
+        let handed = retire(old);
         for cam in handed {
-            let worker = (0..self.workers.len()).min_by_key(|w| self.cameras.iter().filter(|c| c.worker == *w && c.spec.name != cam.name).count()).unwrap_or(0);
+            let n = self.pools.get(model).map(|p| p.workers.len()).unwrap_or(0);
+            let worker = (0..n).min_by_key(|w| self.cameras.iter().filter(|c| c.spec.detect.model == model && c.worker == *w && c.spec.name != cam.name).count()).unwrap_or(0);
             if let Some(run) = self.cameras.iter_mut().find(|c| c.spec.name == cam.name) {
                 run.worker = worker;
             }
-            if let Some(w) = self.workers.get(worker) {
+            if let Some(w) = self.pools.get(model).and_then(|p| p.workers.get(worker)) {
                 let _ = w.ctl.send(WorkerCtl::Attach(cam));
             }
         }
         Ok(())
     }
+
+    /// Stop the workers of models no running camera uses any more.
+    fn retire_idle_pools(&mut self) {
+        let idle: Vec<PathBuf> = self.pools.keys().filter(|m| !self.cameras.iter().any(|c| c.spec.detect.model == **m)).cloned().collect();
+        for model in idle {
+            if let Some(pool) = self.pools.remove(&model) {
+                tracing::info!(model = %pool.name, "reload: no camera runs this model any more; its detectors are unloaded");
+                retire(pool.workers);
+            }
+        }
+    }
+}
+
+/// Retire `workers`: each hands back its cameras and exits (bounded waits).
+fn retire(workers: Vec<WorkerRun>) -> Vec<WorkerCamera> {
+    let mut handed = Vec::new();
+    for w in workers {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if w.ctl.send(WorkerCtl::Retire(tx)).is_ok()
+            && let Ok(cams) = rx.recv_timeout(RELOAD_JOIN_TIMEOUT)
+        {
+            handed.extend(cams);
+        }
+        drop(w.ctl);
+        join_until(w.handle, Some(Instant::now() + RELOAD_JOIN_TIMEOUT));
+    }
+    handed
+}
+
+/// A model's name before it is loaded: its file stem.
+fn model_stem(model: &Path) -> String {
+    model.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default()
 }
 
 /// The freeze test hook (`fault-injection` feature, on in test builds only):

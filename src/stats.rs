@@ -66,9 +66,15 @@ pub struct CameraCounters {
     /// Set by the objects stage while it tracks anything; the motion gate keeps detecting
     /// meanwhile (see `source::motion`).
     pub tracking: AtomicBool,
+    /// The name of the model the camera runs (its manifest's file stem); a reload may change it.
+    pub model: std::sync::Mutex<String>,
 }
 
 impl CameraCounters {
+    pub fn set_model(&self, name: &str) {
+        *self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = name.to_string();
+    }
+
     pub fn dropped(&self, reason: DropReason) {
         match reason {
             DropReason::LinkFull => self.dropped_link_full.fetch_add(1, Ordering::Relaxed),
@@ -99,6 +105,7 @@ impl CameraCounters {
         }
         let infer_total = self.infer_micros_total.load(Ordering::Relaxed);
         CameraSummary {
+            model: self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
             decoded,
             skipped_by_rate: self.skipped_by_rate.load(Ordering::Relaxed),
             skipped_by_motion: self.skipped_by_motion.load(Ordering::Relaxed),
@@ -114,6 +121,8 @@ impl CameraCounters {
 /// A point-in-time copy of one camera's counters, as published on `<prefix>/stats`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CameraSummary {
+    /// The model the camera runs.
+    pub model: String,
     pub decoded: u64,
     pub skipped_by_rate: u64,
     pub skipped_by_motion: u64,

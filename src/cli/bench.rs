@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::config::{self, CameraSpec, DetectSpec, OnError, RtspTransport, Spec, spec};
+use crate::config::{self, Spec};
+use crate::link::LinkKind;
 use crate::detect::{Detection, Detector, DetectorOptions, ProviderSpec, ScaledFrame, ScaledImage};
 use crate::pipeline;
 use crate::publish::Sink;
@@ -174,29 +175,9 @@ pub fn bench_pipeline(config_dir: Option<PathBuf>, clip: Option<PathBuf>, fps: f
 /// The config dir's inference settings, with one camera: the clip, unpaced.
 fn bench_spec(dir: &std::path::Path, clip: &std::path::Path, fps: f64) -> Result<Spec, String> {
     let mut spec = config::load(dir).map_err(|e| e.to_string())?;
-    let clip = clip.canonicalize().map_err(|e| format!("clip {}: {e}", clip.display()))?;
-    let uri = gstreamer::glib::filename_to_uri(&clip, None).map_err(|e| e.to_string())?.to_string();
-    spec.cameras = vec![CameraSpec {
-        name: "bench".into(),
-        file: clip.clone(),
-        uri_redacted: uri.clone(),
-        uri,
-        realtime: false,
-        live: false,
-        loop_file: false,
-        stall_timeout: Duration::from_secs_f64(spec::DEFAULT_STALL_TIMEOUT_SECONDS),
-        reconnect_max: Duration::from_secs_f64(spec::DEFAULT_RECONNECT_MAX_SECONDS),
-        on_error: OnError::Fail,
-        decoder: Vec::new(),
-        decoder_threads: spec::DEFAULT_DECODER_THREADS,
-        rtsp_transport: RtspTransport::Auto,
-        credentials: None,
-        objects: spec::ObjectsSpec { labels: spec.inference.labels.clone(), ..spec::ObjectsSpec::default() },
-        max_clock_skew: Duration::from_secs_f64(spec::DEFAULT_MAX_CLOCK_SKEW_SECONDS),
-        detect: DetectSpec { fps, labels: None, min_score: 0.3 },
-        links: Default::default(),
-        motion: Default::default(),
-    }];
+    let mut cam = super::bench_daemon::camera(&spec.inference, "bench", clip, fps, false, false, LinkKind::Frames.default_spec())?;
+    cam.detect.min_score = 0.3;
+    spec.cameras = vec![cam];
     spec.mqtt = None;
     Ok(spec)
 }

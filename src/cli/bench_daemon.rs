@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::config::{self, CameraSpec, DetectSpec, OnError, RtspTransport, Spec, spec};
+use crate::config::{self, CameraSpec, DetectSpec, InferenceSpec, OnError, RtspTransport, Spec, spec};
 use crate::detect::Detector;
 use crate::link::{LinkKind, LinkSpec, WhenFull};
 use crate::pipeline::{self, RunReport, TestHooks};
@@ -199,9 +199,9 @@ fn make_clip(name: &str, pipeline: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// A camera on `clip` for benchmarks: the config dir's inference settings, the given detect
-/// rate, pacing, looping and links; no broker.
-fn camera(name: &str, clip: &Path, fps: f64, realtime: bool, loop_file: bool, frames: LinkSpec) -> Result<CameraSpec, String> {
+/// A camera on `clip` for benchmarks (here and in `bench.rs`): the config dir's model, the
+/// given detect rate, pacing, looping and links; no broker.
+pub(super) fn camera(inference: &InferenceSpec, name: &str, clip: &Path, fps: f64, realtime: bool, loop_file: bool, frames: LinkSpec) -> Result<CameraSpec, String> {
     let clip = clip.canonicalize().map_err(|e| format!("clip {}: {e}", clip.display()))?;
     let uri = gstreamer::glib::filename_to_uri(&clip, None).map_err(|e| e.to_string())?.to_string();
     Ok(CameraSpec {
@@ -219,9 +219,9 @@ fn camera(name: &str, clip: &Path, fps: f64, realtime: bool, loop_file: bool, fr
         decoder_threads: spec::DEFAULT_DECODER_THREADS,
         rtsp_transport: RtspTransport::Auto,
         credentials: None,
-        objects: spec::ObjectsSpec::default(),
+        objects: spec::ObjectsSpec { labels: inference.labels.clone(), ..spec::ObjectsSpec::default() },
         max_clock_skew: Duration::from_secs_f64(spec::DEFAULT_MAX_CLOCK_SKEW_SECONDS),
-        detect: DetectSpec { fps, labels: None, min_score: spec::DEFAULT_MIN_SCORE },
+        detect: DetectSpec { model: inference.model.clone(), fps, labels: None, min_score: spec::DEFAULT_MIN_SCORE },
         links: config::CameraLinks { frames, ..Default::default() },
         motion: MotionConfig::default(),
     })
@@ -329,7 +329,7 @@ pub fn efficiency(config_dir: Option<PathBuf>, streams: usize, workers: usize, s
     };
     println!("lookout bench efficiency: {streams} file streams (bikes.mp4 looped, unpaced, every frame detected, frames link block), {workers} worker(s) x 1 thread, {seconds:.0} s; load {}", loadavg());
     let block = LinkSpec { capacity: 2, when_full: WhenFull::Block };
-    spec.cameras = match (0..streams).map(|i| camera(&format!("s{i}"), &bikes(&dir), 1000.0, false, true, block)).collect() {
+    spec.cameras = match (0..streams).map(|i| camera(&spec.inference, &format!("s{i}"), &bikes(&dir), 1000.0, false, true, block)).collect() {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -412,7 +412,7 @@ pub fn overload(config_dir: Option<PathBuf>, seconds: f64, factor: f64) -> ExitC
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let mut cam = match camera("overload", &clip, offered as f64, true, false, LinkKind::Frames.default_spec()) {
+    let mut cam = match camera(&spec.inference, "overload", &clip, offered as f64, true, false, LinkKind::Frames.default_spec()) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -570,7 +570,7 @@ pub fn density(config_dir: Option<PathBuf>, max_streams: usize, seconds: f64, wo
     for n in 1..=max_streams.max(1) {
         let mut spec = base.clone();
         spec.inference.workers = workers.max(1).min(n);
-        spec.cameras = match (0..n).map(|i| camera(&format!("c{i}"), &clip, 5.0, true, true, LinkKind::Frames.default_spec())).collect() {
+        spec.cameras = match (0..n).map(|i| camera(&base.inference, &format!("c{i}"), &clip, 5.0, true, true, LinkKind::Frames.default_spec())).collect() {
             Ok(c) => c,
             Err(e) => return fail(e),
         };
@@ -619,7 +619,7 @@ pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
     let mut cpu = Vec::new();
     for gating in [false, true] {
         let mut spec = base.clone();
-        let mut cam = match camera("still", &clip, 5.0, true, true, LinkKind::Frames.default_spec()) {
+        let mut cam = match camera(&base.inference, "still", &clip, 5.0, true, true, LinkKind::Frames.default_spec()) {
             Ok(c) => c,
             Err(e) => return fail(e),
         };

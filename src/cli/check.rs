@@ -17,23 +17,51 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
     let dir = config_dir.unwrap_or_else(config::default_dir);
     match config::load(&dir) {
         Ok(spec) => {
-            let opts = DetectorOptions::new(spec.inference.model.clone(), spec.inference.ort_library.clone());
-            let model_line = match Detector::load(&opts) {
-                Ok(d) => {
-                    let m = d.model();
-                    let g = d.geometry();
-                    format!("  model: {} ({}, {}, input {}x{}, {} labels): {}", m.name, m.family.name(), m.precision.as_str(), g.width, g.height, m.labels.len(), if m.manifest.is_some() { "inputs and outputs match the manifest" } else { "a plain .onnx, read as YOLOX" })
+            // Every model in use: the gateway's, and each camera's own `detect.model`.
+            let mut models = vec![spec.inference.model.clone()];
+            for c in &spec.cameras {
+                if !models.contains(&c.detect.model) {
+                    models.push(c.detect.model.clone());
                 }
-                Err(e) => {
-                    let shown = |p: &std::path::Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
-                    let line = match &e {
-                        DetectError::ModelShape { path, reason } => format!("{}: {reason}", shown(path)),
-                        other => format!("inference.model: {other}"),
-                    };
-                    eprintln!("{}: 1 config error(s):\n  {line}", dir.display());
-                    return ExitCode::from(super::EXIT_CONFIG);
+            }
+            let shown = |p: &std::path::Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
+            let mut model_lines = Vec::new();
+            let mut problems = Vec::new();
+            for model in &models {
+                // Which key named it, for the error: the gateway's, or the first camera's.
+                let key = match spec.cameras.iter().find(|c| c.detect.model == *model && *model != spec.inference.model) {
+                    Some(c) => format!("pipelines/{}.toml: detect.model", c.name),
+                    None => "inference.model".to_string(),
+                };
+                let opts = DetectorOptions::new(model.clone(), spec.inference.ort_library.clone());
+                match Detector::load(&opts) {
+                    Ok(d) => {
+                        let m = d.model();
+                        let g = d.geometry();
+                        let users: Vec<&str> = spec.cameras.iter().filter(|c| c.detect.model == *model).map(|c| c.name.as_str()).collect();
+                        model_lines.push(format!(
+                            "  model: {} ({}, {}, input {}x{}, {} labels): {}; cameras: {}",
+                            m.name,
+                            m.family.name(),
+                            m.precision.as_str(),
+                            g.width,
+                            g.height,
+                            m.labels.len(),
+                            if m.manifest.is_some() { "inputs and outputs match the manifest" } else { "a plain .onnx, read as YOLOX" },
+                            if users.is_empty() { "none".to_string() } else { users.join(", ") }
+                        ));
+                    }
+                    // A manifest that does not describe its model is the manifest's fault;
+                    // a plain .onnx that is no detector is the fault of the key that named it.
+                    Err(DetectError::ModelShape { path, reason }) if crate::detect::manifest::is_manifest(&path) => problems.push(format!("{}: {reason}", shown(&path))),
+                    Err(DetectError::ModelShape { path, reason }) => problems.push(format!("{key}: {}: {reason}", shown(&path))),
+                    Err(other) => problems.push(format!("{key}: {other}")),
                 }
-            };
+            }
+            if !problems.is_empty() {
+                eprintln!("{}: {} config error(s):\n  {}", dir.display(), problems.len(), problems.join("\n  "));
+                return ExitCode::from(super::EXIT_CONFIG);
+            }
             let names: Vec<&str> = spec.cameras.iter().map(|c| c.name.as_str()).collect();
             println!(
                 "{}: config OK: gateway {}, {} camera(s): {}; events to {}",
@@ -48,7 +76,9 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
             for w in &warnings {
                 eprintln!("warning: {w}");
             }
-            println!("{model_line}");
+            for line in &model_lines {
+                println!("{line}");
+            }
             // One line per camera, so an operator sees what each file will do.
             for c in &spec.cameras {
                 let r = &c.objects.rules;

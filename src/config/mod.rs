@@ -119,7 +119,7 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
     let track_defaults = raw_global.track.clone();
     let camera_defaults = spec::CameraDefaults::from_global(&raw_global);
     let mut spec = spec::build_global(&dir, raw_global, &mut errors);
-    let model_labels = spec.inference.labels.clone();
+    let gateway_model = (spec.inference.model.clone(), spec.inference.labels.clone());
 
     let pipelines = dir.join(PIPELINES_DIR);
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&pipelines) {
@@ -142,7 +142,7 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
         let label = format!("{PIPELINES_DIR}/{name}.toml");
         match read_file::<raw::RawCamera>(&path, &label) {
             Ok(Some(raw_cam)) => {
-                let cam = spec::build_camera(&dir, &path, &label, &name, raw_cam, &detect_defaults, &track_defaults, &camera_defaults, &model_labels, &mut errors);
+                let cam = spec::build_camera(&dir, &path, &label, &name, raw_cam, &detect_defaults, &track_defaults, &camera_defaults, &gateway_model, &mut errors);
                 spec.cameras.push(cam);
             }
             Ok(None) => errors.push(ConfigError { file: label, key: String::new(), message: "could not be read".into() }),

@@ -460,12 +460,16 @@ pub struct RawDetect {
     pub labels: Option<Vec<String>>,
     /// Minimum score to report. Default: 0.5.
     pub min_score: Option<f32>,
+    /// The model this camera runs: a manifest name (`nanodet_m_320`), a manifest path or a
+    /// YOLOX `.onnx`. Default: `inference.model`.
+    pub model: Option<String>,
 }
 
 impl RawDetect {
     /// Key by key: `self` where set, else `defaults`.
     pub fn or(self, defaults: &RawDetect) -> RawDetect {
         RawDetect {
+            model: self.model.or_else(|| defaults.model.clone()),
             fps: self.fps.or(defaults.fps),
             labels: self.labels.or_else(|| defaults.labels.clone()),
             min_score: self.min_score.or(defaults.min_score),

@@ -355,6 +355,9 @@ impl RtspTransport {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectSpec {
+    /// The model manifest (or plain YOLOX `.onnx`) this camera's frames go through: its own
+    /// `detect.model`, else `inference.model`. Cameras on the same model share its workers.
+    pub model: PathBuf,
     pub fps: f64,
     /// Class indices to report; `None` means all.
     pub labels: Option<Vec<usize>>,
@@ -462,23 +465,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     });
 
     let inf = raw.inference;
-    let model = manifest::resolve_model(dir, inf.model.as_deref().unwrap_or(DEFAULT_MODEL));
-    let mut model_labels = LabelTable::default();
-    if !model.exists() {
-        e.push("inference.model", format!("{} does not exist; run scripts/setup, or name a model manifest (models/<name>.toml, or a bare <name>) or a YOLOX .onnx file", model.display()));
-    } else if manifest::is_manifest(&model) {
-        // The manifest's own problems are reported against the manifest, key by key.
-        let shown = model.strip_prefix(dir).unwrap_or(&model).display().to_string();
-        match ModelSpec::load(&model) {
-            Ok(m) => model_labels = m.labels,
-            Err(manifest::ManifestError::Invalid { problems, .. }) => {
-                for p in problems {
-                    e.list.push(ConfigError { file: shown.clone(), key: p.key, message: p.message });
-                }
-            }
-            Err(other) => e.push("inference.model", other.to_string()),
-        }
-    }
+    let (model, model_labels) = model_and_labels(dir, inf.model.as_deref().unwrap_or(DEFAULT_MODEL), "inference.model", &mut e);
     let ort_library = resolve(dir, inf.ort_library.as_deref().unwrap_or(DEFAULT_ORT_LIBRARY));
     let ort_override = std::env::var_os(crate::detect::session::ORT_DYLIB_ENV).filter(|v| !v.is_empty());
     match &ort_override {
@@ -654,6 +641,29 @@ fn check_motion(e: &mut Errors, prefix: &str, m: &RawMotion) {
     }
 }
 
+/// Resolve a model value (`inference.model` or a camera's `detect.model`) and read its labels.
+/// A missing file is reported against `key`; a manifest's own problems against the manifest,
+/// key by key.
+fn model_and_labels(dir: &Path, value: &str, key: &str, e: &mut Errors) -> (PathBuf, LabelTable) {
+    let model = manifest::resolve_model(dir, value);
+    let mut labels = LabelTable::default();
+    if !model.exists() {
+        e.push(key, format!("{} does not exist; run scripts/setup, or name a model manifest (models/<name>.toml, or a bare <name>) or a YOLOX .onnx file", model.display()));
+    } else if manifest::is_manifest(&model) {
+        let shown = model.strip_prefix(dir).unwrap_or(&model).display().to_string();
+        match ModelSpec::load(&model) {
+            Ok(m) => labels = m.labels,
+            Err(manifest::ManifestError::Invalid { problems, .. }) => {
+                for p in problems {
+                    e.list.push(ConfigError { file: shown.clone(), key: p.key, message: p.message });
+                }
+            }
+            Err(other) => e.push(key, other.to_string()),
+        }
+    }
+    (model, labels)
+}
+
 pub(super) fn build_camera(
     dir: &Path,
     file: &Path,
@@ -663,7 +673,7 @@ pub(super) fn build_camera(
     detect_defaults: &RawDetect,
     track_defaults: &RawTrack,
     defaults: &CameraDefaults,
-    model_labels: &LabelTable,
+    gateway_model: &(PathBuf, LabelTable),
     errors: &mut Vec<ConfigError>,
 ) -> CameraSpec {
     let mut e = Errors { file: file_label, list: errors };
@@ -672,6 +682,12 @@ pub(super) fn build_camera(
     }
     let uri = resolve_uri(dir, &raw.uri, &mut e);
     let detect = raw.detect.or(detect_defaults);
+    // Labels, filters and zones are checked against the model this camera runs.
+    let (model, model_labels) = match detect.model.as_deref() {
+        Some(v) => model_and_labels(dir, v, "detect.model", &mut e),
+        None => gateway_model.clone(),
+    };
+    let model_labels = &model_labels;
     let fps = detect.fps.unwrap_or(DEFAULT_DETECT_FPS);
     if !(fps > 0.0 && fps <= 120.0) {
         e.push("detect.fps", format!("{fps} must be above 0 and at most 120"));
@@ -797,7 +813,7 @@ pub(super) fn build_camera(
         rtsp_transport,
         max_clock_skew,
         credentials,
-        detect: DetectSpec { fps, labels, min_score },
+        detect: DetectSpec { model, fps, labels, min_score },
         objects,
         links,
         motion,

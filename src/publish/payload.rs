@@ -11,7 +11,7 @@ use crate::detect::Detection;
 use crate::stats::{CameraSummary, PublishSummary};
 
 /// Version of the payload schema. Bump on any change a consumer could notice.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-28T18:15:00.123Z`.
 pub fn timestamp(t: SystemTime) -> String {
@@ -376,7 +376,7 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({
-                "v": 1, "type": "detection", "id": "ID", "gateway_id": "gw-01", "camera": "bikes",
+                "v": 2, "type": "detection", "id": "ID", "gateway_id": "gw-01", "camera": "bikes",
                 "captured_at": "2026-11-18T11:06:40.123Z", "capture_clock": "arrival", "pts_ms": 480, "frame_seq": 2,
                 "width": 640, "height": 272,
                 "detections": [{"label": "person", "score": 0.8765, "box": [10.0, 20.1, 30.0, 40.0]}]

@@ -160,3 +160,81 @@ fn a_nanodet_camera_detects_the_street_through_the_stretched_input() {
     assert!(cars >= 10, "{cars} car detections in {frames} frames");
     assert!(text(&out.stderr).contains("model=nanodet_m_320") || text(&out.stderr).contains("nanodet_m_320"), "the log names the model: {}", text(&out.stderr));
 }
+
+/// Cameras of one daemon on different models: each camera's frames are scaled to its own
+/// model's input (YOLOX letterbox 416, NanoDet stretch 320), each finds the parked cars, and the
+/// stats name each camera's model.
+#[test]
+fn two_cameras_on_two_models_in_one_daemon() {
+    let yolox = repo().join("models/yolox_nano.toml").display().to_string();
+    let global = format!("gateway_id = \"t\"\n[inference]\nmodel = {yolox:?}\nort_library = {:?}\n", ort_library().display().to_string());
+    let clip = media("bikes.mp4").display().to_string();
+    let nanodet = repo().join("models/nanodet_m_320.toml").display().to_string();
+    let yolox_cam = format!("uri = {clip:?}\n[detect]\nfps = 2\nmin_score = 0.35\n[events]\ndetections = true\n");
+    let nanodet_cam = format!("uri = {clip:?}\n[detect]\nmodel = {nanodet:?}\nfps = 2\nmin_score = 0.35\n[events]\ndetections = true\n");
+    let dir = ConfigDir::new("two-models", &global, &[("y", &yolox_cam), ("n", &nanodet_cam)]);
+
+    let (code, stdout, stderr) = check(&dir.path);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("model: yolox_nano (yolox, fp32, input 416x416, 80 labels): inputs and outputs match the manifest; cameras: y"), "{stdout}");
+    assert!(stdout.contains("model: nanodet_m_320 (nanodet, fp32, input 320x320, 80 labels): inputs and outputs match the manifest; cameras: n"), "{stdout}");
+
+    let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(90));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for cam in ["y", "n"] {
+        let mut cars = 0;
+        let mut frames = 0;
+        for v in lines.iter().filter(|v| v["type"] == "detection" && v["camera"] == cam) {
+            frames += 1;
+            for d in v["detections"].as_array().unwrap() {
+                let b: Vec<f64> = d["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+                assert!(b[0] >= 0.0 && b[2] <= 640.0 && b[1] >= 0.0 && b[3] <= 272.0, "{cam}: box inside the 640x272 frame: {b:?}");
+                if d["label"] == "car" {
+                    cars += 1;
+                    // Parked cars sit in the lower two thirds: a frame scaled for the other
+                    // model's geometry would map boxes elsewhere.
+                    assert!(b[3] > 272.0 / 3.0, "{cam}: car box {b:?}");
+                }
+            }
+        }
+        assert!(frames >= 10, "{cam}: {frames} frames with detections\n{}", text(&out.stderr));
+        assert!(cars >= 10, "{cam}: {cars} car detections in {frames} frames");
+    }
+    let last = lines.iter().rev().find(|v| v["type"] == "stats").expect("a final stats message");
+    assert_eq!(last["cameras"]["y"]["model"], "yolox_nano", "{last}");
+    assert_eq!(last["cameras"]["n"]["model"], "nanodet_m_320", "{last}");
+    // Both decoded the whole clip and every frame is accounted for.
+    for cam in ["y", "n"] {
+        let c = &last["cameras"][cam];
+        assert_eq!(c["decoded"], 250, "{cam}: {c}");
+        assert!(c["inferred"].as_u64().unwrap() >= 18, "{cam}: {c}");
+    }
+}
+
+#[test]
+fn a_camera_model_that_is_missing_or_wrong_is_named_by_its_file_and_key() {
+    let global = format!("gateway_id = \"t\"\n{}", inference_toml());
+    let clip = media("bikes.mp4").display().to_string();
+    let dir = ConfigDir::new("cam-model-missing", &global, &[("front", &format!("uri = {clip:?}\n[detect]\nmodel = \"no_such_model\"\n"))]);
+    let (code, _, stderr) = check(&dir.path);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("pipelines/front.toml: detect.model:") && stderr.contains("models/no_such_model.toml does not exist"), "{stderr}");
+
+    // A file that exists but is no detector: found when `lookout check` opens it.
+    let bad = dir.path.join("bad.onnx");
+    std::fs::write(&bad, crate::onnx::identity_model(&[1, 3, 100, 100])).unwrap();
+    std::fs::write(dir.path.join("pipelines/front.toml"), format!("uri = {clip:?}\n[detect]\nmodel = \"bad.onnx\"\n")).unwrap();
+    let (code, _, stderr) = check(&dir.path);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("pipelines/front.toml: detect.model:") && stderr.contains("does not look like a YOLOX detector"), "{stderr}");
+
+    // Labels are checked against the camera's own model.
+    let forklift = dir.path.join("forklift.toml");
+    let manifest = std::fs::read_to_string(repo().join("models/yolox_nano.toml")).unwrap();
+    std::fs::write(&forklift, manifest.replace("labels = \"coco80\"", "labels = [\"forklift\"]").replace("file = \"yolox_nano.onnx\"", &format!("file = {:?}", model().display().to_string()))).unwrap();
+    std::fs::write(dir.path.join("pipelines/front.toml"), format!("uri = {clip:?}\n[detect]\nmodel = \"forklift.toml\"\nlabels = [\"person\"]\n")).unwrap();
+    let (code, _, stderr) = check(&dir.path);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("pipelines/front.toml: detect.labels[0]: `person` is not a label of the model; its labels are names such as forklift"), "{stderr}");
+}

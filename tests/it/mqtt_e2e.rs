@@ -40,7 +40,7 @@ fn run_publishes_detections_of_the_street_clip_over_mqtt() {
     let mut last_capture: Option<std::time::SystemTime> = None;
     let mut ids = BTreeSet::new();
     for ev in &events {
-        assert_eq!(ev["v"], 1);
+        assert_eq!(ev["v"], 2);
         assert_eq!(ev["type"], "detection");
         assert_eq!(ev["gateway_id"], "e2e");
         assert_eq!(ev["camera"], "street");
@@ -133,7 +133,7 @@ fn tracked_objects_zones_and_lines_reach_mqtt() {
     let mut labels: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
     let mut ids = BTreeSet::new();
     for ev in &events {
-        assert_eq!(ev["v"], 1);
+        assert_eq!(ev["v"], 2);
         assert!(ids.insert(ev["id"].as_str().unwrap().to_string()), "event ids are unique");
         let kind = ev["type"].as_str().unwrap().to_string();
         if ["new", "update", "end"].contains(&kind.as_str()) {

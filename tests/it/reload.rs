@@ -194,10 +194,93 @@ fn a_model_that_fails_to_load_on_reload_keeps_the_running_detectors_and_a_good_o
     let _ = std::fs::remove_file(&bad_model);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("the new [inference] settings can't be loaded; the running detectors stay"), "{stderr}");
+    assert!(stderr.contains("this model can't be loaded; the cameras that would run it keep what they run now"), "{stderr}");
     assert!(stderr.contains("does not look like a YOLOX detector"), "the reason is given: {stderr}");
     assert!(stderr.contains("new detectors loaded; swapping them in"), "{stderr}");
     // The camera never restarted: connecting and streaming once, then stopped at the end.
     let states: Vec<&str> = statuses_since.iter().map(|v| v["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["connecting", "streaming"], "{states:?}");
+}
+
+/// One camera's model changes on reload: only it restarts, on the new model, while the other
+/// keeps its detectors and its counters; a model that fails to load leaves the camera on the
+/// one it runs; a model no camera runs any more is unloaded.
+#[test]
+fn changing_one_cameras_model_on_reload_restarts_only_that_camera() {
+    let bad_model = std::env::temp_dir().join(format!("lookout-test-bad-cam-model-{}.onnx", std::process::id()));
+    std::fs::write(&bad_model, crate::onnx::identity_model(&[1, 3, 100, 100])).unwrap();
+    let global = format!("gateway_id = \"models\"\n[stats]\ninterval_seconds = 1\n{}", inference_toml());
+    let cam = |model: Option<&str>| match model {
+        None => "uri = \"test://ball\"\n[detect]\nfps = 5\n".to_string(),
+        Some(m) => format!("uri = \"test://ball\"\n[detect]\nfps = 5\nmodel = {m:?}\n"),
+    };
+    let dir = ConfigDir::new("cam-model", &global, &[("a", &cam(None)), ("b", &cam(None))]);
+    let mut sock = NotifySocket::bind(&dir.path);
+    let mut d = Daemon::start_with_env(&dir.path, &[("NOTIFY_SOCKET", sock.path.to_str().unwrap())]);
+    for c in ["a", "b"] {
+        d.wait_for(0, Duration::from_secs(60), |v| is_status(v, c, "streaming")).expect("streaming");
+    }
+    assert!(sock.wait_for(Duration::from_secs(30), |g| g.iter().any(|m| m == "READY=1")), "{:?}", sock.got);
+    let reload = |d: &mut Daemon, sock: &mut NotifySocket| {
+        let ready = NotifySocket::count(&sock.got, "READY=1");
+        let _ = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status();
+        assert!(sock.wait_for(Duration::from_secs(60), |g| NotifySocket::count(g, "READY=1") > ready), "{:?}", sock.got);
+    };
+    // A stats message, at or after `from`, in which `pred` holds for both cameras.
+    let stats_where = |d: &mut Daemon, from: usize, what: &str, pred: &dyn Fn(&Value, &Value) -> bool| {
+        d.wait_for(from, Duration::from_secs(60), |v| v["type"] == "stats" && pred(&v["cameras"]["a"], &v["cameras"]["b"]))
+            .unwrap_or_else(|| panic!("no stats where {what}"))
+    };
+    let count = |c: &Value, k: &str| c[k].as_u64().unwrap_or(0);
+    let (_, s) = stats_where(&mut d, 0, "both run yolox_nano", &|a, b| a["model"] == "yolox_nano" && b["model"] == "yolox_nano" && count(b, "inferred") > 0);
+    let a_decoded = count(&s["cameras"]["a"], "decoded");
+
+    // b moves to NanoDet.
+    let nanodet = repo().join("models/nanodet_m_320.toml").display().to_string();
+    std::fs::write(dir.path.join("pipelines/b.toml"), cam(Some(&nanodet))).unwrap();
+    let mark = d.mark();
+    reload(&mut d, &mut sock);
+    let (i, s) = stats_where(&mut d, mark, "b runs nanodet", &|a, b| a["model"] == "yolox_nano" && b["model"] == "nanodet_m_320");
+    let b_inferred = count(&s["cameras"]["b"], "inferred");
+    let (_, s) = stats_where(&mut d, i + 1, "b infers on nanodet", &|_, b| count(b, "inferred") >= b_inferred + 10);
+    // a kept counting through the reload: its books were never reset.
+    assert!(count(&s["cameras"]["a"], "decoded") > a_decoded, "{s}");
+
+    // b asks for a model that can't load: b keeps running NanoDet, unrestarted.
+    std::fs::write(dir.path.join("pipelines/b.toml"), cam(Some(&bad_model.display().to_string()))).unwrap();
+    let mark = d.mark();
+    reload(&mut d, &mut sock);
+    let (i, s) = stats_where(&mut d, mark, "stats after the bad reload", &|_, _| true);
+    assert_eq!(s["cameras"]["b"]["model"], "nanodet_m_320", "{s}");
+    let b_inferred = count(&s["cameras"]["b"], "inferred");
+    stats_where(&mut d, i + 1, "b still infers on nanodet", &|_, b| b["model"] == "nanodet_m_320" && count(b, "inferred") >= b_inferred + 10);
+
+    // b back on the gateway's model: NanoDet is no longer used and is unloaded.
+    std::fs::write(dir.path.join("pipelines/b.toml"), cam(None)).unwrap();
+    let mark = d.mark();
+    reload(&mut d, &mut sock);
+    let (i, s) = stats_where(&mut d, mark, "b back on yolox", &|_, b| b["model"] == "yolox_nano");
+    let b_inferred = count(&s["cameras"]["b"], "inferred");
+    stats_where(&mut d, i + 1, "b infers on yolox", &|_, b| count(b, "inferred") >= b_inferred + 10);
+
+    let statuses: Vec<(String, String, String)> = d
+        .lines
+        .iter()
+        .filter(|v| v["type"] == "camera_status")
+        .map(|v| (v["camera"].as_str().unwrap().to_string(), v["state"].as_str().unwrap().to_string(), v["reason"].as_str().unwrap_or("").to_string()))
+        .collect();
+    let out = d.terminate();
+    let _ = std::fs::remove_file(&bad_model);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // a: connecting and streaming once, stopped at the end; never restarted by b's reloads.
+    let a: Vec<&str> = statuses.iter().filter(|(c, _, _)| c == "a").map(|(_, s, _)| s.as_str()).collect();
+    assert_eq!(a, ["connecting", "streaming"], "{statuses:?}");
+    // b: restarted twice (to NanoDet and back), not by the failed reload.
+    let b_restarts = statuses.iter().filter(|(c, s, r)| c == "b" && s == "stopped" && r == "config changed (reload)").count();
+    assert_eq!(b_restarts, 2, "{statuses:?}");
+    assert!(stderr.contains("this model can't be loaded; the cameras that would run it keep what they run now"), "{stderr}");
+    assert!(stderr.contains("camera not changed: its model failed to load; it keeps running its current config"), "{stderr}");
+    assert!(stderr.contains("does not look like a YOLOX detector"), "the reason is given: {stderr}");
+    assert!(stderr.contains("no camera runs this model any more; its detectors are unloaded"), "{stderr}");
 }

@@ -106,7 +106,7 @@ fn with(mut base: Value, extra: Value) -> Value {
 
 fn object(kind: &str) -> Value {
     with(
-        json!({"v": 1, "type": kind, "id": ID, "gateway_id": "demo", "camera": "bikes", "object_id": OBJECT_ID, "track_id": 1,
+        json!({"v": 2, "type": kind, "id": ID, "gateway_id": "demo", "camera": "bikes", "object_id": OBJECT_ID, "track_id": 1,
                "label": "person", "score": 0.9214, "top_score": 0.9336, "box": [344.0, 0.4, 572.7, 268.8],
                "box_normalized": [0.5375, 0.0016, 0.8948, 0.9881], "first_seen": "2026-11-28T19:29:34.090Z", "last_seen": AT,
                "current_zones": ["road"], "entered_zones": ["road"], "stationary": false, "direction_degrees": 0.1,
@@ -116,7 +116,7 @@ fn object(kind: &str) -> Value {
 }
 
 fn rule(kind: &str, fields: Value) -> Value {
-    let base = json!({"v": 1, "type": kind, "id": ID, "gateway_id": "demo", "camera": "bikes", "object_id": OBJECT_ID,
+    let base = json!({"v": 2, "type": kind, "id": ID, "gateway_id": "demo", "camera": "bikes", "object_id": OBJECT_ID,
                       "track_id": 1, "label": "traffic light"});
     with(with(base, fields), frame())
 }
@@ -125,23 +125,23 @@ fn rule(kind: &str, fields: Value) -> Value {
 fn samples() -> Vec<(Value, &'static str, Value)> {
     vec![
         (
-            json!({"v": 1, "type": "detection", "id": ID, "gateway_id": "demo", "camera": "bikes", "captured_at": AT,
+            json!({"v": 2, "type": "detection", "id": ID, "gateway_id": "demo", "camera": "bikes", "captured_at": AT,
                    "capture_clock": "rtcp", "pts_ms": 480, "frame_seq": 2, "width": 640, "height": 272,
                    "detections": [{"label": "person", "score": 0.8765, "box": [10.0, 20.1, 30.0, 40.0]}]}),
             "capture_clock",
             json!("ntp"),
         ),
         (
-            json!({"v": 1, "type": "camera_status", "gateway_id": "demo", "camera": "gate", "state": "reconnecting",
+            json!({"v": 2, "type": "camera_status", "gateway_id": "demo", "camera": "gate", "state": "reconnecting",
                    "reason": "connection refused", "decoder": null, "retry_in_seconds": 4.0,
                    "uri": "rtsp://viewer:***@10.0.0.5/stream", "time": AT}),
             "state",
             json!("sleeping"),
         ),
         (
-            json!({"v": 1, "type": "stats", "gateway_id": "demo", "time": AT, "uptime_seconds": 12.3, "provider": "cpu",
+            json!({"v": 2, "type": "stats", "gateway_id": "demo", "time": AT, "uptime_seconds": 12.3, "provider": "cpu",
                    "provider_skipped": [{"provider": "openvino:NPU", "reason": "Device NPU is not available"}], "batches": {"1": 49}, "final": true,
-                   "cameras": {"bikes": {"decoded": 250, "skipped_by_rate": 200, "skipped_by_motion": 0, "inferred": 49, "detections": 120,
+                   "cameras": {"bikes": {"model": "yolox_nano", "decoded": 250, "skipped_by_rate": 200, "skipped_by_motion": 0, "inferred": 49, "detections": 120,
                                          "filtered": {"label": 3, "score": 0, "area": 1, "ratio": 0, "mask": 0},
                                          "dropped": {"link_full": 1, "inference_error": 0}, "inference_ms_mean": 21.5}}}),
             "final",
@@ -159,12 +159,12 @@ fn samples() -> Vec<(Value, &'static str, Value)> {
             json!("both"),
         ),
         (
-            json!({"v": 1, "type": "occupancy", "gateway_id": "demo", "camera": "bikes", "zone": "road", "label": "all", "count": 0, "time": AT}),
+            json!({"v": 2, "type": "occupancy", "gateway_id": "demo", "camera": "bikes", "zone": "road", "label": "all", "count": 0, "time": AT}),
             "count",
             json!(-1),
         ),
         (
-            json!({"v": 1, "type": "line_count", "gateway_id": "demo", "camera": "bikes", "line": "middle", "label": "car",
+            json!({"v": 2, "type": "line_count", "gateway_id": "demo", "camera": "bikes", "line": "middle", "label": "car",
                    "left_to_right": 3, "right_to_left": 1, "time": AT}),
             "label",
             json!(""),
@@ -184,7 +184,7 @@ fn every_schema_is_valid_and_used() {
             if let Err(e) = jsonschema::meta::validate(&schema) {
                 panic!("schemas/{name} is not a valid JSON Schema: {e}");
             }
-            assert_eq!(schema["properties"]["v"]["const"], 1, "{name} pins v");
+            assert_eq!(schema["properties"]["v"]["const"], 2, "{name} pins v");
             assert_eq!(schema["additionalProperties"], false, "{name}");
             for key in ["v", "type"] {
                 assert!(schema["required"].as_array().unwrap().contains(&json!(key)), "{name} requires {key}");
@@ -210,8 +210,8 @@ fn known_good_payloads_pass_and_broken_ones_fail() {
         let extra = with(good.clone(), json!({"undocumented": 1}));
         assert!(!errors(file, &extra).is_empty(), "{kind}: an extra field passes");
 
-        let newer = with(good.clone(), json!({"v": 2}));
-        assert!(!errors(file, &newer).is_empty(), "{kind}: v 2 passes");
+        let newer = with(good.clone(), json!({"v": 3}));
+        assert!(!errors(file, &newer).is_empty(), "{kind}: v 3 passes");
 
         let wrong = with(good.clone(), json!({ field: bad_value }));
         assert!(!errors(file, &wrong).is_empty(), "{kind}: {field} = {bad_value} passes");
@@ -246,7 +246,7 @@ fn the_finer_rules_hold() {
         assert!(!errors(file, &payload).is_empty(), "{what} passes: {payload}");
     }
     let status = |state: &str, reason: Value, decoder: Value, retry: Value| {
-        json!({"v": 1, "type": "camera_status", "gateway_id": "demo", "camera": "gate", "state": state, "reason": reason,
+        json!({"v": 2, "type": "camera_status", "gateway_id": "demo", "camera": "gate", "state": state, "reason": reason,
                "decoder": decoder, "retry_in_seconds": retry, "uri": "file:///x.mp4", "time": AT})
     };
     for (ok, payload) in [
@@ -285,7 +285,9 @@ fn the_encoders_write_valid_payloads() {
     ] {
         assert_valid(&parse(payload::camera_status("gw-01", "gate", state, reason, decoder, retry, "rtsp://u:***@h/s", at)));
     }
-    let summary = lookout::stats::CameraCounters::default().snapshot();
+    let counters = lookout::stats::CameraCounters::default();
+    counters.set_model("yolox_nano");
+    let summary = counters.snapshot();
     assert_valid(&parse(payload::stats("gw-01", at, 1.25, "cpu", true, [("bikes", summary.clone())].into_iter().collect(), None)));
     let skipped = vec![("cuda:0".to_string(), "libcublasLt.so.13: cannot open shared object file".to_string())];
     let batches = std::collections::BTreeMap::from([(1usize, 40u64), (8, 12)]);
@@ -299,5 +301,5 @@ fn the_encoders_write_valid_payloads() {
 #[test]
 #[should_panic(expected = "no schema in schemas/ for payload type `snapshot`")]
 fn an_unknown_type_is_named() {
-    assert_valid(&json!({"v": 1, "type": "snapshot"}));
+    assert_valid(&json!({"v": 2, "type": "snapshot"}));
 }
