@@ -443,8 +443,9 @@ struct Pool {
     key: DetectorKey,
     /// The model's input size: its cameras' sources scale frames to it.
     geometry: Geometry,
-    /// The model's name (its manifest's file stem), for the stats.
+    /// The model's name (its manifest's file stem) and the provider its workers run on, for the stats.
     name: String,
+    provider: &'static str,
     workers: Vec<WorkerRun>,
 }
 
@@ -492,8 +493,9 @@ impl Running {
     fn start_pool(&mut self, model: PathBuf, key: DetectorKey, detectors: Vec<Detector>, max_wait: Duration) -> Result<(), PipelineError> {
         let geometry = detectors.first().map(|d| d.geometry()).unwrap_or(Geometry::square(416));
         let name = detectors.first().map(|d| d.model().name.clone()).unwrap_or_else(|| model_stem(&model));
+        let provider = detectors.first().map(|d| d.provider()).unwrap_or("cpu");
         let workers = self.start_workers(detectors, max_wait)?;
-        self.pools.insert(model, Pool { key, geometry, name, workers });
+        self.pools.insert(model, Pool { key, geometry, name, provider, workers });
         Ok(())
     }
 
@@ -528,10 +530,10 @@ impl Running {
         let objects = spawn(&name, move || objects_loop(stage, drx, &ev, min_score, &ctr, beat, freeze))?;
 
         let model = cam.detect.model.clone();
-        let Some((geometry, model_name)) = self.pools.get(&model).map(|p| (p.geometry, p.name.clone())) else {
+        let Some((geometry, model_name, provider)) = self.pools.get(&model).map(|p| (p.geometry, p.name.clone(), p.provider)) else {
             return Err(PipelineError::NoDetector(cam.name.clone(), model.display().to_string()));
         };
-        counters.set_model(&model_name);
+        counters.set_model(&model_name, provider);
         let worker = self.least_loaded_worker(&model);
         let attach = WorkerCamera {
             name: cam.name.clone(),
@@ -622,6 +624,7 @@ impl Running {
                 }
             };
             let size = detectors.first().map(|d| d.geometry());
+            let provider = detectors.first().map(|d| d.provider());
             tracing::info!(model = %model.display(), workers = detectors.len(), "reload: new detectors loaded; swapping them in");
             let started = if self.pools.contains_key(&model) {
                 self.swap_workers(&model, detectors, new.inference.max_batch_wait)
@@ -636,6 +639,9 @@ impl Running {
                 Ok(()) => {
                     if let Some(pool) = self.pools.get_mut(&model) {
                         pool.key = key;
+                        if let Some(p) = provider {
+                            pool.provider = p;
+                        }
                         // Sources scale frames to the model's input: a new size restarts its cameras.
                         if let Some(size) = size
                             && size != pool.geometry
@@ -705,6 +711,12 @@ impl Running {
         self.cameras.sort_by_key(|c| wanted.iter().position(|n| n.name == c.spec.name).unwrap_or(usize::MAX));
         self.spec.cameras = wanted;
         self.retire_idle_pools();
+        // A swapped pool may run on another provider now: the stats say so for its cameras.
+        for cam in &self.cameras {
+            if let (Some(pool), Some((_, c, _))) = (self.pools.get(&cam.spec.detect.model), self.books.iter().find(|(n, _, _)| *n == cam.spec.name)) {
+                c.set_model(&pool.name, pool.provider);
+            }
+        }
         self.publish_camera_set();
         let mut announce = self.spec.clone();
         announce.cameras.retain(|c| diff.added.contains(&c.name) || diff.changed.contains(&c.name));

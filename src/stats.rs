@@ -68,11 +68,14 @@ pub struct CameraCounters {
     pub tracking: AtomicBool,
     /// The name of the model the camera runs (its manifest's file stem); a reload may change it.
     pub model: std::sync::Mutex<String>,
+    /// The execution provider that runs it (each model's workers pick theirs when loaded).
+    pub provider: std::sync::Mutex<String>,
 }
 
 impl CameraCounters {
-    pub fn set_model(&self, name: &str) {
+    pub fn set_model(&self, name: &str, provider: &str) {
         *self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = name.to_string();
+        *self.provider.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = provider.to_string();
     }
 
     pub fn dropped(&self, reason: DropReason) {
@@ -106,6 +109,7 @@ impl CameraCounters {
         let infer_total = self.infer_micros_total.load(Ordering::Relaxed);
         CameraSummary {
             model: self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            provider: self.provider.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
             decoded,
             skipped_by_rate: self.skipped_by_rate.load(Ordering::Relaxed),
             skipped_by_motion: self.skipped_by_motion.load(Ordering::Relaxed),
@@ -123,6 +127,8 @@ impl CameraCounters {
 pub struct CameraSummary {
     /// The model the camera runs.
     pub model: String,
+    /// The execution provider its model runs on.
+    pub provider: String,
     pub decoded: u64,
     pub skipped_by_rate: u64,
     pub skipped_by_motion: u64,

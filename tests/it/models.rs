@@ -204,6 +204,7 @@ fn two_cameras_on_two_models_in_one_daemon() {
     let last = lines.iter().rev().find(|v| v["type"] == "stats").expect("a final stats message");
     assert_eq!(last["cameras"]["y"]["model"], "yolox_nano", "{last}");
     assert_eq!(last["cameras"]["n"]["model"], "nanodet_m_320", "{last}");
+    assert_eq!(last["cameras"]["n"]["provider"], "cpu", "{last}");
     // Both decoded the whole clip and every frame is accounted for.
     for cam in ["y", "n"] {
         let c = &last["cameras"][cam];

@@ -141,7 +141,7 @@ fn samples() -> Vec<(Value, &'static str, Value)> {
         (
             json!({"v": 2, "type": "stats", "gateway_id": "demo", "time": AT, "uptime_seconds": 12.3, "provider": "cpu",
                    "provider_skipped": [{"provider": "openvino:NPU", "reason": "Device NPU is not available"}], "batches": {"1": 49}, "final": true,
-                   "cameras": {"bikes": {"model": "yolox_nano", "decoded": 250, "skipped_by_rate": 200, "skipped_by_motion": 0, "inferred": 49, "detections": 120,
+                   "cameras": {"bikes": {"model": "yolox_nano", "provider": "openvino", "decoded": 250, "skipped_by_rate": 200, "skipped_by_motion": 0, "inferred": 49, "detections": 120,
                                          "filtered": {"label": 3, "score": 0, "area": 1, "ratio": 0, "mask": 0},
                                          "dropped": {"link_full": 1, "inference_error": 0}, "inference_ms_mean": 21.5}}}),
             "final",
@@ -286,7 +286,7 @@ fn the_encoders_write_valid_payloads() {
         assert_valid(&parse(payload::camera_status("gw-01", "gate", state, reason, decoder, retry, "rtsp://u:***@h/s", at)));
     }
     let counters = lookout::stats::CameraCounters::default();
-    counters.set_model("yolox_nano");
+    counters.set_model("yolox_nano", "cpu");
     let summary = counters.snapshot();
     assert_valid(&parse(payload::stats("gw-01", at, 1.25, "cpu", true, [("bikes", summary.clone())].into_iter().collect(), None)));
     let skipped = vec![("cuda:0".to_string(), "libcublasLt.so.13: cannot open shared object file".to_string())];
