@@ -307,6 +307,21 @@ fn send_discovery(spec: &Spec, events: &LinkSender<Outgoing>) {
     }
 }
 
+/// Empty retained configs for the discovery entries `old` announced and `new` no longer has
+/// (a removed camera, zone or line): Home Assistant deletes an entity whose config is emptied,
+/// so operators are not left with sensors that never update.
+fn clear_stale_discovery(old: &Spec, new: &Spec, events: &LinkSender<Outgoing>) {
+    if let Some(m) = &old.mqtt
+        && let Some(discovery_prefix) = &m.discovery_prefix
+    {
+        let topics = |s: &Spec| discovery::messages(s, &m.topic_prefix, discovery_prefix).into_iter().map(|(t, _)| t).collect::<BTreeSet<String>>();
+        let still = topics(new);
+        for topic in topics(old).difference(&still) {
+            let _ = events.send(Outgoing::new(Topic::Discovery(topic.clone()), Vec::new()));
+        }
+    }
+}
+
 /// What selects one model's detectors: a reload builds new ones only when this changes.
 #[derive(Debug, Clone, PartialEq)]
 struct DetectorKey {
@@ -707,6 +722,9 @@ impl Running {
                 tracing::error!(camera = %name, error = %e, "reload: could not start the camera");
             }
         }
+        let mut now = self.spec.clone();
+        now.cameras = wanted.clone();
+        clear_stale_discovery(&self.spec, &now, &self.events);
         // Config order, as at start.
         self.cameras.sort_by_key(|c| wanted.iter().position(|n| n.name == c.spec.name).unwrap_or(usize::MAX));
         self.spec.cameras = wanted;

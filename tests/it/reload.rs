@@ -80,7 +80,8 @@ impl Reloading {
 fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_removes_cameras() {
     let broker = Broker::start();
     let sub = Subscriber::new(broker.port, "lookout/reload/#");
-    let global = format!("gateway_id = \"reload\"\n[mqtt]\nport = {}\n[stats]\ninterval_seconds = 1\n{}", broker.port, inference_toml());
+    let ha = Subscriber::new(broker.port, "homeassistant/#");
+    let global = format!("gateway_id = \"reload\"\n[mqtt]\nport = {}\ndiscovery = true\n[stats]\ninterval_seconds = 1\n{}", broker.port, inference_toml());
     let dir = ConfigDir::new("reload", &global, &[("a", &clip_camera(5)), ("b", &clip_camera(5))]);
     let sock = NotifySocket::bind(&dir.path);
     let d = Daemon::start_with_env(&dir.path, &[("NOTIFY_SOCKET", sock.path.to_str().unwrap())]);
@@ -135,6 +136,15 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
     });
     let after = statuses(&r.msgs)[mark..].to_vec();
     assert!(after.iter().all(|(c, _, _)| c == "c"), "only c's status changed: {after:?}");
+    // c's Home Assistant entity was announced, then emptied (deleted); a's and b's stay.
+    let c_entity = |t: &str| t.ends_with("/c_streaming/config");
+    let mut seen: Vec<Msg> = Vec::new();
+    let cleared = wait_until(Duration::from_secs(30), || {
+        seen.extend(ha.rx.try_iter());
+        seen.iter().any(|(t, p, _)| c_entity(t) && !p.is_empty()) && seen.iter().any(|(t, p, _)| c_entity(t) && p.is_empty())
+    });
+    assert!(cleared, "c's discovery config announced then emptied: {:?}", seen.iter().map(|(t, p, _)| (t.clone(), p.len())).collect::<Vec<_>>());
+    assert!(!seen.iter().any(|(t, p, _)| p.is_empty() && !c_entity(t)), "only c's entity is removed");
 
     // Counters never went backwards, restarts included.
     r.pump();
