@@ -400,8 +400,7 @@ impl Detector {
         } else {
             (HostInput::plain(model.input_type, max_batch * frame_len), None)
         };
-        tracing::info!(input = model.input_type.as_str(), io_binding = binding.is_some(), "detector input");
-        Ok(Detector {
+        let mut detector = Detector {
             session,
             run_options,
             kind,
@@ -417,7 +416,17 @@ impl Detector {
             score_threshold: opts.score_threshold.unwrap_or(model.score_threshold),
             nms_iou: opts.nms_iou.unwrap_or(model.nms_iou),
             model,
-        })
+        };
+        // One run through the binding now (on the zeroed buffer), so that a provider that
+        // cannot run bound inputs costs a warning at start instead of every frame's detection.
+        if detector.binding.is_some()
+            && let Err(e) = detector.run_bare(1)
+        {
+            tracing::warn!(provider = kind.name(), error = %e, "a run through IoBinding failed; the input is passed to each run instead");
+            detector.binding = None;
+        }
+        tracing::info!(input = detector.model.input_type.as_str(), io_binding = detector.binding.is_some(), "detector input");
+        Ok(detector)
     }
 
     /// The longer side of the model input (416 for YOLOX-Nano).
@@ -754,9 +763,22 @@ fn bound_input(session: &Session, spec: &ProviderSpec, t: InputType, max_batch: 
         _ => Allocator::default(),
     };
     let shape = input_shape(t, max_batch, g);
+    let elements: usize = shape.iter().product();
+    // ORT hands the memory over uninitialised: zero it before anything reads it.
     let input = match t {
-        InputType::Float32 => HostInput::BoundF32(Tensor::<f32>::new(&allocator, shape).map_err(text)?),
-        InputType::Uint8 => HostInput::BoundU8(Tensor::<u8>::new(&allocator, shape).map_err(text)?),
+        InputType::Float32 => {
+            let mut tensor = Tensor::<f32>::new(&allocator, shape).map_err(text)?;
+            // SAFETY: the tensor owns `elements` f32s of host-accessible memory (CPU or pinned)
+            // at this pointer; all-zero bytes are 0.0.
+            unsafe { std::ptr::write_bytes(tensor.data_ptr_mut().cast::<f32>(), 0, elements) };
+            HostInput::BoundF32(tensor)
+        }
+        InputType::Uint8 => {
+            let mut tensor = Tensor::<u8>::new(&allocator, shape).map_err(text)?;
+            // SAFETY: as above, `elements` bytes.
+            unsafe { std::ptr::write_bytes(tensor.data_ptr_mut().cast::<u8>(), 0, elements) };
+            HostInput::BoundU8(tensor)
+        }
     };
     let binding = session.create_binding().map_err(text)?;
     let output_memory = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::CPUOutput).map_err(text)?;
