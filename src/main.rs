@@ -78,8 +78,18 @@ enum BenchCommand {
     /// batch, with detections checked against a batch-1 reference provider.
     Infer {
         /// Default: models/yolox_nano.onnx; --batch above 1 needs models/yolox_nano_dynbatch.onnx.
-        #[arg(long)]
-        model: Option<PathBuf>,
+        /// Repeat to compare models in one run (the first is the baseline), e.g. the uint8-input
+        /// variant models/yolox_nano_dynbatch_uint8.toml.
+        #[arg(long = "model", value_name = "M")]
+        models: Vec<PathBuf>,
+        /// off: the input passed to each run; on: bound with IoBinding (pinned memory on
+        /// cuda/tensorrt; on other providers ORT's CPU memory, which gains nothing); both.
+        #[arg(long, default_value = "off", value_parser = ["off", "on", "both"])]
+        io_binding: String,
+        /// Detectors running batches at once, one thread each, so that one's copy can overlap
+        /// another's compute.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
         #[arg(long)]
         ort_library: Option<PathBuf>,
         /// As for `lookout detect`; repeat for a fallback order. Default: cpu.
@@ -203,7 +213,7 @@ fn main() -> ExitCode {
         Command::Bench { which } => match which {
             BenchCommand::Detect { model, ort_library, iterations, images } => cli::bench::bench_detect(model, ort_library, iterations.max(1), images),
             BenchCommand::Pipeline { config_dir, clip, fps, rounds } => cli::bench::bench_pipeline(config_dir, clip, fps, rounds),
-            BenchCommand::Infer { model, ort_library, providers, batch, iterations, reference, json, images } => {
+            BenchCommand::Infer { models, io_binding, workers, ort_library, providers, batch, iterations, reference, json, images } => {
                 let reference = match reference.as_str() {
                     "none" => None,
                     r => match parse_provider(r) {
@@ -214,7 +224,23 @@ fn main() -> ExitCode {
                         }
                     },
                 };
-                cli::bench::bench_infer(cli::bench::InferArgs { model, ort_library, providers, batch, iterations: iterations.max(1), reference, json, images })
+                let io_binding = match io_binding.as_str() {
+                    "on" => cli::bench::BindingChoice::On,
+                    "both" => cli::bench::BindingChoice::Both,
+                    _ => cli::bench::BindingChoice::Off,
+                };
+                cli::bench::bench_infer(cli::bench::InferArgs {
+                    models,
+                    io_binding,
+                    workers,
+                    ort_library,
+                    providers,
+                    batch,
+                    iterations: iterations.max(1),
+                    reference,
+                    json,
+                    images,
+                })
             }
             BenchCommand::Efficiency { config_dir, streams, workers, seconds } => cli::bench_daemon::efficiency(config_dir, streams, workers, seconds),
             BenchCommand::Overload { config_dir, seconds, factor } => cli::bench_daemon::overload(config_dir, seconds, factor),

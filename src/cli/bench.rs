@@ -5,16 +5,19 @@
 //!   and post-processing, against a bare `session.run` loop on the same input.
 //! - `lookout bench pipeline [--clip FILE]`: `lookout run` on a clip as fast as it decodes,
 //!   every frame offered to detection, against the bare inference rate.
-//! - `lookout bench infer [--provider P] [--batch N]`: the workers' batched path (pre-processing,
-//!   one run for N frames, decoding) in images per second, against a bare `session.run` loop
-//!   at the same batch on the same input, and its detections against a batch-1 reference
-//!   provider (cpu) in the same process.
+//! - `lookout bench infer [--model M]... [--provider P] [--batch N] [--io-binding off|on|both]
+//!   [--workers W]`: the workers' batched path (pre-processing, one run for N frames, decoding)
+//!   in images per second, against a bare `session.run` loop at the same batch on the same
+//!   input, and its detections against a batch-1 reference provider (cpu) in the same process.
+//!   Several models (an f32 and a uint8-input variant, say), each with and without IoBinding,
+//!   take turns in one run and are compared with the first.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::config::{self, Spec};
+use crate::detect::session::InputBinding;
 use crate::link::LinkKind;
 use crate::detect::{Detection, Detector, DetectorOptions, ProviderSpec, ScaledFrame, ScaledImage};
 use crate::pipeline;
@@ -182,9 +185,25 @@ fn bench_spec(dir: &std::path::Path, clip: &std::path::Path, fps: f64) -> Result
     Ok(spec)
 }
 
+/// Which input paths `lookout bench infer --io-binding` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingChoice {
+    /// The input passed to each run (the CPU path).
+    Off,
+    /// Bound with IoBinding, pinned on cuda/tensorrt ([`InputBinding::Always`]).
+    On,
+    /// Each model both ways.
+    Both,
+}
+
 /// What `lookout bench infer` is asked to measure.
 pub struct InferArgs {
-    pub model: Option<PathBuf>,
+    /// Each a variant, measured in turns in the same run; the first is the baseline of
+    /// `ratio_to_first`. Empty: the default model.
+    pub models: Vec<PathBuf>,
+    pub io_binding: BindingChoice,
+    /// Detectors running batches at once, each on its own thread (overlap of copy and compute).
+    pub workers: usize,
     pub ort_library: Option<PathBuf>,
     /// Tried in order, as in the config; empty: cpu.
     pub providers: Vec<ProviderSpec>,
@@ -246,6 +265,10 @@ pub fn agreement(got: &[Detection], want: &[Detection], threshold: f32, margin: 
 
 #[derive(serde::Serialize)]
 struct InferReport<'a> {
+    model: String,
+    input_dtype: &'static str,
+    io_binding: bool,
+    workers: usize,
     provider: &'a str,
     placement: &'a std::collections::BTreeMap<String, usize>,
     batch: usize,
@@ -253,12 +276,51 @@ struct InferReport<'a> {
     images_per_second: f64,
     bare_images_per_second: f64,
     ratio: f64,
+    /// images/s over the first variant's (1.0 for the first).
+    ratio_to_first: f64,
     pre_ms: f64,
     infer_ms: f64,
     post_ms: f64,
     reference: Option<String>,
     agreement: Option<Agreement>,
     detections_match: Option<bool>,
+    /// This variant's detections against the first variant's, same batch; `None` for the first.
+    agreement_with_first: Option<Agreement>,
+}
+
+/// One model with one way of feeding it, and what it measured.
+struct Variant {
+    model: PathBuf,
+    /// One detector per worker; the first also runs the bare loop and the checks.
+    workers: Vec<Detector>,
+    scaled: Vec<ScaledImage>,
+    /// Wall time of each timed round, and the batches it ran (workers x batches each).
+    rounds: Vec<(Duration, usize)>,
+    bare: Vec<Duration>,
+    timings: Vec<crate::detect::Timings>,
+}
+
+/// The batch of `batch` frames a variant runs: the images in turn, as several cameras fill it.
+fn batch_frames(scaled: &[ScaledImage], batch: usize) -> Vec<ScaledFrame<'_>> {
+    (0..batch).map(|i| scaled[i % scaled.len()].frame()).collect()
+}
+
+/// `batches` batched-path runs on each worker at once, each worker on its own thread (the
+/// caller's for the first): while one worker's input is uploaded another's can compute.
+fn run_workers(workers: &mut [Detector], scaled: &[ScaledImage], batch: usize, batches: usize) -> Result<Vec<crate::detect::Timings>, String> {
+    let run = |det: &mut Detector| -> Result<Vec<crate::detect::Timings>, String> {
+        let frames = batch_frames(scaled, batch);
+        (0..batches).map(|_| det.detect_batch(&frames).map(|(_, t)| t).map_err(|e| e.to_string())).collect()
+    };
+    let Some((first, rest)) = workers.split_first_mut() else { return Ok(Vec::new()) };
+    std::thread::scope(|s| {
+        let others: Vec<_> = rest.iter_mut().map(|det| s.spawn(move || run(det))).collect();
+        let mut all = run(first)?;
+        for h in others {
+            all.extend(h.join().map_err(|_| "a bench worker thread panicked".to_string())??);
+        }
+        Ok(all)
+    })
 }
 
 pub fn bench_infer(args: InferArgs) -> ExitCode {
@@ -267,150 +329,233 @@ pub fn bench_infer(args: InferArgs) -> ExitCode {
         ExitCode::from(super::EXIT_FAILURE)
     };
     let batch = args.batch.max(1);
-    let base = super::detect::detector_options(args.model, args.ort_library);
-    // The batch asked for, on whatever provider: measuring is the point, gain or not.
-    let opts = DetectorOptions {
-        providers: if args.providers.is_empty() { base.providers.clone() } else { args.providers },
-        max_batch: batch,
-        batch_on_cpu: true,
-        ..base.clone()
+    let workers = args.workers.max(1);
+    let models = if args.models.is_empty() { vec![None] } else { args.models.iter().cloned().map(Some).collect() };
+    let bindings: &[InputBinding] = match args.io_binding {
+        BindingChoice::Off => &[InputBinding::Off],
+        BindingChoice::On => &[InputBinding::Always],
+        BindingChoice::Both => &[InputBinding::Off, InputBinding::Always],
     };
-    let mut det = match Detector::load(&opts) {
-        Ok(d) => d,
-        Err(e) => return fail(e.to_string()),
-    };
-    if det.max_batch() < batch {
-        return fail(format!(
-            "{} has a fixed batch of 1; use a model with a dynamic batch (models/yolox_nano_dynbatch.onnx, placed by scripts/setup) for --batch {batch}",
-            opts.model.display()
-        ));
-    }
-    let paths = if args.images.is_empty() { default_images() } else { args.images };
+    let paths = if args.images.is_empty() { default_images() } else { args.images.clone() };
     if paths.is_empty() {
         return fail("no images given and none found in media/; run scripts/setup or pass paths".into());
     }
-    let mut scaled: Vec<ScaledImage> = Vec::new();
+    let mut images = Vec::new();
     for p in &paths {
-        let img = match image::open(p) {
-            Ok(i) => i.to_rgb8(),
+        match image::open(p) {
+            Ok(i) => images.push(i.to_rgb8()),
             Err(e) => return fail(format!("cannot read {}: {e}", p.display())),
-        };
-        match det.scale_image(&img) {
-            Ok(s) => scaled.push(s),
-            Err(e) => return fail(e.to_string()),
         }
     }
-    // A batch of `batch` frames, the images in turn, as several cameras would fill it.
-    let frames: Vec<ScaledFrame<'_>> = (0..batch).map(|i| scaled[i % scaled.len()].frame()).collect();
+    let mut variants: Vec<Variant> = Vec::new();
+    for model in &models {
+        for &io_binding in bindings {
+            let base = super::detect::detector_options(model.clone(), args.ort_library.clone());
+            // The batch asked for, on whatever provider: measuring is the point, gain or not.
+            let opts = DetectorOptions {
+                providers: if args.providers.is_empty() { base.providers.clone() } else { args.providers.clone() },
+                max_batch: batch,
+                batch_on_cpu: true,
+                io_binding,
+                ..base
+            };
+            let mut dets = Vec::new();
+            for _ in 0..workers {
+                match Detector::load(&opts) {
+                    Ok(d) => dets.push(d),
+                    Err(e) => return fail(e.to_string()),
+                }
+            }
+            if dets[0].max_batch() < batch {
+                return fail(format!(
+                    "{} has a fixed batch of 1; use a model with a dynamic batch (models/yolox_nano_dynbatch.onnx, placed by scripts/setup) for --batch {batch}",
+                    opts.model.display()
+                ));
+            }
+            if io_binding == InputBinding::Always && !dets[0].io_binding() {
+                return fail(format!("--io-binding: the input could not be bound on {} (see the warning above)", dets[0].provider()));
+            }
+            let mut scaled = Vec::new();
+            for img in &images {
+                match dets[0].scale_image(img) {
+                    Ok(s) => scaled.push(s),
+                    Err(e) => return fail(e.to_string()),
+                }
+            }
+            variants.push(Variant { model: opts.model.clone(), workers: dets, scaled, rounds: Vec::new(), bare: Vec::new(), timings: Vec::new() });
+        }
+    }
     if !args.json {
+        let d = &variants[0].workers[0];
         println!(
-            "lookout bench infer: provider {} ({}), batch {batch}, {} iterations, model {}",
-            det.provider(),
-            crate::detect::provider::placement_text(&det.selection().placement),
+            "lookout bench infer: provider {} ({}), batch {batch}, {} iterations, {workers} worker(s), {} variant(s)",
+            d.provider(),
+            crate::detect::provider::placement_text(&d.selection().placement),
             args.iterations,
-            opts.model.display()
+            variants.len()
         );
     }
-    // Warm up (a GPU provider tunes its kernels on the first runs), then interleave the two
-    // loops so that both see the same machine.
-    let mut last = Vec::new();
-    for _ in 0..3 {
-        match det.detect_batch(&frames) {
-            Ok((d, _)) => last = d,
-            Err(e) => return fail(e.to_string()),
-        }
-        if let Err(e) = det.run_bare(batch) {
-            return fail(e.to_string());
+    // Warm up every session (a GPU provider tunes its kernels on the first runs).
+    for v in variants.iter_mut() {
+        for det in v.workers.iter_mut() {
+            let frames = batch_frames(&v.scaled, batch);
+            for _ in 0..3 {
+                if let Err(e) = det.detect_batch(&frames).and_then(|_| det.run_bare(batch)) {
+                    return fail(e.to_string());
+                }
+            }
         }
     }
-    let (mut total, mut bare, mut pre, mut inf, mut post) = (vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..args.iterations.max(1) {
-        let s = Instant::now();
-        let t = match det.detect_batch(&frames) {
-            Ok((_, t)) => t,
-            Err(e) => return fail(e.to_string()),
-        };
-        total.push(s.elapsed());
-        pre.push(t.pre);
-        inf.push(t.infer);
-        post.push(t.post);
-        // The same input the batched path just filled in.
-        let s = Instant::now();
-        if let Err(e) = det.run_bare(batch) {
-            return fail(e.to_string());
+    // The variants take turns, round by round, so that all of them see the same machine. One
+    // worker: a round is one batch, timed alone. Several: a round is a run of batches on every
+    // worker at once, timed as a whole, three rounds per variant.
+    let (rounds, per_round) = if workers == 1 { (args.iterations.max(1), 1) } else { (3, args.iterations.max(3) / 3) };
+    for _ in 0..rounds {
+        for v in variants.iter_mut() {
+            let s = Instant::now();
+            match run_workers(&mut v.workers, &v.scaled, batch, per_round) {
+                Ok(t) => v.timings.extend(t),
+                Err(e) => return fail(e),
+            }
+            v.rounds.push((s.elapsed(), workers * per_round));
+            // The bare loop on the input the batched path just filled in.
+            for _ in 0..per_round {
+                let s = Instant::now();
+                if let Err(e) = v.workers[0].run_bare(batch) {
+                    return fail(e.to_string());
+                }
+                v.bare.push(s.elapsed());
+            }
         }
-        bare.push(s.elapsed());
     }
-    let (total, bare) = (median(total), median(bare));
-    let ips = batch as f64 / total.as_secs_f64().max(1e-9);
-    let bare_ips = batch as f64 / bare.as_secs_f64().max(1e-9);
 
-    // Batch-1 detections on the reference provider, image by image, against this batch's.
-    let mut agreement_all: Option<Agreement> = None;
-    if let Some(r) = &args.reference {
-        let ref_opts = DetectorOptions { providers: vec![r.clone()], fallback: false, max_batch: 1, ..base };
-        let mut reference = match Detector::load(&ref_opts) {
-            Ok(d) => d,
-            Err(e) => return fail(format!("reference provider {}: {e}", r.label())),
-        };
-        let mut sum = Agreement { min_iou: 1.0, ..Default::default() };
-        for (i, got) in last.iter().enumerate().take(scaled.len()) {
-            let want = match reference.detect_batch(&[frames[i]]) {
-                Ok((mut d, _)) => d.pop().unwrap_or_default(),
-                Err(e) => return fail(e.to_string()),
-            };
-            let a = agreement(got, &want, reference.score_threshold(), 0.05);
-            sum.compared += a.compared;
-            sum.matched += a.matched;
-            sum.max_score_diff = sum.max_score_diff.max(a.max_score_diff);
-            sum.min_iou = sum.min_iou.min(a.min_iou);
-        }
-        agreement_all = Some(sum);
-    }
-    let matches = agreement_all.map(|a| a.holds());
-    let report = InferReport {
-        provider: det.provider(),
-        placement: &det.selection().placement,
-        batch,
-        iterations: args.iterations.max(1),
-        images_per_second: (ips * 10.0).round() / 10.0,
-        bare_images_per_second: (bare_ips * 10.0).round() / 10.0,
-        ratio: ((ips / bare_ips.max(1e-9)) * 1000.0).round() / 1000.0,
-        pre_ms: round3(ms(median(pre))),
-        infer_ms: round3(ms(median(inf))),
-        post_ms: round3(ms(median(post))),
-        reference: args.reference.as_ref().map(|r| r.label()),
-        agreement: agreement_all,
-        detections_match: matches,
-    };
-    if args.json {
-        match serde_json::to_string(&report) {
-            Ok(line) => println!("{line}"),
+    // Each variant's detections: against batch-1 runs on the reference provider (same model),
+    // and against the first variant's (the same network fed another way must find the same).
+    let mut lasts: Vec<Vec<Vec<Detection>>> = Vec::new();
+    for v in variants.iter_mut() {
+        match v.workers[0].detect_batch(&batch_frames(&v.scaled, batch)) {
+            Ok((d, _)) => lasts.push(d),
             Err(e) => return fail(e.to_string()),
         }
-    } else {
+    }
+    let mut failed = false;
+    let first_ips = {
+        let (wall, batches) = median_round(&variants[0].rounds);
+        (batch * batches) as f64 / wall.as_secs_f64().max(1e-9)
+    };
+    for (k, v) in variants.iter().enumerate() {
+        let det = &v.workers[0];
+        let frames = batch_frames(&v.scaled, batch);
+        let mut agreement_ref: Option<Agreement> = None;
+        if let Some(r) = &args.reference {
+            let ref_opts = DetectorOptions {
+                providers: vec![r.clone()],
+                fallback: false,
+                max_batch: 1,
+                io_binding: InputBinding::Off,
+                ..super::detect::detector_options(Some(v.model.clone()), args.ort_library.clone())
+            };
+            let mut reference = match Detector::load(&ref_opts) {
+                Ok(d) => d,
+                Err(e) => return fail(format!("reference provider {}: {e}", r.label())),
+            };
+            let mut sum = Agreement { min_iou: 1.0, ..Default::default() };
+            for (i, got) in lasts[k].iter().enumerate().take(v.scaled.len()) {
+                let want = match reference.detect_batch(&[frames[i]]) {
+                    Ok((mut d, _)) => d.pop().unwrap_or_default(),
+                    Err(e) => return fail(e.to_string()),
+                };
+                merge(&mut sum, agreement(got, &want, reference.score_threshold(), 0.05));
+            }
+            agreement_ref = Some(sum);
+        }
+        let agreement_first = (k > 0).then(|| {
+            let mut sum = Agreement { min_iou: 1.0, ..Default::default() };
+            for (got, want) in lasts[k].iter().zip(&lasts[0]).take(v.scaled.len()) {
+                merge(&mut sum, agreement(got, want, det.score_threshold(), 0.05));
+            }
+            sum
+        });
+        let matches = agreement_ref.map(|a| a.holds());
+        failed |= matches == Some(false) || agreement_first.is_some_and(|a| !a.holds());
+        let (wall, batches) = median_round(&v.rounds);
+        let per_batch = wall / batches.max(1) as u32;
+        let ips = (batch * batches) as f64 / wall.as_secs_f64().max(1e-9);
+        let bare = median(v.bare.clone());
+        let bare_ips = batch as f64 / bare.as_secs_f64().max(1e-9);
+        let pick = |f: fn(&crate::detect::Timings) -> Duration| round3(ms(median(v.timings.iter().map(f).collect())));
+        let report = InferReport {
+            model: v.model.display().to_string(),
+            input_dtype: det.input_type().as_str(),
+            io_binding: det.io_binding(),
+            workers,
+            provider: det.provider(),
+            placement: &det.selection().placement,
+            batch,
+            iterations: rounds * per_round,
+            images_per_second: (ips * 10.0).round() / 10.0,
+            bare_images_per_second: (bare_ips * 10.0).round() / 10.0,
+            ratio: ((ips / bare_ips.max(1e-9)) * 1000.0).round() / 1000.0,
+            ratio_to_first: ((ips / first_ips.max(1e-9)) * 1000.0).round() / 1000.0,
+            pre_ms: pick(|t| t.pre),
+            infer_ms: pick(|t| t.infer),
+            post_ms: pick(|t| t.post),
+            reference: args.reference.as_ref().map(|r| r.label()),
+            agreement: agreement_ref,
+            detections_match: matches,
+            agreement_with_first: agreement_first,
+        };
+        if args.json {
+            match serde_json::to_string(&report) {
+                Ok(line) => println!("{line}"),
+                Err(e) => return fail(e.to_string()),
+            }
+            continue;
+        }
         println!(
-            "  batched path: {:.1} images/s ({:.2} ms per batch of {batch}: pre {:.2}, infer {:.2}, post {:.2})",
-            ips,
-            ms(total),
+            "  {} ({} input{}):",
+            report.model,
+            report.input_dtype,
+            if report.io_binding { ", IoBinding" } else { "" }
+        );
+        println!(
+            "    batched path: {ips:.1} images/s ({:.2} ms per batch of {batch}{}: pre {:.2}, infer {:.2}, post {:.2}); {:.2}x the first variant",
+            ms(per_batch),
+            if workers > 1 { format!(" per {workers} workers") } else { String::new() },
             report.pre_ms,
             report.infer_ms,
-            report.post_ms
+            report.post_ms,
+            report.ratio_to_first
         );
-        println!("  baseline: bare session.run at batch {batch} on the same input: {bare_ips:.1} images/s");
-        println!("  ratio batched path / bare session.run: {:.2}x", report.ratio);
-        if let (Some(r), Some(a)) = (&report.reference, agreement_all) {
-            println!(
-                "  detections vs {r} at batch 1: {} of {} matched, min IoU {:.3}, max score diff {:.4}: {}",
-                a.matched,
-                a.compared,
-                a.min_iou,
-                a.max_score_diff,
-                if a.holds() { "MATCH" } else { "MISMATCH" }
-            );
+        println!("    baseline: bare session.run at batch {batch} on the same input: {bare_ips:.1} images/s; ratio batched path / bare: {:.2}x", report.ratio);
+        for (what, a) in [(report.reference.clone().map(|r| format!("{r} at batch 1")), agreement_ref), (Some("the first variant".to_string()), agreement_first)] {
+            if let (Some(what), Some(a)) = (what, a) {
+                println!(
+                    "    detections vs {what}: {} of {} matched, min IoU {:.3}, max score diff {:.4}: {}",
+                    a.matched,
+                    a.compared,
+                    a.min_iou,
+                    a.max_score_diff,
+                    if a.holds() { "MATCH" } else { "MISMATCH" }
+                );
+            }
         }
     }
-    if matches == Some(false) { ExitCode::from(super::EXIT_FAILURE) } else { ExitCode::SUCCESS }
+    if failed { ExitCode::from(super::EXIT_FAILURE) } else { ExitCode::SUCCESS }
+}
+
+/// The round of median wall time per batch, as (wall, batches).
+fn median_round(rounds: &[(Duration, usize)]) -> (Duration, usize) {
+    let mut r: Vec<(Duration, usize)> = rounds.to_vec();
+    r.sort_by_key(|(d, n)| *d / (*n).max(1) as u32);
+    r.get(r.len() / 2).copied().unwrap_or((Duration::ZERO, 1))
+}
+
+fn merge(sum: &mut Agreement, a: Agreement) {
+    sum.compared += a.compared;
+    sum.matched += a.matched;
+    sum.max_score_diff = sum.max_score_diff.max(a.max_score_diff);
+    sum.min_iou = sum.min_iou.min(a.min_iou);
 }
 
 /// What `lookout bench models` compares.

@@ -147,6 +147,35 @@ pub fn fill_planar(rgb: &[u8], w: u32, h: u32, stride: usize, lb: &Letterbox, no
     }
 }
 
+/// Write an already-resized RGB image (`w` x `h`, rows of `stride` bytes) into `out`, a packed
+/// (NHWC) u8 canvas of the letterbox's size, at the letterbox's offset, padding the rest with
+/// `pad`: the input of a uint8 model, which normalises in its own graph. In RGB order each row
+/// is one copy; `bgr` swaps each pixel's channels instead.
+pub fn fill_packed_u8(rgb: &[u8], w: u32, h: u32, stride: usize, lb: &Letterbox, bgr: bool, pad: u8, out: &mut [u8]) {
+    let (cw, ch) = (lb.width as usize, lb.height as usize);
+    debug_assert!(out.len() >= 3 * cw * ch);
+    let (ox, oy) = ((lb.offset_x as usize).min(cw), (lb.offset_y as usize).min(ch));
+    let (w, h) = ((w as usize).min(cw - ox), (h as usize).min(ch - oy));
+    // Pad only what the image leaves uncovered: the rows above and below it, and each row's
+    // margins, so a full-width frame costs one copy per row and nothing more.
+    out[..3 * oy * cw].fill(pad);
+    out[3 * (oy + h) * cw..3 * cw * ch].fill(pad);
+    for y in 0..h {
+        let row = &rgb[y * stride..y * stride + 3 * w];
+        let line = &mut out[3 * (y + oy) * cw..3 * (y + oy + 1) * cw];
+        line[..3 * ox].fill(pad);
+        line[3 * (ox + w)..].fill(pad);
+        let dst = &mut line[3 * ox..3 * (ox + w)];
+        if bgr {
+            for (d, s) in dst.chunks_exact_mut(3).zip(row.chunks_exact(3)) {
+                d.copy_from_slice(&[s[2], s[1], s[0]]);
+            }
+        } else {
+            dst.copy_from_slice(row);
+        }
+    }
+}
+
 /// YOLOX's input: planar BGR 0..255 on a square canvas of `size`, padded with 114.
 pub fn fill_bgr_planar(rgb: &[u8], w: u32, h: u32, stride: usize, size: u32, out: &mut [f32]) {
     let lb = Letterbox { scale_x: 1.0, scale_y: 1.0, scaled_w: w, scaled_h: h, offset_x: 0, offset_y: 0, width: size, height: size };
@@ -221,6 +250,31 @@ mod tests {
         assert!((b[1] - 20.0).abs() < 1e-3);
         assert_eq!(b[2], 640.0); // clipped
         assert_eq!(b[3], 272.0); // clipped
+    }
+
+    #[test]
+    fn packed_u8_holds_the_pixels_the_planar_f32_fill_normalises() {
+        // A 2x2 image with a 1-byte row gap (stride 7), at x = 1 on a 4x3 canvas: the u8 canvas,
+        // cast and normalised per channel as the uint8 model's graph does it, must be exactly
+        // the planar f32 fill of the same image.
+        let rgb = [10u8, 20, 30, 40, 50, 60, 0, 70, 80, 90, 100, 110, 120, 0];
+        let lb = Letterbox { scale_x: 1.0, scale_y: 1.0, scaled_w: 2, scaled_h: 2, offset_x: 1, offset_y: 0, width: 4, height: 3 };
+        for (bgr, norm) in [(false, Normalize::new(false, 1.0 / 255.0, [0.5; 3], [0.25; 3], 114.0)), (true, Normalize::yolox())] {
+            let mut packed = vec![0u8; 3 * 12];
+            fill_packed_u8(&rgb, 2, 2, 7, &lb, bgr, 114, &mut packed);
+            let mut planar = vec![0.0f32; 3 * 12];
+            fill_planar(&rgb, 2, 2, 7, &lb, &norm, &mut planar);
+            for px in 0..12 {
+                for c in 0..3 {
+                    let graph = packed[3 * px + c] as f32 * norm.mul[c] + norm.add[c];
+                    assert_eq!(graph, planar[c * 12 + px], "pixel {px} channel {c} (bgr {bgr})");
+                }
+            }
+            // The first image pixel sits at x = 1, in the channel order asked for.
+            assert_eq!(&packed[3..6], if bgr { &[30, 20, 10] } else { &[10, 20, 30] });
+            assert_eq!(&packed[0..3], &[114, 114, 114]);
+            assert_eq!(&packed[33..36], &[114, 114, 114], "the bottom row is padding");
+        }
     }
 
     #[test]

@@ -83,6 +83,7 @@ struct RawInput {
     std: Option<[f32; 3]>,
     resize: String,
     pad_value: Option<f32>,
+    dtype: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,6 +225,27 @@ impl Precision {
     }
 }
 
+/// The element type of the model's image input, and with it who converts the pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputType {
+    /// `[N, 3, height, width]` f32: the host letterboxes, orders the planes and normalises.
+    Float32,
+    /// `[N, height, width, 3]` u8, as the letterbox writes it: the host only copies the pixels
+    /// (and pads), and the graph casts, transposes and normalises (scripts/uint8_input.py), so
+    /// a GPU provider uploads a quarter of the bytes and converts on the device.
+    Uint8,
+}
+
+impl InputType {
+    /// As the manifest writes it, and as [`Io::dtype`] names ONNX element types.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            InputType::Float32 => "float32",
+            InputType::Uint8 => "uint8",
+        }
+    }
+}
+
 /// A validated model description: from a manifest, or the YOLOX defaults for a plain `.onnx`.
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
@@ -242,6 +264,8 @@ pub struct ModelSpec {
     pub input_name: Option<String>,
     pub geometry: Option<Geometry>,
     pub normalize: Normalize,
+    /// The input's element type (and so its layout): `input.dtype`.
+    pub input_type: InputType,
     pub labels: LabelTable,
     pub score_threshold: f32,
     pub nms_iou: f32,
@@ -320,6 +344,7 @@ impl ModelSpec {
             input_name: None,
             geometry: None,
             normalize: Normalize::yolox(),
+            input_type: InputType::Float32,
             labels: LabelTable::default(),
             score_threshold: DEFAULT_SCORE_THRESHOLD,
             nms_iou: DEFAULT_NMS_IOU,
@@ -459,6 +484,25 @@ impl ModelSpec {
         if !(0.0..=255.0).contains(&pad_value) {
             p.push(problem("input.pad_value", format!("{pad_value} must be a pixel value, 0 to 255")));
         }
+        let input_type = match i.dtype.as_deref().unwrap_or("float32") {
+            "float32" => InputType::Float32,
+            "uint8" => {
+                // The graph normalises: a host-side scale, mean or std would be applied twice.
+                for (key, set) in [("input.scale", i.scale.is_some()), ("input.mean", i.mean.is_some()), ("input.std", i.std.is_some())] {
+                    if set {
+                        p.push(problem(key, "does not apply to a uint8 input: the model normalises inside its graph (scripts/uint8_input.py puts it there); remove it".into()));
+                    }
+                }
+                if pad_value.fract() != 0.0 {
+                    p.push(problem("input.pad_value", format!("{pad_value} must be a whole pixel value for a uint8 input")));
+                }
+                InputType::Uint8
+            }
+            other => {
+                p.push(problem("input.dtype", format!("`{other}` must be \"float32\" or \"uint8\"")));
+                InputType::Float32
+            }
+        };
         let geometry = Geometry {
             width: i.width.max(1),
             height: i.height.max(1),
@@ -481,6 +525,7 @@ impl ModelSpec {
             input_name: Some(i.name),
             geometry: Some(geometry),
             normalize: Normalize::new(bgr, scale, mean, std, pad_value),
+            input_type,
             labels,
             score_threshold,
             nms_iou,
@@ -665,6 +710,9 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Io {
     pub name: String,
     pub shape: Vec<i64>,
+    /// The element type as ONNX names it in lower case (`float32`, `uint8`, `float16`, ...);
+    /// empty when not a tensor.
+    pub dtype: String,
 }
 
 struct Dims<'a>(&'a [i64]);
@@ -739,12 +787,24 @@ pub fn check_io(spec: &ModelSpec, inputs: &[Io], outputs: &[Io]) -> Result<(), S
             names.join(", ")
         ));
     };
+    let want_type = spec.input_type.as_str();
+    if input.dtype != want_type {
+        let fix = match spec.input_type {
+            InputType::Float32 => "a uint8 model needs input.dtype = \"uint8\" (scripts/uint8_input.py writes such a manifest)",
+            InputType::Uint8 => "make the uint8 model with scripts/uint8_input.py, or remove input.dtype for a float32 model",
+        };
+        return Err(format!("input.dtype is {want_type} but the ONNX input `{name}` is {}; {fix}", input.dtype));
+    }
     let fits = |d: i64, want: i64| d < 0 || d == want;
     let s = &input.shape;
-    let size_ok = s.len() == 4 && fits(s[0], 1) && fits(s[1], 3) && fits(s[2], g.height as i64) && fits(s[3], g.width as i64);
+    let (h, w) = (g.height as i64, g.width as i64);
+    let (size_ok, layout) = match spec.input_type {
+        InputType::Float32 => (s.len() == 4 && fits(s[0], 1) && fits(s[1], 3) && fits(s[2], h) && fits(s[3], w), "[1,3,height,width]"),
+        InputType::Uint8 => (s.len() == 4 && fits(s[0], 1) && fits(s[1], h) && fits(s[2], w) && fits(s[3], 3), "[1,height,width,3] for a uint8 input"),
+    };
     if !size_ok {
         return Err(format!(
-            "input size {}x{} but the ONNX input `{name}` is {}; fix input.width and input.height (the model wants [1,3,height,width])",
+            "input size {}x{} but the ONNX input `{name}` is {}; fix input.width and input.height (the model wants {layout})",
             g.width,
             g.height,
             Dims(s)
@@ -832,6 +892,7 @@ name = "output"
         Io {
             name: name.into(),
             shape: shape.to_vec(),
+            dtype: "float32".into(),
         }
     }
 
@@ -943,6 +1004,35 @@ name = "output"
         assert!(e.starts_with("input.name is `images` but the ONNX model has no such input"), "{e}");
         let e = check_io(&m, &[io("images", &[1, 3, 416, 416])], &[io("output", &[1, 3549, 6])]).unwrap_err();
         assert!(e.contains("output `output` is [1,3549,6]") && e.contains("[1,3549,85]"), "{e}");
+    }
+
+    #[test]
+    fn a_uint8_input_is_nhwc_and_leaves_normalisation_to_the_graph() {
+        let text = YOLOX.replace("name = \"images\"", "name = \"images_uint8\"\ndtype = \"uint8\"");
+        let m = parse(&text).unwrap();
+        assert_eq!(m.input_type, InputType::Uint8);
+        assert_eq!(parse(YOLOX).unwrap().input_type, InputType::Float32, "float32 is the default");
+        let u8_in = |shape: &[i64]| Io { dtype: "uint8".into(), ..io("images_uint8", shape) };
+        let out = [io("output", &[-1, 3549, 85])];
+        assert_eq!(check_io(&m, &[u8_in(&[-1, 416, 416, 3])], &out), Ok(()));
+        let e = check_io(&m, &[u8_in(&[-1, 3, 416, 416])], &out).unwrap_err();
+        assert!(e.contains("is [?,3,416,416]") && e.contains("[1,height,width,3] for a uint8 input"), "{e}");
+        // The manifest and the model disagree on the element type, either way round.
+        let e = check_io(&m, &[io("images_uint8", &[-1, 416, 416, 3])], &out).unwrap_err();
+        assert!(e.starts_with("input.dtype is uint8 but the ONNX input `images_uint8` is float32"), "{e}");
+        let e = check_io(&parse(YOLOX).unwrap(), &[Io { dtype: "uint8".into(), ..io("images", &[1, 416, 416, 3]) }], &out).unwrap_err();
+        assert!(e.starts_with("input.dtype is float32 but the ONNX input `images` is uint8") && e.contains("needs input.dtype = \"uint8\""), "{e}");
+    }
+
+    #[test]
+    fn a_uint8_input_refuses_host_normalisation_and_unknown_types() {
+        let text = YOLOX.replace("pad_value = 114", "pad_value = 114.5\ndtype = \"uint8\"\nscale = 0.5\nstd = [1.0, 2.0, 3.0]");
+        let e = parse(&text).unwrap_err();
+        let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["input.scale", "input.std", "input.pad_value"], "{e:?}");
+        assert!(e[0].message.contains("the model normalises inside its graph"), "{e:?}");
+        let e = parse(&YOLOX.replace("pad_value = 114", "pad_value = 114\ndtype = \"int8\"")).unwrap_err();
+        assert_eq!((e[0].key.as_str(), e[0].message.as_str()), ("input.dtype", "`int8` must be \"float32\" or \"uint8\""));
     }
 
     #[test]

@@ -4,6 +4,12 @@
 //! The session runs on the first execution provider of `inference.providers` that builds (see
 //! [`super::provider`]); with a model whose batch dimension is dynamic it runs several frames
 //! at once ([`Detector::detect_batch`]).
+//!
+//! The input buffer is allocated once, for the largest batch, and reused: f32 NCHW for a float
+//! model, u8 NHWC for a uint8 model (`input.dtype = "uint8"`: the letterbox copies pixels and
+//! the graph casts and normalises, so a GPU gets a quarter of the bytes). On cuda and tensorrt
+//! it lives in pinned (page-locked) host memory and is bound with ORT's IoBinding together with
+//! the outputs ([`InputBinding`]), so the upload is one DMA copy and the bindings persist.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,11 +20,12 @@ use fast_image_resize as fir;
 use image::RgbImage;
 use ort::ep::{self, ExecutionProvider, ExecutionProviderDispatch};
 use ort::logging::{LogLevel, LoggerFunction};
-use ort::session::{RunOptions, Session};
-use ort::value::TensorRef;
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{IoBinding, RunOptions, Session, SessionOutputs};
+use ort::value::{Shape, Tensor, TensorElementType, TensorRef, TensorRefMut};
 
-use super::letterbox::{Geometry, Letterbox, fill_planar};
-use super::manifest::{self, Io, ModelSpec};
+use super::letterbox::{Geometry, Letterbox, fill_packed_u8, fill_planar};
+use super::manifest::{self, InputType, Io, ModelSpec};
 use super::nms::nms_per_class;
 use super::provider::{DEFAULT_QNN_BACKEND, ProviderKind, ProviderSpec, Selection, parse_placement, placement_problem, placement_text};
 use super::{DetectError, Detection};
@@ -45,6 +52,23 @@ pub struct DetectorOptions {
     pub max_batch: usize,
     /// Batch on the CPU provider too. No gain there (FINDINGS.md); for tests and measurement.
     pub batch_on_cpu: bool,
+    /// Whether the input sits in ORT-allocated memory bound with IoBinding. Default: on cuda
+    /// and tensorrt only.
+    pub io_binding: InputBinding,
+}
+
+/// How the input reaches the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputBinding {
+    /// A tensor view over our own buffer, passed to each run (today's path everywhere).
+    Off,
+    /// On cuda and tensorrt: the buffer is pinned host memory from the provider's allocator,
+    /// bound with IoBinding with the outputs kept bound across runs. Other providers: `Off`
+    /// (on the CPU IoBinding gave nothing, FINDINGS.md).
+    Gpu,
+    /// Bound on every provider; off the GPU the memory is ORT's CPU allocator's. For tests and
+    /// measurement: it runs the bound path where no GPU is.
+    Always,
 }
 
 impl DetectorOptions {
@@ -59,6 +83,7 @@ impl DetectorOptions {
             fallback: true,
             max_batch: 1,
             batch_on_cpu: false,
+            io_binding: InputBinding::Gpu,
         }
     }
 }
@@ -275,7 +300,10 @@ pub struct Detector {
     geometry: Geometry,
     output_names: Vec<String>,
     max_batch: usize,
-    input: Vec<f32>,
+    /// Set when the input is bound ([`InputBinding`]); the outputs stay bound to CPU memory.
+    /// Before `input`: it may hold a view of that buffer, so it must be dropped first.
+    binding: Option<Bound>,
+    input: HostInput,
     resizer: fir::Resizer,
     score_threshold: f32,
     nms_iou: f32,
@@ -354,7 +382,25 @@ impl Detector {
             skipped = if skipped.is_empty() { "none" } else { skipped.as_str() },
             "execution provider chosen"
         );
-        Ok(Detector {
+        let frame_len = 3 * (geometry.width * geometry.height) as usize;
+        let bind = match opts.io_binding {
+            InputBinding::Off => false,
+            InputBinding::Gpu => matches!(kind, ProviderKind::Cuda | ProviderKind::TensorRt),
+            InputBinding::Always => true,
+        };
+        let (input, binding) = if bind {
+            match bound_input(&session, &spec, model.input_type, max_batch, geometry, &output_names) {
+                Ok((input, binding)) => (input, Some(binding)),
+                // Binding is only a faster way to the same run: the plain path still works.
+                Err(reason) => {
+                    tracing::warn!(provider = kind.name(), reason = %reason, "input binding not set up; the input is passed to each run instead");
+                    (HostInput::plain(model.input_type, max_batch * frame_len), None)
+                }
+            }
+        } else {
+            (HostInput::plain(model.input_type, max_batch * frame_len), None)
+        };
+        let mut detector = Detector {
             session,
             run_options,
             kind,
@@ -364,12 +410,23 @@ impl Detector {
             geometry,
             output_names,
             max_batch,
-            input: vec![0.0; max_batch * 3 * (geometry.width * geometry.height) as usize],
+            binding,
+            input,
             resizer: fir::Resizer::new(),
             score_threshold: opts.score_threshold.unwrap_or(model.score_threshold),
             nms_iou: opts.nms_iou.unwrap_or(model.nms_iou),
             model,
-        })
+        };
+        // One run through the binding now (on the zeroed buffer), so that a provider that
+        // cannot run bound inputs costs a warning at start instead of every frame's detection.
+        if detector.binding.is_some()
+            && let Err(e) = detector.run_bare(1)
+        {
+            tracing::warn!(provider = kind.name(), error = %e, "a run through IoBinding failed; the input is passed to each run instead");
+            detector.binding = None;
+        }
+        tracing::info!(input = detector.model.input_type.as_str(), io_binding = detector.binding.is_some(), "detector input");
+        Ok(detector)
     }
 
     /// The longer side of the model input (416 for YOLOX-Nano).
@@ -410,6 +467,16 @@ impl Detector {
     /// The providers passed over and where ORT placed the nodes.
     pub fn selection(&self) -> &Selection {
         &self.selection
+    }
+
+    /// The input's element type: what the letterbox writes and the session is fed.
+    pub fn input_type(&self) -> InputType {
+        self.model.input_type
+    }
+
+    /// Whether the input is bound with IoBinding (pinned memory on cuda/tensorrt).
+    pub fn io_binding(&self) -> bool {
+        self.binding.is_some()
     }
 
     /// The most frames one [`Detector::detect_batch`] takes: 1 unless the model's batch is
@@ -469,23 +536,33 @@ impl Detector {
             return Err(DetectError::Run(format!("batch of {n} frames is over this detector's max_batch {}", self.max_batch)));
         }
         let t0 = Instant::now();
-        let (gw, gh) = (self.geometry.width as usize, self.geometry.height as usize);
-        let plane = 3 * gw * gh;
-        for (f, slot) in frames.iter().zip(self.input.chunks_exact_mut(plane)) {
-            let (w, h) = (f.width, f.height);
-            if f.rgb.len() < f.stride * (h as usize).saturating_sub(1) + 3 * w as usize {
-                return Err(DetectError::Run(format!("frame buffer too small for {w}x{h}")));
+        let plane = 3 * (self.geometry.width * self.geometry.height) as usize;
+        for f in frames {
+            if f.rgb.len() < f.stride * (f.height as usize).saturating_sub(1) + 3 * f.width as usize {
+                return Err(DetectError::Run(format!("frame buffer too small for {}x{}", f.width, f.height)));
             }
-            let lb = Letterbox::place(f.src_width, f.src_height, self.geometry);
-            fill_planar(f.rgb, w, h, f.stride, &lb, &self.model.normalize, slot);
+        }
+        let norm = self.model.normalize;
+        match self.input.host_mut()? {
+            HostSlice::F32(buf) => {
+                for (f, slot) in frames.iter().zip(buf.chunks_exact_mut(plane)) {
+                    let lb = Letterbox::place(f.src_width, f.src_height, self.geometry);
+                    fill_planar(f.rgb, f.width, f.height, f.stride, &lb, &norm, slot);
+                }
+            }
+            HostSlice::U8(buf) => {
+                // A uint8 manifest has no host normalisation, so the normalised pad is the raw
+                // one, a whole pixel value (checked when the manifest was read).
+                let pad = norm.pad[0].round().clamp(0.0, 255.0) as u8;
+                for (f, slot) in frames.iter().zip(buf.chunks_exact_mut(plane)) {
+                    let lb = Letterbox::place(f.src_width, f.src_height, self.geometry);
+                    fill_packed_u8(f.rgb, f.width, f.height, f.stride, &lb, norm.bgr, pad, slot);
+                }
+            }
         }
         let t1 = Instant::now();
 
-        let tensor = TensorRef::from_array_view(([n, 3, gh, gw], &self.input[..n * plane])).map_err(|e| DetectError::Run(e.to_string()))?;
-        let outputs = self
-            .session
-            .run_with_options(ort::inputs![self.input_name.as_str() => tensor], &self.run_options)
-            .map_err(|e| DetectError::Run(e.to_string()))?;
+        let outputs = run_session(&mut self.session, &mut self.input, self.binding.as_mut(), &self.input_name, &self.run_options, n, self.geometry)?;
         // Each output's first dimension is the batch: frame i's part is the i-th of n equal chunks.
         let mut data: Vec<&[f32]> = Vec::with_capacity(self.output_names.len());
         for name in &self.output_names {
@@ -525,14 +602,188 @@ impl Detector {
     /// Run the session alone on the first `batch` inputs of the current buffer: the baseline
     /// `lookout bench` compares to.
     pub fn run_bare(&mut self, batch: usize) -> Result<(), DetectError> {
-        let (gw, gh) = (self.geometry.width as usize, self.geometry.height as usize);
         let n = batch.clamp(1, self.max_batch);
-        let tensor = TensorRef::from_array_view(([n, 3, gh, gw], &self.input[..n * 3 * gw * gh])).map_err(|e| DetectError::Run(e.to_string()))?;
-        self.session
-            .run_with_options(ort::inputs![self.input_name.as_str() => tensor], &self.run_options)
-            .map_err(|e| DetectError::Run(e.to_string()))?;
+        run_session(&mut self.session, &mut self.input, self.binding.as_mut(), &self.input_name, &self.run_options, n, self.geometry)?;
         Ok(())
     }
+}
+
+/// The input buffer, sized for the largest batch and allocated once.
+enum HostInput {
+    F32(Vec<f32>),
+    U8(Vec<u8>),
+    /// Allocated by ORT for IoBinding: pinned on cuda/tensorrt, host-accessible either way.
+    BoundF32(Tensor<f32>),
+    BoundU8(Tensor<u8>),
+}
+
+/// The input buffer as the letterbox writes it.
+enum HostSlice<'a> {
+    F32(&'a mut [f32]),
+    U8(&'a mut [u8]),
+}
+
+impl HostInput {
+    fn plain(t: InputType, len: usize) -> HostInput {
+        match t {
+            InputType::Float32 => HostInput::F32(vec![0.0; len]),
+            InputType::Uint8 => HostInput::U8(vec![0; len]),
+        }
+    }
+
+    fn host_mut(&mut self) -> Result<HostSlice<'_>, DetectError> {
+        let host = |e: ort::Error| DetectError::Run(format!("the bound input buffer is not host memory: {e}"));
+        Ok(match self {
+            HostInput::F32(v) => HostSlice::F32(v),
+            HostInput::U8(v) => HostSlice::U8(v),
+            HostInput::BoundF32(t) => HostSlice::F32(t.try_extract_tensor_mut::<f32>().map_err(host)?.1),
+            HostInput::BoundU8(t) => HostSlice::U8(t.try_extract_tensor_mut::<u8>().map_err(host)?.1),
+        })
+    }
+}
+
+/// The ORT shape of `n` frames of input, NCHW for f32 and NHWC for u8.
+fn input_shape(t: InputType, n: usize, g: Geometry) -> [usize; 4] {
+    let (w, h) = (g.width as usize, g.height as usize);
+    match t {
+        InputType::Float32 => [n, 3, h, w],
+        InputType::Uint8 => [n, h, w, 3],
+    }
+}
+
+/// One run on the first `n` frames of `input`: through the binding when there is one (the
+/// input re-bound at this batch's shape, which is when ORT copies it to the device), else as a
+/// tensor view passed to the run. A free function so that the outputs borrow only the session
+/// and the binding, not the whole detector.
+fn run_session<'s>(
+    session: &'s mut Session,
+    input: &mut HostInput,
+    binding: Option<&'s mut Bound>,
+    input_name: &str,
+    run_options: &'s RunOptions,
+    n: usize,
+    g: Geometry,
+) -> Result<SessionOutputs<'s>, DetectError> {
+    let run = |e: ort::Error| DetectError::Run(e.to_string());
+    let t = match input {
+        HostInput::F32(_) | HostInput::BoundF32(_) => InputType::Float32,
+        HostInput::U8(_) | HostInput::BoundU8(_) => InputType::Uint8,
+    };
+    let shape = input_shape(t, n, g);
+    let len: usize = shape.iter().product();
+    // The unsafe view below relies on this; the plain path's slicing would panic without it.
+    let capacity = match input {
+        HostInput::F32(v) => v.len(),
+        HostInput::U8(v) => v.len(),
+        HostInput::BoundF32(t) => t.shape().iter().product::<i64>() as usize,
+        HostInput::BoundU8(t) => t.shape().iter().product::<i64>() as usize,
+    };
+    if len > capacity {
+        return Err(DetectError::Run(format!("a batch of {n} frames does not fit the input buffer ({capacity} values)")));
+    }
+    if let Some(bound) = binding {
+        // ORT keeps the outputs it allocated for a bound output and refuses a run whose output
+        // shape differs: bind them afresh when the batch size changes.
+        if bound.batch != n {
+            bound.binding.clear_outputs();
+            for name in &bound.outputs {
+                bound.binding.bind_output_to_device(name.as_str(), &bound.output_memory).map_err(run)?;
+            }
+            bound.batch = n;
+        }
+        let binding = &mut bound.binding;
+        let view_shape = Shape::new(shape.iter().map(|&d| d as i64));
+        // ort rc.15 copies a borrowed input that is already on the session's device before it
+        // binds it, and that copy deadlocks (its identity session binds a borrowed input again
+        // under the same lock). Pinned memory is another device than a CUDA session's, so it is
+        // bound as a view; plain CPU memory (the `Always` path off the GPU) is copied into an
+        // owned tensor here, the copy ort meant to make.
+        let on_cpu = |info: &MemoryInfo| info.allocation_device() == AllocationDevice::CPU;
+        match input {
+            HostInput::BoundF32(tensor) if on_cpu(tensor.memory_info()) => {
+                let owned = Tensor::from_array((shape, tensor.try_extract_tensor::<f32>().map_err(run)?.1[..len].to_vec())).map_err(run)?;
+                binding.bind_input(input_name, &owned).map_err(run)?;
+            }
+            HostInput::BoundU8(tensor) if on_cpu(tensor.memory_info()) => {
+                let owned = Tensor::from_array((shape, tensor.try_extract_tensor::<u8>().map_err(run)?.1[..len].to_vec())).map_err(run)?;
+                binding.bind_input(input_name, &owned).map_err(run)?;
+            }
+            HostInput::BoundF32(tensor) => {
+                let data = tensor.data_ptr_mut();
+                let info = tensor.memory_info().clone();
+                // SAFETY: the view covers the first `len` of the tensor's `max_batch` frames
+                // (checked against its capacity above), in the memory the tensor owns and
+                // describes with `info`. The binding may hold the view until the next bind; it
+                // is declared before the buffer in `Detector`, so it is dropped first.
+                let view = unsafe { TensorRefMut::<f32>::from_raw(info, data, view_shape) }.map_err(run)?;
+                binding.bind_input(input_name, &view).map_err(run)?;
+            }
+            HostInput::BoundU8(tensor) => {
+                let data = tensor.data_ptr_mut();
+                let info = tensor.memory_info().clone();
+                // SAFETY: as above.
+                let view = unsafe { TensorRefMut::<u8>::from_raw(info, data, view_shape) }.map_err(run)?;
+                binding.bind_input(input_name, &view).map_err(run)?;
+            }
+            HostInput::F32(_) | HostInput::U8(_) => return Err(DetectError::Run("an input binding without a bound buffer".into())),
+        }
+        return session.run_binding_with_options(&bound.binding, run_options).map_err(run);
+    }
+    match input.host_mut()? {
+        HostSlice::F32(buf) => {
+            let tensor = TensorRef::from_array_view((shape, &buf[..len])).map_err(run)?;
+            session.run_with_options(ort::inputs![input_name => tensor], run_options).map_err(run)
+        }
+        HostSlice::U8(buf) => {
+            let tensor = TensorRef::from_array_view((shape, &buf[..len])).map_err(run)?;
+            session.run_with_options(ort::inputs![input_name => tensor], run_options).map_err(run)
+        }
+    }
+}
+
+/// An IoBinding with its outputs bound to host memory, for runs of `batch` frames.
+struct Bound {
+    binding: IoBinding,
+    outputs: Vec<String>,
+    output_memory: MemoryInfo<'static>,
+    batch: usize,
+}
+
+/// The input buffer for IoBinding, allocated once for `max_batch` frames (pinned host memory on
+/// cuda/tensorrt, so the copy to the device is one DMA transfer; ORT's CPU allocator elsewhere),
+/// and a binding whose outputs go to CPU memory, kept across runs of the same batch size. The
+/// input is bound per run, since a batch's size sets its shape.
+fn bound_input(session: &Session, spec: &ProviderSpec, t: InputType, max_batch: usize, g: Geometry, outputs: &[String]) -> Result<(HostInput, Bound), String> {
+    let text = |e: ort::Error| e.to_string();
+    let allocator = match spec.kind {
+        ProviderKind::Cuda | ProviderKind::TensorRt => {
+            let info = MemoryInfo::new(AllocationDevice::CUDA_PINNED, spec.device_id.unwrap_or(0), AllocatorType::Device, MemoryType::CPUInput).map_err(text)?;
+            Allocator::new(session, info).map_err(|e| format!("no pinned (CudaPinned) allocator for this session: {e}"))?
+        }
+        _ => Allocator::default(),
+    };
+    let shape = input_shape(t, max_batch, g);
+    let elements: usize = shape.iter().product();
+    // ORT hands the memory over uninitialised: zero it before anything reads it.
+    let input = match t {
+        InputType::Float32 => {
+            let mut tensor = Tensor::<f32>::new(&allocator, shape).map_err(text)?;
+            // SAFETY: the tensor owns `elements` f32s of host-accessible memory (CPU or pinned)
+            // at this pointer; all-zero bytes are 0.0.
+            unsafe { std::ptr::write_bytes(tensor.data_ptr_mut().cast::<f32>(), 0, elements) };
+            HostInput::BoundF32(tensor)
+        }
+        InputType::Uint8 => {
+            let mut tensor = Tensor::<u8>::new(&allocator, shape).map_err(text)?;
+            // SAFETY: as above, `elements` bytes.
+            unsafe { std::ptr::write_bytes(tensor.data_ptr_mut().cast::<u8>(), 0, elements) };
+            HostInput::BoundU8(tensor)
+        }
+    };
+    let binding = session.create_binding().map_err(text)?;
+    let output_memory = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::CPUOutput).map_err(text)?;
+    // Batch 0: the outputs are bound before the first run, at its size.
+    Ok((input, Bound { binding, outputs: outputs.to_vec(), output_memory, batch: 0 }))
 }
 
 /// A frame scaled to its letterbox size, owned (for `lookout detect` and `lookout bench`).
@@ -553,11 +804,24 @@ impl ScaledImage {
 
 /// The model's declared inputs and outputs, -1 for dynamic dimensions (empty for non-tensors).
 fn session_io(session: &Session) -> (Vec<Io>, Vec<Io>) {
-    let io = |o: &ort::value::Outlet| Io { name: o.name().to_string(), shape: shape_of(o).unwrap_or_default() };
+    let io = |o: &ort::value::Outlet| Io { name: o.name().to_string(), shape: shape_of(o).unwrap_or_default(), dtype: dtype_of(o) };
     (session.inputs().iter().map(io).collect(), session.outputs().iter().map(io).collect())
 }
 
 /// A tensor outlet's shape, with -1 for dynamic dimensions; `None` if it is not a tensor.
 fn shape_of(outlet: &ort::value::Outlet) -> Option<Vec<i64>> {
     outlet.dtype().tensor_shape().map(|s| s.iter().copied().collect())
+}
+
+/// A tensor outlet's element type as ONNX names it in lower case; empty if not a tensor.
+fn dtype_of(outlet: &ort::value::Outlet) -> String {
+    match outlet.dtype() {
+        ort::value::ValueType::Tensor { ty, .. } => match ty {
+            TensorElementType::Float32 => "float32".into(),
+            TensorElementType::Uint8 => "uint8".into(),
+            TensorElementType::Float16 => "float16".into(),
+            other => format!("{other:?}").to_lowercase(),
+        },
+        _ => String::new(),
+    }
 }

@@ -26,3 +26,4 @@ mod snapshots;
 mod spool;
 mod supervise;
 mod systemd;
+mod uint8_input;
