@@ -100,6 +100,27 @@ def head_nodes(model_path):
     return tail
 
 
+def depthwise_convs(model_path):
+    """Convolutions with group > 1 (YOLOX's depthwise 3x3s)."""
+    import onnx
+    g = onnx.load(model_path).graph
+    return [n.name for n in g.node if n.op_type == "Conv" and any(at.name == "group" and at.i > 1 for at in n.attribute)]
+
+
+def nodes_matching(model_path, spec):
+    """`conv:first`: the stem convolution; `conv:last:N`: the last N convolutions in graph order
+    (YOLOX's head: the box, objectness and class convolutions of each scale); else a node name."""
+    import onnx
+    g = onnx.load(model_path).graph
+    convs = [n.name for n in g.node if n.op_type == "Conv"]
+    if spec == "conv:first":
+        return convs[:1]
+    m = re.fullmatch(r"conv:last:(\d+)", spec)
+    if m:
+        return convs[len(convs) - int(m.group(1)):] if int(m.group(1)) > 0 else []
+    return [n.name for n in g.node if n.name == spec]
+
+
 def quantize(a):
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -141,24 +162,65 @@ def quantize(a):
     quant_pre_process(src, pre, skip_symbolic_shape=True)
     exclude = head_nodes(pre) if a.exclude_head else []
     print(f"quantize: excluding {len(exclude)} head nodes from quantization", file=sys.stderr)
-    dst_name = f"{stem}_int8.onnx"
+    if a.skip_depthwise:
+        dw = depthwise_convs(pre)
+        print(f"quantize: excluding {len(dw)} depthwise (group > 1) convolutions", file=sys.stderr)
+        exclude += dw
+    for e in a.exclude:
+        picked = nodes_matching(pre, e)
+        if not picked:
+            sys.exit(f"quantize: --exclude {e}: no node of {pre} matches (a node name, or conv:first, conv:last:N)")
+        exclude += picked
+    extra = {}
+    if a.float_conv_outputs:
+        # Q/DQ on each convolution's inputs only (NNCF's placement): the SiLU after it stays in
+        # float, where OpenVINO fuses it into the int8 convolution as a post-op.
+        extra["OpTypesToExcludeOutputQuantization"] = ["Conv"]
+    op_types = a.op_types.split(",") if a.op_types else None
+    dst_name = f"{stem}_{a.suffix}.onnx"
     dst = os.path.join(out_dir, dst_name)
-    quantize_static(
-        pre,
-        dst,
-        Reader(),
-        quant_format=QuantFormat.QDQ if a.format == "qdq" else QuantFormat.QOperator,
-        per_channel=a.per_channel,
-        reduce_range=a.reduce_range,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[a.calibration],
-        nodes_to_exclude=exclude,
-    )
-    opts = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in [("format", a.format), ("calibration", a.calibration), ("frame_step", a.frame_step)])
-    flags = " ".join(f for f, on in [("--per-channel", a.per_channel), ("--reduce-range", a.reduce_range), ("--exclude-head", a.exclude_head)] if on)
-    write_manifest(a.manifest, os.path.join(out_dir, f"{stem}_int8.toml"), dst_name, "int8", f"scripts/quantize ({opts} {flags}, onnxruntime {ort.__version__})")
-    print(f"quantize: wrote {dst} and {os.path.join(out_dir, stem + '_int8.toml')}", file=sys.stderr)
+    if a.mode == "dynamic":
+        # Int8 weights; activations quantized at run time from their own range: no calibration.
+        from onnxruntime.quantization import quantize_dynamic
+        quantize_dynamic(pre, dst, per_channel=a.per_channel, reduce_range=a.reduce_range, weight_type=QuantType.QInt8 if a.per_channel else QuantType.QUInt8,
+                         op_types_to_quantize=op_types, nodes_to_exclude=exclude)
+    else:
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}[a.calibration]
+        cache = None
+        if a.calibration == "entropy":
+            # quantize_static builds its entropy calibrator with 128 histogram bins and 128
+            # quantized bins, so the only threshold it can pick is the full range: MinMax's,
+            # byte for byte. Calibrate here with a finer histogram and hand the ranges over.
+            from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+            cache = os.path.join(a.work, f"{stem}_{a.suffix}_ranges.json")
+            calibrator = create_calibrator(pre, op_types, augmented_model_path=os.path.join(a.work, "augmented.onnx"), calibrate_method=method,
+                                           extra_options={"num_bins": a.calibration_bins, "num_quantized_bins": 128})
+            calibrator.collect_data(Reader())
+            save_tensors_data(calibrator.compute_data(), cache)
+        quantize_static(
+            pre,
+            dst,
+            Reader() if cache is None else None,
+            quant_format=QuantFormat.QDQ if a.format == "qdq" else QuantFormat.QOperator,
+            per_channel=a.per_channel,
+            reduce_range=a.reduce_range,
+            # uint16 (A16W8): a diagnosis, not a speed-up; no CPU kernel takes 16-bit
+            # activations, so each convolution runs in float between Q/DQ pairs.
+            activation_type=QuantType.QUInt16 if a.activations == "uint16" else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=method,
+            calibration_cache_path=cache,
+            op_types_to_quantize=op_types,
+            nodes_to_exclude=exclude,
+            extra_options=extra,
+        )
+    opts = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in [("mode", a.mode), ("format", a.format), ("activations", a.activations), ("calibration", a.calibration), ("frame_step", a.frame_step)])
+    opts += "".join(f" --op-types {a.op_types}" for _ in [0] if a.op_types) + "".join(f" --exclude {e}" for e in a.exclude)
+    flags = " ".join(f for f, on in [("--per-channel", a.per_channel), ("--reduce-range", a.reduce_range), ("--exclude-head", a.exclude_head),
+                                      ("--skip-depthwise", a.skip_depthwise), ("--float-conv-outputs", a.float_conv_outputs)] if on)
+    toml = os.path.join(out_dir, f"{stem}_{a.suffix}.toml")
+    write_manifest(a.manifest, toml, dst_name, "int8", f"scripts/quantize ({opts} {flags}, onnxruntime {ort.__version__})")
+    print(f"quantize: wrote {dst} and {toml}", file=sys.stderr)
 
 
 def fp16(a):
@@ -186,13 +248,23 @@ def main():
     q.add_argument("--work", default=".lookout/quantize")
     q.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
     q.add_argument("--calibration", choices=["minmax", "entropy", "percentile"], default="minmax")
+    q.add_argument("--calibration-bins", type=int, default=2048, help="histogram bins for --calibration entropy")
     q.add_argument("--per-channel", action="store_true")
     q.add_argument("--reduce-range", action="store_true")
-    q.add_argument("--exclude-head", action="store_true")
+    q.add_argument("--exclude-head", action="store_true", help="keep the nodes after the last convolutions in float")
+    q.add_argument("--mode", choices=["static", "dynamic"], default="static", help="dynamic: int8 weights, activations quantized at run time from their own range (no calibration)")
+    q.add_argument("--op-types", help="comma-separated op types to quantize (default: all onnxruntime can)")
+    q.add_argument("--skip-depthwise", action="store_true", help="keep the group > 1 convolutions in float")
+    q.add_argument("--exclude", action="append", default=[], metavar="NODE", help="keep a node in float: a name, conv:first or conv:last:N; repeatable")
+    q.add_argument("--float-conv-outputs", action="store_true", help="quantize the convolutions' inputs only, not their outputs")
+    q.add_argument("--activations", choices=["uint8", "uint16"], default="uint8", help="uint16: 8-bit weights only, to tell weight from activation error")
+    q.add_argument("--suffix", default="int8", help="writes models/<name>_<suffix>.onnx and .toml")
     q.add_argument("images", nargs="*", help="still images to calibrate on too")
     f = sub.add_parser("fp16")
     f.add_argument("--manifest", required=True)
     a = ap.parse_args()
+    if a.cmd == "quantize" and not re.fullmatch(r"int8[a-z0-9_]*", a.suffix):
+        ap.error(f"--suffix {a.suffix}: must start with int8 and hold only a-z, 0-9, _ (generated models are .gitignored by that name)")
     if a.cmd == "quantize":
         os.makedirs(a.work, exist_ok=True)
         quantize(a)

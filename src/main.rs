@@ -117,6 +117,11 @@ enum BenchCommand {
         models: Vec<PathBuf>,
         #[arg(long)]
         ort_library: Option<PathBuf>,
+        /// As for `lookout detect`, without fallback: once for every model, or once per --model
+        /// in the same order (`openvino:CPU` needs `--ort-library
+        /// .lookout/ort-openvino/libonnxruntime.so.1.24.1`). Default: cpu.
+        #[arg(long = "provider", value_name = "P", value_parser = parse_provider)]
+        providers: Vec<lookout::detect::ProviderSpec>,
         /// Default: media/bikes.mp4.
         #[arg(long)]
         clip: Option<PathBuf>,
@@ -246,8 +251,8 @@ fn main() -> ExitCode {
             BenchCommand::Overload { config_dir, seconds, factor } => cli::bench_daemon::overload(config_dir, seconds, factor),
             BenchCommand::Density { config_dir, max_streams, seconds, workers } => cli::bench_daemon::density(config_dir, max_streams, seconds, workers),
             BenchCommand::Motion { config_dir, seconds } => cli::bench_daemon::motion(config_dir, seconds),
-            BenchCommand::Models { models, ort_library, clip, frame_step, runs, images } => {
-                cli::bench::bench_models(cli::bench::ModelsArgs { models, ort_library, clip, frame_step, runs, images })
+            BenchCommand::Models { models, ort_library, providers, clip, frame_step, runs, images } => {
+                cli::bench::bench_models(cli::bench::ModelsArgs { models, ort_library, providers, clip, frame_step, runs, images })
             }
         },
     }

@@ -11,6 +11,10 @@
 //!   input, and its detections against a batch-1 reference provider (cpu) in the same process.
 //!   Several models (an f32 and a uint8-input variant, say), each with and without IoBinding,
 //!   take turns in one run and are compared with the first.
+//! - `lookout bench models --model A --model B… [--provider P]… [--ort-library L]`: models
+//!   against the first (speed ratio, agreement with its detections) in one process, on one
+//!   provider or on one provider per model, so that an INT8 variant is compared with fp32 where
+//!   it runs (the CPU provider, OpenVINO…).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -563,6 +567,8 @@ pub struct ModelsArgs {
     /// The first is the baseline.
     pub models: Vec<PathBuf>,
     pub ort_library: Option<PathBuf>,
+    /// Without fallback: none (cpu), one for every model, or one per model in order.
+    pub providers: Vec<ProviderSpec>,
     pub clip: Option<PathBuf>,
     /// Every Nth frame of the clip is scored.
     pub frame_step: usize,
@@ -591,12 +597,20 @@ pub fn bench_models(args: ModelsArgs) -> ExitCode {
     if args.models.len() < 2 {
         return fail("give at least two models (--model BASELINE --model OTHER); the first is the baseline".into());
     }
+    let providers = match model_providers(&args.providers, args.models.len()) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
     let mut detectors = Vec::new();
-    for m in &args.models {
-        let opts = super::detect::detector_options(Some(m.clone()), args.ort_library.clone());
+    for (m, p) in args.models.iter().zip(&providers) {
+        let mut opts = super::detect::detector_options(Some(m.clone()), args.ort_library.clone());
+        // Each model on the provider asked for, or the run fails: a silent fallback would
+        // compare two providers where the table says one.
+        opts.providers = vec![p.clone()];
+        opts.fallback = false;
         match Detector::load(&opts) {
             Ok(d) => detectors.push(d),
-            Err(e) => return fail(e.to_string()),
+            Err(e) => return fail(format!("{}: {e}", m.display())),
         }
     }
     let images = if args.images.is_empty() { default_images() } else { args.images.clone() };
@@ -617,7 +631,14 @@ pub fn bench_models(args: ModelsArgs) -> ExitCode {
 
     let mut runs: Vec<ModelRun> = detectors
         .iter()
-        .map(|d| ModelRun { name: d.model().name.clone(), precision: d.model().precision.as_str(), infer: Vec::new(), detections: Vec::new() })
+        .zip(&providers)
+        .map(|(d, p)| ModelRun {
+            // One provider per model: the same model may appear twice, so the row names both.
+            name: if args.providers.len() > 1 { format!("{}@{}", d.model().name, p.label()) } else { d.model().name.clone() },
+            precision: d.model().precision.as_str(),
+            infer: Vec::new(),
+            detections: Vec::new(),
+        })
         .collect();
     // Warm up each session (first runs allocate) before anything is timed.
     if let Some((_, first)) = inputs.first() {
@@ -643,6 +664,8 @@ pub fn bench_models(args: ModelsArgs) -> ExitCode {
         }
     }
 
+    let mut labels: Vec<String> = providers.iter().map(|p| p.label()).collect();
+    labels.dedup();
     println!(
         "lookout bench models: {} images + {} frames of {} (every {}), {} runs each, 1 ORT thread, provider {}",
         images.len(),
@@ -650,21 +673,23 @@ pub fn bench_models(args: ModelsArgs) -> ExitCode {
         clip.display(),
         args.frame_step.max(1),
         args.runs.max(1),
-        detectors[0].provider()
+        labels.join(", ")
     );
     let mean = |v: &[Duration]| v.iter().map(|d| d.as_secs_f64()).sum::<f64>() / v.len().max(1) as f64;
     let base_ms = mean(&runs[0].infer) * 1e3;
-    println!("{:<24} {:<9} {:>15} {:>14}", "model", "precision", "infer ms (mean)", "speed vs base");
-    for (i, r) in runs.iter().enumerate() {
+    let w = runs.iter().map(|r| r.name.len() + " (base)".len()).max().unwrap_or(0).max(24);
+    println!("{:<w$} {:<9} {:>15} {:>14}  {}", "model", "precision", "infer ms (mean)", "speed vs base", "nodes per ORT provider");
+    for (i, (r, d)) in runs.iter().zip(&detectors).enumerate() {
         let ms = mean(&r.infer) * 1e3;
         let tag = if i == 0 { " (base)" } else { "" };
-        println!("{:<24} {:<9} {:>15.2} {:>13.2}x", format!("{}{tag}", r.name), r.precision, ms, base_ms / ms.max(1e-9));
+        let placement = crate::detect::provider::placement_text(&d.selection().placement);
+        println!("{:<w$} {:<9} {:>15.2} {:>13.2}x  {placement}", format!("{}{tag}", r.name), r.precision, ms, base_ms / ms.max(1e-9));
     }
     println!(
         "agreement with {}'s detections (each model at its manifest's score_threshold; a match is the same label at IoU >= 0.5):",
         runs[0].name
     );
-    println!("{:<24} {:<7} {:>10} {:>8} {:>14} {:>7}", "model", "inputs", "base dets", "recall", "mean |dscore|", "extra");
+    println!("{:<w$} {:<7} {:>10} {:>8} {:>14} {:>7}", "model", "inputs", "base dets", "recall", "mean |dscore|", "extra");
     for r in &runs[1..] {
         for (label, from_clip) in [("images", false), ("clip", true)] {
             let (mut total, mut matched, mut drift, mut extra) = (0usize, 0usize, 0.0f64, 0usize);
@@ -679,7 +704,7 @@ pub fn bench_models(args: ModelsArgs) -> ExitCode {
                 extra += a.extra;
             }
             println!(
-                "{:<24} {:<7} {:>10} {:>8.3} {:>14.4} {:>7}",
+                "{:<w$} {:<7} {:>10} {:>8.3} {:>14.4} {:>7}",
                 r.name,
                 label,
                 total,
@@ -691,6 +716,16 @@ pub fn bench_models(args: ModelsArgs) -> ExitCode {
     }
     println!("speed = base mean infer ms / model mean infer ms; recall = base detections matched / base detections; extra = model detections matching none");
     ExitCode::SUCCESS
+}
+
+/// The provider of each of `models` models: cpu for all, the one given for all, or one each.
+pub fn model_providers(given: &[ProviderSpec], models: usize) -> Result<Vec<ProviderSpec>, String> {
+    match given.len() {
+        0 => Ok(vec![ProviderSpec::cpu(); models]),
+        1 => Ok(vec![given[0].clone(); models]),
+        n if n == models => Ok(given.to_vec()),
+        n => Err(format!("{n} --provider flags for {models} models: give one for every model, or one per --model in the same order")),
+    }
 }
 
 /// How one model's detections on an image agree with the baseline's.
@@ -805,6 +840,17 @@ mod tests {
         assert_eq!((extra.compared, extra.matched), (3, 2));
         assert!(!extra.holds());
         assert!(!agreement(&[], &[], 0.3, 0.05).holds(), "nothing compared proves nothing");
+    }
+
+    #[test]
+    fn model_providers_one_for_all_or_one_each() {
+        let ov = crate::detect::provider::parse_flag("openvino:CPU").unwrap();
+        let labels = |v: Vec<ProviderSpec>| v.iter().map(|p| p.label()).collect::<Vec<_>>();
+        assert_eq!(labels(model_providers(&[], 2).unwrap()), ["cpu", "cpu"]);
+        assert_eq!(labels(model_providers(std::slice::from_ref(&ov), 3).unwrap()), ["openvino:CPU"; 3]);
+        assert_eq!(labels(model_providers(&[ProviderSpec::cpu(), ov.clone(), ov.clone()], 3).unwrap()), ["cpu", "openvino:CPU", "openvino:CPU"]);
+        let e = model_providers(&[ProviderSpec::cpu(), ov], 3).unwrap_err();
+        assert!(e.contains("2 --provider flags for 3 models"), "{e}");
     }
 
     fn small(label: &'static str, score: f32, x: f32) -> Detection {

@@ -123,3 +123,42 @@ fn the_daemon_reports_the_openvino_provider_in_its_stats() {
     assert_eq!(stats["provider_skipped"][0]["provider"], "openvino:NPU", "{stats}");
     assert!(stats["cameras"]["street"]["inferred"].as_u64().unwrap() > 0, "{stats}");
 }
+
+#[test]
+fn bench_models_runs_each_model_on_its_own_provider_without_fallback() {
+    let Some(ov) = openvino_library() else { return };
+    let (ov, m, dog) = (ov.display().to_string(), model().display().to_string(), media("dog.jpg").display().to_string());
+    let base = ["bench", "models", "--ort-library", &ov, "--runs", "1", "--frame-step", "50"];
+    // The same fp32 model on the CPU provider (the baseline) and on OpenVINO, in one process.
+    let mut args = base.to_vec();
+    args.extend(["--model", &m, "--provider", "cpu", "--model", &m, "--provider", "openvino:CPU", &dog]);
+    let out = run_lookout(&args, &[], Duration::from_secs(180));
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("provider cpu, openvino:CPU"), "{stdout}");
+    let row = |prefix: &str, has: &str| stdout.lines().find(|l| l.starts_with(prefix) && l.contains(has)).map(str::to_string);
+    let base_row = row("yolox_nano@cpu (base)", "fp32").unwrap_or_else(|| panic!("no baseline row in:\n{stdout}"));
+    assert!(base_row.contains("CPUExecutionProvider") && !base_row.contains("OpenVINO"), "{base_row}");
+    let ov_row = row("yolox_nano@openvino:CPU", "fp32").unwrap_or_else(|| panic!("no openvino row in:\n{stdout}"));
+    assert!(ov_row.ends_with("OpenVINOExecutionProvider 1"), "{ov_row}");
+    // OpenVINO gives the CPU provider's detections (the test above): every one found again.
+    for inputs in ["images", "clip"] {
+        let r = row("yolox_nano@openvino:CPU", &format!(" {inputs} ")).unwrap_or_else(|| panic!("no {inputs} agreement in:\n{stdout}"));
+        let cols: Vec<&str> = r.split_whitespace().collect();
+        assert!(cols[2].parse::<u32>().unwrap() > 0 && cols[3] == "1.000" && cols[5] == "0", "{r}");
+    }
+
+    // A provider that can't run is the run's failure, not a silent fallback to cpu.
+    let mut args = base.to_vec();
+    args.extend(["--model", &m, "--provider", "cpu", "--model", &m, "--provider", "openvino:NPU", &dog]);
+    let out = run_lookout(&args, &[], Duration::from_secs(120));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Device NPU is not available") && stderr.contains(&m), "{stderr}");
+    // Neither one provider for all nor one per model: refused before anything loads.
+    let mut args = base.to_vec();
+    args.extend(["--model", &m, "--model", &m, "--model", &m, "--provider", "cpu", "--provider", "openvino:CPU", &dog]);
+    let out = run_lookout(&args, &[], Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("2 --provider flags for 3 models"), "{}", text(&out.stderr));
+}
