@@ -131,9 +131,8 @@ pub fn run_reloadable(
 
     let started = Instant::now();
     // Detection on/off per camera, flipped by `<camera>/detect/set` over MQTT. Filled before the
-    // sink connects: on connect it subscribes and announces each camera's state. (A camera a
-    // reload adds is covered by the wildcard subscription; its state is announced at the next
-    // connect.)
+    // sink connects: on connect it subscribes and announces each camera's state, and it
+    // announces a camera a reload adds as soon as it appears here.
     let switches: DetectSwitches =
         Arc::new(Mutex::new(spec.cameras.iter().map(|c| (c.name.clone(), Arc::new(AtomicBool::new(true)))).collect()));
     let sink = match (sink, &spec.mqtt) {

@@ -472,6 +472,11 @@ fn connection_loop(
 ) {
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u32;
+    // Cameras whose detect state this connection has announced, and whether it subscribed to
+    // detect/set: a camera a reload adds is announced as soon as it appears, not at the next
+    // reconnect.
+    let mut announced: std::collections::BTreeSet<String> = Default::default();
+    let mut subscribed = false;
     while !shared.stop.load(Ordering::SeqCst) {
         // While connected, wake up often to send what the publisher handed over and to notice
         // `stop`. While connecting, let rumqttc's own connect timeout run: cutting a connect
@@ -519,14 +524,9 @@ fn connection_loop(
                 if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
                     st.inflight.push_back(Sent { rec, seq: None, control: true });
                 }
-                let all: Vec<(String, Arc<AtomicBool>)> =
-                    switches.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                if !all.is_empty() {
-                    let _ = client.try_subscribe(format!("{}/+/detect/set", spec.topic_prefix), QoS::AtLeastOnce);
-                    for (camera, switch) in &all {
-                        send_detect_state(&mut st, &client, &spec.topic_prefix, camera, switch.load(Ordering::Relaxed));
-                    }
-                }
+                // A new connection announces every camera again (below).
+                announced.clear();
+                subscribed = false;
             }
             Some(Ok(Event::Incoming(Packet::Publish(p)))) => on_command(&mut st, &client, &spec.topic_prefix, &switches, &p.topic, &p.payload),
             Some(Ok(Event::Incoming(Packet::PubAck(_)))) => acked(&mut st),
@@ -562,7 +562,37 @@ fn connection_loop(
                 continue;
             }
         }
+        if st.connected {
+            announce_cameras(&mut st, &client, &spec.topic_prefix, &switches, &mut announced, &mut subscribed);
+        }
         pump(&mut st, &client, window, &status_topic);
+    }
+}
+
+/// Subscribe to `<prefix>/+/detect/set` once there is a camera, and publish the detect state
+/// of each camera not yet announced on this connection; forget removed cameras, so that one
+/// added back is announced again.
+fn announce_cameras(
+    st: &mut State,
+    client: &Client,
+    prefix: &str,
+    switches: &DetectSwitches,
+    announced: &mut std::collections::BTreeSet<String>,
+    subscribed: &mut bool,
+) {
+    let all: Vec<(String, Arc<AtomicBool>)> = switches.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    announced.retain(|c| all.iter().any(|(k, _)| k == c));
+    if all.is_empty() {
+        return;
+    }
+    if !*subscribed {
+        *subscribed = client.try_subscribe(format!("{prefix}/+/detect/set"), QoS::AtLeastOnce).is_ok();
+    }
+    for (camera, switch) in &all {
+        if !announced.contains(camera) {
+            send_detect_state(st, client, prefix, camera, switch.load(Ordering::Relaxed));
+            announced.insert(camera.clone());
+        }
     }
 }
 

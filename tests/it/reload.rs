@@ -127,6 +127,8 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
     r.reload();
     r.wait("c starts", Duration::from_secs(60), |m| statuses(m)[mark..].iter().any(|(c, s, _)| c == "c" && s == "streaming"));
     r.wait("c is in the stats", Duration::from_secs(30), |m| decoded(m, "c").last().is_some_and(|&n| n > 0));
+    // Its detect switch is announced at once, not at the next reconnect.
+    r.wait("c's detect state is announced", Duration::from_secs(30), |m| m.iter().any(|(t, p, retained)| t == "lookout/reload/c/detect/state" && p == b"ON" && !retained));
 
     // 4. ... and removed again.
     std::fs::remove_file(dir.path.join("pipelines/c.toml")).unwrap();
