@@ -41,6 +41,14 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
+/// Two distinct free ports: both listeners are held at once, so the OS can't hand out the
+/// same port twice (two `free_port()` calls in a row may).
+pub fn two_free_ports() -> (u16, u16) {
+    let a = TcpListener::bind("127.0.0.1:0").expect("free port");
+    let b = TcpListener::bind("127.0.0.1:0").expect("free port");
+    (a.local_addr().expect("port").port(), b.local_addr().expect("port").port())
+}
+
 /// Poll `cond` until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

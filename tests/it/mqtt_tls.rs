@@ -54,7 +54,7 @@ fn run_to_end(dir: &Path) -> (bool, String) {
 fn events_arrive_over_tls_and_with_mutual_tls_only_with_a_client_certificate() {
     let pki = TestPki::new("tls");
     for mutual in [false, true] {
-        let (port, tls_port) = (free_port(), free_port());
+        let (port, tls_port) = two_free_ports();
         let broker = Broker::start_tls(port, tls_port, &pki, "server", mutual, None);
         let sub = Subscriber::new(broker.port, "lookout/#");
         let client = mutual.then_some("client");
@@ -90,7 +90,7 @@ fn events_arrive_over_tls_and_with_mutual_tls_only_with_a_client_certificate() {
     }
 
     // Mutual TLS without a client certificate: refused, said so, nothing delivered.
-    let (port, tls_port) = (free_port(), free_port());
+    let (port, tls_port) = two_free_ports();
     let broker = Broker::start_tls(port, tls_port, &pki, "server", true, None);
     let sub = Subscriber::new(broker.port, "lookout/#");
     let dir = ConfigDir::new("mtls-nocert", &global("nocert", tls_port, &tls_keys(&pki, "ca", None)), &[("street", &camera(false, false))]);
@@ -106,7 +106,7 @@ fn events_arrive_over_tls_and_with_mutual_tls_only_with_a_client_certificate() {
 #[test]
 fn a_broker_certificate_from_an_unknown_ca_is_named_retried_and_the_spool_keeps_everything() {
     let pki = TestPki::new("wrongca");
-    let (port, tls_port) = (free_port(), free_port());
+    let (port, tls_port) = two_free_ports();
     // The broker presents a certificate from a CA the daemon does not trust. It keeps the
     // subscriber's session over its restart, so nothing published in between is missed.
     let state = pki.file("broker-state");
