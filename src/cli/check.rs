@@ -95,12 +95,13 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
             }
             let inf = &spec.inference;
             println!(
-                "  inference: {} on {} (fallback {}), {} worker(s), max_batch {}",
+                "  inference: {} on {} (fallback {}), {} worker(s), max_batch {}, io_binding on cuda/tensorrt {}",
                 inf.model.display(),
                 inf.providers.iter().map(|p| p.label()).collect::<Vec<_>>().join(", "),
                 inf.fallback,
                 inf.workers,
-                inf.max_batch
+                inf.max_batch,
+                if inf.io_binding { "on" } else { "off" }
             );
             if probe { probe_providers(inf) } else { ExitCode::SUCCESS }
         }

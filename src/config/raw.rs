@@ -216,6 +216,9 @@ pub struct RawInference {
     pub max_batch_wait_ms: Option<u64>,
     /// Batch on the CPU provider too: no gain there, for tests and measurement. Default: false.
     pub batch_on_cpu: Option<bool>,
+    /// On cuda and tensorrt, feed the input through IoBinding from pinned host memory.
+    /// Default: true.
+    pub io_binding: Option<bool>,
 }
 
 /// One entry of `inference.providers`: a name, or a table with `type` and options.

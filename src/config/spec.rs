@@ -11,6 +11,7 @@ use super::raw::{
 use super::{ConfigError, redact_uri};
 use crate::detect::labels::LabelTable;
 use crate::detect::manifest::{self, ModelSpec};
+use crate::detect::session::InputBinding;
 use crate::detect::{DetectorOptions, ProviderKind, ProviderSpec};
 use crate::link::{self, LinkKind, LinkPolicyError, LinkSpec, WhenFull};
 use crate::source::motion::MotionConfig;
@@ -183,6 +184,8 @@ pub struct InferenceSpec {
     pub max_batch: usize,
     pub max_batch_wait: Duration,
     pub batch_on_cpu: bool,
+    /// IoBinding from pinned host memory on cuda/tensorrt (never used on other providers).
+    pub io_binding: bool,
 }
 
 impl InferenceSpec {
@@ -194,6 +197,7 @@ impl InferenceSpec {
             fallback: self.fallback,
             max_batch: self.max_batch,
             batch_on_cpu: self.batch_on_cpu,
+            io_binding: if self.io_binding { InputBinding::Gpu } else { InputBinding::Off },
             ..DetectorOptions::new(self.model.clone(), self.ort_library.clone())
         }
     }
@@ -556,6 +560,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             max_batch: max_batch.clamp(1, MAX_BATCH_LIMIT),
             max_batch_wait: Duration::from_millis(max_batch_wait_ms.min(1000)),
             batch_on_cpu: inf.batch_on_cpu.unwrap_or(false),
+            io_binding: inf.io_binding.unwrap_or(true),
         },
         stats_interval: Duration::from_secs(stats_interval.max(1)),
         events_link,

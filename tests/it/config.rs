@@ -63,6 +63,12 @@ fn environment_overrides_the_global_file() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("environment"), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("unknown field `prot`"), "{}", text(&out.stderr));
+    // A boolean from the environment: IoBinding off.
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[("LOOKOUT__INFERENCE__IO_BINDING", "false")], Duration::from_secs(20));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("io_binding on cuda/tensorrt off"), "{}", text(&out.stdout));
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
+    assert!(text(&out.stdout).contains("io_binding on cuda/tensorrt on"), "the default: {}", text(&out.stdout));
 }
 
 #[test]
