@@ -354,13 +354,9 @@ fn detector_key(inference: &InferenceSpec, model: &Path, cams: &[&CameraSpec]) -
     // The gateway model's labels are the cameras' business (checked with the config), not the
     // detectors': leaving them out keeps a change of the gateway model from reloading others.
     let inference = InferenceSpec { model: model.to_path_buf(), labels: Default::default(), ..inference.clone() };
-    let workers = inference_workers(inference.workers, cams.len());
+    // `inference.workers` per model, but no more than the cameras that use it (at least one).
+    let workers = inference.workers.min(cams.len().max(1));
     DetectorKey { inference, score_threshold, workers, model_stamp }
-}
-
-/// `inference.workers` per model, but no more than the cameras that use it (at least one).
-fn inference_workers(workers: usize, cameras: usize) -> usize {
-    workers.min(cameras.max(1))
 }
 
 /// Load one detector per worker for `key`.
@@ -759,9 +755,12 @@ impl Running {
         };
         let old = std::mem::replace(&mut pool.workers, fresh);
         let handed = retire(old);
+        // Their old worker numbers mean nothing in the new pool: unassigned until placed.
+        for run in self.cameras.iter_mut().filter(|c| handed.iter().any(|h| h.name == c.spec.name)) {
+            run.worker = usize::MAX;
+        }
         for cam in handed {
-            let n = self.pools.get(model).map(|p| p.workers.len()).unwrap_or(0);
-            let worker = (0..n).min_by_key(|w| self.cameras.iter().filter(|c| c.spec.detect.model == model && c.worker == *w && c.spec.name != cam.name).count()).unwrap_or(0);
+            let worker = self.least_loaded_worker(model);
             if let Some(run) = self.cameras.iter_mut().find(|c| c.spec.name == cam.name) {
                 run.worker = worker;
             }
