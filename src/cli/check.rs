@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::{self, InferenceSpec};
+use crate::config::{self, ConfigError, ConfigErrors, InferenceSpec};
 use crate::detect::session::{effective_library, runtime_info};
 use crate::detect::{DetectError, Detector, DetectorOptions};
 
@@ -29,9 +29,9 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
             let mut problems = Vec::new();
             for model in &models {
                 // Which key named it, for the error: the gateway's, or the first camera's.
-                let key = match spec.cameras.iter().find(|c| c.detect.model == *model && *model != spec.inference.model) {
-                    Some(c) => format!("pipelines/{}.toml: detect.model", c.name),
-                    None => "inference.model".to_string(),
+                let (file, key) = match spec.cameras.iter().find(|c| c.detect.model == *model && *model != spec.inference.model) {
+                    Some(c) => (format!("{}/{}.toml", config::PIPELINES_DIR, c.name), "detect.model"),
+                    None => (config::GLOBAL_FILE.to_string(), "inference.model"),
                 };
                 let opts = DetectorOptions::new(model.clone(), spec.inference.ort_library.clone());
                 match Detector::load(&opts) {
@@ -53,13 +53,14 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
                     }
                     // A manifest that does not describe its model is the manifest's fault;
                     // a plain .onnx that is no detector is the fault of the key that named it.
-                    Err(DetectError::ModelShape { path, reason }) if crate::detect::manifest::is_manifest(&path) => problems.push(format!("{}: {reason}", shown(&path))),
-                    Err(DetectError::ModelShape { path, reason }) => problems.push(format!("{key}: {}: {reason}", shown(&path))),
-                    Err(other) => problems.push(format!("{key}: {other}")),
+                    Err(DetectError::ModelShape { path, reason }) if crate::detect::manifest::is_manifest(&path) => problems.push(ConfigError::new(shown(&path), "", reason)),
+                    Err(DetectError::ModelShape { path, reason }) => problems.push(ConfigError::new(file, key, format!("{}: {reason}", shown(&path)))),
+                    Err(other) => problems.push(ConfigError::new(file, key, other.to_string())),
                 }
             }
             if !problems.is_empty() {
-                eprintln!("{}: {} config error(s):\n  {}", dir.display(), problems.len(), problems.join("\n  "));
+                config::locate_lines(&spec.config_dir, &mut problems);
+                eprint!("{}: {}", dir.display(), ConfigErrors(problems));
                 return ExitCode::from(super::EXIT_CONFIG);
             }
             let names: Vec<&str> = spec.cameras.iter().map(|c| c.name.as_str()).collect();
@@ -106,7 +107,7 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
             if probe { probe_providers(inf) } else { ExitCode::SUCCESS }
         }
         Err(errors) => {
-            eprintln!("{}: {}", dir.display(), errors);
+            eprint!("{}: {}", dir.display(), errors);
             ExitCode::from(super::EXIT_CONFIG)
         }
     }

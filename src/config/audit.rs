@@ -14,7 +14,7 @@ use super::{ConfigError, GLOBAL_FILE, PIPELINES_DIR, Spec};
 /// Every warning for `spec`, each with its file and key.
 pub fn audit(spec: &Spec) -> Vec<ConfigError> {
     let mut out = Vec::new();
-    let mut warn = |file: String, key: &str, message: String| out.push(ConfigError { file, key: key.to_string(), message });
+    let mut warn = |file: String, key: &str, message: String| out.push(ConfigError::new(file, key, message));
     for cam in &spec.cameras {
         let label = format!("{PIPELINES_DIR}/{}.toml", cam.name);
         if cam.uri != cam.uri_redacted && world_readable(&cam.file) {
@@ -63,6 +63,7 @@ pub fn audit(spec: &Spec) -> Vec<ConfigError> {
             format!("{problem}; snapshots would be published but not saved. Fix the owner (the `lookout` user) or set snapshots.dir"),
         );
     }
+    super::locate_lines(&spec.config_dir, &mut out);
     out
 }
 

@@ -6,6 +6,7 @@
 //! validated [`spec::Spec`]. Loading reports every problem found, each with its file and key.
 
 pub mod audit;
+pub mod locate;
 pub mod raw;
 pub mod spec;
 
@@ -26,21 +27,50 @@ pub const ENV_PREFIX: &str = "LOOKOUT";
 /// The system-wide config directory, used by `lookout run` when it exists.
 pub const SYSTEM_DIR: &str = "/etc/lookout";
 
-/// One problem, located by file and key path.
+/// One problem, located by file, line (when the key is written in the file) and key path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
     pub file: String,
+    pub line: Option<usize>,
     pub key: String,
     pub message: String,
 }
 
+impl ConfigError {
+    /// A problem with `key` in `file`; its line is found later by [`locate_lines`], once
+    /// every problem is known, so each file is read once.
+    pub fn new(file: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { file: file.into(), line: None, key: key.into(), message: message.into() }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file, self.message)
-        } else {
-            write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        // `file:line:` as compilers write it, so terminals and editors can jump there.
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: ", self.file)?,
+            None => write!(f, "{}: ", self.file)?,
         }
+        if self.key.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.key, self.message) }
+    }
+}
+
+/// Give each problem in a TOML file of `dir` the line its key is written on. Keys that are
+/// not in the file (defaults, the environment) keep no line.
+pub fn locate_lines(dir: &Path, errors: &mut [ConfigError]) {
+    let mut texts: std::collections::HashMap<String, Option<String>> = std::collections::HashMap::new();
+    // Labels are relative to `dir` (lookout.toml, pipelines/a.toml, models/m.toml) or
+    // absolute (a manifest elsewhere); "lookout.toml with … environment" is not a file.
+    for e in errors.iter_mut().filter(|e| e.line.is_none() && !e.key.is_empty() && e.file.ends_with(".toml")) {
+        // A gateway value set from the environment is not the one on the file's line.
+        if e.file == GLOBAL_FILE
+            && let Some(var) = env_override(&e.key)
+        {
+            e.file = format!("{GLOBAL_FILE} with {var}");
+            continue;
+        }
+        let text = texts.entry(e.file.clone()).or_insert_with(|| std::fs::read_to_string(dir.join(&e.file)).ok());
+        e.line = text.as_deref().and_then(|t| locate::line_of(t, &e.key));
     }
 }
 
@@ -77,11 +107,7 @@ pub fn default_dir() -> PathBuf {
 pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
     let mut errors = Vec::new();
     if !dir.is_dir() {
-        errors.push(ConfigError {
-            file: dir.display().to_string(),
-            key: String::new(),
-            message: "config directory does not exist; pass --config-dir or create /etc/lookout".into(),
-        });
+        errors.push(ConfigError::new(dir.display().to_string(), "", "config directory does not exist; pass --config-dir or create /etc/lookout"));
         return Err(ConfigErrors(errors));
     }
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
@@ -109,7 +135,7 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
             match layered.map_err(|e| (String::new(), e.to_string())).and_then(deserialize::<raw::RawGlobal>) {
                 Ok(g) => g,
                 Err((key, message)) => {
-                    errors.push(ConfigError { file: format!("{GLOBAL_FILE} with {ENV_PREFIX}__* environment"), key, message });
+                    errors.push(ConfigError::new(format!("{GLOBAL_FILE} with {ENV_PREFIX}__* environment"), key, message));
                     raw::RawGlobal::default()
                 }
             }
@@ -131,11 +157,11 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
     };
     files.sort();
     if files.is_empty() {
-        errors.push(ConfigError {
-            file: format!("{PIPELINES_DIR}/"),
-            key: String::new(),
-            message: format!("no camera files in {}; add one <camera>.toml per camera (see README)", pipelines.display()),
-        });
+        errors.push(ConfigError::new(
+            format!("{PIPELINES_DIR}/"),
+            "",
+            format!("no camera files in {}; add one <camera>.toml per camera (see README)", pipelines.display()),
+        ));
     }
     for path in files {
         let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
@@ -145,12 +171,39 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
                 let cam = spec::build_camera(&dir, &path, &label, &name, raw_cam, &detect_defaults, &track_defaults, &camera_defaults, &gateway_model, &mut errors);
                 spec.cameras.push(cam);
             }
-            Ok(None) => errors.push(ConfigError { file: label, key: String::new(), message: "could not be read".into() }),
+            Ok(None) => errors.push(ConfigError::new(label, "", "could not be read")),
             Err(e) => errors.push(e),
         }
     }
     name_collisions(&spec.cameras, &mut errors);
+    locate_lines(&dir, &mut errors);
+    sort_by_place(&mut errors);
     if errors.is_empty() { Ok(spec) } else { Err(ConfigErrors(errors)) }
+}
+
+/// The `LOOKOUT__…` variable that sets `key` (or the table or list holding it), if one is set.
+fn env_override(key: &str) -> Option<String> {
+    let mut var = ENV_PREFIX.to_string();
+    for part in key.split('.') {
+        var = format!("{var}__{}", part.split('[').next().unwrap_or(part).to_ascii_uppercase());
+        if std::env::var_os(&var).is_some() {
+            return Some(var);
+        }
+    }
+    None
+}
+
+/// Files in the order they were first reported (lookout.toml, then the cameras by name), and
+/// each file's problems from top to bottom, as an operator fixes them; problems without a line
+/// come last in their file. Stable, so the validation order stays among equals.
+pub fn sort_by_place(errors: &mut [ConfigError]) {
+    let mut files: Vec<String> = Vec::new();
+    for e in errors.iter() {
+        if !files.contains(&e.file) {
+            files.push(e.file.clone());
+        }
+    }
+    errors.sort_by_key(|e| (files.iter().position(|f| *f == e.file), e.line.unwrap_or(usize::MAX)));
 }
 
 /// Camera names that differ only in case or punctuation (`front-door`, `Front_Door`) are
@@ -160,14 +213,14 @@ fn name_collisions(cameras: &[CameraSpec], errors: &mut Vec<ConfigError>) {
     let folded = |n: &str| n.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect::<String>();
     for (i, cam) in cameras.iter().enumerate() {
         if let Some(first) = cameras[..i].iter().find(|c| folded(&c.name) == folded(&cam.name)) {
-            errors.push(ConfigError {
-                file: format!("{PIPELINES_DIR}/{}.toml", cam.name),
-                key: "(file name)".into(),
-                message: format!(
+            errors.push(ConfigError::new(
+                format!("{PIPELINES_DIR}/{}.toml", cam.name),
+                "(file name)",
+                format!(
                     "camera `{}` collides with `{}` ({PIPELINES_DIR}/{}.toml): names that differ only in case or in '-', '_', '.' share Home Assistant ids and snapshot folders; rename one file",
                     cam.name, first.name, first.name
                 ),
-            });
+            ));
         }
     }
 }
@@ -177,13 +230,17 @@ fn read_file<T: DeserializeOwned>(path: &Path, label: &str) -> Result<Option<T>,
     if !path.exists() {
         return Ok(None);
     }
+    // A syntax error first, on our own parse, for its line and column: the config crate's
+    // message spans several lines and repeats the file's full path.
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(label, "", format!("could not be read: {e}")))?;
+    if let Some((line, column, message)) = locate::syntax_error(&text) {
+        return Err(ConfigError { line: Some(line), ..ConfigError::new(label, "", format!("column {column}: TOML syntax: {message}")) });
+    }
     let built = Config::builder()
         .add_source(File::from(path).format(FileFormat::Toml))
         .build()
-        .map_err(|e| ConfigError { file: label.to_string(), key: String::new(), message: syntax_message(&e.to_string(), path) })?;
-    deserialize::<T>(built)
-        .map(Some)
-        .map_err(|(key, message)| ConfigError { file: label.to_string(), key, message })
+        .map_err(|e| ConfigError::new(label, "", syntax_message(&e.to_string(), path)))?;
+    deserialize::<T>(built).map(Some).map_err(|(key, message)| ConfigError::new(label, key, message))
 }
 
 /// Deserialize, keeping the path of the key that failed.
@@ -191,7 +248,13 @@ fn deserialize<T: DeserializeOwned>(c: Config) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize::<_, T>(c).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
-        (key, with_suggestion(e.into_inner().to_string()))
+        // The config crate ends its messages with "for key `detect.fps` in <path>": the key and
+        // file are already in front of the message.
+        let mut message = e.into_inner().to_string();
+        if let Some(i) = message.find(" for key `") {
+            message.truncate(i);
+        }
+        (key, with_suggestion(message))
     })
 }
 

@@ -368,6 +368,43 @@ pub struct DetectSpec {
     pub min_score: f32,
 }
 
+/// The key a rules problem is about, so its line can be found: `zones[1].polygon` for zone
+/// `door`'s polygon. The rules name their zone, line or filter in `owner`; the zone and line
+/// names give the index in the file (a duplicate name points at its first table).
+fn rules_key(problem: &rules::RulesError, zone_names: &[String], line_names: &[String]) -> String {
+    use rules::RulesError as R;
+    let (owner, field): (&str, Option<&str>) = match problem {
+        R::TooFewPoints { owner, .. } | R::NotFinite { owner, .. } | R::OutsideFrame { owner, .. } | R::ZeroArea { owner } | R::ZeroLength { owner } => {
+            (owner, Some(if owner.starts_with("line") { "points" } else { "polygon" }))
+        }
+        R::OutOfRange { owner, key, .. } => (owner, Some(key)),
+        R::MinAboveMax { owner, min_key, .. } => (owner, Some(min_key)),
+        R::EmptyLabels { owner } => (owner, Some("labels")),
+        R::EmptyName { kind } | R::DuplicateName { kind, .. } => return format!("{kind}s"),
+        R::Several(_) => return "rules".into(),
+    };
+    let quoted = owner.split('`').nth(1).unwrap_or_default();
+    let index = |names: &[String]| names.iter().position(|n| n == quoted);
+    let table = if owner.starts_with("zone `") {
+        index(zone_names).map(|i| format!("zones[{i}]")).unwrap_or_else(|| "zones".into())
+    } else if owner.starts_with("line `") {
+        index(line_names).map(|i| format!("lines[{i}]")).unwrap_or_else(|| "lines".into())
+    } else if owner.starts_with("filters for `") {
+        format!("filters.{quoted}")
+    } else if let Some(n) = owner.strip_prefix("filters mask ") {
+        // Masks are polygons themselves: the point lists are the values.
+        return n.parse::<usize>().map(|n| format!("masks[{}]", n.saturating_sub(1))).unwrap_or_else(|_| "masks".into());
+    } else if owner == "stationary" {
+        "stationary".into()
+    } else {
+        return "filters".into();
+    };
+    match field {
+        Some(f) => format!("{table}.{f}"),
+        None => table,
+    }
+}
+
 /// Collects errors for one file so that validation can go on after the first.
 struct Errors<'a> {
     file: &'a str,
@@ -376,7 +413,7 @@ struct Errors<'a> {
 
 impl Errors<'_> {
     fn push(&mut self, key: &str, message: impl Into<String>) {
-        self.list.push(ConfigError { file: self.file.to_string(), key: key.to_string(), message: message.into() });
+        self.list.push(ConfigError::new(self.file, key, message));
     }
 }
 
@@ -660,7 +697,7 @@ fn model_and_labels(dir: &Path, value: &str, key: &str, e: &mut Errors) -> (Path
             Ok(m) => labels = m.labels,
             Err(manifest::ManifestError::Invalid { problems, .. }) => {
                 for p in problems {
-                    e.list.push(ConfigError { file: shown.clone(), key: p.key, message: p.message });
+                    e.list.push(ConfigError::new(shown.clone(), p.key, p.message));
                 }
             }
             Err(other) => e.push(key, other.to_string()),
@@ -903,6 +940,8 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, mo
             e.push(&key, format!("`{name}` is used by another zone or line; zones and lines share the camera's topics, so each needs its own name"));
         }
     };
+    let zone_names: Vec<String> = p.zones.iter().map(|z| z.name.clone()).collect();
+    let line_names: Vec<String> = p.lines.iter().map(|l| l.name.clone()).collect();
     let mut zones = Vec::new();
     for (i, z) in p.zones.into_iter().enumerate() {
         name_ok(e, format!("zones[{i}].name"), &z.name);
@@ -942,13 +981,7 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, mo
     let rules = RulesConfig { filters, zones, lines, stationary };
     if let Err(err) = rules::Rules::new(rules.clone()) {
         for problem in err.into_list() {
-            let text = problem.to_string();
-            // The message names its zone, line or filter; the key says which table.
-            let key = [("filters mask", "masks"), ("filter", "filters"), ("zone", "zones"), ("line", "lines"), ("stationary", "stationary")]
-                .iter()
-                .find(|(prefix, _)| text.starts_with(prefix))
-                .map_or("rules", |(_, key)| key);
-            e.push(key, text);
+            e.push(&rules_key(&problem, &zone_names, &line_names), problem.to_string());
         }
     }
     let d = SnapshotConfig::default();

@@ -384,12 +384,17 @@ impl ModelSpec {
             key: key.to_string(),
             message,
         };
+        if let Some((line, column, message)) = crate::config::locate::syntax_error(text) {
+            return Err(vec![problem("", format!("not valid TOML at line {line}, column {column}: {message}"))]);
+        }
         let table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| vec![problem("", format!("not valid TOML: {}", e.message()))])?;
+        // `message()`, not `to_string()`: the latter appends "in `input`" on a second line, and
+        // the key path is reported on its own.
         let raw: RawManifest = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
             let key = e.path().to_string();
-            vec![problem(if key == "." { "" } else { &key }, e.into_inner().to_string())]
+            vec![problem(if key == "." { "" } else { &key }, e.into_inner().message().to_string())]
         })?;
         let mut p = Vec::new();
         let base = path.parent().unwrap_or(Path::new("."));

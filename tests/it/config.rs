@@ -23,7 +23,7 @@ fn unknown_keys_are_errors_with_file_and_key() {
     let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("pipelines/front.toml: detect.fsp: unknown field `fsp`"), "{stderr}");
+    assert!(stderr.contains("pipelines/front.toml:3: detect.fsp: unknown field `fsp`"), "{stderr}");
     assert!(stderr.contains("expected one of `fps`"), "{stderr}");
     assert!(stderr.contains("did you mean `fps`?"), "{stderr}");
 }
@@ -38,10 +38,10 @@ fn every_problem_is_reported_at_once() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     for want in [
-        "lookout.toml: mqtt.port: must be between 1 and 65535",
-        "pipelines/a.toml: detect.fps: 0 must be above 0",
-        "pipelines/b.toml: uri: /nonexistent/clip.mp4 does not exist",
-        "pipelines/b.toml: detect.labels[1]: `unicorn` is not a label",
+        "lookout.toml:3: mqtt.port: must be between 1 and 65535",
+        "pipelines/a.toml:3: detect.fps: 0 must be above 0",
+        "pipelines/b.toml:1: uri: /nonexistent/clip.mp4 does not exist",
+        "pipelines/b.toml:3: detect.labels[1]: `unicorn` is not a label",
     ] {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
     }
@@ -59,6 +59,10 @@ fn environment_overrides_the_global_file() {
     let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[("LOOKOUT__MQTT__PORT", "1884")], Duration::from_secs(20));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("mqtt://127.0.0.1:1884"), "{}", text(&out.stdout));
+    // A bad value from the environment is blamed on its variable, not on the file's line.
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[("LOOKOUT__MQTT__PORT", "0")], Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("lookout.toml with LOOKOUT__MQTT__PORT: mqtt.port: must be between 1 and 65535"), "{}", text(&out.stderr));
     let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[("LOOKOUT__MQTT__PROT", "1884")], Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("environment"), "{}", text(&out.stderr));
@@ -93,9 +97,9 @@ fn camera_logins_are_checked_offline_and_never_printed() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     for want in [
-        "pipelines/unset.toml: password_env: environment variable `NOT_SET_ANYWHERE_42` is not set",
-        "pipelines/nopw.toml: username: needs a password",
-        "pipelines/twice.toml: username: the uri already holds a user name",
+        "pipelines/unset.toml:3: password_env: environment variable `NOT_SET_ANYWHERE_42` is not set",
+        "pipelines/nopw.toml:2: username: needs a password",
+        "pipelines/twice.toml:2: username: the uri already holds a user name",
     ] {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
     }
@@ -121,16 +125,20 @@ fn zone_line_and_filter_mistakes_are_all_reported_with_their_keys() {
     let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
+    // Each at the line of its key, listed from the top of the file down.
+    let mut last = 0;
     for want in [
-        "pipelines/front.toml: filters.unicorn: `unicorn` is not a label",
-        "pipelines/front.toml: zones[1].name: `events` must be made of",
-        "pipelines/front.toml: lines[0].name: `drive` is used by another zone or line",
-        "pipelines/front.toml: lines[0].direction: `north` must be",
-        "pipelines/front.toml: lines[1].points: a counting line has exactly 2 points, got 3",
-        "pipelines/front.toml: zones: zone `drive`: polygon needs at least 3 points, got 2",
-        "pipelines/front.toml: filters: filters for `car`: min_area",
+        "pipelines/front.toml:2: filters.unicorn: `unicorn` is not a label",
+        "pipelines/front.toml:5: filters.car.min_area: filters for `car`: min_area = 500 is above max_area = 100",
+        "pipelines/front.toml:9: zones[0].polygon: zone `drive`: polygon needs at least 3 points, got 2",
+        "pipelines/front.toml:11: zones[1].name: `events` must be made of",
+        "pipelines/front.toml:14: lines[0].name: `drive` is used by another zone or line",
+        "pipelines/front.toml:16: lines[0].direction: `north` must be",
+        "pipelines/front.toml:19: lines[1].points: a counting line has exactly 2 points, got 3",
     ] {
-        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+        let at = stderr.find(want).unwrap_or_else(|| panic!("missing {want:?} in:\n{stderr}"));
+        assert!(at > last, "{want:?} is out of order in:\n{stderr}");
+        last = at;
     }
 }
 
@@ -149,56 +157,60 @@ fn broken_configs() -> Vec<Broken> {
     let g = |global: &'static str, fragment: &'static str| Broken { global, cameras: cam(""), fragment };
     let c = |cameras: Vec<(&'static str, String)>, fragment: &'static str| Broken { global: "", cameras, fragment };
     vec![
-        g("gateway_id = \"gw one\"\n", "lookout.toml: gateway_id: `gw one` may only hold letters"),
+        g("gateway_id = \"gw one\"\n", "lookout.toml:1: gateway_id: `gw one` may only hold letters"),
         g("gatway_id = \"gw\"\n", "did you mean `gateway_id`?"),
-        g("gateway_id = \n", "lookout.toml: "),
-        g("shutdown_timeout_seconds = 0\n", "lookout.toml: shutdown_timeout_seconds: 0 must be above 0"),
-        g("[mqtt]\nport = 0\n", "lookout.toml: mqtt.port: must be between 1 and 65535"),
-        g("[mqtt]\nhost = \"\"\n", "lookout.toml: mqtt.host: must not be empty"),
-        g("[mqtt]\ntopic_prefix = \"a/#\"\n", "lookout.toml: mqtt.topic_prefix: `a/#` must be non-empty, hold no '+' or '#'"),
-        g("[mqtt]\nkeepalive_seconds = 1\n", "lookout.toml: mqtt.keepalive_seconds: must be at least 5"),
-        g("[mqtt]\nmax_inflight = 0\n", "lookout.toml: mqtt.max_inflight: must be between 1 and 65534"),
-        g("[mqtt]\nusername = \"u\"\n", "lookout.toml: mqtt.username: needs a password"),
+        g("gateway_id = \n", "lookout.toml:1: column 14: TOML syntax: string values must be quoted"),
+        g("shutdown_timeout_seconds = 0\n", "lookout.toml:1: shutdown_timeout_seconds: 0 must be above 0"),
+        g("[mqtt]\nport = 0\n", "lookout.toml:6: mqtt.port: must be between 1 and 65535"),
+        g("[mqtt]\nhost = \"\"\n", "lookout.toml:6: mqtt.host: must not be empty"),
+        g("[mqtt]\ntopic_prefix = \"a/#\"\n", "lookout.toml:6: mqtt.topic_prefix: `a/#` must be non-empty, hold no '+' or '#'"),
+        g("[mqtt]\nkeepalive_seconds = 1\n", "lookout.toml:6: mqtt.keepalive_seconds: must be at least 5"),
+        g("[mqtt]\nmax_inflight = 0\n", "lookout.toml:6: mqtt.max_inflight: must be between 1 and 65534"),
+        g("[mqtt]\nusername = \"u\"\n", "lookout.toml:6: mqtt.username: needs a password"),
         g("[mqtt]\npassword_env = \"X\"\n", "lookout.toml: mqtt.username: is needed with password_env or password_file"),
-        g("[mqtt]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n", "lookout.toml: mqtt.password_file: can't read /nonexistent/pw"),
-        g("[mqtt]\n[spool]\nmax_bytes = 100\n", "lookout.toml: spool.max_bytes: must be at least 4096"),
-        g("[stats]\ninterval_seconds = 0\n", "lookout.toml: stats.interval_seconds: must be at least 1"),
-        g("[metrics]\nlisten = \"localhost\"\n", "lookout.toml: metrics.listen: `localhost` is not an address and port"),
-        g("[snapshots]\nretain_days = 0\n", "lookout.toml: snapshots.retain_days: 0 must be above 0"),
+        g("[mqtt]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n", "lookout.toml:7: mqtt.password_file: can't read /nonexistent/pw"),
+        g("[mqtt]\n[spool]\nmax_bytes = 100\n", "lookout.toml:7: spool.max_bytes: must be at least 4096"),
+        g("[stats]\ninterval_seconds = 0\n", "lookout.toml:6: stats.interval_seconds: must be at least 1"),
+        g("[metrics]\nlisten = \"localhost\"\n", "lookout.toml:6: metrics.listen: `localhost` is not an address and port"),
+        g("[snapshots]\nretain_days = 0\n", "lookout.toml:6: snapshots.retain_days: 0 must be above 0"),
         g("[detect]\nfps = 500\n", "pipelines/front.toml: detect.fps: 500 must be above 0 and at most 120"),
-        c(raw("uri = \"\"\n"), "pipelines/front.toml: uri: must not be empty"),
-        c(raw("uri = \"/nonexistent/clip.mp4\"\n"), "pipelines/front.toml: uri: /nonexistent/clip.mp4 does not exist or is not a file"),
-        c(raw("uri = \"test://unicorn\"\n"), "pipelines/front.toml: uri: `test://unicorn`: unknown test pattern"),
-        c(raw("uri = \"gopher://cam/x\"\n"), "pipelines/front.toml: uri: `gopher://` is not supported"),
-        c(raw("uri = \"rtsp:///stream1\"\n"), "pipelines/front.toml: uri: `rtsp:///stream1` has no host"),
-        c(raw("url = \"rtsp://cam/x\"\n"), "pipelines/front.toml: url: unknown field `url`"),
-        c(cam("on_error = \"explode\"\n"), "pipelines/front.toml: on_error: `explode` must be \"reconnect\" or \"fail\""),
-        c(raw("uri = \"rtsp://cam/x\"\nrtsp_transport = \"quic\"\n"), "pipelines/front.toml: rtsp_transport: `quic` must be"),
-        c(cam("decoder_threads = 0\n"), "pipelines/front.toml: decoder_threads: must be between 1 and 64"),
-        c(cam("decoder = [\"bad name!\"]\n"), "pipelines/front.toml: decoder[0]: `bad name!` is not a GStreamer element name"),
-        c(raw("uri = \"rtsp://cam/x\"\nloop = true\n"), "pipelines/front.toml: loop: only applies to file sources"),
-        c(cam("stall_timeout_seconds = -1\n"), "pipelines/front.toml: stall_timeout_seconds: -1 must be above 0"),
+        c(raw("uri = \"\"\n"), "pipelines/front.toml:1: uri: must not be empty"),
+        c(raw("uri = \"/nonexistent/clip.mp4\"\n"), "pipelines/front.toml:1: uri: /nonexistent/clip.mp4 does not exist or is not a file"),
+        c(raw("uri = \"test://unicorn\"\n"), "pipelines/front.toml:1: uri: `test://unicorn`: unknown test pattern"),
+        c(raw("uri = \"gopher://cam/x\"\n"), "pipelines/front.toml:1: uri: `gopher://` is not supported"),
+        c(raw("uri = \"rtsp:///stream1\"\n"), "pipelines/front.toml:1: uri: `rtsp:///stream1` has no host"),
+        c(raw("url = \"rtsp://cam/x\"\n"), "pipelines/front.toml:1: url: unknown field `url`"),
+        c(cam("on_error = \"explode\"\n"), "pipelines/front.toml:2: on_error: `explode` must be \"reconnect\" or \"fail\""),
+        c(raw("uri = \"rtsp://cam/x\"\nrtsp_transport = \"quic\"\n"), "pipelines/front.toml:2: rtsp_transport: `quic` must be"),
+        c(cam("decoder_threads = 0\n"), "pipelines/front.toml:2: decoder_threads: must be between 1 and 64"),
+        c(cam("decoder = [\"bad name!\"]\n"), "pipelines/front.toml:2: decoder[0]: `bad name!` is not a GStreamer element name"),
+        c(raw("uri = \"rtsp://cam/x\"\nloop = true\n"), "pipelines/front.toml:2: loop: only applies to file sources"),
+        c(cam("stall_timeout_seconds = -1\n"), "pipelines/front.toml:2: stall_timeout_seconds: -1 must be above 0"),
         c(cam("stal_timeout_seconds = 5\n"), "did you mean `stall_timeout_seconds`?"),
-        c(cam("[detect]\nfps = \"five\"\n"), "pipelines/front.toml: detect.fps: "),
-        c(cam("[detect]\nmin_score = 2\n"), "pipelines/front.toml: detect.min_score: 2 must be between 0 and 1"),
-        c(cam("[detect]\nlabels = [\"unicorn\"]\n"), "pipelines/front.toml: detect.labels[0]: `unicorn` is not a label of the model"),
-        c(cam("[track]\nmin_hits = 0\n"), "pipelines/front.toml: track.min_hits: 0 must be between 1 and 100"),
-        c(cam("[track]\nlow_score = 0.9\n"), "pipelines/front.toml: track.low_score: 0.9 must be between 0 and detect.min_score"),
-        c(cam("[filters.unicorn]\nmin_area = 1\n"), "pipelines/front.toml: filters.unicorn: `unicorn` is not a label"),
-        c(cam("[[zones]]\nname = \"z\"\npolygon = [[0.1, 0.5], [0.6, 0.5]]\n"), "pipelines/front.toml: zones: zone `z`: polygon needs at least 3 points, got 2"),
-        c(cam("[[zones]]\nname = \"events\"\npolygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 1.0]]\n"), "pipelines/front.toml: zones[0].name: `events` must be made of"),
+        c(cam("[detect]\nfps = \"five\"\n"), "pipelines/front.toml:3: detect.fps: "),
+        c(cam("[detect]\nmin_score = 2\n"), "pipelines/front.toml:3: detect.min_score: 2 must be between 0 and 1"),
+        c(cam("[detect]\nlabels = [\"unicorn\"]\n"), "pipelines/front.toml:3: detect.labels[0]: `unicorn` is not a label of the model"),
+        c(cam("[track]\nmin_hits = 0\n"), "pipelines/front.toml:3: track.min_hits: 0 must be between 1 and 100"),
+        c(cam("[track]\nlow_score = 0.9\n"), "pipelines/front.toml:3: track.low_score: 0.9 must be between 0 and detect.min_score"),
+        c(cam("[filters.unicorn]\nmin_area = 1\n"), "pipelines/front.toml:2: filters.unicorn: `unicorn` is not a label"),
+        c(cam("[[zones]]\nname = \"z\"\npolygon = [[0.1, 0.5], [0.6, 0.5]]\n"), "pipelines/front.toml:4: zones[0].polygon: zone `z`: polygon needs at least 3 points, got 2"),
+        c(cam("[[zones]]\nname = \"events\"\npolygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 1.0]]\n"), "pipelines/front.toml:3: zones[0].name: `events` must be made of"),
         c(
             cam("[[zones]]\nname = \"gate\"\npolygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 1.0]]\n[[lines]]\nname = \"gate\"\npoints = [[0.5, 0.0], [0.5, 1.0]]\n"),
-            "pipelines/front.toml: lines[0].name: `gate` is used by another zone or line",
+            "pipelines/front.toml:6: lines[0].name: `gate` is used by another zone or line",
         ),
-        c(cam("[[lines]]\nname = \"l\"\npoints = [[0.5, 0.0], [0.5, 1.0]]\ndirection = \"north\"\n"), "pipelines/front.toml: lines[0].direction: `north` must be"),
-        c(cam("[[lines]]\nname = \"l\"\npoints = [[0.5, 0.0]]\n"), "pipelines/front.toml: lines[0].points: a counting line has exactly 2 points, got 1"),
-        c(cam("[snapshots]\nquality = 0\n"), "pipelines/front.toml: snapshots.quality: 0 must be between 1 and 100"),
-        c(cam("username = \"u\"\npassword_env = \"HOME\"\n"), "pipelines/front.toml: username: only applies to rtsp:// and http(s)://"),
-        c(raw("uri = \"rtsp://cam/x\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n"), "pipelines/front.toml: password_file: can't read /nonexistent/pw"),
+        c(cam("[[lines]]\nname = \"l\"\npoints = [[0.5, 0.0], [0.5, 1.0]]\ndirection = \"north\"\n"), "pipelines/front.toml:5: lines[0].direction: `north` must be"),
+        c(cam("[[lines]]\nname = \"l\"\npoints = [[0.5, 0.0]]\n"), "pipelines/front.toml:4: lines[0].points: a counting line has exactly 2 points, got 1"),
+        c(cam("[snapshots]\nquality = 0\n"), "pipelines/front.toml:3: snapshots.quality: 0 must be between 1 and 100"),
+        c(cam("username = \"u\"\npassword_env = \"HOME\"\n"), "pipelines/front.toml:2: username: only applies to rtsp:// and http(s)://"),
+        c(raw("uri = \"rtsp://cam/x\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n"), "pipelines/front.toml:3: password_file: can't read /nonexistent/pw"),
         c(vec![("front door", clip.clone())], "pipelines/front door.toml: (file name): camera name `front door` may only hold"),
         c(vec![("front-door", clip.clone()), ("front_door", clip.clone())], "pipelines/front_door.toml: (file name): camera `front_door` collides with `front-door`"),
         c(vec![], "no camera files"),
+        // Syntax errors point at the line and column; a mask's problem at its polygon.
+        c(raw("uri = \"rtsp://cam/x\"\n[detect]\nfps = = 5\n"), "pipelines/front.toml:3: column 7: TOML syntax: extra `=`"),
+        c(raw("uri = \"rtsp://cam/x\"\nuri = \"rtsp://cam/y\"\n"), "pipelines/front.toml:2: column 1: TOML syntax: duplicate key"),
+        c(cam("masks = [[[0.0, 0.0], [0.3, 0.0], [0.3, 0.2], [0.0, 0.2]],\n  [[0.1, 0.1], [0.2, 0.2]]]\n"), "pipelines/front.toml:3: masks[1]: filters mask 2: polygon needs at least 3 points, got 2"),
     ]
 }
 
@@ -249,10 +261,10 @@ fn check_warns_about_exposed_secrets_and_unwritable_state_folders_but_passes() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "warnings don't fail the check: {stderr}");
     for want in [
-        "warning: pipelines/door.toml: uri: the file is readable by every user and its uri holds a password",
-        "warning: lookout.toml: mqtt.password_file: ",
+        "warning: pipelines/door.toml:1: uri: the file is readable by every user and its uri holds a password",
+        "warning: lookout.toml:4: mqtt.password_file: ",
         "is readable by every user; `chmod 600` it",
-        "warning: lookout.toml: spool.dir: ",
+        "warning: lookout.toml:6: spool.dir: ",
         "is not a directory",
     ] {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
@@ -287,11 +299,11 @@ fn tls_files_are_read_and_checked_offline_and_named_by_key() {
     ));
     assert_eq!(code, Some(2), "{stderr}");
     for want in [
-        "lookout.toml: mqtt.tls.ca_file: can't read ",
+        "lookout.toml:4: mqtt.tls.ca_file: can't read ",
         "missing.pem",
-        "lookout.toml: mqtt.tls.client_cert_file: ",
+        "lookout.toml:5: mqtt.tls.client_cert_file: ",
         "garbage.pem holds no PEM certificate",
-        "lookout.toml: mqtt.tls.client_key_file: ",
+        "lookout.toml:6: mqtt.tls.client_key_file: ",
         "ca.pem holds no PEM private key",
     ] {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
@@ -332,13 +344,13 @@ fn link_policies_that_cannot_be_honoured_are_config_errors() {
     let err = lookout::config::load(&dir.path).expect_err("bad links");
     let all = err.to_string();
     for want in [
-        "lookout.toml: links.events.when_full: when_full = \"drop_oldest\" would drop events (an end or a line crossing lost for good) silently; the events link must never drop: only \"block\" is allowed",
-        "lookout.toml: links.detections.capacity: capacity 0: a link must hold at least 1 item",
+        "lookout.toml:7: links.events.when_full: when_full = \"drop_oldest\" would drop events (an end or a line crossing lost for good) silently; the events link must never drop: only \"block\" is allowed",
+        "lookout.toml:9: links.detections.capacity: capacity 0: a link must hold at least 1 item",
         "pipelines/live.toml: links.frames.when_full: when_full = \"block\" on a live camera would stall its decoder",
         "(set in lookout.toml [links])",
-        "pipelines/own.toml: links.frames.when_full: `drop_newer` must be \"drop_oldest\", \"drop_newest\" or \"block\"",
-        "pipelines/own.toml: links.detections.when_full: when_full = \"drop_newest\" would drop inferred frames",
-        "pipelines/events.toml: links.events: unknown field `events`",
+        "pipelines/own.toml:4: links.frames.when_full: `drop_newer` must be \"drop_oldest\", \"drop_newest\" or \"block\"",
+        "pipelines/own.toml:6: links.detections.when_full: when_full = \"drop_newest\" would drop inferred frames",
+        "pipelines/events.toml:2: links.events: unknown field `events`",
     ] {
         assert!(all.contains(want), "missing {want:?} in:\n{all}");
     }
@@ -373,10 +385,10 @@ fn motion_mistakes_are_config_errors() {
     let dir = ConfigDir::new("motionerr", &global, &[("a", &cam)]);
     let all = lookout::config::load(&dir.path).expect_err("bad motion").to_string();
     for want in [
-        "lookout.toml: motion.min_area: 0 must be a fraction of the frame above 0",
-        "pipelines/a.toml: motion.threshold: 0 must be between 1 and 254",
-        "pipelines/a.toml: motion.max_idle_detect_seconds: -1 must be above 0",
-        "pipelines/a.toml: motion.frame_height: 4 must be between 8 and 720",
+        "lookout.toml:7: motion.min_area: 0 must be a fraction of the frame above 0",
+        "pipelines/a.toml:3: motion.threshold: 0 must be between 1 and 254",
+        "pipelines/a.toml:4: motion.max_idle_detect_seconds: -1 must be above 0",
+        "pipelines/a.toml:5: motion.frame_height: 4 must be between 8 and 720",
     ] {
         assert!(all.contains(want), "missing {want:?} in:\n{all}");
     }

@@ -109,12 +109,12 @@ fn check_reports_manifest_keys_and_a_wrong_sha256() {
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
     // serde stops at the first unknown key, so that is reported alone.
-    assert!(stderr.contains("models/x.toml: input.padding: unknown field `padding`"), "{stderr}");
+    assert!(stderr.contains("models/x.toml:21: input.padding: unknown field `padding`"), "{stderr}");
 
     let dir = dir_with_manifest("manifest-sha", &good.replace("695e750a", "000e750a"));
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("models/x.toml: sha256:") && stderr.contains("has sha256 695e750a") && stderr.contains("but the manifest says 000e750a"), "{stderr}");
+    assert!(stderr.contains("models/x.toml:4: sha256:") && stderr.contains("has sha256 695e750a") && stderr.contains("but the manifest says 000e750a"), "{stderr}");
     // `detect` refuses it too, rather than running a model the manifest does not describe.
     let lib = ort_library().display().to_string();
     let out = run_lookout(&["detect", "--model", dir.path.join("models/x.toml").to_str().unwrap(), "--ort-library", &lib, media("dog.jpg").to_str().unwrap()], &[], Duration::from_secs(30));
@@ -126,7 +126,7 @@ fn check_reports_manifest_keys_and_a_wrong_sha256() {
     std::fs::write(dir.path.join("pipelines/front.toml"), format!("uri = {:?}\n[detect]\nlabels = [\"person\"]\n", media("bikes.mp4").display().to_string())).unwrap();
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("pipelines/front.toml: detect.labels[0]: `person` is not a label of the model; its labels are names such as forklift"), "{stderr}");
+    assert!(stderr.contains("pipelines/front.toml:3: detect.labels[0]: `person` is not a label of the model; its labels are names such as forklift"), "{stderr}");
 }
 
 /// `camera`'s detection messages on bikes.mp4: (frames, car detections). Every box must lie in
@@ -209,7 +209,7 @@ fn a_camera_model_that_is_missing_or_wrong_is_named_by_its_file_and_key() {
     let dir = ConfigDir::new("cam-model-missing", &global, &[("front", &format!("uri = {clip:?}\n[detect]\nmodel = \"no_such_model\"\n"))]);
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("pipelines/front.toml: detect.model:") && stderr.contains("models/no_such_model.toml does not exist"), "{stderr}");
+    assert!(stderr.contains("pipelines/front.toml:3: detect.model:") && stderr.contains("models/no_such_model.toml does not exist"), "{stderr}");
 
     // A file that exists but is no detector: found when `lookout check` opens it.
     let bad = dir.path.join("bad.onnx");
@@ -217,7 +217,7 @@ fn a_camera_model_that_is_missing_or_wrong_is_named_by_its_file_and_key() {
     std::fs::write(dir.path.join("pipelines/front.toml"), format!("uri = {clip:?}\n[detect]\nmodel = \"bad.onnx\"\n")).unwrap();
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("pipelines/front.toml: detect.model:") && stderr.contains("does not look like a YOLOX detector"), "{stderr}");
+    assert!(stderr.contains("pipelines/front.toml:3: detect.model:") && stderr.contains("does not look like a YOLOX detector"), "{stderr}");
 
     // Labels are checked against the camera's own model.
     let forklift = dir.path.join("forklift.toml");
@@ -226,5 +226,5 @@ fn a_camera_model_that_is_missing_or_wrong_is_named_by_its_file_and_key() {
     std::fs::write(dir.path.join("pipelines/front.toml"), format!("uri = {clip:?}\n[detect]\nmodel = \"forklift.toml\"\nlabels = [\"person\"]\n")).unwrap();
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("pipelines/front.toml: detect.labels[0]: `person` is not a label of the model; its labels are names such as forklift"), "{stderr}");
+    assert!(stderr.contains("pipelines/front.toml:4: detect.labels[0]: `person` is not a label of the model; its labels are names such as forklift"), "{stderr}");
 }

@@ -32,7 +32,7 @@ fn provider_names_and_options_are_checked_offline() {
     let (code, _, stderr) = check(&global, &[], &[]);
     assert_eq!(code, Some(2), "{stderr}");
     for want in [
-        "lookout.toml: inference.providers[1]: unknown execution provider `openvio`; did you mean `openvino`?",
+        "lookout.toml:5: inference.providers[1]: unknown execution provider `openvio`; did you mean `openvino`?",
         "inference.providers[2].fp16: does not apply to cuda; it takes device_id, memory_limit_bytes",
         "inference.providers[3].device_type: `TPU` is not an OpenVINO device",
         "inference.providers[5]: cpu is listed twice",

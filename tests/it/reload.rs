@@ -158,7 +158,7 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("reload refused"), "{stderr}");
-    assert!(stderr.contains("pipelines/a.toml: detect.fsp: unknown field `fsp`"), "the refused reload names file and key: {stderr}");
+    assert!(stderr.contains("pipelines/a.toml:5: detect.fsp: unknown field `fsp`"), "the refused reload names file and key: {stderr}");
     assert!(stderr.contains("reload applied"), "{stderr}");
     // The summary covers every camera that ran, c included.
     for cam in ["a", "b", "c"] {
