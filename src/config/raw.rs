@@ -379,6 +379,9 @@ pub struct RawTrack {
     pub update_interval_seconds: Option<f64>,
     /// How long a stationary object that vanished is kept to be re-identified. Default: 300.
     pub parked_seconds: Option<f64>,
+    /// Labels the detector confuses, tracked as one object: `[["car", "truck", "bus"]]`.
+    /// Default: none, every label is tracked on its own.
+    pub label_groups: Option<Vec<Vec<String>>>,
 }
 
 impl RawTrack {
@@ -392,6 +395,7 @@ impl RawTrack {
             threshold: self.threshold.or(d.threshold),
             update_interval_seconds: self.update_interval_seconds.or(d.update_interval_seconds),
             parked_seconds: self.parked_seconds.or(d.parked_seconds),
+            label_groups: self.label_groups.or_else(|| d.label_groups.clone()),
         }
     }
 }

@@ -881,6 +881,31 @@ fn points(p: &[[f32; 2]]) -> Vec<Point> {
 /// Tracker, lifecycle and rules settings, checked the way `Rules::new` will check them, so
 /// `lookout check` reports every problem with its key.
 /// "`unicorn` is not a label of the model; …", naming some labels it has.
+/// Resolve `track.label_groups` to class indices; every label must be one of the model's, in
+/// one group only.
+fn label_groups(groups: &[Vec<String>], model_labels: &LabelTable, e: &mut Errors) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        let mut classes = Vec::new();
+        for (j, name) in group.iter().enumerate() {
+            let key = format!("track.label_groups[{i}][{j}]");
+            match model_labels.index_of(name) {
+                None => e.push(&key, not_a_label(name, model_labels)),
+                Some(c) if classes.contains(&c) => e.push(&key, format!("`{name}` is listed twice in this group")),
+                Some(c) => match out.iter().position(|g| g.contains(&c)) {
+                    Some(other) => e.push(&key, format!("`{name}` is already in group {other}; a label can be in one group only")),
+                    None => classes.push(c),
+                },
+            }
+        }
+        if group.len() < 2 {
+            e.push(&format!("track.label_groups[{i}]"), "a group needs at least 2 labels; a label always matches its own tracks");
+        }
+        out.push(classes);
+    }
+    out
+}
+
 fn not_a_label(l: &str, model_labels: &LabelTable) -> String {
     format!("`{l}` is not a label of the model; its labels are names such as {} (from its manifest; COCO's 80 by default)", model_labels.examples())
 }
@@ -913,7 +938,8 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, mo
     if !(0.0..=1.0).contains(&threshold) {
         e.push("track.threshold", format!("{threshold} must be between 0 and 1"));
     }
-    let tracker = TrackerConfig { high_score: min_score, low_score, new_track_score, min_hits, max_lost_seconds, ..TrackerConfig::default() };
+    let label_groups = label_groups(t.label_groups.as_deref().unwrap_or_default(), model_labels, e);
+    let tracker = TrackerConfig { high_score: min_score, low_score, new_track_score, min_hits, max_lost_seconds, label_groups, ..TrackerConfig::default() };
     let lifecycle = LifecycleConfig { threshold, update_interval_seconds, parked_seconds };
 
     let check_labels = |e: &mut Errors, key: &str, names: &Option<Vec<String>>| {

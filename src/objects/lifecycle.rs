@@ -185,6 +185,11 @@ impl Lifecycle {
             // A lost track's box is a prediction that may drift off the frame; events report
             // where the object was last seen.
             if matched {
+                // A track's class can change by its label group's vote; the object's label
+                // follows it until the object is reported, then stays.
+                if !object.reported {
+                    object.view.class = track.class;
+                }
                 object.view.bbox = track.bbox;
                 object.view.velocity = track.velocity;
                 object.view.score = track.score;
@@ -201,6 +206,12 @@ impl Lifecycle {
             }
         }
         seen
+    }
+
+    /// The class an object of `track_id` goes by: the track's own until it is reported, then
+    /// frozen. `None` for a track with no object yet.
+    pub fn class_of(&self, track_id: u64) -> Option<usize> {
+        self.objects.get(&track_id).map(|o| o.view.class)
     }
 
     /// A stationary object that vanished and a new track where it was: the same object.
@@ -372,6 +383,21 @@ mod tests {
         assert!(step(&mut l, 5.0, &[confirmed(5.0, 0.8)], parked.clone()).is_empty());
         let ev = step(&mut l, 5.8, &[confirmed(5.8, 0.8)], parked);
         assert_eq!(ev[0].kind, EventKind::Update(vec![UpdateReason::Heartbeat]));
+    }
+
+    #[test]
+    fn an_objects_class_follows_its_track_until_reported_then_stays() {
+        let mut l = Lifecycle::new(cfg());
+        let with_class = |class: usize, state: TrackState, t: f64| Track { class, ..track(1, state, 0.9, t, true) };
+        assert!(step(&mut l, 0.0, &[with_class(5, TrackState::Tentative, 0.0)], RuleFacts::default()).is_empty());
+        assert_eq!(l.class_of(1), Some(5));
+        // A label group's vote turned the track into class 2 before it was reported.
+        let ev = step(&mut l, 0.2, &[with_class(2, TrackState::Confirmed, 0.2)], RuleFacts::default());
+        assert_eq!((ev[0].kind.clone(), ev[0].object.class), (EventKind::New, 2));
+        // Reported: a later vote no longer changes what the object is.
+        let _ = step(&mut l, 0.4, &[with_class(5, TrackState::Confirmed, 0.4)], RuleFacts::default());
+        assert_eq!(l.class_of(1), Some(2));
+        assert_eq!(l.class_of(9), None);
     }
 
     #[test]

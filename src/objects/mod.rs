@@ -145,7 +145,9 @@ impl CameraObjects {
             let (w, h) = (size.width as f32, size.height as f32);
             let b = tr.bbox;
             let bbox = [b[0].clamp(0.0, w), b[1].clamp(0.0, h), b[2].clamp(0.0, w), b[3].clamp(0.0, h)];
-            let obj = TrackedObject { id: tr.id, label: self.spec.labels.name(tr.class).to_string(), bbox, score: tr.score };
+            // The object's label, frozen once reported, not the track's current vote.
+            let class = self.lifecycle.class_of(tr.id).unwrap_or(tr.class);
+            let obj = TrackedObject { id: tr.id, label: self.spec.labels.name(class).to_string(), bbox, score: tr.score };
             if !seen.contains(&tr.id) {
                 let path = self.backlog.entry(tr.id).or_default();
                 if path.len() < BACKLOG_LIMIT {
@@ -154,7 +156,9 @@ impl CameraObjects {
                 continue;
             }
             // Reported now: first its path so far, in order.
-            for (then, old) in self.backlog.remove(&tr.id).unwrap_or_default() {
+            // Under the label it is reported with: a label group's vote may have changed it.
+            for (then, mut old) in self.backlog.remove(&tr.id).unwrap_or_default() {
+                old.label.clone_from(&obj.label);
                 let r = self.rules.update(then, size, std::slice::from_ref(&old));
                 rules_out.zone_events.extend(r.zone_events);
                 rules_out.line_events.extend(r.line_events);

@@ -15,24 +15,27 @@
 //! - Time, not frames: the Kalman filter and every "how long" limit are in seconds, so the same
 //!   scene tracked at 5 fps or 30 fps (or with dropped frames) behaves the same.
 //! - Association is class-aware: a person on a bicycle overlaps the bicycle almost entirely,
-//!   and a class-agnostic tracker would swap their identities.
+//!   and a class-agnostic tracker would swap their identities. Classes the detector confuses
+//!   with each other (car, truck, bus) can be put in one of [`TrackerConfig::label_groups`]:
+//!   a track then matches any class of its group, so a car seen as a truck for a few frames
+//!   stays one object instead of starting a second. A track's class is the one with the
+//!   highest summed score over its life (a van seen as a bus for three weak frames, then as a
+//!   car for many strong ones, is a car); the objects layer freezes the label once the object
+//!   is reported, so a consumer never sees it change. A second box of another class of the
+//!   group on the same object in the same frame (per-class NMS keeps both) starts no track of
+//!   its own.
 //! - A new track is Tentative until it has `min_hits` matches (ByteTrack confirms after the
 //!   second); a lone false positive therefore never gets a Confirmed identity.
 //! - The first-stage cost is plain `1 - IoU` (ByteTrack multiplies IoU by detection score).
 //!
-//! A `[tracker]` config section is not wired into `config/` yet; when it is, it maps onto
-//! [`TrackerConfig`] one to one (defaults shown):
+//! The camera's `[track]` table (README, Configuration) sets `low_score`, `new_track_score`,
+//! `min_hits`, `max_lost_seconds` and `label_groups`; `high_score` is `detect.min_score`. The
+//! IoU thresholds and the tentative gap keep these defaults:
 //!
 //! ```toml
-//! [tracker]
-//! high_score = 0.5
-//! low_score = 0.1
-//! new_track_score = 0.6
 //! match_iou = 0.2
 //! low_match_iou = 0.5
 //! tentative_match_iou = 0.3
-//! min_hits = 3
-//! max_lost_seconds = 1.5
 //! max_tentative_gap_seconds = 0.5
 //! ```
 
@@ -85,6 +88,9 @@ pub struct TrackerConfig {
     pub max_lost_seconds: f64,
     /// A Tentative track unmatched for longer than this (since `last_seen`) is removed.
     pub max_tentative_gap_seconds: f64,
+    /// Sets of classes that may match each other's tracks (class indices). Empty: every class
+    /// is tracked on its own.
+    pub label_groups: Vec<Vec<usize>>,
 }
 
 impl Default for TrackerConfig {
@@ -99,6 +105,7 @@ impl Default for TrackerConfig {
             min_hits: DEFAULT_MIN_HITS,
             max_lost_seconds: DEFAULT_MAX_LOST_SECONDS,
             max_tentative_gap_seconds: DEFAULT_MAX_TENTATIVE_GAP_SECONDS,
+            label_groups: Vec::new(),
         }
     }
 }
@@ -170,7 +177,15 @@ pub struct TrackerOutput {
 struct Live {
     track: Track,
     kf: KalmanBox,
+    /// Summed detection score per class: the class vote (one entry unless a label group let
+    /// other classes match).
+    votes: Vec<(usize, f32)>,
 }
+
+/// A second box of another class of a label group that overlaps a box matched this frame by
+/// more than this is the same object, not a new one. Near a typical NMS threshold (0.45-0.65):
+/// two boxes this close would have been merged had they had one class.
+const SAME_OBJECT_IOU: f32 = 0.6;
 
 /// The ByteTrack-style tracker. One per camera stream.
 #[derive(Debug, Clone)]
@@ -260,7 +275,7 @@ impl Tracker {
             let o = &observations[d];
             // Written as a positive test so a NaN threshold starts nothing.
             let confident = o.score >= self.config.new_track_score;
-            if det_used[d] || !confident {
+            if det_used[d] || !confident || self.is_second_box(d, observations) {
                 continue;
             }
             if let Some(kf) = KalmanBox::new(o.bbox) {
@@ -279,7 +294,7 @@ impl Tracker {
                     confirmed_once: confirmed,
                 };
                 self.next_id += 1;
-                self.live.push(Live { track, kf });
+                self.live.push(Live { track, kf, votes: vec![(o.class, o.score)] });
             }
         }
 
@@ -322,6 +337,22 @@ impl Tracker {
         removed
     }
 
+    /// Whether two classes may share a track: the same class, or one label group.
+    fn same_group(&self, a: usize, b: usize) -> bool {
+        a == b || self.config.label_groups.iter().any(|g| g.contains(&a) && g.contains(&b))
+    }
+
+    /// Whether detection `d` is another class's box on an object matched in this update.
+    fn is_second_box(&self, d: usize, observations: &[Observation]) -> bool {
+        let o = &observations[d];
+        self.live.iter().any(|l| {
+            l.track.detection.is_some_and(|m| {
+                let matched = &observations[m];
+                matched.class != o.class && self.same_group(matched.class, o.class) && iou(matched.bbox, o.bbox) > SAME_OBJECT_IOU
+            })
+        })
+    }
+
     fn indices(&self, keep: impl Fn(TrackState) -> bool) -> Vec<usize> {
         (0..self.live.len()).filter(|&i| keep(self.live[i].track.state)).collect()
     }
@@ -344,7 +375,8 @@ impl Tracker {
     }
 
     /// Optimal class-aware IoU matching of `tracks` (indices into `live`) to `dets` (indices
-    /// into `observations`); pairs under `min_iou` or of different classes never match.
+    /// into `observations`); pairs under `min_iou`, or of classes not in one label group, never
+    /// match.
     fn associate(
         &self,
         tracks: &[usize],
@@ -359,7 +391,7 @@ impl Tracker {
             tracks.iter().map(|&i| (self.live[i].track.class, self.live[i].kf.bbox())).collect();
         let cost = CostMatrix::from_fn(tracks.len(), dets.len(), |r, c| {
             let ((class, bbox), o) = (boxes[r], &observations[dets[c]]);
-            if class != o.class {
+            if !self.same_group(class, o.class) {
                 return f64::INFINITY;
             }
             let overlap = iou(bbox, o.bbox);
@@ -386,6 +418,15 @@ impl Tracker {
             let l = &mut self.live[ti];
             l.kf.update(o.bbox);
             let t = &mut l.track;
+            // The class vote. Ties keep the earlier class (`max_by` returns the last of equal
+            // maxima, so scan in reverse).
+            match l.votes.iter_mut().find(|(c, _)| *c == o.class) {
+                Some((_, sum)) => *sum += o.score,
+                None => l.votes.push((o.class, o.score)),
+            }
+            if let Some(&(class, _)) = l.votes.iter().rev().max_by(|a, b| a.1.total_cmp(&b.1)) {
+                t.class = class;
+            }
             t.hits = t.hits.saturating_add(1);
             t.score = o.score;
             t.last_seen = now;

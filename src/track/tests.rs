@@ -93,6 +93,77 @@ fn crossing_paths_keep_their_ids() {
     }
 }
 
+const CAR: usize = 2;
+const TRUCK: usize = 7;
+
+/// A car driving at 100 px/s, seen as a truck (as confident) in 1.0 s ≤ t < 1.5 s, and in
+/// every frame also as the other class, in a weaker box nearly on top, when `double` is set
+/// (per-class NMS keeps both).
+fn flickering_car(groups: Vec<Vec<usize>>, double: bool) -> Log {
+    run(
+        TrackerConfig { label_groups: groups, ..TrackerConfig::default() },
+        frames(10.0, 4.0, |t| {
+            let x = 100.0 + 100.0 * t;
+            let class = if (1.0..1.5).contains(&t) { TRUCK } else { CAR };
+            let mut d = vec![obs(class, 0.85, x, 300.0)];
+            if double {
+                d.push(obs(if class == CAR { TRUCK } else { CAR }, 0.7, x + 3.0, 302.0));
+            }
+            d
+        }),
+    )
+}
+
+/// Every id that was ever Confirmed, with the classes it was Confirmed under.
+fn confirmed_classes(log: &Log) -> HashMap<u64, HashSet<usize>> {
+    let mut out: HashMap<u64, HashSet<usize>> = HashMap::new();
+    for t in log.outputs.iter().flat_map(|(_, o)| &o.tracks).filter(|t| t.state == TrackState::Confirmed) {
+        out.entry(t.id).or_default().insert(t.class);
+    }
+    out
+}
+
+#[test]
+fn a_car_seen_as_a_truck_for_a_moment_is_one_track_only_when_they_are_grouped() {
+    // Class by class, the truck frames start a second track that gets confirmed.
+    let apart = confirmed_classes(&flickering_car(Vec::new(), false));
+    assert_eq!(apart.len(), 2, "{apart:?}");
+    // Grouped: one track, and it stays a car (its summed score is mostly car).
+    let grouped = confirmed_classes(&flickering_car(vec![vec![CAR, TRUCK]], false));
+    assert_eq!(grouped, HashMap::from([(1, HashSet::from([CAR]))]));
+    // A group that does not hold both classes changes nothing.
+    let other = confirmed_classes(&flickering_car(vec![vec![CAR, PERSON]], false));
+    assert_eq!(other.len(), 2, "{other:?}");
+}
+
+#[test]
+fn a_second_box_of_a_grouped_class_on_the_same_object_starts_no_track() {
+    let apart = confirmed_classes(&flickering_car(Vec::new(), true));
+    assert!(apart.values().any(|c| c.contains(&TRUCK)) && apart.len() >= 2, "{apart:?}");
+    let grouped = confirmed_classes(&flickering_car(vec![vec![CAR, TRUCK]], true));
+    assert_eq!(grouped.len(), 1, "{grouped:?}");
+}
+
+#[test]
+fn a_grouped_track_takes_the_class_with_the_highest_summed_score() {
+    // Two weak truck frames first, then a strong car: the label follows the evidence.
+    let log = run(
+        TrackerConfig { label_groups: vec![vec![CAR, TRUCK]], ..TrackerConfig::default() },
+        frames(10.0, 1.0, |t| vec![obs(if t < 0.15 { TRUCK } else { CAR }, if t < 0.15 { 0.65 } else { 0.9 }, 300.0, 300.0)]),
+    );
+    let classes: Vec<usize> = log.outputs.iter().map(|(_, o)| o.tracks[0].class).collect();
+    // 0.65 + 0.65 truck against 0.9, then 1.8 car.
+    assert_eq!(&classes[..4], &[TRUCK, TRUCK, TRUCK, CAR], "{classes:?}");
+    assert!(classes.iter().skip(3).all(|&c| c == CAR), "{classes:?}");
+    assert!(log.outputs.iter().all(|(_, o)| o.tracks.len() == 1 && o.tracks[0].id == 1));
+    // Ties keep the first class.
+    let log = run(
+        TrackerConfig { label_groups: vec![vec![CAR, TRUCK]], ..TrackerConfig::default() },
+        vec![(0.0, vec![obs(TRUCK, 0.8, 300.0, 300.0)]), (0.1, vec![obs(CAR, 0.8, 300.0, 300.0)])],
+    );
+    assert_eq!(log.outputs[1].1.tracks[0].class, TRUCK);
+}
+
 /// One object walking at 80 px/s, undetected in [gap_start, gap_start + gap).
 fn walker_with_gap(fps: f64, gap: f64) -> Log {
     let gap_start = 2.0;
