@@ -84,14 +84,17 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
             for c in &spec.cameras {
                 let r = &c.objects.rules;
                 let names = |v: Vec<&str>| if v.is_empty() { "none".to_string() } else { v.join(", ") };
+                let labels = &c.objects.labels;
+                let groups: Vec<String> = c.objects.tracker.label_groups.iter().map(|g| g.iter().map(|&i| labels.name(i)).collect::<Vec<_>>().join("+")).collect();
                 println!(
-                    "  {}: {} at {} fps; zones: {}; lines: {}; masks: {}",
+                    "  {}: {} at {} fps; zones: {}; lines: {}; masks: {}{}",
                     c.name,
                     c.uri_redacted,
                     c.detect.fps,
                     names(r.zones.iter().map(|z| z.name.as_str()).collect()),
                     names(r.lines.iter().map(|l| l.name.as_str()).collect()),
-                    r.filters.masks.len()
+                    r.filters.masks.len(),
+                    if groups.is_empty() { String::new() } else { format!("; tracked as one: {}", groups.join(", ")) }
                 );
             }
             let inf = &spec.inference;

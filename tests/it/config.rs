@@ -397,3 +397,17 @@ fn motion_mistakes_are_config_errors() {
     }
     assert!(all.contains("4 config error(s)"), "{all}");
 }
+
+#[test]
+fn label_groups_default_from_the_gateway_and_check_shows_them() {
+    let global = format!("gateway_id = \"t\"\n[track]\nlabel_groups = [[\"car\", \"truck\", \"bus\"], [\"bicycle\", \"motorcycle\"]]\n{}", inference_toml());
+    let clip = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
+    let own = format!("{clip}[track]\nlabel_groups = []\n");
+    let dir = ConfigDir::new("groups", &global, &[("a", &clip), ("b", &own)]);
+    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let line = |cam: &str| stdout.lines().find(|l| l.trim_start().starts_with(&format!("{cam}: "))).unwrap_or_default().to_string();
+    assert!(line("a").ends_with("; tracked as one: car+truck+bus, bicycle+motorcycle"), "{stdout}");
+    assert!(!line("b").contains("tracked as one"), "a camera's own empty list turns the groups off: {stdout}");
+}
