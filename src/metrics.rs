@@ -94,6 +94,10 @@ impl CameraStates {
 /// The states a camera can be in, each a 0/1 gauge so alerts can say `state="failed"`.
 const STATES: [&str; 6] = ["connecting", "streaming", "reconnecting", "ended", "stopped", "failed"];
 
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Collector for CameraStates {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         type Read = fn(&CameraCounters) -> u64;
@@ -135,6 +139,23 @@ impl Collector for CameraStates {
                 let labels = [("camera", e.name.clone()), ("state", s.to_string())];
                 ConstGauge::new(i64::from(e.state == s)).encode(family.encode_family(&labels)?)?;
             }
+        }
+        // Which model and provider each camera's frames go through: with one model per camera
+        // (`detect.model`) the gateway-wide `lookout_execution_provider` can't say it alone.
+        let mut family = encoder.encode_descriptor(
+            "lookout_camera_model",
+            "1 for the model each camera runs and the execution provider that runs it",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for e in &cameras {
+            let (model, provider) = (lock(&e.counters.model).clone(), lock(&e.counters.provider).clone());
+            // Before its pool is assigned (a camera just added) there is nothing true to say.
+            if model.is_empty() {
+                continue;
+            }
+            let labels = [("camera", e.name.clone()), ("model", model), ("provider", provider)];
+            ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
         }
         let uptime = encoder.encode_descriptor("lookout_uptime_seconds", "Seconds since the pipelines started", None, ConstGauge::new(0.0f64).metric_type())?;
         ConstGauge::new(self.started.elapsed().as_secs_f64()).encode(uptime)?;
@@ -310,6 +331,7 @@ mod tests {
     #[test]
     fn renders_counters_states_and_histograms_per_camera() {
         let c = Arc::new(CameraCounters::default());
+        c.set_model("nanodet_m_320", "openvino");
         c.decoded.store(250, Ordering::Relaxed);
         c.dropped_link_full.store(7, Ordering::Relaxed);
         c.skipped_by_motion.store(40, Ordering::Relaxed);
@@ -332,6 +354,7 @@ mod tests {
             "lookout_camera_state{camera=\"front\",state=\"failed\"} 0",
             "lookout_inference_seconds_count{camera=\"front\"} 1",
             "lookout_execution_provider{provider=\"cpu\"} 1",
+            "lookout_camera_model{camera=\"front\",model=\"nanodet_m_320\",provider=\"openvino\"} 1",
             "lookout_inference_batches_total{size=\"8\"} 2",
             "lookout_inference_batches_total{size=\"3\"} 1",
         ] {

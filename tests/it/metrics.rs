@@ -48,6 +48,7 @@ fn metrics_and_health_of_a_running_daemon() {
     for want in [
         "lookout_camera_state{camera=\"ball\",state=\"streaming\"} 1",
         "lookout_execution_provider{provider=\"cpu\"} 1",
+        "lookout_camera_model{camera=\"ball\",model=\"yolox_nano\",provider=\"cpu\"} 1",
         "lookout_inference_seconds_bucket{le=",
         "lookout_frames_dropped_link_full_total{camera=\"ball\"}",
     ] {
