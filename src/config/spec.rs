@@ -906,8 +906,15 @@ fn label_groups(groups: &[Vec<String>], model_labels: &LabelTable, e: &mut Error
     out
 }
 
+/// A typo (`persn`) or a plural (`cars`) gets the label it was meant to be, as unknown keys do.
 fn not_a_label(l: &str, model_labels: &LabelTable) -> String {
-    format!("`{l}` is not a label of the model; its labels are names such as {} (from its manifest; COCO's 80 by default)", model_labels.examples())
+    let wanted = l.to_ascii_lowercase();
+    let closest = model_labels.names().iter().map(|n| (super::edit_distance(&wanted, n), *n)).min();
+    let hint = match closest {
+        Some((d, name)) if d <= 2 && d < l.len() => format!("; did you mean `{name}`?"),
+        _ => String::new(),
+    };
+    format!("`{l}` is not a label of the model{hint}; its labels are names such as {} (the model's manifest lists them; a plain .onnx has COCO's 80)", model_labels.examples())
 }
 
 fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, model_labels: &LabelTable, e: &mut Errors) -> ObjectsSpec {
