@@ -910,11 +910,11 @@ fn label_groups(groups: &[Vec<String>], model_labels: &LabelTable, e: &mut Error
 fn not_a_label(l: &str, model_labels: &LabelTable) -> String {
     let wanted = l.to_ascii_lowercase();
     let closest = model_labels.names().iter().map(|n| (super::edit_distance(&wanted, n), *n)).min();
-    let hint = match closest {
-        Some((d, name)) if d <= 2 && d < l.len() => format!("; did you mean `{name}`?"),
-        _ => String::new(),
-    };
-    format!("`{l}` is not a label of the model{hint}; its labels are names such as {} (the model's manifest lists them; a plain .onnx has COCO's 80)", model_labels.examples())
+    let examples = format!("names such as {} (the model's manifest lists them; a plain .onnx has COCO's 80)", model_labels.examples());
+    match closest {
+        Some((d, name)) if d <= 2 && d < l.len() => format!("`{l}` is not a label of the model: did you mean `{name}`? Its labels are {examples}"),
+        _ => format!("`{l}` is not a label of the model; its labels are {examples}"),
+    }
 }
 
 fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, model_labels: &LabelTable, e: &mut Errors) -> ObjectsSpec {

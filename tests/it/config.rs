@@ -210,7 +210,7 @@ fn broken_configs() -> Vec<Broken> {
         c(cam("[track]\nlabel_groups = [[\"car\", \"unicorn\"]]\n"), "pipelines/front.toml:3: track.label_groups[0][1]: `unicorn` is not a label"),
         c(cam("[track]\nlabel_groups = [[\"car\", \"truck\"], [\"bus\", \"car\"]]\n"), "pipelines/front.toml:3: track.label_groups[1][1]: `car` is already in group 0"),
         c(cam("[track]\nlabel_groups = [[\"car\"]]\n"), "pipelines/front.toml:3: track.label_groups[0]: a group needs at least 2 labels"),
-        c(cam("[detect]\nlabels = [\"person\", \"cars\"]\n"), "pipelines/front.toml:3: detect.labels[1]: `cars` is not a label of the model; did you mean `car`?"),
+        c(cam("[detect]\nlabels = [\"person\", \"cars\"]\n"), "pipelines/front.toml:3: detect.labels[1]: `cars` is not a label of the model: did you mean `car`? Its labels are names such as person"),
         // Syntax errors point at the line and column; a mask's problem at its polygon.
         c(raw("uri = \"rtsp://cam/x\"\n[detect]\nfps = = 5\n"), "pipelines/front.toml:3: column 7: TOML syntax: extra `=`"),
         c(raw("uri = \"rtsp://cam/x\"\nuri = \"rtsp://cam/y\"\n"), "pipelines/front.toml:2: column 1: TOML syntax: duplicate key"),
