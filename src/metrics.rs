@@ -94,10 +94,6 @@ impl CameraStates {
 /// The states a camera can be in, each a 0/1 gauge so alerts can say `state="failed"`.
 const STATES: [&str; 6] = ["connecting", "streaming", "reconnecting", "ended", "stopped", "failed"];
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl Collector for CameraStates {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         type Read = fn(&CameraCounters) -> u64;
@@ -149,7 +145,7 @@ impl Collector for CameraStates {
             ConstGauge::new(0i64).metric_type(),
         )?;
         for e in &cameras {
-            let (model, provider) = (lock(&e.counters.model).clone(), lock(&e.counters.provider).clone());
+            let (model, provider) = e.counters.model();
             // Before its pool is assigned (a camera just added) there is nothing true to say.
             if model.is_empty() {
                 continue;

@@ -66,16 +66,20 @@ pub struct CameraCounters {
     /// Set by the objects stage while it tracks anything; the motion gate keeps detecting
     /// meanwhile (see `source::motion`).
     pub tracking: AtomicBool,
-    /// The name of the model the camera runs (its manifest's file stem); a reload may change it.
-    pub model: std::sync::Mutex<String>,
-    /// The execution provider that runs it (each model's workers pick theirs when loaded).
-    pub provider: std::sync::Mutex<String>,
+    /// The name of the model the camera runs (its manifest's file stem) and the execution
+    /// provider that runs it (each model's workers pick theirs when loaded); a reload may
+    /// change both, together. Empty until the camera is given a pool.
+    model: std::sync::Mutex<(String, String)>,
 }
 
 impl CameraCounters {
     pub fn set_model(&self, name: &str, provider: &str) {
-        *self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = name.to_string();
-        *self.provider.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = provider.to_string();
+        *self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (name.to_string(), provider.to_string());
+    }
+
+    /// The camera's (model, provider), as [`CameraCounters::set_model`] last set them.
+    pub fn model(&self) -> (String, String) {
+        self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     pub fn dropped(&self, reason: DropReason) {
@@ -107,9 +111,10 @@ impl CameraCounters {
             dropped.insert(DropReason::DetectOff.as_str(), off);
         }
         let infer_total = self.infer_micros_total.load(Ordering::Relaxed);
+        let (model, provider) = self.model();
         CameraSummary {
-            model: self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
-            provider: self.provider.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            model,
+            provider,
             decoded,
             skipped_by_rate: self.skipped_by_rate.load(Ordering::Relaxed),
             skipped_by_motion: self.skipped_by_motion.load(Ordering::Relaxed),

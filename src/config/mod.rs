@@ -236,8 +236,9 @@ fn read_file<T: DeserializeOwned>(path: &Path, label: &str) -> Result<Option<T>,
     if let Some((line, column, message)) = locate::syntax_error(&text) {
         return Err(ConfigError { line: Some(line), ..ConfigError::new(label, "", format!("column {column}: TOML syntax: {message}")) });
     }
+    // From the text already read: the file is read once.
     let built = Config::builder()
-        .add_source(File::from(path).format(FileFormat::Toml))
+        .add_source(File::from_str(&text, FileFormat::Toml))
         .build()
         .map_err(|e| ConfigError::new(label, "", syntax_message(&e.to_string(), path)))?;
     deserialize::<T>(built).map(Some).map_err(|(key, message)| ConfigError::new(label, key, message))

@@ -580,19 +580,22 @@ fn announce_cameras(
     announced: &mut std::collections::BTreeSet<String>,
     subscribed: &mut bool,
 ) {
-    let all: Vec<(String, Arc<AtomicBool>)> = switches.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    announced.retain(|c| all.iter().any(|(k, _)| k == c));
-    if all.is_empty() {
-        return;
-    }
+    // Called on every wake-up of the connection loop: copy out only the cameras still to
+    // announce (usually none), and publish after the lock is released.
+    let fresh: Vec<(String, bool)> = {
+        let all = switches.lock().unwrap_or_else(|p| p.into_inner());
+        announced.retain(|c| all.contains_key(c));
+        if all.is_empty() {
+            return;
+        }
+        all.iter().filter(|(k, _)| !announced.contains(*k)).map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed))).collect()
+    };
     if !*subscribed {
         *subscribed = client.try_subscribe(format!("{prefix}/+/detect/set"), QoS::AtLeastOnce).is_ok();
     }
-    for (camera, switch) in &all {
-        if !announced.contains(camera) {
-            send_detect_state(st, client, prefix, camera, switch.load(Ordering::Relaxed));
-            announced.insert(camera.clone());
-        }
+    for (camera, on) in fresh {
+        send_detect_state(st, client, prefix, &camera, on);
+        announced.insert(camera);
     }
 }
 

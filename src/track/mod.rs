@@ -344,6 +344,9 @@ impl Tracker {
 
     /// Whether detection `d` is another class's box on an object matched in this update.
     fn is_second_box(&self, d: usize, observations: &[Observation]) -> bool {
+        if self.config.label_groups.is_empty() {
+            return false;
+        }
         let o = &observations[d];
         self.live.iter().any(|l| {
             l.track.detection.is_some_and(|m| {
