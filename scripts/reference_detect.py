@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference detector in Python (numpy + onnxruntime + Pillow), independent of the Rust code.
 
-It follows the recipes written down in shared/models/PROVENANCE.md, not Lookout's manifests, so
+It follows the recipes written down in models/README.md, not Lookout's manifests, so
 that the golden files it writes check the manifests as well as the Rust decoders.
 
     .lookout/venv-models/bin/python scripts/reference_detect.py --family nanodet \
@@ -62,7 +62,7 @@ def per_class_nms(boxes, scores, cls, iou):
     return sorted(out, key=lambda t: -t[1])
 
 
-# --- NanoDet-m 320 (PROVENANCE.md, "nanodet_m_320.onnx") -------------------------------------
+# --- NanoDet-m 320 (models/README.md, "NanoDet-m 320") ----------------------------------------
 NANODET_MEAN = np.array([103.53, 116.28, 123.675], np.float32)  # B, G, R
 NANODET_STD = np.array([57.375, 57.12, 58.395], np.float32)
 
@@ -102,7 +102,7 @@ def nanodet_postprocess(outs, names, img_w, img_h, in_w, in_h, conf=0.35, iou=0.
     return per_class_nms(boxes, scores, classes, iou)
 
 
-# --- YOLOX (PROVENANCE.md, "yolox_nano.onnx"; as shared/reference/yolox_reference.py) ---------
+# --- YOLOX (models/README.md, "YOLOX-Nano") ----------------------------------------------------
 def yolox_preprocess(img_rgb, size):
     h, w = img_rgb.shape[:2]
     r = min(size / h, size / w)

@@ -9,7 +9,7 @@
 //! A worker that has received one frame takes whatever its other cameras have ready, at most
 //! one frame per camera (so each camera's frames stay in capture order and no camera fills a
 //! batch alone), then waits up to `max_batch_wait_ms` for the rest. On the CPU provider the
-//! batch is always 1: batching gave no per-image gain there (FINDINGS.md), and every frame
+//! batch is always 1: batching gave no per-image gain there (docs/platform-notes.md), and every frame
 //! would wait for the batch's last. This file is the pure part; the waiting is in
 //! [`crate::pipeline`].
 

@@ -233,7 +233,7 @@ pub struct Agreement {
 impl Agreement {
     /// Same objects, boxes within IoU 0.9 and scores within 0.02: what the golden test holds
     /// `lookout detect` to against the Python reference. GPUs differ from the CPU by about 0.004
-    /// (FINDINGS.md).
+    /// (docs/platform-notes.md).
     pub fn holds(&self) -> bool {
         self.compared > 0 && self.matched == self.compared && self.min_iou >= 0.9 && self.max_score_diff <= 0.02
     }

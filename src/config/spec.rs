@@ -49,7 +49,7 @@ pub const LIVE_SCHEMES: [&str; 6] = ["rtsp", "rtsps", "http", "https", "v4l2", "
 pub const DEFAULT_FALLBACK: bool = true;
 pub const DEFAULT_MAX_BATCH: usize = 8;
 pub const DEFAULT_MAX_BATCH_WAIT_MS: u64 = 5;
-/// Past this a batch only adds latency: the H200 gains under 10 % from 64 to 128 (FINDINGS.md).
+/// Past this a batch only adds latency: the H200 gains under 10 % from 64 to 128 (docs/platform-notes.md).
 pub const MAX_BATCH_LIMIT: usize = 128;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -325,7 +325,7 @@ pub fn provider_gains_from_fp16(provider: &str) -> bool {
 }
 
 impl ModelSpec {
-    /// A plain `.onnx` path: YOLOX with the recipe's defaults (PROVENANCE.md), as before manifests.
+    /// A plain `.onnx` path: YOLOX with the recipe's defaults (models/README.md), as before manifests.
     pub fn plain_yolox(file: &Path) -> ModelSpec {
         ModelSpec {
             manifest: None,

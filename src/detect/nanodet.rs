@@ -1,6 +1,6 @@
 //! Decoding NanoDet's outputs into candidate boxes. Pure.
 //!
-//! Per stride s there are two outputs (shared/models/PROVENANCE.md, "nanodet_m_320.onnx"):
+//! Per stride s there are two outputs (models/README.md, "NanoDet-m 320"):
 //! class scores `[1, N, C]`, already through a sigmoid, and box distances `[1, N, 4 * (R+1)]`:
 //! for each side (left, top, right, bottom) R+1 bins whose softmax-weighted mean, times s, is the
 //! distance from the anchor centre `(x*s + (s-1)/2, y*s + (s-1)/2)`. Anchors run row-major

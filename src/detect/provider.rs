@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Each provider is tried alone, with `error_on_failure`, in order; the first whose session
-//! builds and runs at least one node wins (FINDINGS.md: a plain `build()` falls back to CPU
+//! builds and runs at least one node wins (docs/platform-notes.md: a plain `build()` falls back to CPU
 //! silently). This file is the pure part: names, options, their validation, and reading ORT's
 //! node-placement log lines. The session building is in [`super::session`].
 
@@ -55,7 +55,7 @@ impl ProviderKind {
         }
     }
 
-    /// Whether batching frames across cameras pays off. Not on CPU: FINDINGS.md measured no
+    /// Whether batching frames across cameras pays off. Not on CPU: docs/platform-notes.md records no
     /// per-image gain there, and a batch only adds the wait for its last frame to every frame.
     pub fn gains_from_batching(self) -> bool {
         self != ProviderKind::Cpu

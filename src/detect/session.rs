@@ -1,5 +1,5 @@
 //! One ONNX Runtime session running a model as its manifest describes it. A worker thread owns one of these:
-//! `Session::run` takes `&mut self`, and one session per thread beat a shared one (FINDINGS.md).
+//! `Session::run` takes `&mut self`, and one session per thread beat a shared one (docs/platform-notes.md).
 //!
 //! The session runs on the first execution provider of `inference.providers` that builds (see
 //! [`super::provider`]); with a model whose batch dimension is dynamic it runs several frames
@@ -50,7 +50,7 @@ pub struct DetectorOptions {
     pub fallback: bool,
     /// The most frames one run may take (needs a model with a dynamic batch dimension).
     pub max_batch: usize,
-    /// Batch on the CPU provider too. No gain there (FINDINGS.md); for tests and measurement.
+    /// Batch on the CPU provider too. No gain there (docs/platform-notes.md); for tests and measurement.
     pub batch_on_cpu: bool,
     /// Whether the input sits in ORT-allocated memory bound with IoBinding. Default: on cuda
     /// and tensorrt only.
@@ -64,7 +64,7 @@ pub enum InputBinding {
     Off,
     /// On cuda and tensorrt: the buffer is pinned host memory from the provider's allocator,
     /// bound with IoBinding with the outputs kept bound across runs. Other providers: `Off`
-    /// (on the CPU IoBinding gave nothing, FINDINGS.md).
+    /// (on the CPU IoBinding gave nothing, docs/platform-notes.md).
     Gpu,
     /// Bound on every provider; off the GPU the memory is ORT's CPU allocator's. For tests and
     /// measurement: it runs the bound path where no GPU is.
@@ -163,7 +163,7 @@ fn ort_logger(placement: Option<Arc<Mutex<BTreeMap<String, usize>>>>) -> LoggerF
         }
         match level {
             // ORT warns once per weight that an old exporter also listed as a graph input
-            // (NanoDet: about 200 lines, harmless, see PROVENANCE.md).
+            // (NanoDet: about 200 lines, harmless, see models/README.md).
             LogLevel::Warning if message.contains("graph input") => tracing::debug!(target: "ort", "{message}"),
             LogLevel::Warning => tracing::warn!(target: "ort", "{message}"),
             LogLevel::Error | LogLevel::Fatal => {

@@ -2,7 +2,7 @@
 //!
 //! The output is `[N, 5 + C]` rows for anchor points of strides 8, 16 and 32, row-major
 //! (y, then x) within each level: `[tx, ty, tw, th, obj, cls0..clsC]`, with obj and cls already
-//! through a sigmoid (see shared/models/PROVENANCE.md).
+//! through a sigmoid (see models/README.md, "The recipes the code follows").
 
 /// The strides YOLOX-Nano predicts at, in output order.
 pub const STRIDES: [u32; 3] = [8, 16, 32];

@@ -20,7 +20,7 @@
 //! `uridecodebin → [rate gate] → videoscale → videoconvert → appsink [motion gate]`. The rate
 //! gate ([`rate::RateGate`]) sits on the decoder's output, so frames detection does not need
 //! cost only their decode; scaling to the model's letterbox size happens before colour
-//! conversion, which is cheaper (FINDINGS.md). The optional motion gate ([`motion`]) looks at
+//! conversion, which is cheaper (docs/platform-notes.md). The optional motion gate ([`motion`]) looks at
 //! the scaled frame, shrunk again to a small grey one, and skips still frames. The appsink
 //! hands each frame to the frame link without copying.
 
