@@ -19,6 +19,7 @@
 //! objects/   per camera: detections → filters → tracker → lifecycle (new/update/end) + rules
 //! publish/   event payloads (pure) and the sinks: MQTT (rumqttc, QoS 1, with an on-disk spool for
 //!            broker outages and restarts) or JSON lines on stdout
+//! logfmt     log records kept to one line: line breaks in fields escaped (pure)
 //! annotate   boxes and labels drawn onto images for `lookout detect --annotate` and snapshots
 //! metrics    Prometheus /metrics and /healthz over HTTP (prometheus-client)
 //! pipeline   assembles the stages into threads for `lookout run`, and applies reloads
@@ -40,6 +41,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod link;
+pub mod logfmt;
 pub mod metrics;
 pub mod notify;
 pub mod objects;

@@ -197,16 +197,41 @@ fn parse_provider(s: &str) -> Result<lookout::detect::ProviderSpec, String> {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,ort=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: in a file, a pipe or the journal the escape codes
+    // are noise that breaks grep.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).fmt_fields(lookout::logfmt::fields());
     // journald stamps every line itself; a second timestamp is noise.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).init();
+        builder.without_time().init();
     } else {
         builder.init();
     }
 }
 
+/// glibc's malloc arenas, at most: see [`cap_malloc_arenas`].
+const MALLOC_ARENAS: i32 = 2;
+
+/// Cap glibc's malloc arenas before any thread starts, unless the operator set
+/// MALLOC_ARENA_MAX. glibc gives threads that allocate at once arenas of their own, up to eight
+/// per core, and keeps their memory for good. Every RTSP reconnect builds a new GStreamer
+/// pipeline with new streaming threads, each landing on some arena, so the resident size grew
+/// about 2 MB a reconnect, +93 MB on a 2-core machine before it levelled off, and more on
+/// more cores. Two arenas keep it within a few MB (docs/operations.md, "Memory"), and the hot
+/// paths allocate little: frames live in GStreamer's buffers, tensors in reused ones.
+fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a tunable of the allocator; it is called here, in main,
+        // before this process starts any thread of its own.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    cap_malloc_arenas();
     let args = Args::parse();
     init_logging();
     match args.command {

@@ -273,7 +273,10 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>, shutdown: Shutdown) -> Res
     // Non-blocking accept with a short poll, so the thread notices shutdown without a wake-up
     // connection.
     listener.set_nonblocking(true).map_err(|source| MetricsError::Bind { addr, source })?;
-    tracing::info!(%addr, "metrics on http://{addr}/metrics and /healthz");
+    // The bound address, not the asked one: with port 0 the kernel picks the port, and the log
+    // is how an operator (or a test) learns it.
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, "metrics on http://{bound}/metrics and /healthz");
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {

@@ -71,17 +71,23 @@ impl CameraState {
             StateChange::Streaming { .. } => CameraState::Streaming,
             StateChange::Reconnecting { .. } => CameraState::Reconnecting,
             StateChange::ClockSkew { .. } => return None,
-            StateChange::Finished(Outcome::Ended) => CameraState::Ended,
+            StateChange::Finished(Outcome::Ended | Outcome::Truncated(_)) => CameraState::Ended,
             StateChange::Finished(Outcome::Stopped) => CameraState::Stopped,
             StateChange::Finished(Outcome::Failed(_)) => CameraState::Failed,
         })
     }
 }
 
+/// STATUS= while no camera is configured (an empty pipelines/ folder is valid: a new install).
+pub const NO_CAMERA_STATUS: &str = "no camera configured: add pipelines/<camera>.toml to the config directory, then reload";
+
 /// The one-line summary for STATUS=, e.g.
 /// `3 cameras: 2 streaming, 1 reconnecting (door); 14.8 frames/s inferred`.
 /// Cameras that are not streaming are named, up to three per state.
 pub fn status_line(cameras: &[(String, CameraState)], frames_per_second: f64) -> String {
+    if cameras.is_empty() {
+        return NO_CAMERA_STATUS.to_string();
+    }
     let mut states: Vec<CameraState> = cameras.iter().map(|(_, s)| *s).collect();
     states.sort();
     states.dedup();
@@ -397,7 +403,8 @@ mod tests {
         ];
         assert_eq!(status_line(&cams, 14.84), "3 cameras: 2 streaming, 1 reconnecting (door); 14.8 frames/s inferred");
         assert_eq!(status_line(&cams[..1], 5.0), "1 camera: 1 streaming; 5.0 frames/s inferred");
-        assert_eq!(status_line(&[], 0.0), "0 cameras: none; 0.0 frames/s inferred");
+        // An empty pipelines/ (a new install) is said plainly, with what to do.
+        assert_eq!(status_line(&[], 0.0), "no camera configured: add pipelines/<camera>.toml to the config directory, then reload");
         let many: Vec<(String, CameraState)> = (0..5).map(|i| (format!("c{i}"), CameraState::Failed)).collect();
         assert_eq!(status_line(&many, 0.0), "5 cameras: 5 failed (c0, c1, c2, +2); 0.0 frames/s inferred");
     }

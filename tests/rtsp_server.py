@@ -2,10 +2,14 @@
 """A live RTSP camera on loopback for the tests: rtsp://127.0.0.1:PORT/cam serves an endless
 H.264 test pattern at 25 fps. Run as a separate process so tests can kill it (SIGKILL closes
 its sockets, as a rebooting camera does) or freeze it (SIGSTOP keeps them open, silent).
+SIGUSR1 drops every connected client while the server stays up, as a camera does that
+restarts its streaming service or ends a session; SIGUSR2 also takes the stream away, so that
+clients are refused (404) until the next SIGUSR2 puts it back.
 
 Usage: /usr/bin/python3 tests/rtsp_server.py PORT
 Needs Debian's python3-gi and gir1.2-gst-rtsp-server-1.0 (scripts/setup installs them).
 """
+import signal
 import sys
 
 import gi
@@ -28,5 +32,24 @@ factory.set_launch(
 factory.set_shared(True)
 server.get_mount_points().add_factory("/cam", factory)
 server.attach(None)
+
+
+def drop_clients():
+    server.client_filter(lambda _server, _client: GstRtspServer.RTSPFilterResult.REMOVE)
+    return GLib.SOURCE_REMOVE
+
+
+def toggle_mount():
+    mounts = server.get_mount_points()
+    if mounts.match("/cam")[0] is None:
+        mounts.add_factory("/cam", factory)
+    else:
+        mounts.remove_factory("/cam")
+        drop_clients()
+    return GLib.SOURCE_REMOVE
+
+
+GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, drop_clients)
+GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR2, toggle_mount)
 print("ready", flush=True)
 GLib.MainLoop().run()

@@ -79,15 +79,19 @@ pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
 
 /// The per-camera books, on stderr so stdout stays pure JSON lines.
 pub fn print_summary(report: &RunReport) {
+    // The frame rate is over the time the cameras ran; the wait for the broker at the end is
+    // named apart, so that a slow broker does not read as a slow gateway.
     eprintln!(
-        "lookout: finished in {:.1} s; {:.1} frames/s inferred",
+        "lookout: finished in {:.1} s ({:.1} s of it waiting for the broker at the end); {:.1} frames/s inferred",
         report.elapsed.as_secs_f64(),
+        report.flushing.as_secs_f64(),
         report.frames_per_second
     );
     for c in &report.cameras {
         let s = &c.summary;
         let outcome = match &c.outcome {
             Outcome::Ended => "ended".to_string(),
+            Outcome::Truncated(r) => format!("ended early: {r}"),
             Outcome::Stopped => "stopped".to_string(),
             Outcome::Failed(r) => format!("FAILED: {r}"),
         };
@@ -110,18 +114,21 @@ pub fn print_summary(report: &RunReport) {
         );
     }
     let d = &report.delivery;
+    // The books add up: what this run was given plus what an earlier run left equals what
+    // became of it.
     if d.dropped_queue_full > 0 || d.unacknowledged > 0 || d.spooled > 0 || d.dropped_oldest > 0 {
         eprintln!(
-            "  publish: {} messages sent, {} acknowledged; {} lost (no spool, or larger than the spool), {} not acknowledged by the broker and lost, {} dropped oldest (spool full); {} messages left in the spool for the next run ({} bytes); {} spooled during the run, {} replayed",
-            d.published, d.delivered, d.dropped_queue_full, d.unacknowledged, d.dropped_oldest, d.spooled, d.spooled_bytes, d.spooled_in_run, d.replayed
+            "  publish: {} from an earlier run's spool + {} this run = {} acknowledged + {} lost (no spool, or larger than the spool) + {} not acknowledged by the broker and lost + {} dropped oldest (spool full) + {} messages left in the spool for the next run ({} bytes); {} spooled during the run, {} replayed",
+            d.from_earlier_run, d.published, d.delivered, d.dropped_queue_full, d.unacknowledged, d.dropped_oldest, d.spooled, d.spooled_bytes, d.spooled_in_run, d.replayed
+        );
+    } else if d.spooled_in_run > 0 || d.replayed > 0 || d.delivered > 0 || d.from_earlier_run > 0 {
+        eprintln!(
+            "  publish: {} messages delivered = {} this run + {} from an earlier run's spool; {} spooled during the run, {} replayed",
+            d.delivered, d.published, d.from_earlier_run, d.spooled_in_run, d.replayed
         );
     } else {
         // Stdout and discard sinks never spool: their line stays short.
-        if d.spooled_in_run > 0 || d.replayed > 0 || d.delivered > 0 {
-            eprintln!("  publish: {} messages delivered; {} spooled, {} replayed, {} dropped (spool full)", d.published, d.spooled_in_run, d.replayed, d.dropped_oldest);
-        } else {
-            eprintln!("  publish: {} messages delivered", d.published);
-        }
+        eprintln!("  publish: {} messages delivered", d.published);
     }
 }
 

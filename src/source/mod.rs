@@ -27,6 +27,7 @@
 pub mod backoff;
 pub mod motion;
 pub mod rate;
+pub mod repeat;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,6 +45,7 @@ use crate::shutdown::Shutdown;
 use crate::stats::{CameraCounters, DropReason};
 use backoff::{BACKOFF_MIN, Backoff};
 use rate::RateGate;
+use repeat::{REPEAT_WINDOW, RepeatLimiter, Verdict};
 
 /// One decoded frame, scaled to the model's letterbox size and converted to packed RGB.
 pub struct Frame {
@@ -99,6 +101,9 @@ pub fn ntp_to_system_time(ntp_ns: u64) -> Option<SystemTime> {
 pub enum Outcome {
     /// A file reached its end.
     Ended,
+    /// A file ended well before the duration its header declares (a truncated or partly
+    /// written file); the text says where, and is the camera's status reason.
+    Truncated(String),
     /// The daemon is shutting down.
     Stopped,
     /// The camera failed; the reason is safe to log (credentials redacted).
@@ -122,7 +127,10 @@ pub enum StateChange {
 /// How one attempt at streaming ended.
 #[derive(Debug, Clone, PartialEq)]
 enum End {
-    Eos,
+    /// End of stream; for a file, how far it got and how long it says it is, when known.
+    Eos(Option<(Duration, Duration)>),
+    /// A live source lost its camera: reconnect, whatever `on_error` says.
+    Lost(String),
     Stopped,
     Stalled(Duration),
     Failed(String),
@@ -215,12 +223,19 @@ pub fn run_camera(
     // One clock anchor for the camera's life, so capture times stay monotonic across reconnects.
     let clock = (SystemTime::now(), Instant::now());
     let last_capture: Arc<Mutex<Option<SystemTime>>> = Arc::new(Mutex::new(None));
+    // Across reconnects, so that a camera that warns on every attempt is still one line a window.
+    let mut warnings = RepeatLimiter::new(REPEAT_WINDOW);
+    // Set while a file starts over at its end.
+    let mut looping = false;
     on_state(StateChange::Connecting);
     let outcome = loop {
         let skew: Arc<Mutex<Option<f64>>> = Arc::new(Mutex::new(None));
         let (end, streamed) = match build(index, spec, geometry, &frames, counters.clone(), clock, &skew, &last_capture) {
             Ok((pipeline, slot, decoder)) => {
-                let r = drive(&pipeline, spec, shutdown, &decoder, &counters, &skew, &mut on_state);
+                let r = drive(&pipeline, spec, shutdown, &decoder, &counters, &skew, &mut warnings, looping, &mut on_state);
+                for (text, n) in warnings.take_held() {
+                    tracing::warn!(camera = %spec.name, warning = %text, repeated = n, "source warning, repeated {n} more times before the pipeline ended");
+                }
                 let _ = pipeline.set_state(gst::State::Null);
                 if let Ok(mut s) = slot.lock() {
                     s.take();
@@ -231,16 +246,28 @@ pub fn run_camera(
         };
         let reason = match end {
             End::Stopped => break Outcome::Stopped,
-            End::Eos if !spec.live && spec.loop_file => {
+            End::Eos(_) if !spec.live && spec.loop_file => {
                 tracing::info!(camera = %spec.name, "end of file; looping");
+                // The same file again: it is still the stream it was, so `streaming` is not
+                // announced (and republished, retained) once a loop.
+                looping = true;
                 continue;
             }
-            End::Eos if !spec.live => break Outcome::Ended,
+            End::Eos(Some((at, declared))) if !spec.live && truncated(at, declared) => {
+                break Outcome::Truncated(format!(
+                    "the file ended at {:.1} s of the {:.1} s its header declares: it is truncated or still being written",
+                    at.as_secs_f64(),
+                    declared.as_secs_f64()
+                ));
+            }
+            End::Eos(_) if !spec.live => break Outcome::Ended,
             End::Failed(r) if spec.on_error == OnError::Fail => break Outcome::Failed(r),
-            End::Eos => "end of stream: the camera closed the connection".to_string(),
+            End::Eos(_) => "end of stream: the camera closed the connection".to_string(),
             End::Stalled(d) => format!("no frame for {:.1} s: stalled", d.as_secs_f64()),
+            End::Lost(r) => r,
             End::Failed(r) => r,
         };
+        looping = false;
         if streamed {
             backoff.reset();
         }
@@ -553,6 +580,20 @@ fn add_source(pipeline: &gst::Pipeline, spec: &CameraSpec, link_decoded: impl Fn
     Ok(())
 }
 
+/// Whether a file that ended at `at` stopped well short of the `declared` duration: more than
+/// a second and more than a tenth of it (a container's declared length and its last frame's
+/// time differ by a frame or two in a whole file).
+pub fn truncated(at: Duration, declared: Duration) -> bool {
+    let short = declared.saturating_sub(at);
+    short > Duration::from_secs(1) && short.as_secs_f64() > 0.1 * declared.as_secs_f64()
+}
+
+/// Whether a source warning means the source can no longer read: a resource read error,
+/// unless the element says it is retrying by itself (rtspsrc's fallback from UDP to TCP).
+fn is_read_failure(error: &gst::glib::Error, debug: &str) -> bool {
+    matches!(error.kind::<gst::ResourceError>(), Some(gst::ResourceError::Read | gst::ResourceError::Close)) && !debug.contains("Retrying")
+}
+
 /// Play the pipeline until it ends. Returns how it ended, and whether any frame flowed.
 fn drive(
     pipeline: &gst::Pipeline,
@@ -561,6 +602,8 @@ fn drive(
     decoder: &Arc<Mutex<Option<String>>>,
     counters: &CameraCounters,
     skew: &Arc<Mutex<Option<f64>>>,
+    warnings: &mut RepeatLimiter,
+    looping: bool,
     on_state: &mut impl FnMut(StateChange),
 ) -> (End, bool) {
     let Some(bus) = pipeline.bus() else { return (End::Failed("pipeline has no bus".into()), false) };
@@ -595,8 +638,10 @@ fn drive(
             last_progress = Instant::now();
             if !streamed {
                 streamed = true;
-                let decoder = decoder.lock().ok().and_then(|d| d.clone());
-                on_state(StateChange::Streaming { decoder });
+                if !looping {
+                    let decoder = decoder.lock().ok().and_then(|d| d.clone());
+                    on_state(StateChange::Streaming { decoder });
+                }
             }
         } else if last_progress.elapsed() >= spec.stall_timeout {
             return (End::Stalled(last_progress.elapsed()), streamed);
@@ -607,7 +652,15 @@ fn drive(
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else { continue };
         use gst::MessageView;
         match msg.view() {
-            MessageView::Eos(_) => return (End::Eos, streamed),
+            MessageView::Eos(_) => {
+                // How far a file got against its declared length: a file cut short ends as
+                // cleanly as a whole one, and only this tells them apart.
+                let reached = (!spec.live)
+                    .then(|| pipeline.query_position::<gst::ClockTime>().zip(pipeline.query_duration::<gst::ClockTime>()))
+                    .flatten()
+                    .map(|(at, declared)| (Duration::from_nanos(at.nseconds()), Duration::from_nanos(declared.nseconds())));
+                return (End::Eos(reached), streamed);
+            }
             MessageView::Error(err) => {
                 let detail = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
                 let mut text = format!("{}: {}{}", spec.uri_redacted, err.error(), detail);
@@ -617,9 +670,40 @@ fn drive(
                 return (End::Failed(redact(&text, spec)), streamed);
             }
             MessageView::Warning(w) => {
-                tracing::warn!(camera = %spec.name, warning = %redact(&w.error().to_string(), spec), "source warning");
+                let error = w.error();
+                let debug = w.debug().map(|d| d.to_string()).unwrap_or_default();
+                // rtspsrc posts a read failure as a warning, thousands of times a second, and
+                // stays PLAYING while nothing arrives: the camera is gone. Reconnect now, not at
+                // the stall timeout. Its UDP timeout is also a read warning, but it says it is
+                // retrying over TCP itself: that one is left to it.
+                if spec.live && is_read_failure(&error, &debug) {
+                    let detail = if debug.is_empty() { String::new() } else { format!(" ({})", debug.trim()) };
+                    return (End::Lost(redact(&format!("{}: connection lost: {}{}", spec.uri_redacted, error, detail), spec)), streamed);
+                }
+                let text = redact(&error.to_string(), spec);
+                match warnings.judge(&text, Instant::now()) {
+                    Verdict::Log { held_back: 0 } => tracing::warn!(camera = %spec.name, warning = %text, "source warning"),
+                    Verdict::Log { held_back } => {
+                        tracing::warn!(camera = %spec.name, warning = %text, repeated = held_back, "source warning, repeated {held_back} more times in the last {} s", REPEAT_WINDOW.as_secs())
+                    }
+                    Verdict::Hold => {}
+                }
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod end_tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_truncated_only_when_it_stops_well_short_of_its_declared_length() {
+        let s = Duration::from_secs_f64;
+        assert!(truncated(s(3.04), s(10.0)), "76 of 250 frames at 25 fps");
+        assert!(!truncated(s(9.96), s(10.0)), "the last frame starts a frame before the end");
+        assert!(!truncated(s(0.5), s(1.2)), "short clips are judged by the second too");
+        assert!(!truncated(s(95.0), s(100.0)), "a tenth of the length");
     }
 }
