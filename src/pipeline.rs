@@ -222,7 +222,9 @@ pub fn run_reloadable(
                 cam.stop("shutdown");
             }
         }
-        if p.cameras.iter().all(|c| c.source.as_ref().is_none_or(|h| h.is_finished())) {
+        // With no camera configured there is nothing to finish: stay up until a reload adds one
+        // or a signal stops us (a service with an empty pipelines/ must not exit).
+        if !p.cameras.is_empty() && p.cameras.iter().all(|c| c.source.as_ref().is_none_or(|h| h.is_finished())) {
             break;
         }
         if stop_deadline.is_some_and(|d| Instant::now() >= d) {

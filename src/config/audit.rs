@@ -11,10 +11,18 @@ use std::path::{Path, PathBuf};
 
 use super::{ConfigError, GLOBAL_FILE, PIPELINES_DIR, Spec};
 
+/// What `lookout check` and `lookout run` say about a config with no camera file: valid (a new
+/// install starts idle), but nothing is watched until a camera is added.
+pub const NO_CAMERA: &str = "no camera configured: the daemon runs idle; add one <camera>.toml per camera \
+     (example: /usr/share/doc/lookout/examples/pipeline.reference.toml), then `systemctl reload lookout`";
+
 /// Every warning for `spec`, each with its file and key.
 pub fn audit(spec: &Spec) -> Vec<ConfigError> {
     let mut out = Vec::new();
     let mut warn = |file: String, key: &str, message: String| out.push(ConfigError::new(file, key, message));
+    if spec.cameras.is_empty() {
+        warn(format!("{PIPELINES_DIR}/"), "", NO_CAMERA.into());
+    }
     for cam in &spec.cameras {
         let label = format!("{PIPELINES_DIR}/{}.toml", cam.name);
         if cam.uri != cam.uri_redacted && world_readable(&cam.file) {

@@ -89,7 +89,9 @@ impl fmt::Display for ConfigErrors {
 }
 
 /// Where `lookout run` looks when given no `--config-dir`: /etc/lookout if present, else the
-/// current directory if it holds a lookout.toml or pipelines/, else the source tree's demo config.
+/// current directory if it holds a lookout.toml or pipelines/ (the demo config, from the
+/// repository root), else /etc/lookout, so that the error names the directory to create. Never
+/// the directory the binary was built in: a packaged binary must not depend on the build machine.
 pub fn default_dir() -> PathBuf {
     let system = PathBuf::from(SYSTEM_DIR);
     if system.is_dir() {
@@ -100,7 +102,7 @@ pub fn default_dir() -> PathBuf {
     {
         return cwd;
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    system
 }
 
 /// Load and validate a config directory.
@@ -156,13 +158,8 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
         Err(_) => Vec::new(),
     };
     files.sort();
-    if files.is_empty() {
-        errors.push(ConfigError::new(
-            format!("{PIPELINES_DIR}/"),
-            "",
-            format!("no camera files in {}; add one <camera>.toml per camera (see README)", pipelines.display()),
-        ));
-    }
+    // No camera file is valid: a freshly installed gateway starts idle and says so
+    // (audit::audit warns, the STATUS= line names it) until a reload brings the first camera.
     for path in files {
         let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         let label = format!("{PIPELINES_DIR}/{name}.toml");

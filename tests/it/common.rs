@@ -14,15 +14,11 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_lookout"))
 }
 
-/// A media file as scripts/setup placed it, else straight from ../shared.
+/// A media file as scripts/setup placed it.
 pub fn media(name: &str) -> PathBuf {
     let placed = repo().join("media").join(name);
-    if placed.exists() {
-        return placed;
-    }
-    let shared = repo().join("../shared/media").join(name);
-    assert!(shared.exists(), "{name} not found in media/ or ../shared/media: run scripts/setup");
-    shared
+    assert!(placed.exists(), "media/{name} not found: run scripts/setup");
+    placed
 }
 
 pub fn model() -> PathBuf {

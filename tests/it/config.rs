@@ -206,7 +206,6 @@ fn broken_configs() -> Vec<Broken> {
         c(raw("uri = \"rtsp://cam/x\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n"), "pipelines/front.toml:3: password_file: can't read /nonexistent/pw"),
         c(vec![("front door", clip.clone())], "pipelines/front door.toml: (file name): camera name `front door` may only hold"),
         c(vec![("front-door", clip.clone()), ("front_door", clip.clone())], "pipelines/front_door.toml: (file name): camera `front_door` collides with `front-door`"),
-        c(vec![], "no camera files"),
         c(cam("[track]\nlabel_groups = [[\"car\", \"unicorn\"]]\n"), "pipelines/front.toml:3: track.label_groups[0][1]: `unicorn` is not a label"),
         c(cam("[track]\nlabel_groups = [[\"car\", \"truck\"], [\"bus\", \"car\"]]\n"), "pipelines/front.toml:3: track.label_groups[1][1]: `car` is already in group 0"),
         c(cam("[track]\nlabel_groups = [[\"car\"]]\n"), "pipelines/front.toml:3: track.label_groups[0]: a group needs at least 2 labels"),

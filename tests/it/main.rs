@@ -9,6 +9,7 @@ mod common;
 mod config;
 mod detect;
 mod discovery;
+mod install;
 mod metrics;
 mod mjpeg;
 mod models;
