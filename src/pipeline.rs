@@ -79,8 +79,13 @@ pub struct CameraReport {
 pub struct RunReport {
     pub cameras: Vec<CameraReport>,
     pub delivery: DeliveryReport,
+    /// Frames inferred per second while the cameras ran: the wait for the broker at the end
+    /// is not counted.
     pub frames_per_second: f64,
     pub elapsed: Duration,
+    /// Of `elapsed`, the time after the stages finished: the publisher waiting for the
+    /// broker's acknowledgements (`mqtt.flush_timeout_seconds`, bounded on a stop).
+    pub flushing: Duration,
 }
 
 /// Run every camera of `spec` until all have finished or `shutdown` is triggered.
@@ -264,6 +269,7 @@ pub fn run_reloadable(
     }
     drop(done_tx);
     join_until(stats_thread, deadline);
+    let processed = started.elapsed();
 
     let _ = p.events.send(stats_message(&p.spec.gateway_id, &registry_now(&registry), publish_counters.as_deref(), started, (provider, &skipped, &batches), true));
     closing.close();
@@ -286,7 +292,8 @@ pub fn run_reloadable(
         })
         .collect();
     let inferred: u64 = reports.iter().map(|c| c.summary.inferred).sum();
-    Ok(RunReport { cameras: reports, delivery, frames_per_second: inferred as f64 / elapsed.as_secs_f64().max(1e-9), elapsed })
+    let frames_per_second = inferred as f64 / processed.as_secs_f64().max(1e-9);
+    Ok(RunReport { cameras: reports, delivery, frames_per_second, elapsed, flushing: elapsed.saturating_sub(processed) })
 }
 
 /// The cameras now configured, with their counters: what the stats topic reports.

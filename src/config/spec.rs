@@ -28,6 +28,10 @@ pub const DEFAULT_KEEPALIVE_SECONDS: u64 = 30;
 pub const DEFAULT_MQTT_QUEUE_MESSAGES: usize = 1000;
 pub const DEFAULT_FLUSH_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_MQTT_MAX_INFLIGHT: u16 = 100;
+/// The cap of the MQTT reconnect backoff. Short, so that live delivery resumes within about
+/// this long of a broker's return; the attempts are jittered, so gateways that lost the same
+/// broker don't all knock at once.
+pub const DEFAULT_MQTT_RECONNECT_MAX_SECONDS: f64 = 2.0;
 pub const DEFAULT_SPOOL_DIR: &str = ".lookout/spool";
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 100 << 20;
 /// Set by systemd for `StateDirectory=`; the default spool lives under it.
@@ -129,6 +133,8 @@ pub struct MqttSpec {
     pub queue_capacity: usize,
     pub max_inflight: u16,
     pub flush_timeout: Duration,
+    /// The longest wait between attempts to reach a lost broker.
+    pub reconnect_max: Duration,
     /// The Home Assistant discovery prefix, when discovery is on.
     pub discovery_prefix: Option<String>,
     /// The broker login, if it wants one.
@@ -479,6 +485,12 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         if max_inflight == 0 || max_inflight == u16::MAX {
             e.push("mqtt.max_inflight", "must be between 1 and 65534");
         }
+        let mut reconnect_max = m.reconnect_max_seconds.unwrap_or(DEFAULT_MQTT_RECONNECT_MAX_SECONDS);
+        if !(0.1..=3600.0).contains(&reconnect_max) {
+            e.push("mqtt.reconnect_max_seconds", format!("{reconnect_max} must be between 0.1 and 3600"));
+            // NaN included: the spec is discarded with the error, but must still build.
+            reconnect_max = DEFAULT_MQTT_RECONNECT_MAX_SECONDS;
+        }
         let spool_dir = match (&raw.spool.dir, std::env::var(STATE_DIRECTORY_ENV)) {
             (Some(d), _) => resolve(dir, d),
             // systemd passes a colon-separated list when the unit names several.
@@ -502,6 +514,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             keepalive: Duration::from_secs(keepalive),
             queue_capacity,
             flush_timeout: Duration::from_secs(m.flush_timeout_seconds.unwrap_or(DEFAULT_FLUSH_TIMEOUT_SECONDS)),
+            reconnect_max: Duration::from_secs_f64(reconnect_max),
         }
     });
 

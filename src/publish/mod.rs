@@ -98,7 +98,7 @@ impl Outgoing {
 pub struct DeliveryReport {
     /// Messages accepted from the pipeline.
     pub published: u64,
-    /// Acknowledged by the broker (MQTT only; may include messages of an earlier run's spool).
+    /// Acknowledged by the broker (MQTT only; includes what an earlier run left in the spool).
     pub delivered: u64,
     /// Lost: neither sent nor spooled (no usable spool and the memory queue full, or a spool
     /// write failed).
@@ -114,6 +114,10 @@ pub struct DeliveryReport {
     pub spooled_in_run: u64,
     /// Spooled messages the broker acknowledged during this run (an earlier run's included).
     pub replayed: u64,
+    /// Messages an earlier run left in the spool, found at start. The books:
+    /// `from_earlier_run + published = delivered + dropped_queue_full + unacknowledged +
+    /// dropped_oldest + spooled`.
+    pub from_earlier_run: u64,
 }
 
 /// The configured destination.

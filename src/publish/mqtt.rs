@@ -5,6 +5,7 @@
 //! ```toml
 //! [mqtt]
 //! max_inflight = 100      # sent and not yet acknowledged; the rest wait
+//! reconnect_max_seconds = 2   # longest wait between attempts to reach a lost broker
 //! [mqtt.tls]              # optional: TLS through rustls, see [`super::tls`]
 //! ca_file = "ca.pem"
 //! [spool]
@@ -23,7 +24,31 @@
 //! order), and a spooled message is deleted from disk only then: delivery is at least once.
 //! After a reconnect, if the broker resumed the session rumqttc resends what was in flight
 //! itself; if not (a restarted broker), we resend it. A stopping daemon leaves whatever is not
-//! acknowledged within `flush_timeout_seconds` in the spool, and the next run sends it first.
+//! acknowledged within `flush_timeout_seconds` in the spool, and the next run sends it first;
+//! when the broker is unreachable (the last attempt failed) it does not wait at all.
+//!
+//! Reconnecting: a lost broker is tried again after 0.5 s, then after waits that double up to
+//! `mqtt.reconnect_max_seconds` (default 2 s), each jittered down by up to 25 % and seeded by
+//! the client id, so that gateways that lost the same broker spread out. Live delivery
+//! resumes at most about that cap after the broker returns, plus one connect.
+//!
+//! Our status messages (`online`, `offline`, each camera's detect state) wait in a queue of
+//! their own and take their turn in the window like any message. `offline` goes exactly once
+//! per session, and `finish` waits for its PUBACK.
+//!
+//! Packet ids: rumqttc logs `Collision on packet id = N` when the id it would give a publish
+//! is still held by an unacknowledged one (its ids run 1..=inflight, cyclically, and a
+//! SUBSCRIBE takes one from the same counter). Read from rumqttc 0.25.1 (`state.rs`,
+//! `eventloop.rs`): the colliding publish is parked and sent when the PUBACK for that id
+//! arrives, so one collision delays one message by about one round trip and duplicates
+//! nothing. But only one publish can be parked: when rumqttc replays its pending list after
+//! a reconnect with the session present, pending requests bypass the collision gate, and a
+//! second collision overwrites the first, which is then never sent. That needed more
+//! publishes handed over than rumqttc has ids: our status messages used to go straight to
+//! rumqttc on top of a full window, and the SUBSCRIBE of each connection took an id besides.
+//! Now every publish, status messages included, stays within the window, and rumqttc gets
+//! [`PKID_MARGIN`] more ids than the window, so its ids never wrap onto an unacknowledged
+//! publish and the collision cannot happen.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,12 +61,19 @@ use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Outgoing as Mqtt
 use super::spool::{Record, Spool};
 use super::{DeliveryReport, Outgoing};
 use crate::config::MqttSpec;
+use crate::source::backoff::Backoff;
 use crate::stats::PublishCounters;
 
 pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";
-const BACKOFF_MIN: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The first wait before another attempt to reach a lost broker; the waits double from here
+/// up to `mqtt.reconnect_max_seconds`, each jittered down by up to 25 % (see
+/// [`crate::source::backoff`]).
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Packet ids rumqttc may use beyond our window of publishes: a SUBSCRIBE takes a packet id
+/// from the same counter without holding a publish slot, so without this margin the ids of a
+/// full window wrap onto an unacknowledged publish (see "Packet ids" above).
+const PKID_MARGIN: u16 = 8;
 /// How often the connected connection thread looks for messages to send: the most a message
 /// waits in memory before it goes to rumqttc.
 const PUMP_INTERVAL: Duration = Duration::from_millis(20);
@@ -76,9 +108,21 @@ struct State {
     mem: VecDeque<Record>,
     /// The oldest spooled message not yet handed to rumqttc.
     next_send: u64,
+    /// Our availability and detect-state messages, waiting for room in the window: they count
+    /// against it like any publish, so that rumqttc never holds more than the window.
+    control: VecDeque<Record>,
     /// Set by `finish`: send nothing new, only the offline status.
     closing: bool,
+    /// The offline status was handed to rumqttc on this session: it goes once, and again
+    /// only if a new session lost it.
+    offline_sent: bool,
     offline_acked: bool,
+    /// The last attempt to reach the broker failed, and none has succeeded since: a stopping
+    /// daemon need not wait for acknowledgements that cannot come.
+    unreachable: bool,
+    /// Messages an earlier run left in the spool, found at start: with `published`, what this
+    /// run had to deliver.
+    from_earlier_run: u64,
     /// Acknowledged by the broker (not counting our availability messages).
     delivered: u64,
     /// Could neither be sent nor spooled (spool unusable, or a message bigger than it).
@@ -198,9 +242,12 @@ impl MqttSink {
         // A stable client id and a kept session: after a short network break the broker
         // resumes, and rumqttc resends what was in flight.
         opts.set_clean_session(false);
-        opts.set_inflight(spec.max_inflight);
-        let window = spec.max_inflight as usize;
-        // We never hand rumqttc more than the window plus our two status messages.
+        // We hand rumqttc at most `window` publishes at a time, our status messages included;
+        // its packet ids get a margin on top (see "Packet ids" above).
+        let window = spec.max_inflight.min(u16::MAX - PKID_MARGIN);
+        opts.set_inflight(window + PKID_MARGIN);
+        let window = window as usize;
+        // The window, plus a SUBSCRIBE and a DISCONNECT.
         let (client, connection) = Client::new(opts, window + 4);
         let spool = match Spool::open(&spec.spool.dir, spec.spool.max_bytes) {
             Ok(s) => {
@@ -217,8 +264,10 @@ impl MqttSink {
             }
         };
         let next_send = spool.as_ref().map_or(0, |s| s.first_seq());
+        // Those dropped at once to fit a smaller spool.max_bytes were an earlier run's too.
+        let from_earlier_run = spool.as_ref().map_or(0, |s| s.len() + s.dropped_oldest());
         let counters = Arc::new(PublishCounters::default());
-        let state = State { spool, next_send, counters: counters.clone(), ..Default::default() };
+        let state = State { spool, next_send, from_earlier_run, counters: counters.clone(), ..Default::default() };
         let shared = Arc::new(Shared { state: Mutex::new(state), stop: AtomicBool::new(false) });
         let conn = {
             let (client, shared, spec) = (client.clone(), shared.clone(), spec.clone());
@@ -277,9 +326,18 @@ impl MqttSink {
 
     /// Wait up to `timeout` for the broker to acknowledge everything, mark the gateway
     /// offline, disconnect, and leave what was not acknowledged in the spool for the next run.
+    ///
+    /// A broker found unreachable (the last attempt failed) ends the wait at once: nothing can
+    /// be acknowledged, and below everything goes to the spool. A broker that is connected but
+    /// silent is waited for until `timeout`.
     pub fn finish(mut self, timeout: Duration) -> DeliveryReport {
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline && self.shared.lock().backlog() > 0 {
+        while Instant::now() < deadline {
+            let st = self.shared.lock();
+            if st.backlog() == 0 || st.unreachable {
+                break;
+            }
+            drop(st);
             std::thread::park_timeout(Duration::from_millis(10));
         }
         let connected = {
@@ -332,6 +390,7 @@ impl MqttSink {
             dropped_oldest,
             spooled_in_run: st.counters.spooled.load(Ordering::Relaxed),
             replayed: st.counters.replayed.load(Ordering::Relaxed),
+            from_earlier_run: st.from_earlier_run,
         }
     }
 }
@@ -343,13 +402,26 @@ fn pump(st: &mut State, client: &Client, window: usize, status_topic: &str) {
         return;
     }
     if st.closing {
-        if !st.inflight.iter().any(|s| s.control && s.rec.payload == OFFLINE.as_bytes()) {
+        // Once: `finish` waits for its acknowledgement, and a retained status sent again
+        // after each ack would flood every subscriber while it waits.
+        if !st.offline_sent && st.inflight.len() < window {
             let rec = Record { topic: status_topic.to_string(), retain: true, payload: OFFLINE.as_bytes().to_vec() };
             if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
                 st.inflight.push_back(Sent { rec, seq: None, control: true });
+                st.offline_sent = true;
             }
         }
         return;
+    }
+    // Our status messages first, within the window like the rest.
+    while st.inflight.len() < window
+        && let Some(rec) = st.control.pop_front()
+    {
+        if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, rec.retain, rec.payload.clone()).is_err() {
+            st.control.push_front(rec);
+            return;
+        }
+        st.inflight.push_back(Sent { rec, seq: None, control: true });
     }
     while st.inflight.len() < window {
         let (sent, from) = if let Some(s) = st.resend.pop_front() {
@@ -432,17 +504,15 @@ fn switch_of(switches: &DetectSwitches, camera: &str) -> Option<Arc<AtomicBool>>
     switches.lock().unwrap_or_else(|p| p.into_inner()).get(camera).cloned()
 }
 
-/// Publish a camera's detect state, retained, as a control message (not spooled: it is the
+/// Queue a camera's detect state, retained, as a control message (not spooled: it is the
 /// current state, re-sent on every connect).
-fn send_detect_state(st: &mut State, client: &Client, prefix: &str, camera: &str, on: bool) {
+fn send_detect_state(st: &mut State, prefix: &str, camera: &str, on: bool) {
     let rec = Record { topic: format!("{prefix}/{camera}/detect/state"), retain: true, payload: if on { b"ON".to_vec() } else { b"OFF".to_vec() } };
-    if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
-        st.inflight.push_back(Sent { rec, seq: None, control: true });
-    }
+    st.control.push_back(rec);
 }
 
 /// `<prefix>/<camera>/detect/set` with ON or OFF: flip the camera's switch and report it.
-fn on_command(st: &mut State, client: &Client, prefix: &str, switches: &DetectSwitches, topic: &str, payload: &[u8]) {
+fn on_command(st: &mut State, prefix: &str, switches: &DetectSwitches, topic: &str, payload: &[u8]) {
     let Some(camera) = topic.strip_prefix(prefix).and_then(|t| t.strip_prefix('/')).and_then(|t| t.strip_suffix("/detect/set")) else { return };
     let Some(switch) = switch_of(switches, camera) else {
         tracing::warn!(topic, "detect/set for a camera this gateway doesn't have; ignored");
@@ -458,7 +528,7 @@ fn on_command(st: &mut State, client: &Client, prefix: &str, switches: &DetectSw
     };
     switch.store(on, Ordering::Relaxed);
     tracing::info!(camera, detect = if on { "ON" } else { "OFF" }, "detection switched by MQTT command");
-    send_detect_state(st, client, prefix, camera, on);
+    send_detect_state(st, prefix, camera, on);
 }
 
 fn connection_loop(
@@ -470,7 +540,9 @@ fn connection_loop(
     window: usize,
     switches: DetectSwitches,
 ) {
-    let mut backoff = BACKOFF_MIN;
+    // Seeded by the client id, so that gateways losing the same broker spread their attempts.
+    let seed = spec.client_id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let mut backoff = Backoff::new(BACKOFF_MIN.min(spec.reconnect_max), spec.reconnect_max, seed);
     let mut failures = 0u32;
     // Cameras whose detect state this connection has announced, and whether it subscribed to
     // detect/set: a camera a reload adds is announced as soon as it appears, not at the next
@@ -504,13 +576,16 @@ fn connection_loop(
             }
             Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
                 st.connected = true;
-                backoff = BACKOFF_MIN;
+                st.unreachable = false;
+                backoff.reset();
                 if !ack.session_present {
                     // rumqttc dropped its pending list with the old session: resend it ourselves.
                     let lost: Vec<Sent> = st.inflight.drain(..).filter(|s| !s.control).collect();
                     for s in lost.into_iter().rev() {
                         st.resend.push_front(s);
                     }
+                    // An offline status it dropped unacknowledged goes again.
+                    st.offline_sent = st.offline_acked;
                 }
                 let (waiting, session_present) = (st.backlog(), ack.session_present);
                 if failures > 0 {
@@ -520,15 +595,14 @@ fn connection_loop(
                     tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, tls = %tls, "connected to MQTT broker");
                 }
                 failures = 0;
-                let rec = Record { topic: status_topic.clone(), retain: true, payload: ONLINE.as_bytes().to_vec() };
-                if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
-                    st.inflight.push_back(Sent { rec, seq: None, control: true });
-                }
+                // The current states, first: what was queued for the old connection is stale.
+                st.control.clear();
+                st.control.push_back(Record { topic: status_topic.clone(), retain: true, payload: ONLINE.as_bytes().to_vec() });
                 // A new connection announces every camera again (below).
                 announced.clear();
                 subscribed = false;
             }
-            Some(Ok(Event::Incoming(Packet::Publish(p)))) => on_command(&mut st, &client, &spec.topic_prefix, &switches, &p.topic, &p.payload),
+            Some(Ok(Event::Incoming(Packet::Publish(p)))) => on_command(&mut st, &spec.topic_prefix, &switches, &p.topic, &p.payload),
             Some(Ok(Event::Incoming(Packet::PubAck(_)))) => acked(&mut st),
             Some(Ok(Event::Outgoing(MqttOut::Disconnect))) => {
                 st.connected = false;
@@ -539,26 +613,30 @@ fn connection_loop(
                     break;
                 }
                 let was_connected = std::mem::replace(&mut st.connected, false);
+                // Only a failed attempt says the broker is away: a connection that just dropped
+                // is tried again after the shortest wait.
+                st.unreachable = !was_connected;
                 let waiting = st.backlog();
                 drop(st);
                 failures += 1;
+                let delay = backoff.next_delay();
+                let retry_in_s = format!("{:.1}", delay.as_secs_f64());
                 if was_connected {
                     tracing::warn!(host = %spec.host, port = spec.port, error = %e, waiting,
                         "lost the MQTT broker; reconnecting, messages wait in the spool meanwhile");
                 } else if failures == 1 || failures.is_multiple_of(10) {
                     if let Some(fix) = spec.tls.as_ref().and_then(|_| super::tls::advice(&e, &spec.host)) {
-                        tracing::error!(host = %spec.host, port = spec.port, error = %e, retry_in_s = backoff.as_secs(), attempts = failures, waiting,
+                        tracing::error!(host = %spec.host, port = spec.port, error = %e, retry_in_s, attempts = failures, waiting,
                             "MQTT TLS handshake failed: {fix}; retrying, messages wait in the spool meanwhile");
                     } else if let rumqttc::ConnectionError::ConnectionRefused(code) = &e {
-                        tracing::error!(host = %spec.host, port = spec.port, code = ?code, retry_in_s = backoff.as_secs(), attempts = failures, waiting,
+                        tracing::error!(host = %spec.host, port = spec.port, code = ?code, retry_in_s, attempts = failures, waiting,
                             "the MQTT broker refused the connection; check mqtt.username and mqtt.password_env / password_file (and the broker's ACL)");
                     } else {
-                        tracing::warn!(host = %spec.host, port = spec.port, error = %e, retry_in_s = backoff.as_secs(), attempts = failures, waiting,
+                        tracing::warn!(host = %spec.host, port = spec.port, error = %e, retry_in_s, attempts = failures, waiting,
                             "MQTT broker unreachable; retrying. Check mqtt.host and mqtt.port, and that the broker runs");
                     }
                 }
-                sleep_unless_stopped(backoff, &shared.stop);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                sleep_unless_stopped(delay, &shared.stop);
                 continue;
             }
         }
@@ -594,7 +672,7 @@ fn announce_cameras(
         *subscribed = client.try_subscribe(format!("{prefix}/+/detect/set"), QoS::AtLeastOnce).is_ok();
     }
     for (camera, on) in fresh {
-        send_detect_state(st, client, prefix, &camera, on);
+        send_detect_state(st, prefix, &camera, on);
         announced.insert(camera);
     }
 }

@@ -10,8 +10,10 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The binary under test: the one cargo built, or `LOOKOUT_TEST_BIN` (to run a test against
+/// another build, e.g. to show that it fails before a fix).
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_lookout"))
+    std::env::var_os("LOOKOUT_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lookout")))
 }
 
 /// A media file as scripts/setup placed it.
@@ -257,6 +259,28 @@ impl Subscriber {
         ack_rx.recv_timeout(Duration::from_secs(10)).expect("subscription acknowledged");
         Subscriber { rx }
     }
+}
+
+/// Publish one QoS 1 message and return once the broker has acknowledged it: a marker that a
+/// subscriber receives after everything the broker took before.
+pub fn publish_acked(port: u16, topic: &str, payload: &[u8]) {
+    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+    let mut opts = MqttOptions::new(format!("test-pub-{}", free_port()), "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut conn) = Client::new(opts, 10);
+    client.publish(topic, QoS::AtLeastOnce, false, payload.to_vec()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match conn.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
+                let _ = client.disconnect();
+                return;
+            }
+            Ok(Err(e)) => panic!("publishing the marker to port {port}: {e}"),
+            _ => {}
+        }
+    }
+    panic!("the broker on port {port} did not acknowledge the marker");
 }
 
 /// A running `lookout run`, its stdout JSON lines collected as they come.

@@ -208,3 +208,40 @@ fn an_unreachable_broker_is_retried_and_reported_without_stopping_the_cameras() 
     assert!(stderr.contains("messages left in the spool for the next run"), "undelivered messages are reported: {stderr}");
     assert!(!stderr.contains("panicked"));
 }
+
+/// A stop publishes the retained `offline` status once, and waits for its acknowledgement:
+/// a subscriber sees exactly one. The marker the test publishes after the daemon has exited
+/// reaches the subscriber after everything the daemon sent, so counting stops there.
+#[test]
+fn a_stop_publishes_the_offline_status_exactly_once() {
+    let broker = Broker::start();
+    let sub = Subscriber::new(broker.port, "lookout/once/#");
+    let global = format!("gateway_id = \"once\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n{}", broker.port, inference_toml());
+    let camera = format!("uri = {:?}\nrealtime = false\n[detect]\nfps = 2\n", media("bikes.mp4").display().to_string());
+    let dir = ConfigDir::new("once", &global, &[("street", &camera)]);
+    let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    publish_acked(broker.port, "lookout/once/marker", b"end");
+    let mut msgs: Vec<(String, Vec<u8>, bool)> = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            msgs.extend(sub.rx.try_iter());
+            msgs.iter().any(|(t, _, _)| t == "lookout/once/marker")
+        }),
+        "the marker did not arrive"
+    );
+    let statuses: Vec<String> = msgs.iter().filter(|(t, _, _)| t == "lookout/once/status").map(|(_, p, _)| text(p)).collect();
+    let offline = statuses.iter().filter(|p| *p == "offline").count();
+    eprintln!("status messages a subscriber saw: {statuses:?}");
+    assert_eq!(offline, 1, "offline published exactly once: {statuses:?}");
+    assert_eq!(statuses.last().map(String::as_str), Some("offline"), "offline is the last status: {statuses:?}");
+    // The broker retains it: a subscriber that comes later sees the gateway offline.
+    let late = Subscriber::new(broker.port, "lookout/once/status");
+    let mut retained = Vec::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        retained.extend(late.rx.try_iter());
+        !retained.is_empty()
+    }));
+    assert_eq!(retained[0], ("lookout/once/status".to_string(), b"offline".to_vec(), true));
+}
