@@ -30,6 +30,11 @@ enum Command {
         /// the provider `lookout run` would use does not build.
         #[arg(long)]
         probe: bool,
+        /// Judge the config as `lookout run` does at start (the unit's ExecStartPre): a camera
+        /// file with errors is reported, and that camera will be `failed`, but fails the check
+        /// only when lookout.toml, the environment or a model has errors.
+        #[arg(long)]
+        for_start: bool,
     },
     /// Detect objects in images and print one JSON object per image.
     Detect {
@@ -236,7 +241,7 @@ fn main() -> ExitCode {
     init_logging();
     match args.command {
         Command::Run { config_dir } => cli::run::run(config_dir),
-        Command::Check { config_dir, probe } => cli::check::check(config_dir, probe),
+        Command::Check { config_dir, probe, for_start } => cli::check::check(config_dir, probe, for_start),
         Command::Detect { model, ort_library, score_threshold, providers, no_fallback, annotate, images } => {
             cli::detect::detect(cli::detect::DetectArgs { model, ort_library, score_threshold, providers, fallback: !no_fallback, annotate, images })
         }

@@ -196,6 +196,7 @@ pub fn run_reloadable(
         p.start_camera(cam)?;
     }
     p.publish_camera_set();
+    p.report_broken();
 
     // Periodic stats until every camera has finished.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
@@ -611,14 +612,36 @@ impl Running {
         self.cameras = kept;
     }
 
+    /// Report each camera whose file is invalid (`Spec::broken`) as failed, with its errors,
+    /// wherever camera states are seen: the status topic, the log, /metrics, /healthz and
+    /// systemd's STATUS=. A reload that fixes the file starts it like a new camera.
+    fn report_broken(&self) {
+        for b in &self.spec.broken {
+            let reason = b.reason();
+            tracing::error!(camera = %b.name, reason = %reason, "camera not started: its file has errors");
+            let change = StateChange::Finished(Outcome::Failed(reason.clone()));
+            self.metrics.cameras().set(&b.name, state_name(&change));
+            self.health.camera_state(&b.name, &change);
+            let payload = payload::camera_status(&self.spec.gateway_id, &b.name, "failed", Some(&reason), None, None, "", SystemTime::now());
+            let _ = self.events.send(Outgoing::new(Topic::CameraStatus(b.name.clone()), payload));
+        }
+    }
+
     /// Tell the stats topic, /metrics, /healthz and the supervisor which cameras there are.
+    /// Those that could not start (`Spec::broken`) count for /metrics, /healthz and STATUS=,
+    /// where their state shows; the stats topic has no books of theirs to report.
     fn publish_camera_set(&self) {
         let names: Vec<String> = self.cameras.iter().map(|c| c.spec.name.clone()).collect();
         let counters: Vec<Arc<CameraCounters>> =
             names.iter().map(|n| self.books.iter().find(|(b, _, _)| b == n).map(|(_, c, _)| c.clone()).unwrap_or_default()).collect();
         *self.registry.lock().unwrap_or_else(PoisonError::into_inner) = names.iter().cloned().zip(counters.iter().cloned()).collect();
-        self.metrics.cameras().set_cameras(&names, &counters);
-        self.health.started(&names, &counters);
+        let (mut all, mut all_counters) = (names, counters);
+        for b in &self.spec.broken {
+            all.push(b.name.clone());
+            all_counters.push(Arc::default());
+        }
+        self.metrics.cameras().set_cameras(&all, &all_counters);
+        self.health.started(&all, &all_counters);
     }
 
     /// Apply a validated new config: see [`crate::reload`].
@@ -838,7 +861,7 @@ fn state_name(change: &StateChange) -> &'static str {
         StateChange::Connecting => "connecting",
         StateChange::Streaming { .. } | StateChange::ClockSkew { .. } => "streaming",
         StateChange::Reconnecting { .. } => "reconnecting",
-        StateChange::Finished(Outcome::Ended) => "ended",
+        StateChange::Finished(Outcome::Ended | Outcome::Truncated(_)) => "ended",
         StateChange::Finished(Outcome::Stopped) => "stopped",
         StateChange::Finished(Outcome::Failed(_)) => "failed",
     }
@@ -862,11 +885,13 @@ fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing
             ("streaming", Some(skew_text.as_str()), None, None)
         }
         StateChange::Finished(Outcome::Ended) => ("ended", Some("end of stream"), None, None),
+        StateChange::Finished(Outcome::Truncated(r)) => ("ended", Some(r.as_str()), None, None),
         StateChange::Finished(Outcome::Stopped) => ("stopped", Some(stopped_because), None, None),
         StateChange::Finished(Outcome::Failed(r)) => ("failed", Some(r.as_str()), None, None),
     };
     match &change {
         StateChange::Finished(Outcome::Failed(r)) => tracing::error!(camera = %cam.name, reason = %r, "camera failed"),
+        StateChange::Finished(Outcome::Truncated(r)) => tracing::warn!(camera = %cam.name, uri = %cam.uri_redacted, reason = %r, "file ended early"),
         StateChange::ClockSkew { .. } => tracing::warn!(camera = %cam.name, "{}", reason.unwrap_or_default()),
         StateChange::Reconnecting { reason, retry_in } => {
             tracing::warn!(camera = %cam.name, uri = %cam.uri_redacted, reason = %reason, retry_in_s = format!("{:.1}", retry_in.as_secs_f64()), "camera reconnecting")

@@ -36,7 +36,8 @@ server.attach(None)
 
 def drop_clients():
     server.client_filter(lambda _server, _client: GstRtspServer.RTSPFilterResult.REMOVE)
-    return GLib.SOURCE_REMOVE
+    # Keep the handler for the next signal.
+    return GLib.SOURCE_CONTINUE
 
 
 def toggle_mount():
@@ -46,7 +47,7 @@ def toggle_mount():
     else:
         mounts.remove_factory("/cam")
         drop_clients()
-    return GLib.SOURCE_REMOVE
+    return GLib.SOURCE_CONTINUE
 
 
 GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGUSR1, drop_clients)

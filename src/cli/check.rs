@@ -13,10 +13,17 @@ use crate::config::{self, ConfigError, ConfigErrors, InferenceSpec};
 use crate::detect::session::{effective_library, runtime_info};
 use crate::detect::{DetectError, Detector, DetectorOptions};
 
-pub fn check(config_dir: Option<PathBuf>, probe: bool) -> ExitCode {
+/// `for_start`: judge the config as `lookout run` does at start (systemd's ExecStartPre): a
+/// camera file with errors is printed, and that camera will start `failed`, but only problems
+/// that stop the start (lookout.toml, the environment, a model) fail the check.
+pub fn check(config_dir: Option<PathBuf>, probe: bool, for_start: bool) -> ExitCode {
     let dir = config_dir.unwrap_or_else(config::default_dir);
-    match config::load(&dir) {
+    let loaded = if for_start { config::load_tolerant(&dir) } else { config::load(&dir) };
+    match loaded {
         Ok(spec) => {
+            for b in &spec.broken {
+                eprintln!("{}: camera {} will not start, its file has errors: {}", dir.display(), b.name, ConfigErrors(b.errors.clone()));
+            }
             // Every model in use: the gateway's, and each camera's own `detect.model`.
             let mut models = vec![spec.inference.model.clone()];
             for c in &spec.cameras {

@@ -15,7 +15,9 @@ use crate::source::Outcome;
 
 pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
     let dir = config_dir.unwrap_or_else(config::default_dir);
-    let spec = match config::load(&dir) {
+    // A bad camera file takes down that camera only (reported `failed`); a bad lookout.toml
+    // stops the start.
+    let spec = match config::load_tolerant(&dir) {
         Ok(s) => s,
         Err(errors) => {
             eprintln!("lookout: cannot start with the config in {}: {}Run `lookout check --config-dir {}` after fixing.", dir.display(), errors, dir.display());
@@ -64,7 +66,13 @@ pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
     match result {
         Ok(report) => {
             print_summary(&report);
-            if report.cameras.iter().any(|c| matches!(c.outcome, Outcome::Failed(_))) {
+            // Cameras that never started: a reload that fixed a file started that camera, which
+            // is then in the report.
+            let unstarted: Vec<_> = spec.broken.iter().filter(|b| !report.cameras.iter().any(|c| c.name == b.name)).collect();
+            for b in &unstarted {
+                eprintln!("  camera {}: FAILED: not started: {}", b.name, b.reason());
+            }
+            if !unstarted.is_empty() || report.cameras.iter().any(|c| matches!(c.outcome, Outcome::Failed(_))) {
                 ExitCode::from(super::EXIT_FAILURE)
             } else {
                 ExitCode::SUCCESS

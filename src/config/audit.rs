@@ -20,7 +20,8 @@ pub const NO_CAMERA: &str = "no camera configured: the daemon runs idle; add one
 pub fn audit(spec: &Spec) -> Vec<ConfigError> {
     let mut out = Vec::new();
     let mut warn = |file: String, key: &str, message: String| out.push(ConfigError::new(file, key, message));
-    if spec.cameras.is_empty() {
+    // Cameras left out for errors in their files were reported as such.
+    if spec.cameras.is_empty() && spec.broken.is_empty() {
         warn(format!("{PIPELINES_DIR}/"), "", NO_CAMERA.into());
     }
     for cam in &spec.cameras {

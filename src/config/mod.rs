@@ -51,8 +51,50 @@ impl fmt::Display for ConfigError {
             Some(line) => write!(f, "{}:{line}: ", self.file)?,
             None => write!(f, "{}: ", self.file)?,
         }
-        if self.key.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.key, self.message) }
+        let message = shorten(&self.message);
+        if self.key.is_empty() { write!(f, "{message}") } else { write!(f, "{}: {message}", shorten(&self.key)) }
     }
+}
+
+/// Words longer than this are values echoed back (a URI, a path, a string where a number
+/// belongs) and are shortened: enough to recognise, not the value again.
+const LONG_WORD_CHARS: usize = 100;
+/// Kept of a long word: its start, then its length.
+const KEPT_WORD_CHARS: usize = 48;
+/// A message longer than this, even of short words, keeps its start and end only.
+const LONG_MESSAGE_CHARS: usize = 1000;
+
+/// `text` with long values cut down, so that a 10 MB string in a config file gives a one-line
+/// error, not a 10 MB one: each word over [`LONG_WORD_CHARS`] keeps its first
+/// [`KEPT_WORD_CHARS`] characters and says how long it was, and a message still over
+/// [`LONG_MESSAGE_CHARS`] keeps its start and its end (where the advice is).
+pub fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= LONG_WORD_CHARS {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len().min(4 * LONG_MESSAGE_CHARS));
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(word_end);
+        let chars = word.chars().count();
+        if chars > LONG_WORD_CHARS {
+            out.extend(word.chars().take(KEPT_WORD_CHARS));
+            out.push_str(&format!("… ({chars} characters)"));
+        } else {
+            out.push_str(word);
+        }
+        let space_end = tail.find(|c: char| !c.is_whitespace()).unwrap_or(tail.len());
+        out.push_str(&tail[..space_end]);
+        rest = &tail[space_end..];
+    }
+    let chars = out.chars().count();
+    if chars > LONG_MESSAGE_CHARS {
+        let head: String = out.chars().take(LONG_MESSAGE_CHARS / 2).collect();
+        let tail: String = out.chars().skip(chars - LONG_MESSAGE_CHARS / 4).collect();
+        out = format!("{head} … ({} characters left out) … {tail}", chars - head.chars().count() - tail.chars().count());
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Give each problem in a TOML file of `dir` the line its key is written on. Keys that are
@@ -105,8 +147,57 @@ pub fn default_dir() -> PathBuf {
     system
 }
 
-/// Load and validate a config directory.
+/// A camera whose file has errors: at start, `lookout run` runs every other camera and
+/// reports this one `failed`, naming the file and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokenCamera {
+    pub name: String,
+    /// Every problem in its file, located.
+    pub errors: Vec<ConfigError>,
+}
+
+impl BrokenCamera {
+    /// The camera status reason: the problems, then what to do.
+    pub fn reason(&self) -> String {
+        let problems: Vec<String> = self.errors.iter().map(|e| e.to_string()).collect();
+        format!("{}; fix the file, then reload (`systemctl reload lookout`)", problems.join("; "))
+    }
+}
+
+/// The camera a problem belongs to, if it lies in a camera file.
+fn camera_of(error: &ConfigError) -> Option<&str> {
+    error.file.strip_prefix(PIPELINES_DIR)?.strip_prefix('/')?.strip_suffix(".toml")
+}
+
+/// Load and validate a config directory: any problem refuses it whole. `lookout check`, and
+/// every reload, which then keeps the running config.
 pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
+    let (spec, errors) = load_all(dir)?;
+    if errors.is_empty() { Ok(spec) } else { Err(ConfigErrors(errors)) }
+}
+
+/// As [`load`], for `lookout run` at start: a problem in a camera file takes down that camera
+/// only, which goes into [`Spec::broken`], so that after a reboot one typo does not keep every
+/// camera down. A problem anywhere else (lookout.toml, the environment, a model manifest) still
+/// refuses the whole config, with every problem listed.
+pub fn load_tolerant(dir: &Path) -> Result<Spec, ConfigErrors> {
+    let (mut spec, errors) = load_all(dir)?;
+    if errors.iter().any(|e| camera_of(e).is_none()) {
+        return Err(ConfigErrors(errors));
+    }
+    for e in errors {
+        let name = camera_of(&e).unwrap_or_default().to_string();
+        match spec.broken.iter_mut().find(|b| b.name == name) {
+            Some(b) => b.errors.push(e),
+            None => spec.broken.push(BrokenCamera { name, errors: vec![e] }),
+        }
+    }
+    spec.cameras.retain(|c| !spec.broken.iter().any(|b| b.name == c.name));
+    Ok(spec)
+}
+
+/// Read and validate everything, collecting every problem.
+fn load_all(dir: &Path) -> Result<(Spec, Vec<ConfigError>), ConfigErrors> {
     let mut errors = Vec::new();
     if !dir.is_dir() {
         errors.push(ConfigError::new(dir.display().to_string(), "", "config directory does not exist; pass --config-dir or create /etc/lookout"));
@@ -175,7 +266,7 @@ pub fn load(dir: &Path) -> Result<Spec, ConfigErrors> {
     name_collisions(&spec.cameras, &mut errors);
     locate_lines(&dir, &mut errors);
     sort_by_place(&mut errors);
-    if errors.is_empty() { Ok(spec) } else { Err(ConfigErrors(errors)) }
+    Ok((spec, errors))
 }
 
 /// The `LOOKOUT__…` variable that sets `key` (or the table or list holding it), if one is set.
@@ -229,7 +320,11 @@ fn read_file<T: DeserializeOwned>(path: &Path, label: &str) -> Result<Option<T>,
     }
     // A syntax error first, on our own parse, for its line and column: the config crate's
     // message spans several lines and repeats the file's full path.
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::new(label, "", format!("could not be read: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::new(label, "", format!("could not be read: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let (line, column) = utf8_error_place(e.as_bytes(), e.utf8_error().valid_up_to());
+        ConfigError { line: Some(line), ..ConfigError::new(label, "", format!("byte {column}: not valid UTF-8; save the file as UTF-8")) }
+    })?;
     if let Some((line, column, message)) = locate::syntax_error(&text) {
         return Err(ConfigError { line: Some(line), ..ConfigError::new(label, "", format!("column {column}: TOML syntax: {message}")) });
     }
@@ -239,6 +334,13 @@ fn read_file<T: DeserializeOwned>(path: &Path, label: &str) -> Result<Option<T>,
         .build()
         .map_err(|e| ConfigError::new(label, "", syntax_message(&e.to_string(), path)))?;
     deserialize::<T>(built).map(Some).map_err(|(key, message)| ConfigError::new(label, key, message))
+}
+
+/// The line (from 1) and the byte within it (from 1) of the first byte that is not UTF-8.
+fn utf8_error_place(bytes: &[u8], valid_up_to: usize) -> (usize, usize) {
+    let before = &bytes[..valid_up_to.min(bytes.len())];
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    (before.iter().filter(|&&b| b == b'\n').count() + 1, valid_up_to - line_start + 1)
 }
 
 /// Deserialize, keeping the path of the key that failed.
@@ -310,6 +412,33 @@ pub fn redact_uri(uri: &str) -> String {
             }
         }
         None => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod shorten_tests {
+    use super::*;
+
+    #[test]
+    fn invalid_utf8_is_placed_by_line_and_byte() {
+        assert_eq!(utf8_error_place(b"uri = 1\n# caf\xe9\n", 13), (2, 6));
+        assert_eq!(utf8_error_place(b"\xff", 0), (1, 1));
+    }
+
+    #[test]
+    fn long_values_are_cut_to_a_recognisable_start_and_their_length() {
+        let uri = format!("/etc/lookout/{}", "x".repeat(10_000_000));
+        let m = ConfigError::new("pipelines/a.toml", "uri", format!("{uri} does not exist; check the path")).to_string();
+        assert_eq!(m, format!("pipelines/a.toml: uri: /etc/lookout/{}… (10000013 characters) does not exist; check the path", "x".repeat(35)));
+        let m = shorten(&format!("invalid type: string \"{}\", expected u32", "z".repeat(5000))).into_owned();
+        assert!(m.len() < 120 && m.ends_with("(5003 characters) expected u32"), "{m}");
+        // Many short words: the start and the advice at the end are kept.
+        let m = shorten(&format!("`{}` is not a label; use one of the model's", "a b ".repeat(100_000))).into_owned();
+        assert!(m.len() < 1100 && m.starts_with("`a b") && m.ends_with("use one of the model's") && m.contains("characters left out"), "{m}");
+        // Short messages, and long paths under the limit, are left alone.
+        let path = format!("/var/lib/lookout/{}/model.onnx", "m".repeat(60));
+        assert_eq!(shorten(&path), path.as_str());
+        assert!(matches!(shorten("must be at least 1"), std::borrow::Cow::Borrowed(_)));
     }
 }
 

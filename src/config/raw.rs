@@ -162,7 +162,7 @@ pub struct RawMqtt {
     /// How long a stopping daemon waits for the broker to acknowledge what it sent. Default: 10.
     pub flush_timeout_seconds: Option<u64>,
     /// The longest wait between attempts to reach a lost broker: attempts back off from
-    /// 0.5 s, doubling, jittered down by up to 25 %, up to this. Default: 2.
+    /// 0.5 s, doubling, jittered down by up to 25 %, up to this. Default: 1.5.
     pub reconnect_max_seconds: Option<f64>,
     /// Publish Home Assistant MQTT discovery configs. Default: false.
     pub discovery: Option<bool>,

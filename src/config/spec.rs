@@ -28,10 +28,10 @@ pub const DEFAULT_KEEPALIVE_SECONDS: u64 = 30;
 pub const DEFAULT_MQTT_QUEUE_MESSAGES: usize = 1000;
 pub const DEFAULT_FLUSH_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_MQTT_MAX_INFLIGHT: u16 = 100;
-/// The cap of the MQTT reconnect backoff. Short, so that live delivery resumes within about
-/// this long of a broker's return; the attempts are jittered, so gateways that lost the same
-/// broker don't all knock at once.
-pub const DEFAULT_MQTT_RECONNECT_MAX_SECONDS: f64 = 2.0;
+/// The cap of the MQTT reconnect backoff. Short, so that live delivery resumes within 2 s of
+/// a broker's return (this cap, plus a connect and the first message); the attempts are
+/// jittered, so gateways that lost the same broker don't all knock at once.
+pub const DEFAULT_MQTT_RECONNECT_MAX_SECONDS: f64 = 1.5;
 pub const DEFAULT_SPOOL_DIR: &str = ".lookout/spool";
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 100 << 20;
 /// Set by systemd for `StateDirectory=`; the default spool lives under it.
@@ -74,6 +74,10 @@ pub struct Spec {
     /// The link to the publisher (`[links.events]`).
     pub events_link: LinkSpec,
     pub cameras: Vec<CameraSpec>,
+    /// Cameras whose files are invalid, left out of `cameras` by [`super::load_tolerant`]
+    /// (`lookout run` at start): reported `failed`, with their errors. Always empty from
+    /// [`super::load`], which refuses such a config whole.
+    pub broken: Vec<super::BrokenCamera>,
 }
 
 /// One camera's own links (`[links.frames]`, `[links.detections]`).
@@ -345,6 +349,16 @@ pub enum OnError {
     Fail,
 }
 
+/// How RTSP cameras send their frames, when a camera file does not say.
+///
+/// TCP (RTP interleaved on the RTSP connection), because a camera that drops or refuses the
+/// client is then seen at once: the connection closes. Over UDP rtspsrc says nothing when the
+/// server ends the session, and only the stall watchdog notices, `stall_timeout_seconds` later.
+/// Measured on loopback against tests/rtsp_server.py, client dropped by the server
+/// (docs/operations.md, "Camera faults"): `tcp` reconnecting after 0.014 s, `auto` and `udp`
+/// after 10.1 s, the stall timeout.
+pub const DEFAULT_RTSP_TRANSPORT: RtspTransport = RtspTransport::Tcp;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RtspTransport {
     Auto,
@@ -615,6 +629,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         stats_interval: Duration::from_secs(stats_interval.max(1)),
         events_link,
         cameras: Vec::new(),
+        broken: Vec::new(),
     }
 }
 
@@ -785,7 +800,8 @@ pub(super) fn build_camera(
         }
     };
     let rtsp_transport = match raw.rtsp_transport.as_deref() {
-        None | Some("auto") => RtspTransport::Auto,
+        None => DEFAULT_RTSP_TRANSPORT,
+        Some("auto") => RtspTransport::Auto,
         Some("tcp") => RtspTransport::Tcp,
         Some("udp") => RtspTransport::Udp,
         Some(other) => {

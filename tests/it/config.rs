@@ -166,6 +166,7 @@ fn broken_configs() -> Vec<Broken> {
         g("[mqtt]\ntopic_prefix = \"a/#\"\n", "lookout.toml:6: mqtt.topic_prefix: `a/#` must be non-empty, hold no '+' or '#'"),
         g("[mqtt]\nkeepalive_seconds = 1\n", "lookout.toml:6: mqtt.keepalive_seconds: must be at least 5"),
         g("[mqtt]\nmax_inflight = 0\n", "lookout.toml:6: mqtt.max_inflight: must be between 1 and 65534"),
+        g("[mqtt]\nreconnect_max_seconds = 0\n", "lookout.toml:6: mqtt.reconnect_max_seconds: 0 must be between 0.1 and 3600"),
         g("[mqtt]\nusername = \"u\"\n", "lookout.toml:6: mqtt.username: needs a password"),
         g("[mqtt]\npassword_env = \"X\"\n", "lookout.toml: mqtt.username: is needed with password_env or password_file"),
         g("[mqtt]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n", "lookout.toml:7: mqtt.password_file: can't read /nonexistent/pw"),
@@ -410,4 +411,75 @@ fn label_groups_default_from_the_gateway_and_check_shows_them() {
     let line = |cam: &str| stdout.lines().find(|l| l.trim_start().starts_with(&format!("{cam}: "))).unwrap_or_default().to_string();
     assert!(line("a").ends_with("; tracked as one: car+truck+bus, bicycle+motorcycle"), "{stdout}");
     assert!(!line("b").contains("tracked as one"), "a camera's own empty list turns the groups off: {stdout}");
+}
+
+/// A 10 MB value gives a one-line error, from `check` and from `run`; a file that is not UTF-8
+/// is placed by line and byte.
+#[test]
+fn huge_values_are_shortened_in_errors_and_bad_utf8_is_placed() {
+    let global = format!("gateway_id = \"t\"\n{}", inference_toml());
+    let huge = format!("uri = \"{}\"\n", "x".repeat(10 * 1024 * 1024));
+    let long = format!("uri = \"test://ball\"\n[detect]\nfps = \"{}\"\n", "z".repeat(5000));
+    let dir = ConfigDir::new("huge", &global, &[("huge", &huge), ("long", &long)]);
+    std::fs::write(dir.path.join("pipelines/latin1.toml"), b"uri = \"test://ball\"\n# caf\xe9\n").unwrap();
+    let check = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(30));
+    assert_eq!(check.status.code(), Some(2));
+    // `run` starts without both cameras (each `failed`) and stays up for a fix.
+    let mut d = Daemon::start(&dir.path);
+    for cam in ["huge", "long", "latin1"] {
+        d.wait_for(0, Duration::from_secs(30), |v| is_status(v, cam, "failed")).expect("failed status");
+    }
+    let run = d.terminate();
+    let statuses: String = d.lines.iter().map(|v| v.to_string()).collect();
+    assert!(statuses.len() < 4000, "{} bytes of statuses", statuses.len());
+    for (what, out) in [("check", check), ("run", run)] {
+        let stderr = text(&out.stderr);
+        assert!(stderr.len() < 4000, "{what}: {} bytes of errors:\n{}", stderr.len(), &stderr[..stderr.len().min(3000)]);
+        assert!(stderr.contains("pipelines/huge.toml:1: uri: ") && stderr.contains("… (10485"), "{stderr}");
+        assert!(stderr.contains("pipelines/long.toml:3: detect.fps: invalid type: string \"zzz") && stderr.contains("(5003 characters)"), "{stderr}");
+        assert!(stderr.contains("pipelines/latin1.toml:2: byte 6: not valid UTF-8; save the file as UTF-8"), "{stderr}");
+    }
+}
+
+/// One bad camera file, after a reboot, must not keep every camera down: `lookout run` starts
+/// the others and reports it `failed` with its file, line and error; a fix and a reload bring it
+/// up. A bad lookout.toml still stops the start, and `lookout check` still refuses both.
+#[test]
+fn a_bad_camera_file_takes_down_that_camera_only() {
+    let global = format!("gateway_id = \"t\"\n[stats]\ninterval_seconds = 1\n{}", inference_toml());
+    let good = "uri = \"test://ball\"\n[detect]\nfps = 2\n";
+    let bad = "uri = \"test://ball\"\n[detect]\nfps = \"fast\"\n";
+    let dir = ConfigDir::new("onebad", &global, &[("good", good), ("bad", bad)]);
+    let path = dir.path.to_str().unwrap();
+
+    let out = run_lookout(&["check", "--config-dir", path], &[], Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "check refuses any error");
+    // What systemd's ExecStartPre runs: only what stops the start fails it.
+    let out = run_lookout(&["check", "--for-start", "--config-dir", path], &[], Duration::from_secs(30));
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("camera bad will not start") && stderr.contains("pipelines/bad.toml:3: detect.fps: invalid type"), "{stderr}");
+    assert!(!stderr.contains("no camera configured"), "{stderr}");
+
+    let mut d = Daemon::start(&dir.path);
+    let (_, failed) = d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "bad", "failed")).expect("the bad camera is reported failed");
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("pipelines/bad.toml:3: detect.fps: invalid type") && reason.contains("reload"), "{failed}");
+    d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "good", "streaming")).expect("the good camera runs");
+
+    // Fixed and reloaded: it starts as a new camera would.
+    let mark = d.mark();
+    std::fs::write(dir.path.join("pipelines/bad.toml"), good).unwrap();
+    let _ = std::process::Command::new("kill").args(["-HUP", &d.pid().to_string()]).status();
+    d.wait_for(mark, Duration::from_secs(30), |v| is_status(v, "bad", "streaming")).expect("streaming after the fix and a reload");
+    let out = d.terminate();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // A bad lookout.toml stops the start, whatever the cameras.
+    std::fs::write(dir.path.join("lookout.toml"), format!("{global}[mqtt]\nport = 0\n")).unwrap();
+    let out = run_lookout(&["run", "--config-dir", path], &[], Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("lookout.toml:") && text(&out.stderr).contains("mqtt.port"), "{}", text(&out.stderr));
+    let out = run_lookout(&["check", "--for-start", "--config-dir", path], &[], Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -89,3 +89,21 @@ fn a_busy_detector_drops_frames_and_the_books_still_balance() {
     assert!(link_full > 0, "the detector kept up with unpaced decoding? {c}");
     assert_eq!(n("decoded"), n("inferred") + link_full + c["dropped"]["inference_error"].as_u64().unwrap(), "{c}");
 }
+
+/// `listen = "127.0.0.1:0"`: the kernel picks the port, and the log says which.
+#[test]
+fn a_port_of_zero_logs_the_port_that_was_bound() {
+    let global = format!("gateway_id = \"m0\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n{}", inference_toml());
+    let dir = ConfigDir::new("metrics0", &global, &[("ball", "uri = \"test://ball\"\n[detect]\nfps = 1\n")]);
+    let mut d = Daemon::start(&dir.path);
+    assert!(d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "ball", "streaming")).is_some());
+    let out = d.terminate();
+    let stderr = text(&out.stderr);
+    let port: u16 = stderr
+        .split("metrics on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{stderr}"));
+    assert_ne!(port, 0, "{stderr}");
+}

@@ -169,3 +169,49 @@ fn a_corrupt_file_reconnects_when_configured_to() {
     let out = d.terminate();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+/// A camera that ends the client's session (SIGUSR1 to the server), then refuses it (SIGUSR2:
+/// 404) and takes it back: with the default transport the loss is seen at once, not at the
+/// stall timeout, and the log holds a few lines per fault, each one record on one line.
+#[test]
+fn a_camera_that_drops_then_refuses_the_client_is_seen_at_once_in_a_few_log_lines() {
+    let port = free_port();
+    let server = LiveCamera::start(port);
+    // The default rtsp_transport, and a stall timeout too long to explain a quick reconnect.
+    let cam = format!("uri = \"rtsp://127.0.0.1:{port}/cam\"\nstall_timeout_seconds = 30\nreconnect_max_seconds = 2\n[detect]\nfps = 2\n");
+    let dir = ConfigDir::new("drop", &global("drop"), &[("gate", &cam)]);
+    let mut d = Daemon::start(&dir.path);
+    d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "gate", "streaming")).expect("streaming at first");
+
+    let mut noticed = Vec::new();
+    for _ in 0..3 {
+        let mark = d.mark();
+        server.signal("-USR1");
+        let dropped = Instant::now();
+        d.wait_for(mark, Duration::from_secs(20), |v| is_status(v, "gate", "reconnecting")).expect("reconnecting after the drop");
+        noticed.push(dropped.elapsed().as_secs_f64());
+        d.wait_for(mark, Duration::from_secs(20), |v| is_status(v, "gate", "streaming")).expect("streaming again");
+    }
+    // Refused: the stream is gone (404) for three attempts, then back.
+    let mark = d.mark();
+    server.signal("-USR2");
+    let refused = wait_until(Duration::from_secs(30), || {
+        let m = d.mark();
+        d.lines[mark..m].iter().filter(|v| is_status(v, "gate", "reconnecting")).count() >= 3
+    });
+    server.signal("-USR2");
+    d.wait_for(mark, Duration::from_secs(20), |v| is_status(v, "gate", "streaming")).expect("streaming once the stream is back");
+    let out = d.terminate();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(refused, "three refused attempts: {stderr}");
+    eprintln!("drop noticed after {noticed:?} s; {} log lines in all", stderr.lines().count());
+    assert!(noticed.iter().all(|&s| s < 5.0), "the drop is seen at once, not at stall_timeout_seconds: {noticed:?}");
+    // Start-up, 3 drops and 3 refusals: a few lines each, nowhere near one per read attempt.
+    assert!(stderr.lines().count() < 80, "{} lines:\n{stderr}", stderr.lines().count());
+    // Every tracing record on one line: GStreamer's texts carry newlines.
+    for line in stderr.lines() {
+        let record = line.starts_with("20") && line.contains('Z');
+        assert!(record || line.starts_with("lookout: ") || line.starts_with("  "), "a line that is not a record of its own: {line:?}\n{stderr}");
+    }
+}
