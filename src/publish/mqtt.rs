@@ -5,7 +5,7 @@
 //! ```toml
 //! [mqtt]
 //! max_inflight = 100      # sent and not yet acknowledged; the rest wait
-//! reconnect_max_seconds = 2   # longest wait between attempts to reach a lost broker
+//! reconnect_max_seconds = 1.5 # longest wait between attempts to reach a lost broker
 //! [mqtt.tls]              # optional: TLS through rustls, see [`super::tls`]
 //! ca_file = "ca.pem"
 //! [spool]
@@ -28,7 +28,7 @@
 //! when the broker is unreachable (the last attempt failed) it does not wait at all.
 //!
 //! Reconnecting: a lost broker is tried again after 0.5 s, then after waits that double up to
-//! `mqtt.reconnect_max_seconds` (default 2 s), each jittered down by up to 25 % and seeded by
+//! `mqtt.reconnect_max_seconds` (default 1.5 s), each jittered down by up to 25 % and seeded by
 //! the client id, so that gateways that lost the same broker spread out. Live delivery
 //! resumes at most about that cap after the broker returns, plus one connect.
 //!

@@ -360,8 +360,8 @@ fn sigterm_with_a_stalled_broker_stops_within_the_shutdown_timeout_and_loses_not
 
 /// The time from the broker's return to the first live delivery, after an outage long enough
 /// for the reconnect backoff to reach its cap. With the default `mqtt.reconnect_max_seconds`
-/// (2) the daemon tries again at most about 2 s apart, so live events flow again within about
-/// that; the bound below is generous, and the figure is printed.
+/// (1.5) the daemon tries again at most 1.5 s apart, so live events flow again within 2 s;
+/// the bound below is generous, and the figure is printed.
 ///
 /// A small window (max_inflight = 4) with a backlog in the spool at the reconnect is where
 /// rumqttc's packet ids used to wrap onto an unacknowledged publish (`Collision on packet id`,
@@ -404,7 +404,7 @@ fn live_delivery_resumes_within_seconds_of_the_broker_returning() {
     assert!(live_again, "no live event within 40 s of the broker's return: {stderr}");
     assert!(out.status.success(), "{stderr}");
     eprintln!(
-        "broker away {:.1} s; first live event delivered {:.2} s after the broker returned (reconnect_max_seconds = 2)",
+        "broker away {:.1} s; first live event delivered {:.2} s after the broker returned (reconnect_max_seconds = 1.5)",
         (up_at - down_at).as_secs_f64(),
         resumed.as_secs_f64()
     );
