@@ -41,14 +41,20 @@
 //! SUBSCRIBE takes one from the same counter). Read from rumqttc 0.25.1 (`state.rs`,
 //! `eventloop.rs`): the colliding publish is parked and sent when the PUBACK for that id
 //! arrives, so one collision delays one message by about one round trip and duplicates
-//! nothing. But only one publish can be parked: when rumqttc replays its pending list after
-//! a reconnect with the session present, pending requests bypass the collision gate, and a
-//! second collision overwrites the first, which is then never sent. That needed more
+//! nothing. Two rarer paths are worse. Only one publish can be parked: when rumqttc replays
+//! its pending list after a reconnect with the session present, pending requests bypass the
+//! collision gate, and a second collision overwrites the first, which is never sent (lost,
+//! and our PUBACK count is off by one). And the parked publish survives a disconnect (its
+//! `clean()` leaves it): after a reconnect without the session, no PUBACK for its id can
+//! come, every new request waits behind it, and after two keepalives rumqttc drops the
+//! connection, again and again: nothing is delivered until a restart. All of it needed more
 //! publishes handed over than rumqttc has ids: our status messages used to go straight to
-//! rumqttc on top of a full window, and the SUBSCRIBE of each connection took an id besides.
-//! Now every publish, status messages included, stays within the window, and rumqttc gets
-//! [`PKID_MARGIN`] more ids than the window, so its ids never wrap onto an unacknowledged
-//! publish and the collision cannot happen.
+//! rumqttc on top of a full window, and the SUBSCRIBE of each connection took an id besides
+//! (that was the collision logged at a reconnect with a spool backlog). Now every publish,
+//! status messages included, stays within the window, and rumqttc gets [`PKID_MARGIN`] more
+//! ids than the window, so its ids never wrap onto an unacknowledged publish and no
+//! collision can happen (`spool::live_delivery_resumes_within_seconds_of_the_broker_returning`
+//! checks the log).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
