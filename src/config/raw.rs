@@ -89,13 +89,16 @@ impl RawLink {
 pub struct RawMotion {
     /// Default: false.
     pub enabled: Option<bool>,
-    /// Grey-level change (0-255) that counts a pixel as changed. Default: 25.
+    /// Grey-level difference from the background (1-254) that counts a pixel as changed.
+    /// Default: 25.
     pub threshold: Option<u8>,
-    /// Fraction of the frame that must change to be motion. Default: 0.002.
+    /// Fraction of the small grey frame's pixels (above 0, at most 1) that must change to be
+    /// motion; not an area in pixels. Default: 0.002.
     pub min_area: Option<f32>,
-    /// Detect at least this often even without motion. Default: 10.
+    /// Detect at least this often (stream seconds, above 0, at most 86400) even without
+    /// motion. Default: 10.
     pub max_idle_detect_seconds: Option<f64>,
-    /// Height of the small grey frame compared. Default: 100.
+    /// Height in pixels (8-720) of the small grey frame compared. Default: 100.
     pub frame_height: Option<u32>,
 }
 
@@ -304,7 +307,7 @@ pub struct RawCamera {
     pub decoder: Option<Vec<String>>,
     /// Threads per software decoder (avdec_*). Default: 1, best with many streams.
     pub decoder_threads: Option<u32>,
-    /// RTSP transport: "tcp", "udp" or "auto". Default: auto.
+    /// RTSP transport: "tcp", "udp" or "auto". Default: tcp.
     pub rtsp_transport: Option<String>,
     /// Warn when the camera's clock (from RTCP sender reports) is this far from the gateway's.
     /// Default: 5.
@@ -407,7 +410,7 @@ impl RawTrack {
 #[serde(deny_unknown_fields)]
 pub struct RawFilter {
     pub min_score: Option<f32>,
-    /// Box area in source pixels.
+    /// Box area (width × height) in source pixels², 0 or more; not a fraction of the frame.
     pub min_area: Option<f32>,
     pub max_area: Option<f32>,
     /// Box width / height.

@@ -6,8 +6,8 @@
 //! # pipelines/yard.toml (or lookout.toml, as the default for every camera)
 //! [motion]
 //! enabled = true                 # default false: every frame the rate gate admits is detected
-//! threshold = 25                 # grey-level change (0-255) that counts a pixel as changed
-//! min_area = 0.002               # fraction of the small frame that must change: motion
+//! threshold = 25                 # grey-level change (1-254) that counts a pixel as changed
+//! min_area = 0.002               # fraction (0-1] of the small frame's pixels that must change
 //! max_idle_detect_seconds = 10   # detect at least this often, motion or not
 //! frame_height = 100             # the small frame's height in pixels
 //! ```
@@ -29,7 +29,7 @@
 //! filters keep) keeps detection running; use `detect.labels`, `filters` or `masks` to leave
 //! such objects out if the camera should idle.
 
-/// Defaults, as documented in the README.
+/// Defaults, as documented in docs/configuration.md.
 pub const DEFAULT_MOTION_THRESHOLD: u8 = 25;
 pub const DEFAULT_MOTION_MIN_AREA: f32 = 0.002;
 pub const DEFAULT_MAX_IDLE_DETECT_SECONDS: f64 = 10.0;
