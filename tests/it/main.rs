@@ -9,6 +9,7 @@ mod common;
 mod config;
 mod detect;
 mod discovery;
+mod docs;
 mod install;
 mod metrics;
 mod mjpeg;
