@@ -4,7 +4,8 @@
 //! - every key the parser accepts is in docs/configuration.md, exactly once;
 //! - the defaults written there (and on the reference configs' default lines) equal the code's;
 //! - docs/architecture.md's layout names the modules of src/lib.rs, no more and no fewer;
-//! - every relative link in README.md, docs/*.md and models/README.md resolves, anchors included.
+//! - every relative link in README.md, docs/*.md and models/README.md resolves, anchors included;
+//! - the README's commands table names every subcommand and every `lookout bench` subcommand.
 //!
 //! The accepted keys are not listed by hand: each table is probed with an unknown key, and
 //! serde's own "expected one of" list is read back.
@@ -452,4 +453,33 @@ fn docs_links_resolve() {
     }
     assert!(links > 50, "only {links} links found");
     assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
+}
+
+/// The subcommands `lookout <args> --help` lists, less `help`.
+fn subcommands(args: &[&str]) -> Vec<String> {
+    let out = crate::common::run_lookout(&[args, &["--help"]].concat(), &[], std::time::Duration::from_secs(30));
+    let help = crate::common::text(&out.stdout);
+    let commands = help.split("Commands:").nth(1).and_then(|r| r.split("\n\n").next()).unwrap_or_else(|| panic!("no Commands: in\n{help}"));
+    commands.lines().filter_map(|l| l.split_whitespace().next()).filter(|c| *c != "help").map(str::to_string).collect()
+}
+
+#[test]
+fn docs_readme_commands_table_lists_every_subcommand() {
+    let readme = read("README.md");
+    let table = readme.split("## Commands").nth(1).and_then(|r| r.split("\n## ").next()).expect("a Commands section");
+    let mut missing = Vec::new();
+    let top = subcommands(&[]);
+    let bench = subcommands(&["bench"]);
+    assert!(top.len() >= 4 && bench.len() >= 8, "{top:?} {bench:?}");
+    for c in top.iter().filter(|c| *c != "bench") {
+        if !table.contains(&format!("| `lookout {c}")) {
+            missing.push(format!("lookout {c}"));
+        }
+    }
+    for c in &bench {
+        if !table.contains(&format!("| `lookout bench {c}")) {
+            missing.push(format!("lookout bench {c}"));
+        }
+    }
+    assert!(missing.is_empty(), "README.md's commands table lacks: {}", missing.join(", "));
 }
