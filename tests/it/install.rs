@@ -97,3 +97,35 @@ fn without_a_config_dir_the_binary_never_falls_back_to_its_build_tree() {
     assert!(said.contains("/etc/lookout"), "{said}");
     assert!(!said.contains(env!("CARGO_MANIFEST_DIR")), "the build tree leaked into a config path: {said}");
 }
+
+#[test]
+fn the_model_scripts_derive_the_variants_from_the_committed_export_byte_for_byte() {
+    // What scripts/setup does on a fresh clone, with the system python and its standard library
+    // only: the same bytes as the pinned sha256s, every time.
+    use sha2::{Digest, Sha256};
+    let repo = crate::common::repo();
+    let out = std::env::temp_dir().join(format!("lookout-test-dynbatch-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let python = |args: &[&str]| Command::new("/usr/bin/python3").args(args).current_dir(&repo).output().expect("run /usr/bin/python3");
+    let sha = |p: &std::path::Path| format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()));
+
+    let dyn_path = out.join("yolox_nano_dynbatch.onnx");
+    let run = python(&["scripts/dynbatch.py", "models/yolox_nano.onnx", dyn_path.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(sha(&dyn_path), "b220d4d3c71729af9b449f1bcdad6cb919fe97972b0121860d35924a2f70553c");
+
+    // uint8_input.py shares scripts/onnx_proto.py with it; its output is pinned too.
+    std::fs::copy(repo.join("models/yolox_nano.toml"), out.join("yolox_nano.toml")).unwrap();
+    let run = python(&["scripts/uint8_input.py", "--manifest", out.join("yolox_nano.toml").to_str().unwrap(), "--onnx", dyn_path.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(sha(&out.join("yolox_nano_dynbatch_uint8.onnx")), "bfcd769f38c85cabe49000b9805eb1a337992fbca910410b18f9c9cb6d6e99cf");
+
+    // Not the export it knows, or already dynamic: a refusal that says why, and no file.
+    let other = out.join("other.onnx");
+    let run = python(&["scripts/dynbatch.py", "models/nanodet_m_320.onnx", other.to_str().unwrap()]);
+    assert!(!run.status.success() && text(&run.stderr).contains("not a YOLOX export"), "{}", text(&run.stderr));
+    let run = python(&["scripts/dynbatch.py", dyn_path.to_str().unwrap(), other.to_str().unwrap()]);
+    assert!(!run.status.success() && text(&run.stderr).contains("already dynamic"), "{}", text(&run.stderr));
+    assert!(!other.exists());
+    let _ = std::fs::remove_dir_all(&out);
+}
