@@ -15,6 +15,9 @@
 //! `[mqtt]`, `[spool]`, `[metrics]`, `[stats]`, `[snapshots]`) are not applied live: the reload
 //! names them in a warning and they take effect at the next restart.
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
 use crate::config::{CameraSpec, Spec};
 
 /// What a reload does to the cameras, by name, each list in config order.
@@ -48,6 +51,58 @@ pub fn diff_cameras(running: &[CameraSpec], new: &[CameraSpec]) -> CameraDiff {
     }
     d.removed = running.iter().filter(|r| !new.iter().any(|c| c.name == r.name)).map(|r| r.name.clone()).collect();
     d
+}
+
+/// A camera a reload could not bring up to date, because the model its new config names
+/// failed to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeldBack {
+    /// It runs on with its current config.
+    KeptAsIs(String),
+    /// It is new, and waits for a reload that brings a model that loads.
+    NotStarted(String),
+}
+
+/// What a reload does to the cameras, once the models it needs have been loaded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// The cameras that run after the reload, in the new config's order.
+    pub wanted: Vec<CameraSpec>,
+    pub diff: CameraDiff,
+    pub held_back: Vec<HeldBack>,
+}
+
+/// Decide a reload: `running` cameras, the `new` config's, the models whose new detectors
+/// `failed` to load, and those whose input size changed (`resized`: their cameras' sources
+/// scale to it, so an unchanged camera on such a model restarts too).
+pub fn plan(running: &[CameraSpec], new: &[CameraSpec], failed: &BTreeSet<PathBuf>, resized: &BTreeSet<PathBuf>) -> Plan {
+    let mut held_back = Vec::new();
+    let wanted: Vec<CameraSpec> = new
+        .iter()
+        .filter_map(|c| {
+            if !failed.contains(&c.detect.model) {
+                return Some(c.clone());
+            }
+            match running.iter().find(|o| o.name == c.name) {
+                Some(old) => {
+                    if old != c {
+                        held_back.push(HeldBack::KeptAsIs(c.name.clone()));
+                    }
+                    Some(old.clone())
+                }
+                None => {
+                    held_back.push(HeldBack::NotStarted(c.name.clone()));
+                    None
+                }
+            }
+        })
+        .collect();
+    let mut diff = diff_cameras(running, &wanted);
+    let (resize, keep): (Vec<String>, Vec<String>) =
+        diff.unchanged.drain(..).partition(|n| wanted.iter().any(|c| c.name == *n && resized.contains(&c.detect.model)));
+    diff.unchanged = keep;
+    diff.changed.extend(resize);
+    Plan { wanted, diff, held_back }
 }
 
 /// The gateway-level settings that differ and need a restart to apply, as config keys.
@@ -119,6 +174,36 @@ mod tests {
         }
         // The password is hidden from Debug output, yet a new one still restarts the camera.
         assert_eq!(diff_cameras(&new.cameras, &newer.cameras).changed, ["a"]);
+    }
+
+    #[test]
+    fn a_failed_model_holds_its_cameras_back_and_a_resized_one_restarts_them() {
+        let old = spec_with(&[("a", 5.0), ("b", 5.0), ("c", 5.0)]);
+        let mut new = spec_with(&[("a", 5.0), ("b", 2.0), ("c", 5.0), ("d", 5.0)]);
+        let (m1, m2) = (PathBuf::from("/m/one.onnx"), PathBuf::from("/m/two.onnx"));
+        for c in old.cameras.iter().chain(new.cameras.iter()).collect::<Vec<_>>() {
+            assert_ne!(c.detect.model, m1);
+        }
+        // b and d move to a model that fails: b keeps what it runs, d waits.
+        for c in new.cameras.iter_mut().filter(|c| c.name == "b" || c.name == "d") {
+            c.detect.model = m1.clone();
+        }
+        let failed = BTreeSet::from([m1.clone()]);
+        let p = plan(&old.cameras, &new.cameras, &failed, &BTreeSet::new());
+        assert_eq!(p.held_back, [HeldBack::KeptAsIs("b".into()), HeldBack::NotStarted("d".into())]);
+        assert_eq!(p.wanted.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(p.wanted[1], old.cameras[1], "b runs on unchanged");
+        assert!(p.diff.is_empty(), "{:?}", p.diff);
+
+        // c's model (unchanged in its config) now takes another input size: c restarts, a too.
+        let mut same = old.clone();
+        same.cameras[2].detect.model = m2.clone();
+        let mut running = old.cameras.clone();
+        running[2].detect.model = m2.clone();
+        let p = plan(&running, &same.cameras, &BTreeSet::new(), &BTreeSet::from([m2]));
+        assert_eq!(p.diff.changed, ["c"]);
+        assert_eq!(p.diff.unchanged, ["a", "b"]);
+        assert!(p.held_back.is_empty());
     }
 
     #[test]

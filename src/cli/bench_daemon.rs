@@ -151,7 +151,7 @@ impl Running {
         let (sd, hl) = (shutdown.clone(), health.clone());
         let handle = std::thread::Builder::new()
             .name("bench-run".into())
-            .spawn(move || pipeline::run_with_hooks(&spec, &sd, Some(sink), &hl, hooks).map_err(|e| e.to_string()))
+            .spawn(move || pipeline::run(&spec, pipeline::Edges { sink: Some(sink), health: hl, hooks, ..pipeline::Edges::new(&sd) }).map_err(|e| e.to_string()))
             .map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !health.is_started() {

@@ -26,6 +26,7 @@ pub mod nms;
 pub mod provider;
 pub mod session;
 pub mod yolo_anchor_free;
+pub mod worker;
 pub mod yolox;
 
 pub use provider::{ProviderKind, ProviderSpec, Selection};

@@ -14,6 +14,7 @@
 
 pub mod lifecycle;
 pub mod snapshot;
+pub mod stage;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

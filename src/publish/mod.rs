@@ -18,7 +18,9 @@
 pub mod discovery;
 pub mod mqtt;
 pub mod payload;
+pub mod report;
 pub mod spool;
+pub mod stage;
 pub mod tls;
 
 use std::io::Write;

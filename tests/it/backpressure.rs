@@ -8,7 +8,6 @@ use lookout::pipeline::{self, TestHooks};
 use lookout::publish::Sink;
 use lookout::shutdown::Shutdown;
 use lookout::stats::CameraSummary;
-use lookout::supervisor::Health;
 
 /// The books of one camera must balance exactly once its file has ended.
 fn assert_balanced(name: &str, s: &CameraSummary) {
@@ -44,7 +43,8 @@ fn slowed_inference_drops_frames_under_each_policy_and_every_frame_is_accounted_
     let dir = ConfigDir::new("slow", &global, &[("oldest", &oldest), ("newest", &newest)]);
     let spec = lookout::config::load(&dir.path).unwrap_or_else(|e| panic!("{e}"));
     let hooks = TestHooks { extra_inference_delay: Duration::from_millis(100) };
-    let report = pipeline::run_with_hooks(&spec, &Shutdown::new(), Some(Sink::Discard(0)), &Health::default(), hooks).expect("run");
+    let shutdown = Shutdown::new();
+    let report = pipeline::run(&spec, pipeline::Edges { sink: Some(Sink::Discard(0)), hooks, ..pipeline::Edges::new(&shutdown) }).expect("run");
     for c in &report.cameras {
         let s = &c.summary;
         eprintln!("{}: {s:?}", c.name);

@@ -1,0 +1,249 @@
+//! The detect stage's thread: one worker per detector, taking frames from its cameras' frame
+//! links fairly, batching across cameras where the detector batches (see [`crate::batch`]),
+//! and handing every inferred frame to the camera's objects stage.
+//!
+//! ```toml
+//! [inference]
+//! workers = 1              # detectors per model; cameras are spread over them
+//! max_batch_wait_ms = 5    # how long a batching worker waits for other cameras' frames
+//! ```
+//!
+//! The assembly ([`crate::pipeline`]) starts workers, attaches cameras to them and retires them
+//! on a reload, through each worker's control link ([`WorkerCtl`]).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Select};
+
+use crate::batch::{self, BatchCounts};
+use crate::detect::{DetectError, Detection, Detector, ScaledFrame, Timings};
+use crate::link::LinkSender;
+use crate::metrics::Metrics;
+use crate::objects::DetectedFrame;
+use crate::objects::snapshot::FrameImage;
+use crate::publish::payload;
+use crate::source::Frame;
+use crate::stats::{CameraCounters, DropReason};
+use crate::supervisor::{Beat, IDLE_BEAT};
+
+/// What the run loop tells a detect worker.
+pub enum WorkerCtl {
+    /// Detect for one more camera.
+    Attach(WorkerCamera),
+    /// Hand back every camera (their links intact) and exit: a reload swapped the detectors.
+    Retire(crossbeam_channel::Sender<Vec<WorkerCamera>>),
+}
+
+/// One camera as a detect worker sees it.
+pub struct WorkerCamera {
+    pub name: String,
+    pub rx: Receiver<Frame>,
+    pub to_objects: LinkSender<DetectedFrame>,
+    pub counters: Arc<CameraCounters>,
+    /// Detection switched on (`<camera>/detect/set`).
+    pub on: Arc<AtomicBool>,
+    pub min_score: f32,
+    pub snapshots: bool,
+}
+
+/// How a worker batches: at most `max` frames a run (the detector's own limit), waiting up to
+/// `max_wait` for the other cameras' next frames; each run's size is counted in `runs`.
+pub struct Batching {
+    pub max_wait: Duration,
+    pub runs: Arc<BatchCounts>,
+}
+
+/// One worker: detect on frames from its cameras, fairly, and hand every inferred frame (with
+/// or without detections: the tracker needs both) to the camera's objects stage. With a
+/// detector that batches, frames from several cameras (at most one each) go through one run
+/// (see [`crate::batch`]). A camera whose frame link closes (its source stopped) is dropped,
+/// which closes its objects stage's link. The worker exits when its control link is closed and
+/// it has no cameras left, or on Retire.
+pub fn detect_loop(mut detector: Detector, ctl: Receiver<WorkerCtl>, metrics: &Metrics, batching: &Batching, beat: Beat, extra_delay: Duration) {
+    let max_batch = detector.max_batch();
+    let mut cams: Vec<WorkerCamera> = Vec::new();
+    let mut ctl = Some(ctl);
+    let mut batch: Vec<(usize, Frame)> = Vec::with_capacity(max_batch);
+    loop {
+        if ctl.is_none() && cams.is_empty() {
+            return;
+        }
+        // Select picks fairly among the ready links, so a busy camera can't starve a quiet one.
+        // The timeout keeps an idle worker beating.
+        beat.beat();
+        let mut sel = Select::new();
+        for c in &cams {
+            sel.recv(&c.rx);
+        }
+        if let Some(ctl) = &ctl {
+            sel.recv(ctl);
+        }
+        let Ok(op) = sel.select_timeout(IDLE_BEAT) else { continue };
+        let i = op.index();
+        if i == cams.len() {
+            let Some(rx) = &ctl else { continue };
+            match op.recv(rx) {
+                Ok(WorkerCtl::Attach(c)) => cams.push(c),
+                Ok(WorkerCtl::Retire(reply)) => {
+                    let _ = reply.send(cams);
+                    return;
+                }
+                Err(_) => ctl = None,
+            }
+            continue;
+        }
+        match op.recv(&cams[i].rx) {
+            Ok(f) => batch.push((i, f)),
+            Err(_) => {
+                cams.swap_remove(i);
+                continue;
+            }
+        }
+        // Cameras to drop once this batch is through: indices stay valid until then.
+        let mut gone = vec![false; cams.len()];
+        if max_batch > 1 {
+            fill_batch(&mut batch, &cams, &mut gone, max_batch, batching.max_wait);
+        }
+        detect_batch(&mut detector, &mut batch, &cams, &mut gone, metrics, &batching.runs, extra_delay);
+        if gone.iter().any(|g| *g) {
+            let mut k = 0;
+            cams.retain(|_| {
+                let keep = !gone[k];
+                k += 1;
+                keep
+            });
+        }
+    }
+}
+
+/// Add to `batch` what the other cameras have ready, then wait up to `max_wait` for more. A
+/// camera whose link closed is marked in `gone`.
+fn fill_batch(batch: &mut Vec<(usize, Frame)>, cams: &[WorkerCamera], gone: &mut [bool], max: usize, max_wait: Duration) {
+    batch::gather(batch, cams.len(), max, |j| {
+        if gone[j] {
+            return None;
+        }
+        match cams[j].rx.try_recv() {
+            Ok(f) => Some(f),
+            Err(crossbeam_channel::TryRecvError::Empty) => None,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                gone[j] = true;
+                None
+            }
+        }
+    });
+    let deadline = Instant::now() + max_wait;
+    while batch.len() < max {
+        let waiting: Vec<usize> = (0..cams.len()).filter(|j| !gone[*j] && !batch.iter().any(|(k, _)| k == j)).collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let mut sel = Select::new();
+        for j in &waiting {
+            sel.recv(&cams[*j].rx);
+        }
+        let Ok(op) = sel.select_deadline(deadline) else { return };
+        let j = waiting[op.index()];
+        match op.recv(&cams[j].rx) {
+            Ok(f) => batch.push((j, f)),
+            Err(_) => gone[j] = true,
+        }
+    }
+}
+
+/// Detect on the batch's frames in one run and hand each on; empties `batch`. A camera whose
+/// objects stage is gone is marked in `gone`.
+fn detect_batch(
+    detector: &mut Detector,
+    batch: &mut Vec<(usize, Frame)>,
+    cams: &[WorkerCamera],
+    gone: &mut [bool],
+    metrics: &Metrics,
+    runs: &BatchCounts,
+    extra_delay: Duration,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut frames: Vec<(usize, Frame)> = Vec::with_capacity(batch.len());
+    for (i, frame) in batch.drain(..) {
+        let cam = &cams[i];
+        if cam.on.load(Relaxed) {
+            frames.push((i, frame));
+            continue;
+        }
+        // Switched off: the frame is counted, and the objects stage sees an empty frame,
+        // so tracked objects end as they would if the scene emptied.
+        cam.counters.dropped(DropReason::DetectOff);
+        let meta = frame_meta(&frame);
+        if cam.to_objects.send(DetectedFrame { meta, pts: frame.pts, detections: Vec::new(), image: None }).is_err() {
+            gone[i] = true;
+        }
+    }
+    if frames.is_empty() {
+        return;
+    }
+    let inputs: Vec<ScaledFrame<'_>> = frames
+        .iter()
+        .map(|(_, f)| ScaledFrame { rgb: &f.data, width: f.width, height: f.height, stride: f.stride, src_width: f.src_width, src_height: f.src_height })
+        .collect();
+    let result: Result<(Vec<Vec<Detection>>, Timings), DetectError> = detector.detect_batch(&inputs);
+    drop(inputs);
+    if !extra_delay.is_zero() {
+        // TestHooks only: a slower detector, not a wait for anything.
+        std::thread::sleep(extra_delay);
+    }
+    match result {
+        Ok((per_frame, timings)) => {
+            runs.record(frames.len());
+            for ((i, frame), detections) in frames.iter().zip(per_frame) {
+                let cam = &cams[*i];
+                let ctr = &cam.counters;
+                // Each frame's latency is its run's, whatever else rode along.
+                ctr.inferred.fetch_add(1, Relaxed);
+                ctr.infer_micros_total.fetch_add(timings.infer.as_micros() as u64, Relaxed);
+                ctr.pre_micros_total.fetch_add(timings.pre.as_micros() as u64, Relaxed);
+                metrics.inference_seconds.get_or_create(&Metrics::camera_label(&cam.name)).observe(timings.infer.as_secs_f64());
+                let confident = detections.iter().filter(|d| d.score >= cam.min_score).count();
+                ctr.detections.fetch_add(confident as u64, Relaxed);
+                let meta = frame_meta(frame);
+                // Snapshots need the pixels after the frame's buffer goes back to GStreamer.
+                let image = cam.snapshots.then(|| frame_image(frame)).flatten();
+                if cam.to_objects.send(DetectedFrame { meta, pts: frame.pts, detections, image }).is_err() {
+                    tracing::error!(camera = %cam.name, "objects stage gone; no more detection for this camera");
+                    gone[*i] = true;
+                }
+            }
+        }
+        Err(e) => {
+            for (i, _) in &frames {
+                cams[*i].counters.dropped(DropReason::InferenceError);
+                tracing::warn!(camera = %cams[*i].name, error = %e, batch = frames.len(), "inference failed on a frame; frame dropped");
+            }
+        }
+    }
+}
+
+/// What events need to know about a frame.
+fn frame_meta(frame: &Frame) -> payload::FrameMeta {
+    payload::FrameMeta {
+        captured_at: frame.captured_at,
+        capture_clock: frame.clock.as_str(),
+        pts_ms: frame.pts.map(|p| p.as_millis() as u64),
+        seq: frame.seq,
+        width: frame.src_width,
+        height: frame.src_height,
+    }
+}
+
+/// A tightly packed copy of a frame's RGB pixels (the buffer rows may be padded).
+fn frame_image(frame: &Frame) -> Option<Arc<FrameImage>> {
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for row in 0..h {
+        rgb.extend_from_slice(frame.data.get(row * frame.stride..row * frame.stride + w * 3)?);
+    }
+    let rgb = image::RgbImage::from_raw(frame.width, frame.height, rgb)?;
+    let (sx, sy) = (frame.width as f32 / frame.src_width.max(1) as f32, frame.height as f32 / frame.src_height.max(1) as f32);
+    Some(Arc::new(FrameImage { rgb, scale_x: sx, scale_y: sy }))
+}
