@@ -145,7 +145,8 @@ pub fn bench_pipeline(config_dir: Option<PathBuf>, clip: Option<PathBuf>, fps: f
     // Several rounds, median reported: one 10 s clip unpaced is over in well under a second.
     let mut reports = Vec::new();
     for _ in 0..rounds.max(1) {
-        match pipeline::run_with_sink(&spec, &Shutdown::new(), Some(Sink::Discard(0))) {
+        let shutdown = Shutdown::new();
+        match pipeline::run(&spec, pipeline::Edges { sink: Some(Sink::Discard(0)), ..pipeline::Edges::new(&shutdown) }) {
             Ok(r) => reports.push(r),
             Err(e) => {
                 eprintln!("lookout bench: {e}");
@@ -239,14 +240,6 @@ impl Agreement {
     }
 }
 
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    inter / (area(a) + area(b) - inter).max(1e-9)
-}
-
 /// Compare both ways: every detection scoring `margin` above `threshold` on one side must
 /// have a same-label partner on the other. Ones near the threshold may fall either side of it.
 pub fn agreement(got: &[Detection], want: &[Detection], threshold: f32, margin: f32) -> Agreement {
@@ -254,7 +247,7 @@ pub fn agreement(got: &[Detection], want: &[Detection], threshold: f32, margin: 
     for (xs, ys) in [(want, got), (got, want)] {
         for x in xs.iter().filter(|d| d.score >= threshold + margin) {
             a.compared += 1;
-            let best = ys.iter().filter(|y| y.label == x.label).map(|y| (iou(&x.bbox, &y.bbox), y.score)).max_by(|p, q| p.0.total_cmp(&q.0));
+            let best = ys.iter().filter(|y| y.label == x.label).map(|y| (crate::detect::nms::iou(x.bbox, y.bbox), y.score)).max_by(|p, q| p.0.total_cmp(&q.0));
             if let Some((overlap, score)) = best
                 && overlap > 0.5
             {

@@ -359,36 +359,15 @@ fn deserialize<T: DeserializeOwned>(c: Config) -> Result<T, (String, String)> {
 }
 
 /// serde says "unknown field `fsp`, expected one of `fps`, `labels`…"; add "did you mean
-/// `fps`?" when one expected name is within two edits, since a typo is the usual cause.
+/// `fps`?" when one expected name is close ([`crate::text::closest`]), since a typo is the
+/// usual cause.
 fn with_suggestion(msg: String) -> String {
     let Some(rest) = msg.strip_prefix("unknown field `") else { return msg };
     let Some((unknown, expected)) = rest.split_once('`') else { return msg };
-    let best = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|name| (edit_distance(unknown, name), name))
-        .min();
-    match best {
-        Some((d, name)) if d <= 2 && d < unknown.len() => format!("{msg}; did you mean `{name}`?"),
-        _ => msg,
+    match crate::text::closest(unknown, expected.split('`').skip(1).step_by(2)) {
+        Some(name) => format!("{msg}; did you mean `{name}`?"),
+        None => msg,
     }
-}
-
-/// Levenshtein distance, for short key names.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// The config crate prefixes TOML syntax errors with the full path; keep the useful part.
@@ -452,7 +431,6 @@ mod suggestion_tests {
         assert!(m.ends_with("did you mean `fps`?"), "{m}");
         let m = with_suggestion("unknown field `colour`, expected one of `fps`, `labels`, `min_score`".into());
         assert!(!m.contains("did you mean"), "{m}");
-        assert_eq!(edit_distance("stall_timeout_second", "stall_timeout_seconds"), 1);
     }
 }
 

@@ -937,12 +937,10 @@ fn label_groups(groups: &[Vec<String>], model_labels: &LabelTable, e: &mut Error
 
 /// A typo (`persn`) or a plural (`cars`) gets the label it was meant to be, as unknown keys do.
 fn not_a_label(l: &str, model_labels: &LabelTable) -> String {
-    let wanted = l.to_ascii_lowercase();
-    let closest = model_labels.names().iter().map(|n| (super::edit_distance(&wanted, n), *n)).min();
     let examples = format!("names such as {} (the model's manifest lists them; a plain .onnx has COCO's 80)", model_labels.examples());
-    match closest {
-        Some((d, name)) if d <= 2 && d < l.len() => format!("`{l}` is not a label of the model: did you mean `{name}`? Its labels are {examples}"),
-        _ => format!("`{l}` is not a label of the model; its labels are {examples}"),
+    match crate::text::closest(l, model_labels.names().iter().copied()) {
+        Some(name) => format!("`{l}` is not a label of the model: did you mean `{name}`? Its labels are {examples}"),
+        None => format!("`{l}` is not a label of the model; its labels are {examples}"),
     }
 }
 

@@ -68,13 +68,7 @@ impl ProviderKind {
             return Ok(*k);
         }
         let known: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.name()).collect();
-        let hint = known
-            .iter()
-            .map(|k| (crate::config::edit_distance(&lower, k), *k))
-            .min()
-            .filter(|(d, k)| *d <= 3 && *d < k.len())
-            .map(|(_, k)| format!("; did you mean `{k}`?"))
-            .unwrap_or_default();
+        let hint = crate::text::closest(&lower, known.iter().copied()).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
         Err(format!("unknown execution provider `{name}`{hint} Known: {}", known.join(", ")))
     }
 

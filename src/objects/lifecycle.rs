@@ -133,15 +133,6 @@ pub struct Lifecycle {
     parked: Vec<Parked>,
 }
 
-/// Intersection over union of two x1,y1,x2,y2 boxes.
-fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = w * h;
-    let union = (a[2] - a[0]).max(0.0) * (a[3] - a[1]).max(0.0) + (b[2] - b[0]).max(0.0) * (b[3] - b[1]).max(0.0) - inter;
-    if union > 0.0 { inter / union } else { 0.0 }
-}
-
 impl Lifecycle {
     pub fn new(config: LifecycleConfig) -> Lifecycle {
         Lifecycle { config, objects: BTreeMap::new(), parked: Vec::new() }
@@ -221,7 +212,7 @@ impl Lifecycle {
             .iter()
             .enumerate()
             .filter(|(_, p)| p.object.view.class == track.class)
-            .map(|(i, p)| (i, iou(p.object.view.bbox, track.bbox)))
+            .map(|(i, p)| (i, crate::detect::nms::iou(p.object.view.bbox, track.bbox)))
             .filter(|(_, overlap)| *overlap >= PARKED_REATTACH_IOU)
             .max_by(|a, b| a.1.total_cmp(&b.1))?;
         let mut object = self.parked.swap_remove(i).object;

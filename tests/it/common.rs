@@ -468,12 +468,10 @@ impl Broker {
 }
 
 /// Intersection over union of two `[x1, y1, x2, y2]` boxes.
+/// The crate's own (`detect::nms::iou`), on boxes read from JSON.
 pub fn iou(a: &[f64], b: &[f64]) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: &[f64]| (r[2] - r[0]) * (r[3] - r[1]);
-    inter / (area(a) + area(b) - inter)
+    let four = |r: &[f64]| [r[0] as f32, r[1] as f32, r[2] as f32, r[3] as f32];
+    f64::from(lookout::detect::nms::iou(four(a), four(b)))
 }
 
 /// `(label, score, box)` of each detection in a `lookout detect` JSON line.
