@@ -1,7 +1,7 @@
 //! Model manifests: `models/<name>.toml` says everything Lookout needs to run an ONNX detector
 //! without code changes: the file and its sha256, the family (which output decoder), the input
 //! (name, size, channel order, normalisation, letterbox style), the labels and the default
-//! thresholds. The README ("Model manifests") documents every key.
+//! thresholds. docs/models.md ("Model manifests") documents every key.
 //!
 //! ```toml
 //! # models/nanodet_m_320.toml
@@ -281,7 +281,7 @@ pub struct Problem {
 /// Everything that can be wrong with a manifest. Each message names the file and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("model manifest {path} not found: create it (see README, 'Model manifests'), or name a model in models/")]
+    #[error("model manifest {path} not found: create it (see docs/models.md, 'Model manifests'), or name a model in models/")]
     Missing { path: PathBuf },
     #[error("cannot read model manifest {path}: {reason}")]
     Read { path: PathBuf, reason: String },
@@ -745,7 +745,7 @@ pub fn resolve_plain(spec: &mut ModelSpec, inputs: &[Io], outputs: &[Io]) -> Res
         [b, 3, h, w] if (*b == 1 || *b == -1) && h == w && *h > 0 && h % 32 == 0 => *h as u32,
         _ => {
             return Err(format!(
-                "does not look like a YOLOX detector: input `{}` has shape {:?}; expected [1, 3, S, S] with S a multiple of 32 (YOLOX-Nano: [1, 3, 416, 416]); for another model, write a manifest (README, 'Model manifests')",
+                "does not look like a YOLOX detector: input `{}` has shape {:?}; expected [1, 3, S, S] with S a multiple of 32 (YOLOX-Nano: [1, 3, 416, 416]); for another model, write a manifest (docs/models.md, 'Model manifests')",
                 input.name, input.shape
             ));
         }

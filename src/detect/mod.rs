@@ -74,7 +74,7 @@ pub enum DetectError {
     LibraryLoad { path: PathBuf, reason: String },
     #[error(
         "model not found at {path}: run scripts/setup to place it, or set inference.model \
-         (see README, 'Models')"
+         (see docs/models.md)"
     )]
     ModelMissing { path: PathBuf },
     #[error("could not load model {path}: {reason}")]

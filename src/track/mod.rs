@@ -28,7 +28,7 @@
 //!   second); a lone false positive therefore never gets a Confirmed identity.
 //! - The first-stage cost is plain `1 - IoU` (ByteTrack multiplies IoU by detection score).
 //!
-//! The camera's `[track]` table (README, Configuration) sets `low_score`, `new_track_score`,
+//! The camera's `[track]` table (docs/configuration.md) sets `low_score`, `new_track_score`,
 //! `min_hits`, `max_lost_seconds` and `label_groups`; `high_score` is `detect.min_score`. The
 //! IoU thresholds and the tentative gap keep these defaults:
 //!
