@@ -671,7 +671,7 @@ pub fn bench_models(args: ModelsArgs) -> ExitCode {
     let mean = |v: &[Duration]| v.iter().map(|d| d.as_secs_f64()).sum::<f64>() / v.len().max(1) as f64;
     let base_ms = mean(&runs[0].infer) * 1e3;
     let w = runs.iter().map(|r| r.name.len() + " (base)".len()).max().unwrap_or(0).max(24);
-    println!("{:<w$} {:<9} {:>15} {:>14}  {}", "model", "precision", "infer ms (mean)", "speed vs base", "nodes per ORT provider");
+    println!("{:<w$} {:<9} {:>15} {:>14}  nodes per ORT provider", "model", "precision", "infer ms (mean)", "speed vs base");
     for (i, (r, d)) in runs.iter().zip(&detectors).enumerate() {
         let ms = mean(&r.infer) * 1e3;
         let tag = if i == 0 { " (base)" } else { "" };

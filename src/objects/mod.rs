@@ -510,9 +510,12 @@ mod tests {
         assert_eq!(out.iter().filter(|m| m["type"] == "end").count(), 1, "{out:?}");
     }
 
+    /// One frame: its time, then each detection's (class, score, x, y).
+    type ArbFrame = (f64, Vec<(usize, f32, f32, f32)>);
+
     /// Frames of detections of up to 4 objects that drift, flicker, vanish for a while and come
     /// back, with time steps that include gaps and clock jumps back.
-    fn arb_frames() -> impl Strategy<Value = Vec<(f64, Vec<(usize, f32, f32, f32)>)>> {
+    fn arb_frames() -> impl Strategy<Value = Vec<ArbFrame>> {
         let objects = prop::collection::vec((prop_oneof![Just(0usize), Just(2usize)], 0f32..800.0, 0f32..500.0, -60f32..60.0, -30f32..30.0), 0..4);
         let steps = prop::collection::vec(
             (prop_oneof![8 => Just(0.2), 1 => Just(0.04), 1 => Just(2.5), 1 => Just(-3.0)], prop::collection::vec((prop::bool::weighted(0.8), 0.3f32..1.0), 4)),

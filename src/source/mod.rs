@@ -288,6 +288,8 @@ pub fn run_camera(
 }
 
 type SenderSlot = Arc<Mutex<Option<LinkSender<Frame>>>>;
+/// The decoder element decodebin picked, once it has.
+type DecoderSlot = Arc<Mutex<Option<String>>>;
 
 fn build(
     index: usize,
@@ -298,7 +300,7 @@ fn build(
     clock: (SystemTime, Instant),
     skew: &Arc<Mutex<Option<f64>>>,
     last_capture: &Arc<Mutex<Option<SystemTime>>>,
-) -> Result<(gst::Pipeline, SenderSlot, Arc<Mutex<Option<String>>>), SourceError> {
+) -> Result<(gst::Pipeline, SenderSlot, DecoderSlot), SourceError> {
     init()?;
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", spec.name));
     let scale = make("videoscale")?;
@@ -319,7 +321,7 @@ fn build(
         .map_err(|e| SourceError::Build(e.to_string()))?;
 
     // Note which decoder decodebin picked: operators ask "why is this software-decoded?".
-    let decoder: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let decoder: DecoderSlot = Arc::new(Mutex::new(None));
     let decoder_w = decoder.clone();
     let camera_name = spec.name.clone();
     let decoder_threads = spec.decoder_threads;
@@ -444,11 +446,10 @@ fn build(
                             Ok(ahead) => ahead.as_secs_f64(),
                             Err(behind) => -behind.duration().as_secs_f64(),
                         };
-                        if skew.abs() > max_skew.as_secs_f64() && !skew_reported.swap(true, Ordering::Relaxed) {
-                            if let Ok(mut s) = skew_slot.lock() {
+                        if skew.abs() > max_skew.as_secs_f64() && !skew_reported.swap(true, Ordering::Relaxed)
+                            && let Ok(mut s) = skew_slot.lock() {
                                 *s = Some(skew);
                             }
-                        }
                         (t, CaptureClock::Rtcp)
                     }
                     None => (arrival, CaptureClock::Arrival),

@@ -14,8 +14,10 @@ fn detection_can_be_switched_off_and_on_over_mqtt() {
     let global = format!("gateway_id = \"cmd\"\n[mqtt]\nport = {}\n[stats]\ninterval_seconds = 1\n{}", broker.port, inference_toml());
     let dir = ConfigDir::new("cmd", &global, &[("ball", "uri = \"test://ball\"\n[detect]\nfps = 5\n")]);
     let mut d = Daemon::start(&dir.path);
-    let mut msgs: Vec<(String, Vec<u8>, bool)> = Vec::new();
-    let seen = |msgs: &mut Vec<(String, Vec<u8>, bool)>, pred: &dyn Fn(&(String, Vec<u8>, bool)) -> bool| {
+    // (topic, payload, retained)
+    type Msg = (String, Vec<u8>, bool);
+    let mut msgs: Vec<Msg> = Vec::new();
+    let seen = |msgs: &mut Vec<Msg>, pred: &dyn Fn(&Msg) -> bool| {
         wait_until(Duration::from_secs(30), || {
             msgs.extend(sub.rx.try_iter());
             msgs.iter().any(pred)

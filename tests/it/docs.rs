@@ -277,7 +277,7 @@ fn docs_defaults_equal_the_codes() {
         for (i, line) in read(path).lines().enumerate() {
             let l = line.trim_start_matches('#').trim();
             if let Some(name) = l.strip_prefix('[').map(|r| r.trim_start_matches('[')).and_then(|r| r.split(']').next()) {
-                table = normalise(&name.replace(|c: char| c == ' ', ""));
+                table = normalise(&name.replace(' ', ""));
                 if table.starts_with("filters.") {
                     table = "filters.*".into();
                 }

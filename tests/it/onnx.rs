@@ -14,7 +14,8 @@ fn varint(mut v: u64, out: &mut Vec<u8>) {
 }
 
 fn field_varint(field: u32, v: u64, out: &mut Vec<u8>) {
-    varint(((field as u64) << 3) | 0, out);
+    // Wire type 0 (varint) in the low three bits.
+    varint(u64::from(field) << 3, out);
     varint(v, out);
 }
 
