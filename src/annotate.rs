@@ -7,8 +7,14 @@ use crate::detect::Detection;
 
 /// Distinct colours, picked by class so one label keeps one colour across images.
 const PALETTE: [[u8; 3]; 8] = [
-    [255, 56, 56], [56, 190, 255], [72, 249, 10], [255, 178, 29],
-    [207, 210, 49], [146, 204, 23], [255, 55, 199], [44, 153, 168],
+    [255, 56, 56],
+    [56, 190, 255],
+    [72, 249, 10],
+    [255, 178, 29],
+    [207, 210, 49],
+    [146, 204, 23],
+    [255, 55, 199],
+    [44, 153, 168],
 ];
 
 /// Draw every detection as a box with `label score` above it.

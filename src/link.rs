@@ -117,9 +117,13 @@ pub struct LinkSpec {
 /// Why a link's configuration can't be honoured. Each message says what to do instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkPolicyError {
-    #[error("capacity 0: a link must hold at least 1 item (with 0 every item would wait for a receiver, or be dropped)")]
+    #[error(
+        "capacity 0: a link must hold at least 1 item (with 0 every item would wait for a receiver, or be dropped)"
+    )]
     ZeroCapacity,
-    #[error("capacity {capacity} is above the limit of {max} for the {kind} link: a long queue only adds latency and memory")]
+    #[error(
+        "capacity {capacity} is above the limit of {max} for the {kind} link: a long queue only adds latency and memory"
+    )]
     TooLarge { kind: &'static str, capacity: usize, max: usize },
     #[error(
         "when_full = \"{policy}\" would drop {what} silently; the {kind} link must never drop: only \"block\" is allowed (raise capacity to absorb bursts)"
@@ -138,7 +142,11 @@ pub fn check(kind: LinkKind, spec: LinkSpec, live: bool) -> Result<(), LinkPolic
         return Err(LinkPolicyError::ZeroCapacity);
     }
     if spec.capacity > kind.max_capacity() {
-        return Err(LinkPolicyError::TooLarge { kind: kind.as_str(), capacity: spec.capacity, max: kind.max_capacity() });
+        return Err(LinkPolicyError::TooLarge {
+            kind: kind.as_str(),
+            capacity: spec.capacity,
+            max: kind.max_capacity(),
+        });
     }
     match (kind, spec.when_full) {
         (LinkKind::Detections, WhenFull::DropOldest | WhenFull::DropNewest) => Err(LinkPolicyError::MustNotDrop {
@@ -182,7 +190,12 @@ pub struct LinkSender<T> {
 
 impl<T> Clone for LinkSender<T> {
     fn clone(&self) -> Self {
-        LinkSender { tx: self.tx.clone(), rx: self.rx.clone(), when_full: self.when_full, dropped: self.dropped.clone() }
+        LinkSender {
+            tx: self.tx.clone(),
+            rx: self.rx.clone(),
+            when_full: self.when_full,
+            dropped: self.dropped.clone(),
+        }
     }
 }
 
@@ -262,7 +275,10 @@ mod tests {
         for kind in [LinkKind::Frames, LinkKind::Detections, LinkKind::Events] {
             assert_eq!(check(kind, kind.default_spec(), true), Ok(()), "{kind:?} default");
             assert_eq!(check(kind, spec(0, kind.default_spec().when_full), false), Err(LinkPolicyError::ZeroCapacity));
-            assert!(matches!(check(kind, spec(kind.max_capacity() + 1, WhenFull::Block), false), Err(LinkPolicyError::TooLarge { .. })));
+            assert!(matches!(
+                check(kind, spec(kind.max_capacity() + 1, WhenFull::Block), false),
+                Err(LinkPolicyError::TooLarge { .. })
+            ));
             assert_eq!(check(kind, spec(kind.max_capacity(), kind.default_spec().when_full), true), Ok(()));
         }
         for when_full in [WhenFull::DropOldest, WhenFull::DropNewest] {
@@ -274,7 +290,11 @@ mod tests {
             assert_eq!(check(LinkKind::Frames, spec(2, when_full), true), Ok(()));
         }
         assert_eq!(check(LinkKind::Frames, spec(2, WhenFull::Block), true), Err(LinkPolicyError::BlockLive));
-        assert_eq!(check(LinkKind::Frames, spec(2, WhenFull::Block), false), Ok(()), "a file may wait for the detector");
+        assert_eq!(
+            check(LinkKind::Frames, spec(2, WhenFull::Block), false),
+            Ok(()),
+            "a file may wait for the detector"
+        );
     }
 
     #[test]

@@ -38,7 +38,10 @@ mod tests {
 
     #[test]
     fn line_breaks_are_escaped_and_plain_text_is_left_alone() {
-        assert_eq!(one_line("Could not read.\nCould not receive message. (Parse error)\r\n"), "Could not read.\\nCould not receive message. (Parse error)\\r\\n");
+        assert_eq!(
+            one_line("Could not read.\nCould not receive message. (Parse error)\r\n"),
+            "Could not read.\\nCould not receive message. (Parse error)\\r\\n"
+        );
         assert!(matches!(one_line("plain"), Cow::Borrowed("plain")));
     }
 
@@ -58,12 +61,22 @@ mod tests {
         }
         let buf = Buf::default();
         let out = buf.clone();
-        let subscriber = tracing_subscriber::fmt().with_ansi(false).without_time().fmt_fields(fields()).with_writer(move || out.clone()).finish();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .fmt_fields(fields())
+            .with_writer(move || out.clone())
+            .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(camera = "door", reason = %"gstrtspsrc.c: source:\nCould not receive message.", n = 3, "camera\nreconnecting");
         });
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(text.contains(r#"camera\nreconnecting camera="door" reason=gstrtspsrc.c: source:\nCould not receive message. n=3"#), "{text}");
+        assert!(
+            text.contains(
+                r#"camera\nreconnecting camera="door" reason=gstrtspsrc.c: source:\nCould not receive message. n=3"#
+            ),
+            "{text}"
+        );
     }
 }

@@ -205,7 +205,11 @@ fn init_logging() {
     // Colour only for a person at a terminal: in a file, a pipe or the journal the escape codes
     // are noise that breaks grep.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).fmt_fields(lookout::logfmt::fields());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .fmt_fields(lookout::logfmt::fields());
     // journald stamps every line itself; a second timestamp is noise.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         builder.without_time().init();
@@ -243,12 +247,35 @@ fn main() -> ExitCode {
         Command::Run { config_dir } => cli::run::run(config_dir),
         Command::Check { config_dir, probe, for_start } => cli::check::check(config_dir, probe, for_start),
         Command::Detect { model, ort_library, score_threshold, providers, no_fallback, annotate, images } => {
-            cli::detect::detect(cli::detect::DetectArgs { model, ort_library, score_threshold, providers, fallback: !no_fallback, annotate, images })
+            cli::detect::detect(cli::detect::DetectArgs {
+                model,
+                ort_library,
+                score_threshold,
+                providers,
+                fallback: !no_fallback,
+                annotate,
+                images,
+            })
         }
         Command::Bench { which } => match which {
-            BenchCommand::Detect { model, ort_library, iterations, images } => cli::bench::bench_detect(model, ort_library, iterations.max(1), images),
-            BenchCommand::Pipeline { config_dir, clip, fps, rounds } => cli::bench::bench_pipeline(config_dir, clip, fps, rounds),
-            BenchCommand::Infer { models, io_binding, workers, ort_library, providers, batch, iterations, reference, json, images } => {
+            BenchCommand::Detect { model, ort_library, iterations, images } => {
+                cli::bench::bench_detect(model, ort_library, iterations.max(1), images)
+            }
+            BenchCommand::Pipeline { config_dir, clip, fps, rounds } => {
+                cli::bench::bench_pipeline(config_dir, clip, fps, rounds)
+            }
+            BenchCommand::Infer {
+                models,
+                io_binding,
+                workers,
+                ort_library,
+                providers,
+                batch,
+                iterations,
+                reference,
+                json,
+                images,
+            } => {
                 let reference = match reference.as_str() {
                     "none" => None,
                     r => match parse_provider(r) {
@@ -277,12 +304,26 @@ fn main() -> ExitCode {
                     images,
                 })
             }
-            BenchCommand::Efficiency { config_dir, streams, workers, seconds } => cli::bench_daemon::efficiency(config_dir, streams, workers, seconds),
-            BenchCommand::Overload { config_dir, seconds, factor } => cli::bench_daemon::overload(config_dir, seconds, factor),
-            BenchCommand::Density { config_dir, max_streams, seconds, workers } => cli::bench_daemon::density(config_dir, max_streams, seconds, workers),
+            BenchCommand::Efficiency { config_dir, streams, workers, seconds } => {
+                cli::bench_daemon::efficiency(config_dir, streams, workers, seconds)
+            }
+            BenchCommand::Overload { config_dir, seconds, factor } => {
+                cli::bench_daemon::overload(config_dir, seconds, factor)
+            }
+            BenchCommand::Density { config_dir, max_streams, seconds, workers } => {
+                cli::bench_daemon::density(config_dir, max_streams, seconds, workers)
+            }
             BenchCommand::Motion { config_dir, seconds } => cli::bench_daemon::motion(config_dir, seconds),
             BenchCommand::Models { models, ort_library, providers, clip, frame_step, runs, images } => {
-                cli::bench::bench_models(cli::bench::ModelsArgs { models, ort_library, providers, clip, frame_step, runs, images })
+                cli::bench::bench_models(cli::bench::ModelsArgs {
+                    models,
+                    ort_library,
+                    providers,
+                    clip,
+                    frame_step,
+                    runs,
+                    images,
+                })
             }
         },
     }

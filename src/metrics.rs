@@ -99,14 +99,28 @@ impl Collector for CameraStates {
         type Read = fn(&CameraCounters) -> u64;
         let counters: [(&str, &str, Read); 9] = [
             ("lookout_frames_decoded", "Frames out of the decoder", |c| c.decoded.load(Ordering::Relaxed)),
-            ("lookout_frames_skipped_by_rate", "Frames dropped by the detect-rate gate before scaling", |c| c.skipped_by_rate.load(Ordering::Relaxed)),
-            ("lookout_frames_skipped_by_motion", "Frames the motion gate skipped: still scene, nothing tracked", |c| c.skipped_by_motion.load(Ordering::Relaxed)),
+            ("lookout_frames_skipped_by_rate", "Frames dropped by the detect-rate gate before scaling", |c| {
+                c.skipped_by_rate.load(Ordering::Relaxed)
+            }),
+            ("lookout_frames_skipped_by_motion", "Frames the motion gate skipped: still scene, nothing tracked", |c| {
+                c.skipped_by_motion.load(Ordering::Relaxed)
+            }),
             ("lookout_frames_inferred", "Frames the detector ran on", |c| c.inferred.load(Ordering::Relaxed)),
-            ("lookout_frames_dropped_link_full", "Frames replaced by newer ones on a full frame link (latest frame wins)", |c| c.dropped_link_full.load(Ordering::Relaxed)),
-            ("lookout_frames_dropped_inference_error", "Frames the detector failed on", |c| c.dropped_inference_error.load(Ordering::Relaxed)),
-            ("lookout_frames_dropped_detect_off", "Frames not detected on: detection switched off over MQTT", |c| c.dropped_detect_off.load(Ordering::Relaxed)),
+            (
+                "lookout_frames_dropped_link_full",
+                "Frames replaced by newer ones on a full frame link (latest frame wins)",
+                |c| c.dropped_link_full.load(Ordering::Relaxed),
+            ),
+            ("lookout_frames_dropped_inference_error", "Frames the detector failed on", |c| {
+                c.dropped_inference_error.load(Ordering::Relaxed)
+            }),
+            ("lookout_frames_dropped_detect_off", "Frames not detected on: detection switched off over MQTT", |c| {
+                c.dropped_detect_off.load(Ordering::Relaxed)
+            }),
             ("lookout_detections", "Detections at or above detect.min_score", |c| c.detections.load(Ordering::Relaxed)),
-            ("lookout_inference_microseconds", "Time spent in inference", |c| c.infer_micros_total.load(Ordering::Relaxed)),
+            ("lookout_inference_microseconds", "Time spent in inference", |c| {
+                c.infer_micros_total.load(Ordering::Relaxed)
+            }),
         ];
         let cameras = self.snapshot();
         for (name, help, read) in counters {
@@ -129,7 +143,12 @@ impl Collector for CameraStates {
                 ConstCounter::new(count.load(Ordering::Relaxed)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let mut family = encoder.encode_descriptor("lookout_camera_state", "1 for the camera's current state", None, ConstGauge::new(0i64).metric_type())?;
+        let mut family = encoder.encode_descriptor(
+            "lookout_camera_state",
+            "1 for the camera's current state",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
         for e in &cameras {
             for s in STATES {
                 let labels = [("camera", e.name.clone()), ("state", s.to_string())];
@@ -153,9 +172,19 @@ impl Collector for CameraStates {
             let labels = [("camera", e.name.clone()), ("model", model), ("provider", provider)];
             ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
         }
-        let uptime = encoder.encode_descriptor("lookout_uptime_seconds", "Seconds since the pipelines started", None, ConstGauge::new(0.0f64).metric_type())?;
+        let uptime = encoder.encode_descriptor(
+            "lookout_uptime_seconds",
+            "Seconds since the pipelines started",
+            None,
+            ConstGauge::new(0.0f64).metric_type(),
+        )?;
         ConstGauge::new(self.started.elapsed().as_secs_f64()).encode(uptime)?;
-        let mut info = encoder.encode_descriptor("lookout_execution_provider", "The ONNX Runtime execution provider in use", None, ConstGauge::new(0i64).metric_type())?;
+        let mut info = encoder.encode_descriptor(
+            "lookout_execution_provider",
+            "The ONNX Runtime execution provider in use",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
         ConstGauge::new(1i64).encode(info.encode_family(&[("provider", self.provider)])?)?;
         let mut runs = encoder.encode_descriptor(
             "lookout_inference_batches",
@@ -179,7 +208,11 @@ impl Collector for PublishCollector {
         let c = &self.0;
         let plain: [(&str, &str, &std::sync::atomic::AtomicU64); 3] = [
             ("lookout_mqtt_messages_delivered", "Messages the MQTT broker acknowledged", &c.delivered),
-            ("lookout_mqtt_messages_spooled", "Messages written to the on-disk spool (broker away or in-flight window full)", &c.spooled),
+            (
+                "lookout_mqtt_messages_spooled",
+                "Messages written to the on-disk spool (broker away or in-flight window full)",
+                &c.spooled,
+            ),
             ("lookout_mqtt_messages_replayed", "Spooled messages later acknowledged by the broker", &c.replayed),
         ];
         for (name, help, v) in plain {
@@ -205,7 +238,12 @@ impl Metrics {
     }
 
     /// As [`Metrics::new`], also exposing the MQTT publisher's counters.
-    pub fn with_publish(names: Vec<String>, counters: Vec<Arc<CameraCounters>>, provider: &'static str, publish: Option<Arc<PublishCounters>>) -> Arc<Metrics> {
+    pub fn with_publish(
+        names: Vec<String>,
+        counters: Vec<Arc<CameraCounters>>,
+        provider: &'static str,
+        publish: Option<Arc<PublishCounters>>,
+    ) -> Arc<Metrics> {
         Metrics::with_batches(names, counters, provider, publish, Arc::default())
     }
 
@@ -219,14 +257,27 @@ impl Metrics {
     ) -> Arc<Metrics> {
         let mut registry = Registry::default();
         // 1 ms .. ~4 s: CPU inference is 10-100 ms, a GPU's ~1 ms.
-        let inference_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 13)));
+        let inference_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 13))
+        });
         // 10 ms .. ~80 s: events normally leave well under a second after capture; the top
         // buckets show a backlog.
-        let frame_age_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 14)));
+        let frame_age_seconds = Family::<CameraLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 2.0, 14))
+        });
         registry.register("lookout_inference_seconds", "Inference latency per frame", inference_seconds.clone());
-        registry.register("lookout_frame_age_at_publish_seconds", "From a frame's capture to its events leaving for the broker", frame_age_seconds.clone());
-        let entries = names.into_iter().zip(counters).map(|(name, counters)| CameraEntry { name, counters, state: "connecting" }).collect();
-        let cameras = Arc::new(CameraStates { cameras: Mutex::new(entries), started: Instant::now(), provider, batches });
+        registry.register(
+            "lookout_frame_age_at_publish_seconds",
+            "From a frame's capture to its events leaving for the broker",
+            frame_age_seconds.clone(),
+        );
+        let entries = names
+            .into_iter()
+            .zip(counters)
+            .map(|(name, counters)| CameraEntry { name, counters, state: "connecting" })
+            .collect();
+        let cameras =
+            Arc::new(CameraStates { cameras: Mutex::new(entries), started: Instant::now(), provider, batches });
         registry.register_collector(Box::new(cameras.clone()));
         if let Some(p) = publish {
             registry.register_collector(Box::new(PublishCollector(p)));
@@ -254,7 +305,8 @@ impl Metrics {
     pub fn health(&self) -> (u16, String) {
         let entries = self.cameras.snapshot();
         let failed: Vec<&str> = entries.iter().filter(|e| e.state == "failed").map(|e| e.name.as_str()).collect();
-        let cameras: serde_json::Map<String, serde_json::Value> = entries.iter().map(|e| (e.name.clone(), serde_json::Value::from(e.state))).collect();
+        let cameras: serde_json::Map<String, serde_json::Value> =
+            entries.iter().map(|e| (e.name.clone(), serde_json::Value::from(e.state))).collect();
         let status = if failed.is_empty() { "ok" } else { "failed" };
         let body = serde_json::json!({ "status": status, "failed": failed, "cameras": cameras }).to_string();
         (if failed.is_empty() { 200 } else { 503 }, body)
@@ -268,7 +320,11 @@ pub enum MetricsError {
 }
 
 /// Serve `/metrics` and `/healthz` on `addr` from one thread until `shutdown`.
-pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>, shutdown: Shutdown) -> Result<std::thread::JoinHandle<()>, MetricsError> {
+pub fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) -> Result<std::thread::JoinHandle<()>, MetricsError> {
     let listener = TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
     // Non-blocking accept with a short poll, so the thread notices shutdown without a wake-up
     // connection.
@@ -283,7 +339,9 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>, shutdown: Shutdown) -> Res
             while !shutdown.is_triggered() {
                 match listener.accept() {
                     Ok((stream, _)) => handle(stream, &metrics),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(100)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(100))
+                    }
                     Err(e) => tracing::warn!(error = %e, "metrics: accept failed"),
                 }
             }
@@ -319,7 +377,10 @@ fn handle(mut stream: TcpStream, metrics: &Metrics) {
         503 => "Service Unavailable",
         _ => "Not Found",
     };
-    let head = format!("HTTP/1.1 {code} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body.as_bytes()));
 }
 
@@ -394,6 +455,9 @@ mod tests {
         m.cameras().set_cameras(&["a".into(), "c".into()], &[Arc::default(), Arc::default()]);
         let (code, body) = m.health();
         assert_eq!(code, 200, "{body}");
-        assert!(body.contains("\"a\":\"streaming\"") && body.contains("\"c\":\"connecting\"") && !body.contains("\"b\""), "{body}");
+        assert!(
+            body.contains("\"a\":\"streaming\"") && body.contains("\"c\":\"connecting\"") && !body.contains("\"b\""),
+            "{body}"
+        );
     }
 }

@@ -99,7 +99,9 @@ fn socket_addr(socket: &OsStr) -> io::Result<SocketAddr> {
     match bytes.first() {
         Some(b'@') => abstract_addr(&bytes[1..]),
         Some(b'/') => SocketAddr::from_pathname(socket),
-        _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "NOTIFY_SOCKET is neither an absolute path nor @abstract")),
+        _ => {
+            Err(io::Error::new(io::ErrorKind::InvalidInput, "NOTIFY_SOCKET is neither an absolute path nor @abstract"))
+        }
     }
 }
 

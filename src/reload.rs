@@ -75,7 +75,12 @@ pub struct Plan {
 /// Decide a reload: `running` cameras, the `new` config's, the models whose new detectors
 /// `failed` to load, and those whose input size changed (`resized`: their cameras' sources
 /// scale to it, so an unchanged camera on such a model restarts too).
-pub fn plan(running: &[CameraSpec], new: &[CameraSpec], failed: &BTreeSet<PathBuf>, resized: &BTreeSet<PathBuf>) -> Plan {
+pub fn plan(
+    running: &[CameraSpec],
+    new: &[CameraSpec],
+    failed: &BTreeSet<PathBuf>,
+    resized: &BTreeSet<PathBuf>,
+) -> Plan {
     let mut held_back = Vec::new();
     let wanted: Vec<CameraSpec> = new
         .iter()
@@ -98,8 +103,10 @@ pub fn plan(running: &[CameraSpec], new: &[CameraSpec], failed: &BTreeSet<PathBu
         })
         .collect();
     let mut diff = diff_cameras(running, &wanted);
-    let (resize, keep): (Vec<String>, Vec<String>) =
-        diff.unchanged.drain(..).partition(|n| wanted.iter().any(|c| c.name == *n && resized.contains(&c.detect.model)));
+    let (resize, keep): (Vec<String>, Vec<String>) = diff
+        .unchanged
+        .drain(..)
+        .partition(|n| wanted.iter().any(|c| c.name == *n && resized.contains(&c.detect.model)));
     diff.unchanged = keep;
     diff.changed.extend(resize);
     Plan { wanted, diff, held_back }

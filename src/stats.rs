@@ -74,7 +74,8 @@ pub struct CameraCounters {
 
 impl CameraCounters {
     pub fn set_model(&self, name: &str, provider: &str) {
-        *self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = (name.to_string(), provider.to_string());
+        *self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            (name.to_string(), provider.to_string());
     }
 
     /// The camera's (model, provider), as [`CameraCounters::set_model`] last set them.
@@ -119,10 +120,18 @@ impl CameraCounters {
             skipped_by_rate: self.skipped_by_rate.load(Ordering::Relaxed),
             skipped_by_motion: self.skipped_by_motion.load(Ordering::Relaxed),
             inferred,
-            filtered: Rejected::ALL.iter().zip(&self.filtered).map(|(r, c)| (r.as_str(), c.load(Ordering::Relaxed))).collect(),
+            filtered: Rejected::ALL
+                .iter()
+                .zip(&self.filtered)
+                .map(|(r, c)| (r.as_str(), c.load(Ordering::Relaxed)))
+                .collect(),
             detections: self.detections.load(Ordering::Relaxed),
             dropped,
-            inference_ms_mean: if inferred == 0 { 0.0 } else { (infer_total as f64 / inferred as f64 / 10.0).round() / 100.0 },
+            inference_ms_mean: if inferred == 0 {
+                0.0
+            } else {
+                (infer_total as f64 / inferred as f64 / 10.0).round() / 100.0
+            },
         }
     }
 }
@@ -152,7 +161,8 @@ impl CameraSummary {
 
     /// Frames not yet accounted for: zero once the camera has drained.
     pub fn unaccounted(&self) -> i64 {
-        self.decoded as i64 - (self.skipped_by_rate + self.skipped_by_motion + self.inferred + self.dropped_total()) as i64
+        self.decoded as i64
+            - (self.skipped_by_rate + self.skipped_by_motion + self.inferred + self.dropped_total()) as i64
     }
 }
 

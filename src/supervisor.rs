@@ -79,7 +79,8 @@ impl CameraState {
 }
 
 /// STATUS= while no camera is configured (an empty pipelines/ folder is valid: a new install).
-pub const NO_CAMERA_STATUS: &str = "no camera configured: add pipelines/<camera>.toml to the config directory, then reload";
+pub const NO_CAMERA_STATUS: &str =
+    "no camera configured: add pipelines/<camera>.toml to the config directory, then reload";
 
 /// The one-line summary for STATUS=, e.g.
 /// `3 cameras: 2 streaming, 1 reconnecting (door); 14.8 frames/s inferred`.
@@ -256,7 +257,11 @@ impl Health {
         let beats = self.0.beats.lock().unwrap_or_else(PoisonError::into_inner);
         beats
             .iter()
-            .map(|(thread, c)| BeatSample { thread: thread.clone(), last_ms: c.last_ms.load(Ordering::Relaxed), done: c.done.load(Ordering::Relaxed) })
+            .map(|(thread, c)| BeatSample {
+                thread: thread.clone(),
+                last_ms: c.last_ms.load(Ordering::Relaxed),
+                done: c.done.load(Ordering::Relaxed),
+            })
             .collect()
     }
 
@@ -287,7 +292,9 @@ impl Supervisor {
     /// Start the `supervise` thread. (SIGHUP, a reload, is handled by `lookout run` itself.)
     pub fn start(health: Health, shutdown: Shutdown) -> std::io::Result<Supervisor> {
         let (stop, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let handle = std::thread::Builder::new().name("supervise".into()).spawn(move || supervise(&health, &shutdown, &stop_rx))?;
+        let handle = std::thread::Builder::new()
+            .name("supervise".into())
+            .spawn(move || supervise(&health, &shutdown, &stop_rx))?;
         Ok(Supervisor { stop, handle })
     }
 
@@ -368,7 +375,8 @@ mod tests {
 
     #[test]
     fn a_thread_is_stuck_only_when_silent_longer_than_the_limit() {
-        let beats = [sample("detect-0", 9_000, false), sample("objects-door", 6_999, false), sample("publish", 7_000, false)];
+        let beats =
+            [sample("detect-0", 9_000, false), sample("objects-door", 6_999, false), sample("publish", 7_000, false)];
         let stuck = stuck_threads(&beats, 10_000, Duration::from_secs(3));
         assert_eq!(stuck, vec![("objects-door".to_string(), Duration::from_millis(3_001))]);
     }
@@ -404,7 +412,10 @@ mod tests {
         assert_eq!(status_line(&cams, 14.84), "3 cameras: 2 streaming, 1 reconnecting (door); 14.8 frames/s inferred");
         assert_eq!(status_line(&cams[..1], 5.0), "1 camera: 1 streaming; 5.0 frames/s inferred");
         // An empty pipelines/ (a new install) is said plainly, with what to do.
-        assert_eq!(status_line(&[], 0.0), "no camera configured: add pipelines/<camera>.toml to the config directory, then reload");
+        assert_eq!(
+            status_line(&[], 0.0),
+            "no camera configured: add pipelines/<camera>.toml to the config directory, then reload"
+        );
         let many: Vec<(String, CameraState)> = (0..5).map(|i| (format!("c{i}"), CameraState::Failed)).collect();
         assert_eq!(status_line(&many, 0.0), "5 cameras: 5 failed (c0, c1, c2, +2); 0.0 frames/s inferred");
     }
@@ -416,13 +427,19 @@ mod tests {
         h.camera_state("b", &StateChange::ClockSkew { skew_seconds: 9.0 });
         h.started(&["a".into(), "b".into()], &[Arc::default(), Arc::default()]);
         assert!(h.is_started());
-        assert_eq!(h.cameras().0, vec![("a".to_string(), CameraState::Connecting), ("b".to_string(), CameraState::Streaming)]);
+        assert_eq!(
+            h.cameras().0,
+            vec![("a".to_string(), CameraState::Connecting), ("b".to_string(), CameraState::Streaming)]
+        );
 
         let done = h.heartbeat("objects-a");
         let live = h.heartbeat("detect-0");
         drop(done);
         let beats = h.beats();
-        assert_eq!(beats.iter().map(|b| (b.thread.as_str(), b.done)).collect::<Vec<_>>(), [("objects-a", true), ("detect-0", false)]);
+        assert_eq!(
+            beats.iter().map(|b| (b.thread.as_str(), b.done)).collect::<Vec<_>>(),
+            [("objects-a", true), ("detect-0", false)]
+        );
         live.beat();
         // A new thread (a camera restarted by a reload) prunes the finished ones.
         let _again = h.heartbeat("objects-a");

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::{self, Spec};
 use crate::detect::session::InputBinding;
-use crate::link::LinkKind;
 use crate::detect::{Detection, Detector, DetectorOptions, ProviderSpec, ScaledFrame, ScaledImage};
+use crate::link::LinkKind;
 use crate::pipeline;
 use crate::publish::Sink;
 use crate::shutdown::Shutdown;
@@ -52,7 +52,12 @@ fn bare_median(det: &mut Detector, iterations: usize) -> Result<Duration, String
     Ok(median(t))
 }
 
-pub fn bench_detect(model: Option<PathBuf>, ort_library: Option<PathBuf>, iterations: usize, images: Vec<PathBuf>) -> ExitCode {
+pub fn bench_detect(
+    model: Option<PathBuf>,
+    ort_library: Option<PathBuf>,
+    iterations: usize,
+    images: Vec<PathBuf>,
+) -> ExitCode {
     let opts = super::detect::detector_options(model, ort_library);
     let mut det = match Detector::load(&opts) {
         Ok(d) => d,
@@ -66,8 +71,16 @@ pub fn bench_detect(model: Option<PathBuf>, ort_library: Option<PathBuf>, iterat
         eprintln!("lookout bench: no images given and none found in media/; run scripts/setup or pass paths");
         return ExitCode::from(super::EXIT_FAILURE);
     }
-    println!("lookout bench detect: {} iterations per image, provider {}, model {}", iterations, det.provider(), opts.model.display());
-    println!("{:<20} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}", "image", "pre ms", "infer ms", "post ms", "total ms", "bare ms", "ratio");
+    println!(
+        "lookout bench detect: {} iterations per image, provider {}, model {}",
+        iterations,
+        det.provider(),
+        opts.model.display()
+    );
+    println!(
+        "{:<20} {:>8} {:>8} {:>8} {:>8} {:>10} {:>7}",
+        "image", "pre ms", "infer ms", "post ms", "total ms", "bare ms", "ratio"
+    );
     for path in &images {
         let img = match image::open(path) {
             Ok(i) => i.to_rgb8(),
@@ -118,7 +131,11 @@ pub fn bench_detect(model: Option<PathBuf>, ort_library: Option<PathBuf>, iterat
 
 fn default_images() -> Vec<PathBuf> {
     let dir = config::default_dir().join("media");
-    ["dog.jpg", "person.jpg", "astronaut.png", "grace_hopper.jpg"].iter().map(|f| dir.join(f)).filter(|p| p.exists()).collect()
+    ["dog.jpg", "person.jpg", "astronaut.png", "grace_hopper.jpg"]
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.exists())
+        .collect()
 }
 
 pub fn bench_pipeline(config_dir: Option<PathBuf>, clip: Option<PathBuf>, fps: f64, rounds: usize) -> ExitCode {
@@ -146,7 +163,8 @@ pub fn bench_pipeline(config_dir: Option<PathBuf>, clip: Option<PathBuf>, fps: f
     let mut reports = Vec::new();
     for _ in 0..rounds.max(1) {
         let shutdown = Shutdown::new();
-        match pipeline::run(&spec, pipeline::Edges { sink: Some(Sink::Discard(0)), ..pipeline::Edges::new(&shutdown) }) {
+        match pipeline::run(&spec, pipeline::Edges { sink: Some(Sink::Discard(0)), ..pipeline::Edges::new(&shutdown) })
+        {
             Ok(r) => reports.push(r),
             Err(e) => {
                 eprintln!("lookout bench: {e}");
@@ -167,7 +185,10 @@ pub fn bench_pipeline(config_dir: Option<PathBuf>, clip: Option<PathBuf>, fps: f
         let s = &c.summary;
         println!(
             "  decoded {} frames: skipped_by_rate {}, inferred {}, dropped {} (link_full: newer frames replaced them)",
-            s.decoded, s.skipped_by_rate, s.inferred, s.dropped_total()
+            s.decoded,
+            s.skipped_by_rate,
+            s.inferred,
+            s.dropped_total()
         );
     }
     println!(
@@ -183,7 +204,15 @@ pub fn bench_pipeline(config_dir: Option<PathBuf>, clip: Option<PathBuf>, fps: f
 /// The config dir's inference settings, with one camera: the clip, unpaced.
 fn bench_spec(dir: &std::path::Path, clip: &std::path::Path, fps: f64) -> Result<Spec, String> {
     let mut spec = config::load(dir).map_err(|e| e.to_string())?;
-    let mut cam = super::bench_daemon::camera(&spec.inference, "bench", clip, fps, false, false, LinkKind::Frames.default_spec())?;
+    let mut cam = super::bench_daemon::camera(
+        &spec.inference,
+        "bench",
+        clip,
+        fps,
+        false,
+        false,
+        LinkKind::Frames.default_spec(),
+    )?;
     cam.detect.min_score = 0.3;
     spec.cameras = vec![cam];
     spec.mqtt = None;
@@ -247,7 +276,11 @@ pub fn agreement(got: &[Detection], want: &[Detection], threshold: f32, margin: 
     for (xs, ys) in [(want, got), (got, want)] {
         for x in xs.iter().filter(|d| d.score >= threshold + margin) {
             a.compared += 1;
-            let best = ys.iter().filter(|y| y.label == x.label).map(|y| (crate::detect::nms::iou(x.bbox, y.bbox), y.score)).max_by(|p, q| p.0.total_cmp(&q.0));
+            let best = ys
+                .iter()
+                .filter(|y| y.label == x.label)
+                .map(|y| (crate::detect::nms::iou(x.bbox, y.bbox), y.score))
+                .max_by(|p, q| p.0.total_cmp(&q.0));
             if let Some((overlap, score)) = best
                 && overlap > 0.5
             {
@@ -304,7 +337,12 @@ fn batch_frames(scaled: &[ScaledImage], batch: usize) -> Vec<ScaledFrame<'_>> {
 
 /// `batches` batched-path runs on each worker at once, each worker on its own thread (the
 /// caller's for the first): while one worker's input is uploaded another's can compute.
-fn run_workers(workers: &mut [Detector], scaled: &[ScaledImage], batch: usize, batches: usize) -> Result<Vec<crate::detect::Timings>, String> {
+fn run_workers(
+    workers: &mut [Detector],
+    scaled: &[ScaledImage],
+    batch: usize,
+    batches: usize,
+) -> Result<Vec<crate::detect::Timings>, String> {
     let run = |det: &mut Detector| -> Result<Vec<crate::detect::Timings>, String> {
         let frames = batch_frames(scaled, batch);
         (0..batches).map(|_| det.detect_batch(&frames).map(|(_, t)| t).map_err(|e| e.to_string())).collect()
@@ -370,7 +408,10 @@ pub fn bench_infer(args: InferArgs) -> ExitCode {
                 ));
             }
             if io_binding == InputBinding::Always && !dets[0].io_binding() {
-                return fail(format!("--io-binding: the input could not be bound on {} (see the warning above)", dets[0].provider()));
+                return fail(format!(
+                    "--io-binding: the input could not be bound on {} (see the warning above)",
+                    dets[0].provider()
+                ));
             }
             let mut scaled = Vec::new();
             for img in &images {
@@ -379,7 +420,14 @@ pub fn bench_infer(args: InferArgs) -> ExitCode {
                     Err(e) => return fail(e.to_string()),
                 }
             }
-            variants.push(Variant { model: opts.model.clone(), workers: dets, scaled, rounds: Vec::new(), bare: Vec::new(), timings: Vec::new() });
+            variants.push(Variant {
+                model: opts.model.clone(),
+                workers: dets,
+                scaled,
+                rounds: Vec::new(),
+                bare: Vec::new(),
+                timings: Vec::new(),
+            });
         }
     }
     if !args.json {
@@ -524,8 +572,14 @@ pub fn bench_infer(args: InferArgs) -> ExitCode {
             report.post_ms,
             report.ratio_to_first
         );
-        println!("    baseline: bare session.run at batch {batch} on the same input: {bare_ips:.1} images/s; ratio batched path / bare: {:.2}x", report.ratio);
-        for (what, a) in [(report.reference.clone().map(|r| format!("{r} at batch 1")), agreement_ref), (Some("the first variant".to_string()), agreement_first)] {
+        println!(
+            "    baseline: bare session.run at batch {batch} on the same input: {bare_ips:.1} images/s; ratio batched path / bare: {:.2}x",
+            report.ratio
+        );
+        for (what, a) in [
+            (report.reference.clone().map(|r| format!("{r} at batch 1")), agreement_ref),
+            (Some("the first variant".to_string()), agreement_first),
+        ] {
             if let (Some(what), Some(a)) = (what, a) {
                 println!(
                     "    detections vs {what}: {} of {} matched, min IoU {:.3}, max score diff {:.4}: {}",
@@ -627,7 +681,11 @@ pub fn bench_models(args: ModelsArgs) -> ExitCode {
         .zip(&providers)
         .map(|(d, p)| ModelRun {
             // One provider per model: the same model may appear twice, so the row names both.
-            name: if args.providers.len() > 1 { format!("{}@{}", d.model().name, p.label()) } else { d.model().name.clone() },
+            name: if args.providers.len() > 1 {
+                format!("{}@{}", d.model().name, p.label())
+            } else {
+                d.model().name.clone()
+            },
             precision: d.model().precision.as_str(),
             infer: Vec::new(),
             detections: Vec::new(),
@@ -671,18 +729,30 @@ pub fn bench_models(args: ModelsArgs) -> ExitCode {
     let mean = |v: &[Duration]| v.iter().map(|d| d.as_secs_f64()).sum::<f64>() / v.len().max(1) as f64;
     let base_ms = mean(&runs[0].infer) * 1e3;
     let w = runs.iter().map(|r| r.name.len() + " (base)".len()).max().unwrap_or(0).max(24);
-    println!("{:<w$} {:<9} {:>15} {:>14}  nodes per ORT provider", "model", "precision", "infer ms (mean)", "speed vs base");
+    println!(
+        "{:<w$} {:<9} {:>15} {:>14}  nodes per ORT provider",
+        "model", "precision", "infer ms (mean)", "speed vs base"
+    );
     for (i, (r, d)) in runs.iter().zip(&detectors).enumerate() {
         let ms = mean(&r.infer) * 1e3;
         let tag = if i == 0 { " (base)" } else { "" };
         let placement = crate::detect::provider::placement_text(&d.selection().placement);
-        println!("{:<w$} {:<9} {:>15.2} {:>13.2}x  {placement}", format!("{}{tag}", r.name), r.precision, ms, base_ms / ms.max(1e-9));
+        println!(
+            "{:<w$} {:<9} {:>15.2} {:>13.2}x  {placement}",
+            format!("{}{tag}", r.name),
+            r.precision,
+            ms,
+            base_ms / ms.max(1e-9)
+        );
     }
     println!(
         "agreement with {}'s detections (each model at its manifest's score_threshold; a match is the same label at IoU >= 0.5):",
         runs[0].name
     );
-    println!("{:<w$} {:<7} {:>10} {:>8} {:>14} {:>7}", "model", "inputs", "base dets", "recall", "mean |dscore|", "extra");
+    println!(
+        "{:<w$} {:<7} {:>10} {:>8} {:>14} {:>7}",
+        "model", "inputs", "base dets", "recall", "mean |dscore|", "extra"
+    );
     for r in &runs[1..] {
         for (label, from_clip) in [("images", false), ("clip", true)] {
             let (mut total, mut matched, mut drift, mut extra) = (0usize, 0usize, 0.0f64, 0usize);
@@ -707,7 +777,9 @@ pub fn bench_models(args: ModelsArgs) -> ExitCode {
             );
         }
     }
-    println!("speed = base mean infer ms / model mean infer ms; recall = base detections matched / base detections; extra = model detections matching none");
+    println!(
+        "speed = base mean infer ms / model mean infer ms; recall = base detections matched / base detections; extra = model detections matching none"
+    );
     ExitCode::SUCCESS
 }
 
@@ -717,7 +789,9 @@ pub fn model_providers(given: &[ProviderSpec], models: usize) -> Result<Vec<Prov
         0 => Ok(vec![ProviderSpec::cpu(); models]),
         1 => Ok(vec![given[0].clone(); models]),
         n if n == models => Ok(given.to_vec()),
-        n => Err(format!("{n} --provider flags for {models} models: give one for every model, or one per --model in the same order")),
+        n => Err(format!(
+            "{n} --provider flags for {models} models: give one for every model, or one per --model in the same order"
+        )),
     }
 }
 
@@ -766,16 +840,16 @@ fn clip_frames(path: &std::path::Path, step: usize) -> Result<Vec<image::RgbImag
     if !path.is_file() {
         return Err("no such file; run scripts/setup or pass --clip".into());
     }
-    let pipeline = gst::parse::launch("filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false")
-        .map_err(|e| e.to_string())?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "not a pipeline".to_string())?;
+    let pipeline = gst::parse::launch(
+        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+    )
+    .map_err(|e| e.to_string())?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline".to_string())?;
     let src = pipeline.by_name("src").ok_or("no filesrc")?;
     src.set_property("location", path.to_string_lossy().to_string());
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|s| s.downcast::<gstreamer_app::AppSink>().ok())
-        .ok_or("no appsink")?;
+    let sink =
+        pipeline.by_name("sink").and_then(|s| s.downcast::<gstreamer_app::AppSink>().ok()).ok_or("no appsink")?;
     pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
     let mut frames = Vec::new();
     let mut index = 0usize;
@@ -841,7 +915,10 @@ mod tests {
         let labels = |v: Vec<ProviderSpec>| v.iter().map(|p| p.label()).collect::<Vec<_>>();
         assert_eq!(labels(model_providers(&[], 2).unwrap()), ["cpu", "cpu"]);
         assert_eq!(labels(model_providers(std::slice::from_ref(&ov), 3).unwrap()), ["openvino:CPU"; 3]);
-        assert_eq!(labels(model_providers(&[ProviderSpec::cpu(), ov.clone(), ov.clone()], 3).unwrap()), ["cpu", "openvino:CPU", "openvino:CPU"]);
+        assert_eq!(
+            labels(model_providers(&[ProviderSpec::cpu(), ov.clone(), ov.clone()], 3).unwrap()),
+            ["cpu", "openvino:CPU", "openvino:CPU"]
+        );
         let e = model_providers(&[ProviderSpec::cpu(), ov], 3).unwrap_err();
         assert!(e.contains("2 --provider flags for 3 models"), "{e}");
     }

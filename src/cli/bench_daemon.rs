@@ -13,9 +13,9 @@
 //!
 //! Clips are made once with gst-launch-1.0 (x264enc from gst-plugins-ugly) under the temp dir.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,7 +40,9 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 /// The 1, 5 and 15 minute load averages, as /proc/loadavg has them.
 pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_else(|_| "?".into())
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// utime + stime of a /proc stat line, in ticks; the name is in parentheses and may hold spaces.
@@ -57,10 +59,13 @@ fn stat_ticks(stat: &str) -> Option<(String, u64)> {
 
 /// This process's CPU ticks and resident memory (kB).
 fn proc_self() -> (u64, u64) {
-    let ticks = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| stat_ticks(&s)).map(|(_, t)| t).unwrap_or(0);
+    let ticks =
+        std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| stat_ticks(&s)).map(|(_, t)| t).unwrap_or(0);
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0);
     (ticks, rss)
 }
@@ -151,7 +156,13 @@ impl Running {
         let (sd, hl) = (shutdown.clone(), health.clone());
         let handle = std::thread::Builder::new()
             .name("bench-run".into())
-            .spawn(move || pipeline::run(&spec, pipeline::Edges { sink: Some(sink), health: hl, hooks, ..pipeline::Edges::new(&sd) }).map_err(|e| e.to_string()))
+            .spawn(move || {
+                pipeline::run(
+                    &spec,
+                    pipeline::Edges { sink: Some(sink), health: hl, hooks, ..pipeline::Edges::new(&sd) },
+                )
+                .map_err(|e| e.to_string())
+            })
             .map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !health.is_started() {
@@ -193,7 +204,10 @@ fn make_clip(name: &str, pipeline: &str) -> Result<PathBuf, String> {
         .status()
         .map_err(|e| format!("gst-launch-1.0: {e}; run scripts/setup"))?;
     if !status.success() {
-        return Err(format!("could not make {}: gst-launch-1.0 {full} failed (x264enc is in gstreamer1.0-plugins-ugly)", path.display()));
+        return Err(format!(
+            "could not make {}: gst-launch-1.0 {full} failed (x264enc is in gstreamer1.0-plugins-ugly)",
+            path.display()
+        ));
     }
     std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
     Ok(path)
@@ -201,7 +215,15 @@ fn make_clip(name: &str, pipeline: &str) -> Result<PathBuf, String> {
 
 /// A camera on `clip` for benchmarks (here and in `bench.rs`): the config dir's model, the
 /// given detect rate, pacing, looping and links; no broker.
-pub(super) fn camera(inference: &InferenceSpec, name: &str, clip: &Path, fps: f64, realtime: bool, loop_file: bool, frames: LinkSpec) -> Result<CameraSpec, String> {
+pub(super) fn camera(
+    inference: &InferenceSpec,
+    name: &str,
+    clip: &Path,
+    fps: f64,
+    realtime: bool,
+    loop_file: bool,
+    frames: LinkSpec,
+) -> Result<CameraSpec, String> {
     let clip = clip.canonicalize().map_err(|e| format!("clip {}: {e}", clip.display()))?;
     let uri = gstreamer::glib::filename_to_uri(&clip, None).map_err(|e| e.to_string())?.to_string();
     Ok(CameraSpec {
@@ -239,8 +261,10 @@ fn base_spec(dir: &Path, workers: usize) -> Result<Spec, String> {
 
 /// `threads` bare session.run loops for `window`: runs per second, all threads together.
 fn bare_rate(spec: &Spec, threads: usize, window: Duration) -> Result<f64, String> {
-    let opts = super::detect::detector_options(Some(spec.inference.model.clone()), Some(spec.inference.ort_library.clone()));
-    let mut dets: Vec<Detector> = (0..threads).map(|_| Detector::load(&opts).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    let opts =
+        super::detect::detector_options(Some(spec.inference.model.clone()), Some(spec.inference.ort_library.clone()));
+    let mut dets: Vec<Detector> =
+        (0..threads).map(|_| Detector::load(&opts).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
     for d in &mut dets {
         for _ in 0..3 {
             d.run_bare(1).map_err(|e| e.to_string())?;
@@ -268,7 +292,8 @@ fn bare_rate(spec: &Spec, threads: usize, window: Duration) -> Result<f64, Strin
 
 /// Median bare session.run latency on one thread.
 fn bare_latency(spec: &Spec) -> Result<Duration, String> {
-    let opts = super::detect::detector_options(Some(spec.inference.model.clone()), Some(spec.inference.ort_library.clone()));
+    let opts =
+        super::detect::detector_options(Some(spec.inference.model.clone()), Some(spec.inference.ort_library.clone()));
     let mut d = Detector::load(&opts).map_err(|e| e.to_string())?;
     let mut t = Vec::new();
     for i in 0..40 {
@@ -327,9 +352,15 @@ pub fn efficiency(config_dir: Option<PathBuf>, streams: usize, workers: usize, s
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    println!("lookout bench efficiency: {streams} file streams (bikes.mp4 looped, unpaced, every frame detected, frames link block), {workers} worker(s) x 1 thread, {seconds:.0} s; load {}", loadavg());
+    println!(
+        "lookout bench efficiency: {streams} file streams (bikes.mp4 looped, unpaced, every frame detected, frames link block), {workers} worker(s) x 1 thread, {seconds:.0} s; load {}",
+        loadavg()
+    );
     let block = LinkSpec { capacity: 2, when_full: WhenFull::Block };
-    spec.cameras = match (0..streams).map(|i| camera(&spec.inference, &format!("s{i}"), &bikes(&dir), 1000.0, false, true, block)).collect() {
+    spec.cameras = match (0..streams)
+        .map(|i| camera(&spec.inference, &format!("s{i}"), &bikes(&dir), 1000.0, false, true, block))
+        .collect()
+    {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -351,7 +382,10 @@ pub fn efficiency(config_dir: Option<PathBuf>, streams: usize, workers: usize, s
     };
     let (fps, dps) = (d.inferred as f64 / secs, d.detections as f64 / secs);
     let bare = (before + after) / 2.0;
-    println!("  pipeline: {fps:.1} frames/s detected ({dps:.1} detections/s at min_score 0.5), {} dropped", d.link_full);
+    println!(
+        "  pipeline: {fps:.1} frames/s detected ({dps:.1} detections/s at min_score 0.5), {} dropped",
+        d.link_full
+    );
     shares.print(secs);
     println!("  baseline: {workers} bare session.run loop(s): {bare:.1} runs/s (before {before:.1}, after {after:.1})");
     println!("  ratio pipeline / bare: {:.2}x (target >= 0.90); load {}", fps / bare, loadavg());
@@ -412,7 +446,15 @@ pub fn overload(config_dir: Option<PathBuf>, seconds: f64, factor: f64) -> ExitC
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let mut cam = match camera(&spec.inference, "overload", &clip, offered as f64, true, false, LinkKind::Frames.default_spec()) {
+    let mut cam = match camera(
+        &spec.inference,
+        "overload",
+        &clip,
+        offered as f64,
+        true,
+        false,
+        LinkKind::Frames.default_spec(),
+    ) {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -438,9 +480,25 @@ pub fn overload(config_dir: Option<PathBuf>, seconds: f64, factor: f64) -> ExitC
     let infer_mean = t_end.infer_us as f64 / t_end.inferred.max(1) as f64 / 1e3;
     let bound = 2.0 * infer_mean + 1000.0 / offered as f64;
     let (p50, p99) = (percentile(&mut v, 50.0) * 1e3, percentile(&mut v, 99.0) * 1e3);
-    println!("  books at EOS: decoded {} = skipped_by_rate {} + inferred {} + dropped {} (link_full {}); unaccounted {}", s.decoded, s.skipped_by_rate, s.inferred, s.dropped_total(), s.dropped.get("link_full").copied().unwrap_or(0), s.unaccounted());
-    println!("  inference under load: {infer_mean:.1} ms mean; took {:.1} of {offered} frames/s offered", s.inferred as f64 / report.elapsed.as_secs_f64());
-    println!("  frame age at publish over {} messages: p50 {p50:.1} ms, p99 {p99:.1} ms; bound 2 x {infer_mean:.1} + {:.1} = {bound:.1} ms; ratio p99 / bound {:.2} (target <= 1.00)", v.len(), 1000.0 / offered as f64, p99 as f64 / bound);
+    println!(
+        "  books at EOS: decoded {} = skipped_by_rate {} + inferred {} + dropped {} (link_full {}); unaccounted {}",
+        s.decoded,
+        s.skipped_by_rate,
+        s.inferred,
+        s.dropped_total(),
+        s.dropped.get("link_full").copied().unwrap_or(0),
+        s.unaccounted()
+    );
+    println!(
+        "  inference under load: {infer_mean:.1} ms mean; took {:.1} of {offered} frames/s offered",
+        s.inferred as f64 / report.elapsed.as_secs_f64()
+    );
+    println!(
+        "  frame age at publish over {} messages: p50 {p50:.1} ms, p99 {p99:.1} ms; bound 2 x {infer_mean:.1} + {:.1} = {bound:.1} ms; ratio p99 / bound {:.2} (target <= 1.00)",
+        v.len(),
+        1000.0 / offered as f64,
+        p99 as f64 / bound
+    );
     println!(
         "  RSS warm (10 s in) {:.1} MB, last while running {:.1} MB: growth {:.2} MB (of which {:.2} MB the age probe's own buffer) (target < 5 MB); load {}",
         rss_warm as f64 / 1024.0,
@@ -494,7 +552,9 @@ impl Shares {
 
 /// Threads that are ours (named in pipeline.rs and here); every other thread is GStreamer's.
 fn ours(name: &str) -> bool {
-    ["src-", "detect-", "objects-", "publish", "stats", "metrics", "bench", "lookout"].iter().any(|p| name.starts_with(p))
+    ["src-", "detect-", "objects-", "publish", "stats", "metrics", "bench", "lookout"]
+        .iter()
+        .any(|p| name.starts_with(p))
 }
 
 fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, Shares), String> {
@@ -570,7 +630,10 @@ pub fn density(config_dir: Option<PathBuf>, max_streams: usize, seconds: f64, wo
     for n in 1..=max_streams.max(1) {
         let mut spec = base.clone();
         spec.inference.workers = workers.max(1).min(n);
-        spec.cameras = match (0..n).map(|i| camera(&base.inference, &format!("c{i}"), &clip, 5.0, true, true, LinkKind::Frames.default_spec())).collect() {
+        spec.cameras = match (0..n)
+            .map(|i| camera(&base.inference, &format!("c{i}"), &clip, 5.0, true, true, LinkKind::Frames.default_spec()))
+            .collect()
+        {
             Ok(c) => c,
             Err(e) => return fail(e),
         };
@@ -615,7 +678,10 @@ pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    println!("lookout bench motion: still 1080p25 scene, paced, detect 5 fps, {seconds:.0} s each, gating off then on; load {}", loadavg());
+    println!(
+        "lookout bench motion: still 1080p25 scene, paced, detect 5 fps, {seconds:.0} s each, gating off then on; load {}",
+        loadavg()
+    );
     let mut cpu = Vec::new();
     for gating in [false, true] {
         let mut spec = base.clone();

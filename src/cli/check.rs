@@ -22,7 +22,12 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool, for_start: bool) -> ExitC
     match loaded {
         Ok(spec) => {
             for b in &spec.broken {
-                eprintln!("{}: camera {} will not start, its file has errors: {}", dir.display(), b.name, ConfigErrors(b.errors.clone()));
+                eprintln!(
+                    "{}: camera {} will not start, its file has errors: {}",
+                    dir.display(),
+                    b.name,
+                    ConfigErrors(b.errors.clone())
+                );
             }
             // Every model in use: the gateway's, and each camera's own `detect.model`.
             let mut models = vec![spec.inference.model.clone()];
@@ -36,16 +41,18 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool, for_start: bool) -> ExitC
             let mut problems = Vec::new();
             for model in &models {
                 // Which key named it, for the error: the gateway's, or the first camera's.
-                let (file, key) = match spec.cameras.iter().find(|c| c.detect.model == *model && *model != spec.inference.model) {
-                    Some(c) => (format!("{}/{}.toml", config::PIPELINES_DIR, c.name), "detect.model"),
-                    None => (config::GLOBAL_FILE.to_string(), "inference.model"),
-                };
+                let (file, key) =
+                    match spec.cameras.iter().find(|c| c.detect.model == *model && *model != spec.inference.model) {
+                        Some(c) => (format!("{}/{}.toml", config::PIPELINES_DIR, c.name), "detect.model"),
+                        None => (config::GLOBAL_FILE.to_string(), "inference.model"),
+                    };
                 let opts = DetectorOptions::new(model.clone(), spec.inference.ort_library.clone());
                 match Detector::load(&opts) {
                     Ok(d) => {
                         let m = d.model();
                         let g = d.geometry();
-                        let users: Vec<&str> = spec.cameras.iter().filter(|c| c.detect.model == *model).map(|c| c.name.as_str()).collect();
+                        let users: Vec<&str> =
+                            spec.cameras.iter().filter(|c| c.detect.model == *model).map(|c| c.name.as_str()).collect();
                         model_lines.push(format!(
                             "  model: {} ({}, {}, input {}x{}, {} labels): {}; cameras: {}",
                             m.name,
@@ -54,14 +61,22 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool, for_start: bool) -> ExitC
                             g.width,
                             g.height,
                             m.labels.len(),
-                            if m.manifest.is_some() { "inputs and outputs match the manifest" } else { "a plain .onnx, read as YOLOX" },
+                            if m.manifest.is_some() {
+                                "inputs and outputs match the manifest"
+                            } else {
+                                "a plain .onnx, read as YOLOX"
+                            },
                             if users.is_empty() { "none".to_string() } else { users.join(", ") }
                         ));
                     }
                     // A manifest that does not describe its model is the manifest's fault;
                     // a plain .onnx that is no detector is the fault of the key that named it.
-                    Err(DetectError::ModelShape { path, reason }) if crate::detect::manifest::is_manifest(&path) => problems.push(ConfigError::new(shown(&path), "", reason)),
-                    Err(DetectError::ModelShape { path, reason }) => problems.push(ConfigError::new(file, key, format!("{}: {reason}", shown(&path)))),
+                    Err(DetectError::ModelShape { path, reason }) if crate::detect::manifest::is_manifest(&path) => {
+                        problems.push(ConfigError::new(shown(&path), "", reason))
+                    }
+                    Err(DetectError::ModelShape { path, reason }) => {
+                        problems.push(ConfigError::new(file, key, format!("{}: {reason}", shown(&path))))
+                    }
                     Err(other) => problems.push(ConfigError::new(file, key, other.to_string())),
                 }
             }
@@ -77,7 +92,10 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool, for_start: bool) -> ExitC
                 spec.gateway_id,
                 names.len(),
                 names.join(", "),
-                spec.mqtt.as_ref().map(|m| format!("mqtt://{}:{} under {}", m.host, m.port, m.topic_prefix)).unwrap_or_else(|| "stdout".into())
+                spec.mqtt
+                    .as_ref()
+                    .map(|m| format!("mqtt://{}:{} under {}", m.host, m.port, m.topic_prefix))
+                    .unwrap_or_else(|| "stdout".into())
             );
             // Warnings go to stderr and don't fail the check: the config works as it is.
             let warnings = config::audit::audit(&spec);
@@ -92,7 +110,13 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool, for_start: bool) -> ExitC
                 let r = &c.objects.rules;
                 let names = |v: Vec<&str>| if v.is_empty() { "none".to_string() } else { v.join(", ") };
                 let labels = &c.objects.labels;
-                let groups: Vec<String> = c.objects.tracker.label_groups.iter().map(|g| g.iter().map(|&i| labels.name(i)).collect::<Vec<_>>().join("+")).collect();
+                let groups: Vec<String> = c
+                    .objects
+                    .tracker
+                    .label_groups
+                    .iter()
+                    .map(|g| g.iter().map(|&i| labels.name(i)).collect::<Vec<_>>().join("+"))
+                    .collect();
                 println!(
                     "  {}: {} at {} fps; zones: {}; lines: {}; masks: {}{}",
                     c.name,
@@ -136,7 +160,8 @@ fn probe_providers(inf: &InferenceSpec) -> ExitCode {
         }
     };
     println!("  build: {}", build.trim());
-    let list: Vec<String> = compiled.iter().map(|(k, yes)| format!("{k} {}", if *yes { "yes" } else { "no" })).collect();
+    let list: Vec<String> =
+        compiled.iter().map(|(k, yes)| format!("{k} {}", if *yes { "yes" } else { "no" })).collect();
     println!("  compiled in: {}", list.join(", "));
     println!("  configured providers, each built alone on {}:", inf.model.display());
     let mut chosen = None;
@@ -153,7 +178,9 @@ fn probe_providers(inf: &InferenceSpec) -> ExitCode {
             Err(e) => {
                 // The detector's error repeats the advice; the reason is what matters here.
                 let why = match e {
-                    DetectError::NoProvider { tried, .. } => tried.strip_prefix(&format!("{}: ", p.label())).map(str::to_string).unwrap_or(tried),
+                    DetectError::NoProvider { tried, .. } => {
+                        tried.strip_prefix(&format!("{}: ", p.label())).map(str::to_string).unwrap_or(tried)
+                    }
                     other => other.to_string(),
                 };
                 println!("    {}. {}: FAILED: {why}", i + 1, p.label());

@@ -117,7 +117,12 @@ pub fn detect(args: DetectArgs) -> ExitCode {
             height: img.height(),
             provider: detector.provider(),
             placement: &detector.selection().placement,
-            provider_skipped: detector.selection().skipped.iter().map(|(p, r)| Skipped { provider: p, reason: r }).collect(),
+            provider_skipped: detector
+                .selection()
+                .skipped
+                .iter()
+                .map(|(p, r)| Skipped { provider: p, reason: r })
+                .collect(),
             timing_ms: Timing { pre: ms(t.pre), infer: ms(t.infer), post: ms(t.post) },
             detections: dets.iter().map(crate::publish::payload::DetectionOut::from).collect(),
         };

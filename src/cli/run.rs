@@ -10,8 +10,8 @@ use crate::config::{self, Spec};
 use crate::notify;
 use crate::pipeline::{self, RunReport};
 use crate::shutdown::Shutdown;
-use crate::supervisor::{Health, Supervisor};
 use crate::source::Outcome;
+use crate::supervisor::{Health, Supervisor};
 
 pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
     let dir = config_dir.unwrap_or_else(config::default_dir);
@@ -20,7 +20,12 @@ pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
     let spec = match config::load_tolerant(&dir) {
         Ok(s) => s,
         Err(errors) => {
-            eprintln!("lookout: cannot start with the config in {}: {}Run `lookout check --config-dir {}` after fixing.", dir.display(), errors, dir.display());
+            eprintln!(
+                "lookout: cannot start with the config in {}: {}Run `lookout check --config-dir {}` after fixing.",
+                dir.display(),
+                errors,
+                dir.display()
+            );
             return ExitCode::from(super::EXIT_CONFIG);
         }
     };
@@ -51,7 +56,8 @@ pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
     let supervisor = Supervisor::start(health.clone(), shutdown.clone())
         .map_err(|e| tracing::warn!(error = %e, "could not start the supervisor thread; no READY, STATUS or WATCHDOG for systemd"))
         .ok();
-    let edges = pipeline::Edges { health: health.clone(), reloads: Some(&reload_rx), ..pipeline::Edges::new(&shutdown) };
+    let edges =
+        pipeline::Edges { health: health.clone(), reloads: Some(&reload_rx), ..pipeline::Edges::new(&shutdown) };
     let result = pipeline::run(&spec, edges);
     // Sends STOPPING=1 if the signal has not already.
     if let Some(s) = supervisor {
@@ -69,7 +75,8 @@ pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
             print_summary(&report);
             // Cameras that never started: a reload that fixed a file started that camera, which
             // is then in the report.
-            let unstarted: Vec<_> = spec.broken.iter().filter(|b| !report.cameras.iter().any(|c| c.name == b.name)).collect();
+            let unstarted: Vec<_> =
+                spec.broken.iter().filter(|b| !report.cameras.iter().any(|c| c.name == b.name)).collect();
             for b in &unstarted {
                 eprintln!("  camera {}: FAILED: not started: {}", b.name, b.reason());
             }
@@ -105,7 +112,8 @@ pub fn print_summary(report: &RunReport) {
             Outcome::Failed(r) => format!("FAILED: {r}"),
         };
         let reasons: Vec<String> = s.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        let filtered: Vec<String> = s.filtered.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+        let filtered: Vec<String> =
+            s.filtered.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
         let filtered = if filtered.is_empty() { "none".to_string() } else { filtered.join(", ") };
         eprintln!(
             "  camera {}: {}; decoded {} = skipped_by_rate {} + skipped_by_motion {} + inferred {} + dropped {} ({}); {} detections, filtered out: {}; inference {:.1} ms mean",
@@ -128,7 +136,16 @@ pub fn print_summary(report: &RunReport) {
     if d.dropped_queue_full > 0 || d.unacknowledged > 0 || d.spooled > 0 || d.dropped_oldest > 0 {
         eprintln!(
             "  publish: {} from an earlier run's spool + {} this run = {} acknowledged + {} lost (no spool, or larger than the spool) + {} not acknowledged by the broker and lost + {} dropped oldest (spool full) + {} messages left in the spool for the next run ({} bytes); {} spooled during the run, {} replayed",
-            d.from_earlier_run, d.published, d.delivered, d.dropped_queue_full, d.unacknowledged, d.dropped_oldest, d.spooled, d.spooled_bytes, d.spooled_in_run, d.replayed
+            d.from_earlier_run,
+            d.published,
+            d.delivered,
+            d.dropped_queue_full,
+            d.unacknowledged,
+            d.dropped_oldest,
+            d.spooled,
+            d.spooled_bytes,
+            d.spooled_in_run,
+            d.replayed
         );
     } else if d.spooled_in_run > 0 || d.replayed > 0 || d.delivered > 0 || d.from_earlier_run > 0 {
         eprintln!(

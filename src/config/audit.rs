@@ -39,7 +39,10 @@ pub fn audit(spec: &Spec) -> Vec<ConfigError> {
             warn(
                 label,
                 "password_file",
-                format!("{} is readable by every user; `chmod 600` it (or hand it over with systemd LoadCredential=)", path.display()),
+                format!(
+                    "{} is readable by every user; `chmod 600` it (or hand it over with systemd LoadCredential=)",
+                    path.display()
+                ),
             );
         }
     }
@@ -50,7 +53,10 @@ pub fn audit(spec: &Spec) -> Vec<ConfigError> {
             warn(
                 GLOBAL_FILE.into(),
                 "mqtt.password_file",
-                format!("{} is readable by every user; `chmod 600` it (or hand it over with systemd LoadCredential=)", path.display()),
+                format!(
+                    "{} is readable by every user; `chmod 600` it (or hand it over with systemd LoadCredential=)",
+                    path.display()
+                ),
             );
         }
         if let Some(problem) = not_writable(&m.spool.dir) {
@@ -69,7 +75,9 @@ pub fn audit(spec: &Spec) -> Vec<ConfigError> {
         warn(
             GLOBAL_FILE.into(),
             "snapshots.dir",
-            format!("{problem}; snapshots would be published but not saved. Fix the owner (the `lookout` user) or set snapshots.dir"),
+            format!(
+                "{problem}; snapshots would be published but not saved. Fix the owner (the `lookout` user) or set snapshots.dir"
+            ),
         );
     }
     super::locate_lines(&spec.config_dir, &mut out);
@@ -104,7 +112,11 @@ fn not_writable(dir: &Path) -> Option<String> {
         return Some(format!("{} can't be created: {} is not a directory", dir.display(), ancestor.display()));
     }
     if !may_write(&meta) {
-        return Some(format!("{} can't be created: {} is not writable by this user", dir.display(), ancestor.display()));
+        return Some(format!(
+            "{} can't be created: {} is not writable by this user",
+            dir.display(),
+            ancestor.display()
+        ));
     }
     None
 }
@@ -113,7 +125,10 @@ fn not_writable(dir: &Path) -> Option<String> {
 fn may_write(meta: &std::fs::Metadata) -> bool {
     let Some((uid, gids)) = credentials() else { return true };
     let mode = meta.permissions().mode();
-    uid == 0 || (meta.uid() == uid && mode & 0o200 != 0) || (gids.contains(&meta.gid()) && mode & 0o020 != 0) || mode & 0o002 != 0
+    uid == 0
+        || (meta.uid() == uid && mode & 0o200 != 0)
+        || (gids.contains(&meta.gid()) && mode & 0o020 != 0)
+        || mode & 0o002 != 0
 }
 
 /// Effective uid and every group id of this process, from /proc (std has no getuid).

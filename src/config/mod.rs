@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use ::config::{Config, Environment, File, FileFormat};
 use serde::de::DeserializeOwned;
 
-pub use spec::{CameraLinks, CameraSpec, DetectSpec, InferenceSpec, MqttSpec, ObjectsSpec, OnError, RtspTransport, Spec, SpoolSpec, TlsSpec};
+pub use spec::{
+    CameraLinks, CameraSpec, DetectSpec, InferenceSpec, MqttSpec, ObjectsSpec, OnError, RtspTransport, Spec, SpoolSpec,
+    TlsSpec,
+};
 
 /// The global file's name inside a config directory.
 pub const GLOBAL_FILE: &str = "lookout.toml";
@@ -92,7 +95,8 @@ pub fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
     if chars > LONG_MESSAGE_CHARS {
         let head: String = out.chars().take(LONG_MESSAGE_CHARS / 2).collect();
         let tail: String = out.chars().skip(chars - LONG_MESSAGE_CHARS / 4).collect();
-        out = format!("{head} … ({} characters left out) … {tail}", chars - head.chars().count() - tail.chars().count());
+        out =
+            format!("{head} … ({} characters left out) … {tail}", chars - head.chars().count() - tail.chars().count());
     }
     std::borrow::Cow::Owned(out)
 }
@@ -200,7 +204,11 @@ pub fn load_tolerant(dir: &Path) -> Result<Spec, ConfigErrors> {
 fn load_all(dir: &Path) -> Result<(Spec, Vec<ConfigError>), ConfigErrors> {
     let mut errors = Vec::new();
     if !dir.is_dir() {
-        errors.push(ConfigError::new(dir.display().to_string(), "", "config directory does not exist; pass --config-dir or create /etc/lookout"));
+        errors.push(ConfigError::new(
+            dir.display().to_string(),
+            "",
+            "config directory does not exist; pass --config-dir or create /etc/lookout",
+        ));
         return Err(ConfigErrors(errors));
     }
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
@@ -228,7 +236,11 @@ fn load_all(dir: &Path) -> Result<(Spec, Vec<ConfigError>), ConfigErrors> {
             match layered.map_err(|e| (String::new(), e.to_string())).and_then(deserialize::<raw::RawGlobal>) {
                 Ok(g) => g,
                 Err((key, message)) => {
-                    errors.push(ConfigError::new(format!("{GLOBAL_FILE} with {ENV_PREFIX}__* environment"), key, message));
+                    errors.push(ConfigError::new(
+                        format!("{GLOBAL_FILE} with {ENV_PREFIX}__* environment"),
+                        key,
+                        message,
+                    ));
                     raw::RawGlobal::default()
                 }
             }
@@ -242,10 +254,9 @@ fn load_all(dir: &Path) -> Result<(Spec, Vec<ConfigError>), ConfigErrors> {
 
     let pipelines = dir.join(PIPELINES_DIR);
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&pipelines) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect(),
+        Ok(rd) => {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect()
+        }
         Err(_) => Vec::new(),
     };
     files.sort();
@@ -256,7 +267,18 @@ fn load_all(dir: &Path) -> Result<(Spec, Vec<ConfigError>), ConfigErrors> {
         let label = format!("{PIPELINES_DIR}/{name}.toml");
         match read_file::<raw::RawCamera>(&path, &label) {
             Ok(Some(raw_cam)) => {
-                let cam = spec::build_camera(&dir, &path, &label, &name, raw_cam, &detect_defaults, &track_defaults, &camera_defaults, &gateway_model, &mut errors);
+                let cam = spec::build_camera(
+                    &dir,
+                    &path,
+                    &label,
+                    &name,
+                    raw_cam,
+                    &detect_defaults,
+                    &track_defaults,
+                    &camera_defaults,
+                    &gateway_model,
+                    &mut errors,
+                );
                 spec.cameras.push(cam);
             }
             Ok(None) => errors.push(ConfigError::new(label, "", "could not be read")),
@@ -298,7 +320,9 @@ pub fn sort_by_place(errors: &mut [ConfigError]) {
 /// distinct MQTT topics but the same Home Assistant id and, on a case-insensitive disk, the
 /// same snapshot folder: one camera's entities and snapshots would overwrite the other's.
 fn name_collisions(cameras: &[CameraSpec], errors: &mut Vec<ConfigError>) {
-    let folded = |n: &str| n.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect::<String>();
+    let folded = |n: &str| {
+        n.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect::<String>()
+    };
     for (i, cam) in cameras.iter().enumerate() {
         if let Some(first) = cameras[..i].iter().find(|c| folded(&c.name) == folded(&cam.name)) {
             errors.push(ConfigError::new(
@@ -323,10 +347,16 @@ fn read_file<T: DeserializeOwned>(path: &Path, label: &str) -> Result<Option<T>,
     let bytes = std::fs::read(path).map_err(|e| ConfigError::new(label, "", format!("could not be read: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let (line, column) = utf8_error_place(e.as_bytes(), e.utf8_error().valid_up_to());
-        ConfigError { line: Some(line), ..ConfigError::new(label, "", format!("byte {column}: not valid UTF-8; save the file as UTF-8")) }
+        ConfigError {
+            line: Some(line),
+            ..ConfigError::new(label, "", format!("byte {column}: not valid UTF-8; save the file as UTF-8"))
+        }
     })?;
     if let Some((line, column, message)) = locate::syntax_error(&text) {
-        return Err(ConfigError { line: Some(line), ..ConfigError::new(label, "", format!("column {column}: TOML syntax: {message}")) });
+        return Err(ConfigError {
+            line: Some(line),
+            ..ConfigError::new(label, "", format!("column {column}: TOML syntax: {message}"))
+        });
     }
     // From the text already read: the file is read once.
     let built = Config::builder()
@@ -407,13 +437,26 @@ mod shorten_tests {
     #[test]
     fn long_values_are_cut_to_a_recognisable_start_and_their_length() {
         let uri = format!("/etc/lookout/{}", "x".repeat(10_000_000));
-        let m = ConfigError::new("pipelines/a.toml", "uri", format!("{uri} does not exist; check the path")).to_string();
-        assert_eq!(m, format!("pipelines/a.toml: uri: /etc/lookout/{}… (10000013 characters) does not exist; check the path", "x".repeat(35)));
+        let m =
+            ConfigError::new("pipelines/a.toml", "uri", format!("{uri} does not exist; check the path")).to_string();
+        assert_eq!(
+            m,
+            format!(
+                "pipelines/a.toml: uri: /etc/lookout/{}… (10000013 characters) does not exist; check the path",
+                "x".repeat(35)
+            )
+        );
         let m = shorten(&format!("invalid type: string \"{}\", expected u32", "z".repeat(5000))).into_owned();
         assert!(m.len() < 120 && m.ends_with("(5003 characters) expected u32"), "{m}");
         // Many short words: the start and the advice at the end are kept.
         let m = shorten(&format!("`{}` is not a label; use one of the model's", "a b ".repeat(100_000))).into_owned();
-        assert!(m.len() < 1100 && m.starts_with("`a b") && m.ends_with("use one of the model's") && m.contains("characters left out"), "{m}");
+        assert!(
+            m.len() < 1100
+                && m.starts_with("`a b")
+                && m.ends_with("use one of the model's")
+                && m.contains("characters left out"),
+            "{m}"
+        );
         // Short messages, and long paths under the limit, are left alone.
         let path = format!("/var/lib/lookout/{}/model.onnx", "m".repeat(60));
         assert_eq!(shorten(&path), path.as_str());

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{
-    RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawLink, RawLinks, RawMotion, RawProvider, RawProviderTable, RawSnapshots, RawStationary, RawTrack,
-    RawZone,
+    RawCamera, RawDetect, RawEvents, RawFilter, RawGlobal, RawLine, RawLink, RawLinks, RawMotion, RawProvider,
+    RawProviderTable, RawSnapshots, RawStationary, RawTrack, RawZone,
 };
 use super::{ConfigError, redact_uri};
 use crate::detect::labels::LabelTable;
@@ -14,10 +14,12 @@ use crate::detect::manifest::{self, ModelSpec};
 use crate::detect::session::InputBinding;
 use crate::detect::{DetectorOptions, ProviderKind, ProviderSpec};
 use crate::link::{self, LinkKind, LinkPolicyError, LinkSpec, WhenFull};
-use crate::source::motion::MotionConfig;
 use crate::objects::lifecycle::LifecycleConfig;
 use crate::objects::snapshot::SnapshotConfig;
-use crate::rules::{self, Directions, Filters, LabelFilter, LineConfig, Point, RulesConfig, StationaryConfig, ZoneConfig};
+use crate::rules::{
+    self, Directions, Filters, LabelFilter, LineConfig, Point, RulesConfig, StationaryConfig, ZoneConfig,
+};
+use crate::source::motion::MotionConfig;
 use crate::track::TrackerConfig;
 
 pub const DEFAULT_MQTT_HOST: &str = "127.0.0.1";
@@ -109,10 +111,10 @@ impl CameraDefaults {
             let d = kind.default_spec();
             RawLink {
                 capacity: l.capacity.filter(|&capacity| link::check(kind, LinkSpec { capacity, ..d }, false).is_ok()),
-                when_full: l
-                    .when_full
-                    .clone()
-                    .filter(|w| WhenFull::from_key(w).is_some_and(|when_full| link::check(kind, LinkSpec { when_full, ..d }, false).is_ok())),
+                when_full: l.when_full.clone().filter(|w| {
+                    WhenFull::from_key(w)
+                        .is_some_and(|when_full| link::check(kind, LinkSpec { when_full, ..d }, false).is_ok())
+                }),
             }
         };
         let motion = valid_motion(&raw.motion);
@@ -338,7 +340,11 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials {{ username: {:?}, password: ***, password_file: {:?} }}", self.username, self.password_file)
+        write!(
+            f,
+            "Credentials {{ username: {:?}, password: ***, password_file: {:?} }}",
+            self.username, self.password_file
+        )
     }
 }
 
@@ -394,9 +400,11 @@ pub struct DetectSpec {
 fn rules_key(problem: &rules::RulesError, zone_names: &[String], line_names: &[String]) -> String {
     use rules::RulesError as R;
     let (owner, field): (&str, Option<&str>) = match problem {
-        R::TooFewPoints { owner, .. } | R::NotFinite { owner, .. } | R::OutsideFrame { owner, .. } | R::ZeroArea { owner } | R::ZeroLength { owner } => {
-            (owner, Some(if owner.starts_with("line") { "points" } else { "polygon" }))
-        }
+        R::TooFewPoints { owner, .. }
+        | R::NotFinite { owner, .. }
+        | R::OutsideFrame { owner, .. }
+        | R::ZeroArea { owner }
+        | R::ZeroLength { owner } => (owner, Some(if owner.starts_with("line") { "points" } else { "polygon" })),
         R::OutOfRange { owner, key, .. } => (owner, Some(key)),
         R::MinAboveMax { owner, min_key, .. } => (owner, Some(min_key)),
         R::EmptyLabels { owner } => (owner, Some("labels")),
@@ -413,7 +421,10 @@ fn rules_key(problem: &rules::RulesError, zone_names: &[String], line_names: &[S
         format!("filters.{quoted}")
     } else if let Some(n) = owner.strip_prefix("filters mask ") {
         // Masks are polygons themselves: the point lists are the values.
-        return n.parse::<usize>().map(|n| format!("masks[{}]", n.saturating_sub(1))).unwrap_or_else(|_| "masks".into());
+        return n
+            .parse::<usize>()
+            .map(|n| format!("masks[{}]", n.saturating_sub(1)))
+            .unwrap_or_else(|_| "masks".into());
     } else if owner == "stationary" {
         "stationary".into()
     } else {
@@ -457,7 +468,10 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     let mut e = Errors { file: "lookout.toml", list: errors };
     let gateway_id = raw.gateway_id.unwrap_or_else(default_gateway_id);
     if !valid_name(&gateway_id) {
-        e.push("gateway_id", format!("`{gateway_id}` may only hold letters, digits, '-', '_' and '.', since it is part of MQTT topics"));
+        e.push(
+            "gateway_id",
+            format!("`{gateway_id}` may only hold letters, digits, '-', '_' and '.', since it is part of MQTT topics"),
+        );
     }
 
     let mqtt = raw.mqtt.map(|m| {
@@ -473,7 +487,10 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         }
         let topic_prefix = m.topic_prefix.unwrap_or_else(|| format!("lookout/{gateway_id}"));
         if topic_prefix.is_empty() || topic_prefix.contains(['+', '#']) || topic_prefix.ends_with('/') {
-            e.push("mqtt.topic_prefix", format!("`{topic_prefix}` must be non-empty, hold no '+' or '#', and not end in '/'"));
+            e.push(
+                "mqtt.topic_prefix",
+                format!("`{topic_prefix}` must be non-empty, hold no '+' or '#', and not end in '/'"),
+            );
         }
         let queue_capacity = m.queue_capacity_messages.unwrap_or(DEFAULT_MQTT_QUEUE_MESSAGES);
         if queue_capacity == 0 {
@@ -485,10 +502,14 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         }
         let discovery_prefix = m.discovery_prefix.unwrap_or_else(|| "homeassistant".to_string());
         if discovery_prefix.is_empty() || discovery_prefix.contains(['+', '#']) || discovery_prefix.ends_with('/') {
-            e.push("mqtt.discovery_prefix", format!("`{discovery_prefix}` must be non-empty, hold no '+' or '#', and not end in '/'"));
+            e.push(
+                "mqtt.discovery_prefix",
+                format!("`{discovery_prefix}` must be non-empty, hold no '+' or '#', and not end in '/'"),
+            );
         }
         let credentials = match (m.username, (&m.password_env, &m.password_file)) {
-            (Some(username), source) => read_password("mqtt.", source, &mut e).map(|(password, password_file)| Credentials { username, password, password_file }),
+            (Some(username), source) => read_password("mqtt.", source, &mut e)
+                .map(|(password, password_file)| Credentials { username, password, password_file }),
             (None, (None, None)) => None,
             (None, _) => {
                 e.push("mqtt.username", "is needed with password_env or password_file");
@@ -508,7 +529,9 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
         let spool_dir = match (&raw.spool.dir, std::env::var(STATE_DIRECTORY_ENV)) {
             (Some(d), _) => resolve(dir, d),
             // systemd passes a colon-separated list when the unit names several.
-            (None, Ok(state)) if !state.is_empty() => PathBuf::from(state.split(':').next().unwrap_or_default()).join("spool"),
+            (None, Ok(state)) if !state.is_empty() => {
+                PathBuf::from(state.split(':').next().unwrap_or_default()).join("spool")
+            }
             (None, _) => dir.join(DEFAULT_SPOOL_DIR),
         };
         let max_bytes = raw.spool.max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
@@ -533,7 +556,8 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     });
 
     let inf = raw.inference;
-    let (model, model_labels) = model_and_labels(dir, inf.model.as_deref().unwrap_or(DEFAULT_MODEL), "inference.model", &mut e);
+    let (model, model_labels) =
+        model_and_labels(dir, inf.model.as_deref().unwrap_or(DEFAULT_MODEL), "inference.model", &mut e);
     let ort_library = resolve(dir, inf.ort_library.as_deref().unwrap_or(DEFAULT_ORT_LIBRARY));
     let ort_override = std::env::var_os(crate::detect::session::ORT_DYLIB_ENV).filter(|v| !v.is_empty());
     match &ort_override {
@@ -562,7 +586,10 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     }
     let max_batch_wait_ms = inf.max_batch_wait_ms.unwrap_or(DEFAULT_MAX_BATCH_WAIT_MS);
     if max_batch_wait_ms > 1000 {
-        e.push("inference.max_batch_wait_ms", format!("{max_batch_wait_ms} is over 1000; a wait that long delays every event"));
+        e.push(
+            "inference.max_batch_wait_ms",
+            format!("{max_batch_wait_ms} is over 1000; a wait that long delays every event"),
+        );
     }
     let workers = inf.workers.unwrap_or(DEFAULT_WORKERS);
     if workers == 0 || workers > 64 {
@@ -594,7 +621,9 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     let snapshot_dir = match (&raw.snapshots.dir, std::env::var_os("STATE_DIRECTORY")) {
         (Some(d), _) => resolve(dir, d),
         // systemd's StateDirectory= may list several, separated by ':'; the first is ours.
-        (None, Some(state)) => PathBuf::from(state.to_string_lossy().split(':').next().unwrap_or_default()).join("snapshots"),
+        (None, Some(state)) => {
+            PathBuf::from(state.to_string_lossy().split(':').next().unwrap_or_default()).join("snapshots")
+        }
         (None, None) => dir.join(".lookout/snapshots"),
     };
     let retain_days = raw.snapshots.retain_days.unwrap_or(DEFAULT_SNAPSHOT_RETAIN_DAYS);
@@ -603,7 +632,10 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     }
     let shutdown_timeout = raw.shutdown_timeout_seconds.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECONDS);
     if !(shutdown_timeout.is_finite() && shutdown_timeout > 0.0 && shutdown_timeout <= 3600.0) {
-        e.push("shutdown_timeout_seconds", format!("{shutdown_timeout} must be above 0 and at most 3600 (keep it below the unit's TimeoutStopSec=)"));
+        e.push(
+            "shutdown_timeout_seconds",
+            format!("{shutdown_timeout} must be above 0 and at most 3600 (keep it below the unit's TimeoutStopSec=)"),
+        );
     }
     Spec {
         shutdown_timeout: Duration::from_secs_f64(shutdown_timeout.clamp(0.001, 3600.0)),
@@ -635,7 +667,14 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
 
 /// A link's spec from its raw table, checked for `kind` (see [`link::check`]). `inherited`
 /// names where values not set here came from, for the message. On error: the default.
-fn build_link(e: &mut Errors, key: &str, kind: LinkKind, raw: RawLink, live: bool, inherited: Option<&str>) -> LinkSpec {
+fn build_link(
+    e: &mut Errors,
+    key: &str,
+    kind: LinkKind,
+    raw: RawLink,
+    live: bool,
+    inherited: Option<&str>,
+) -> LinkSpec {
     let d = kind.default_spec();
     let mut ok = true;
     let when_full = match raw.when_full.as_deref() {
@@ -697,7 +736,10 @@ fn check_motion(e: &mut Errors, prefix: &str, m: &RawMotion) {
     if let Some(a) = m.min_area
         && !motion_min_area_ok(&a)
     {
-        e.push(&format!("{prefix}min_area"), format!("{a} must be a fraction of the frame above 0 and at most 1, e.g. 0.002"));
+        e.push(
+            &format!("{prefix}min_area"),
+            format!("{a} must be a fraction of the frame above 0 and at most 1, e.g. 0.002"),
+        );
     }
     if let Some(s) = m.max_idle_detect_seconds
         && !motion_idle_ok(&s)
@@ -788,10 +830,18 @@ pub(super) fn build_camera(
         }
         Duration::from_secs_f64(v.clamp(0.001, 86_400.0))
     };
-    let stall_timeout = positive(&mut e, "stall_timeout_seconds", raw.stall_timeout_seconds.unwrap_or(DEFAULT_STALL_TIMEOUT_SECONDS));
-    let reconnect_max = positive(&mut e, "reconnect_max_seconds", raw.reconnect_max_seconds.unwrap_or(DEFAULT_RECONNECT_MAX_SECONDS));
+    let stall_timeout =
+        positive(&mut e, "stall_timeout_seconds", raw.stall_timeout_seconds.unwrap_or(DEFAULT_STALL_TIMEOUT_SECONDS));
+    let reconnect_max =
+        positive(&mut e, "reconnect_max_seconds", raw.reconnect_max_seconds.unwrap_or(DEFAULT_RECONNECT_MAX_SECONDS));
     let on_error = match raw.on_error.as_deref() {
-        None => if live { OnError::Reconnect } else { OnError::Fail },
+        None => {
+            if live {
+                OnError::Reconnect
+            } else {
+                OnError::Fail
+            }
+        }
         Some("reconnect") => OnError::Reconnect,
         Some("fail") => OnError::Fail,
         Some(other) => {
@@ -832,13 +882,19 @@ pub(super) fn build_camera(
             e.push(&format!("decoder[{i}]"), format!("`{d}` is not a GStreamer element name"));
         }
     }
-    let max_clock_skew = positive(&mut e, "max_clock_skew_seconds", raw.max_clock_skew_seconds.unwrap_or(DEFAULT_MAX_CLOCK_SKEW_SECONDS));
+    let max_clock_skew = positive(
+        &mut e,
+        "max_clock_skew_seconds",
+        raw.max_clock_skew_seconds.unwrap_or(DEFAULT_MAX_CLOCK_SKEW_SECONDS),
+    );
     let loop_file = raw.loop_file.unwrap_or(false);
     if loop_file && live {
         e.push("loop", "only applies to file sources");
     }
     let own_links = std::mem::take(&mut raw.links);
-    let inherited = |own: &RawLink, global: &RawLink| (own.when_full.is_none() && global.when_full.is_some()).then_some("lookout.toml [links]");
+    let inherited = |own: &RawLink, global: &RawLink| {
+        (own.when_full.is_none() && global.when_full.is_some()).then_some("lookout.toml [links]")
+    };
     let links = CameraLinks {
         frames: build_link(
             &mut e,
@@ -922,13 +978,18 @@ fn label_groups(groups: &[Vec<String>], model_labels: &LabelTable, e: &mut Error
                 None => e.push(&key, not_a_label(name, model_labels)),
                 Some(c) if classes.contains(&c) => e.push(&key, format!("`{name}` is listed twice in this group")),
                 Some(c) => match out.iter().position(|g| g.contains(&c)) {
-                    Some(other) => e.push(&key, format!("`{name}` is already in group {other}; a label can be in one group only")),
+                    Some(other) => {
+                        e.push(&key, format!("`{name}` is already in group {other}; a label can be in one group only"))
+                    }
                     None => classes.push(c),
                 },
             }
         }
         if group.len() < 2 {
-            e.push(&format!("track.label_groups[{i}]"), "a group needs at least 2 labels; a label always matches its own tracks");
+            e.push(
+                &format!("track.label_groups[{i}]"),
+                "a group needs at least 2 labels; a label always matches its own tracks",
+            );
         }
         out.push(classes);
     }
@@ -937,14 +998,23 @@ fn label_groups(groups: &[Vec<String>], model_labels: &LabelTable, e: &mut Error
 
 /// A typo (`persn`) or a plural (`cars`) gets the label it was meant to be, as unknown keys do.
 fn not_a_label(l: &str, model_labels: &LabelTable) -> String {
-    let examples = format!("names such as {} (the model's manifest lists them; a plain .onnx has COCO's 80)", model_labels.examples());
+    let examples = format!(
+        "names such as {} (the model's manifest lists them; a plain .onnx has COCO's 80)",
+        model_labels.examples()
+    );
     match crate::text::closest(l, model_labels.names().iter().copied()) {
         Some(name) => format!("`{l}` is not a label of the model: did you mean `{name}`? Its labels are {examples}"),
         None => format!("`{l}` is not a label of the model; its labels are {examples}"),
     }
 }
 
-fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, model_labels: &LabelTable, e: &mut Errors) -> ObjectsSpec {
+fn build_objects(
+    p: ObjectParts,
+    min_score: f32,
+    labels: Option<Vec<String>>,
+    model_labels: &LabelTable,
+    e: &mut Errors,
+) -> ObjectsSpec {
     let t = p.track;
     let low_score = t.low_score.unwrap_or(DEFAULT_TRACK_LOW_SCORE);
     if !(0.0..=1.0).contains(&low_score) || low_score > min_score {
@@ -966,14 +1036,23 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, mo
         v
     };
     let max_lost_seconds = seconds("track.max_lost_seconds", t.max_lost_seconds, DEFAULT_MAX_LOST_SECONDS, false);
-    let update_interval_seconds = seconds("track.update_interval_seconds", t.update_interval_seconds, DEFAULT_UPDATE_INTERVAL_SECONDS, false);
+    let update_interval_seconds =
+        seconds("track.update_interval_seconds", t.update_interval_seconds, DEFAULT_UPDATE_INTERVAL_SECONDS, false);
     let parked_seconds = seconds("track.parked_seconds", t.parked_seconds, DEFAULT_PARKED_SECONDS, true);
     let threshold = t.threshold.unwrap_or(DEFAULT_EVENT_THRESHOLD);
     if !(0.0..=1.0).contains(&threshold) {
         e.push("track.threshold", format!("{threshold} must be between 0 and 1"));
     }
     let label_groups = label_groups(t.label_groups.as_deref().unwrap_or_default(), model_labels, e);
-    let tracker = TrackerConfig { high_score: min_score, low_score, new_track_score, min_hits, max_lost_seconds, label_groups, ..TrackerConfig::default() };
+    let tracker = TrackerConfig {
+        high_score: min_score,
+        low_score,
+        new_track_score,
+        min_hits,
+        max_lost_seconds,
+        label_groups,
+        ..TrackerConfig::default()
+    };
     let lifecycle = LifecycleConfig { threshold, update_interval_seconds, parked_seconds };
 
     let check_labels = |e: &mut Errors, key: &str, names: &Option<Vec<String>>| {
@@ -988,9 +1067,23 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, mo
         if model_labels.index_of(&label).is_none() {
             e.push(&format!("filters.{label}"), not_a_label(&label, model_labels));
         }
-        per_label.insert(label, LabelFilter { min_score: f.min_score, min_area: f.min_area, max_area: f.max_area, min_ratio: f.min_ratio, max_ratio: f.max_ratio });
+        per_label.insert(
+            label,
+            LabelFilter {
+                min_score: f.min_score,
+                min_area: f.min_area,
+                max_area: f.max_area,
+                min_ratio: f.min_ratio,
+                max_ratio: f.max_ratio,
+            },
+        );
     }
-    let filters = Filters { labels, default: LabelFilter::default(), per_label, masks: p.masks.iter().map(|m| points(m)).collect() };
+    let filters = Filters {
+        labels,
+        default: LabelFilter::default(),
+        per_label,
+        masks: p.masks.iter().map(|m| points(m)).collect(),
+    };
 
     let mut names = std::collections::BTreeSet::new();
     let mut name_ok = |e: &mut Errors, key: String, name: &str| {
@@ -1019,7 +1112,10 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, mo
         let [a, b] = match l.points.as_slice() {
             [a, b] => [Point::new(a[0], a[1]), Point::new(b[0], b[1])],
             other => {
-                e.push(&format!("lines[{i}].points"), format!("a counting line has exactly 2 points, got {}", other.len()));
+                e.push(
+                    &format!("lines[{i}].points"),
+                    format!("a counting line has exactly 2 points, got {}", other.len()),
+                );
                 continue;
             }
         };
@@ -1029,7 +1125,13 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, mo
         match l.direction.as_deref().map(Directions::from_key) {
             None => {}
             Some(Some(d)) => line.direction = d,
-            Some(None) => e.push(&format!("lines[{i}].direction"), format!("`{}` must be \"left_to_right\", \"right_to_left\" or \"both\"", l.direction.unwrap_or_default())),
+            Some(None) => e.push(
+                &format!("lines[{i}].direction"),
+                format!(
+                    "`{}` must be \"left_to_right\", \"right_to_left\" or \"both\"",
+                    l.direction.unwrap_or_default()
+                ),
+            ),
         }
         lines.push(line);
     }
@@ -1058,7 +1160,14 @@ fn build_objects(p: ObjectParts, min_score: f32, labels: Option<Vec<String>>, mo
     if !(1..=100).contains(&snapshots.quality) {
         e.push("snapshots.quality", format!("{} must be between 1 and 100", snapshots.quality));
     }
-    ObjectsSpec { tracker, lifecycle, rules, publish_detections: p.events.detections.unwrap_or(false), snapshots, labels: model_labels.clone() }
+    ObjectsSpec {
+        tracker,
+        lifecycle,
+        rules,
+        publish_detections: p.events.detections.unwrap_or(false),
+        snapshots,
+        labels: model_labels.clone(),
+    }
 }
 
 /// `username` with `password_env` or `password_file`. Resolved here, so `lookout check`
@@ -1080,7 +1189,10 @@ fn build_credentials(
         return None;
     }
     if uri.split_once("://").and_then(|(_, rest)| rest.split('/').next()).is_some_and(|auth| auth.contains('@')) {
-        e.push("username", "the uri already holds a user name; give credentials in one place only (preferably here, not in the uri)");
+        e.push(
+            "username",
+            "the uri already holds a user name; give credentials in one place only (preferably here, not in the uri)",
+        );
         return None;
     }
     let (password, password_file) = read_password("", source, e)?;
@@ -1104,7 +1216,10 @@ fn build_tls(dir: &Path, t: super::raw::RawMqttTls, e: &mut Errors) -> Option<Tl
     let identity = match (&t.client_cert_file, &t.client_key_file) {
         (None, None) => Some(None),
         (Some(_), None) => {
-            e.push("mqtt.tls.client_key_file", "is needed with client_cert_file: give the PEM private key of the client certificate");
+            e.push(
+                "mqtt.tls.client_key_file",
+                "is needed with client_cert_file: give the PEM private key of the client certificate",
+            );
             None
         }
         (None, Some(_)) => {
@@ -1113,8 +1228,12 @@ fn build_tls(dir: &Path, t: super::raw::RawMqttTls, e: &mut Errors) -> Option<Tl
         }
         (Some(c), Some(k)) => {
             let (cp, kp) = (path(c), path(k));
-            let chain = tls::read(&cp).and_then(|pem| tls::certs_from_pem(&pem, &cp)).map_err(|err| e.push("mqtt.tls.client_cert_file", err.to_string()));
-            let key = tls::read(&kp).and_then(|pem| tls::key_from_pem(&pem, &kp)).map_err(|err| e.push("mqtt.tls.client_key_file", err.to_string()));
+            let chain = tls::read(&cp)
+                .and_then(|pem| tls::certs_from_pem(&pem, &cp))
+                .map_err(|err| e.push("mqtt.tls.client_cert_file", err.to_string()));
+            let key = tls::read(&kp)
+                .and_then(|pem| tls::key_from_pem(&pem, &kp))
+                .map_err(|err| e.push("mqtt.tls.client_key_file", err.to_string()));
             match (chain, key) {
                 (Ok(c), Ok(k)) => Some(Some((c, k))),
                 _ => None,
@@ -1142,14 +1261,21 @@ fn expand_credentials_dir(path: &str) -> PathBuf {
 
 /// The password from `<prefix>password_env` or `<prefix>password_file` (exactly one), and the
 /// file it came from.
-fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &mut Errors) -> Option<(String, Option<PathBuf>)> {
+fn read_password(
+    prefix: &str,
+    source: (&Option<String>, &Option<String>),
+    e: &mut Errors,
+) -> Option<(String, Option<PathBuf>)> {
     match source {
         (Some(_), Some(_)) => {
             e.push(&format!("{prefix}password_env"), "give password_env or password_file, not both");
             None
         }
         (None, None) => {
-            e.push(&format!("{prefix}username"), "needs a password: set password_env (an environment variable's name) or password_file");
+            e.push(
+                &format!("{prefix}username"),
+                "needs a password: set password_env (an environment variable's name) or password_file",
+            );
             None
         }
         (Some(var), None) => match std::env::var(var) {
@@ -1160,18 +1286,27 @@ fn read_password(prefix: &str, source: (&Option<String>, &Option<String>), e: &m
             }
         },
         (None, Some(path)) => {
-            let expanded = match (path.strip_prefix("$CREDENTIALS_DIRECTORY/"), std::env::var_os("CREDENTIALS_DIRECTORY")) {
-                (Some(rest), Some(dir)) => PathBuf::from(dir).join(rest),
-                _ => PathBuf::from(path),
-            };
+            let expanded =
+                match (path.strip_prefix("$CREDENTIALS_DIRECTORY/"), std::env::var_os("CREDENTIALS_DIRECTORY")) {
+                    (Some(rest), Some(dir)) => PathBuf::from(dir).join(rest),
+                    _ => PathBuf::from(path),
+                };
             match std::fs::read_to_string(&expanded) {
-                Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => Some((v.trim_end_matches(['\r', '\n']).to_string(), Some(expanded))),
+                Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => {
+                    Some((v.trim_end_matches(['\r', '\n']).to_string(), Some(expanded)))
+                }
                 Ok(_) => {
                     e.push(&format!("{prefix}password_file"), format!("{} is empty", expanded.display()));
                     None
                 }
                 Err(err) => {
-                    e.push(&format!("{prefix}password_file"), format!("can't read {}: {err}; check the path and that the lookout user may read it", expanded.display()));
+                    e.push(
+                        &format!("{prefix}password_file"),
+                        format!(
+                            "can't read {}: {err}; check the path and that the lookout user may read it",
+                            expanded.display()
+                        ),
+                    );
                     None
                 }
             }
@@ -1197,7 +1332,12 @@ fn resolve_uri(dir: &Path, uri: &str, e: &mut Errors) -> String {
         },
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("test") => {
             if crate::source::test_pattern(rest).is_none() {
-                e.push("uri", format!("`{uri}`: unknown test pattern; use test://ball, test://smpte, test://snow or test://black"));
+                e.push(
+                    "uri",
+                    format!(
+                        "`{uri}`: unknown test pattern; use test://ball, test://smpte, test://snow or test://black"
+                    ),
+                );
             }
             (false, PathBuf::new(), uri.to_string())
         }
@@ -1212,7 +1352,11 @@ fn resolve_uri(dir: &Path, uri: &str, e: &mut Errors) -> String {
                     ),
                 );
             } else if matches!(scheme.to_ascii_lowercase().as_str(), "rtsp" | "rtsps" | "rtspt" | "http" | "https")
-                && rest.split('/').next().and_then(|auth| auth.rsplit('@').next()).is_none_or(|host| host.is_empty() || host.starts_with(':'))
+                && rest
+                    .split('/')
+                    .next()
+                    .and_then(|auth| auth.rsplit('@').next())
+                    .is_none_or(|host| host.is_empty() || host.starts_with(':'))
             {
                 e.push("uri", format!("`{}` has no host; write {scheme}://host[:port]/path", redact_uri(uri)));
             }
@@ -1230,7 +1374,13 @@ fn resolve_uri(dir: &Path, uri: &str, e: &mut Errors) -> String {
         }
     };
     if is_file && !path.is_file() {
-        e.push("uri", format!("{} does not exist or is not a file; fix the path (scripts/setup places the demo clip in media/)", path.display()));
+        e.push(
+            "uri",
+            format!(
+                "{} does not exist or is not a file; fix the path (scripts/setup places the demo clip in media/)",
+                path.display()
+            ),
+        );
     }
     uri
 }

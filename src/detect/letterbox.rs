@@ -178,7 +178,16 @@ pub fn fill_packed_u8(rgb: &[u8], w: u32, h: u32, stride: usize, lb: &Letterbox,
 
 /// YOLOX's input: planar BGR 0..255 on a square canvas of `size`, padded with 114.
 pub fn fill_bgr_planar(rgb: &[u8], w: u32, h: u32, stride: usize, size: u32, out: &mut [f32]) {
-    let lb = Letterbox { scale_x: 1.0, scale_y: 1.0, scaled_w: w, scaled_h: h, offset_x: 0, offset_y: 0, width: size, height: size };
+    let lb = Letterbox {
+        scale_x: 1.0,
+        scale_y: 1.0,
+        scaled_w: w,
+        scaled_h: h,
+        offset_x: 0,
+        offset_y: 0,
+        width: size,
+        height: size,
+    };
     fill_planar(rgb, w, h, stride, &lb, &Normalize::yolox(), out);
 }
 
@@ -258,8 +267,19 @@ mod tests {
         // cast and normalised per channel as the uint8 model's graph does it, must be exactly
         // the planar f32 fill of the same image.
         let rgb = [10u8, 20, 30, 40, 50, 60, 0, 70, 80, 90, 100, 110, 120, 0];
-        let lb = Letterbox { scale_x: 1.0, scale_y: 1.0, scaled_w: 2, scaled_h: 2, offset_x: 1, offset_y: 0, width: 4, height: 3 };
-        for (bgr, norm) in [(false, Normalize::new(false, 1.0 / 255.0, [0.5; 3], [0.25; 3], 114.0)), (true, Normalize::yolox())] {
+        let lb = Letterbox {
+            scale_x: 1.0,
+            scale_y: 1.0,
+            scaled_w: 2,
+            scaled_h: 2,
+            offset_x: 1,
+            offset_y: 0,
+            width: 4,
+            height: 3,
+        };
+        for (bgr, norm) in
+            [(false, Normalize::new(false, 1.0 / 255.0, [0.5; 3], [0.25; 3], 114.0)), (true, Normalize::yolox())]
+        {
             let mut packed = vec![0u8; 3 * 12];
             fill_packed_u8(&rgb, 2, 2, 7, &lb, bgr, 114, &mut packed);
             let mut planar = vec![0.0f32; 3 * 12];

@@ -106,19 +106,9 @@ pub enum Family {
     /// `output: None` is a plain `.onnx` path: the model's first output.
     Yolox { output: Option<String>, strides: Vec<u32> },
     /// Per stride, class scores `[1, N, C]` and box distance bins `[1, N, 4 * (reg_max + 1)]`.
-    NanoDet {
-        scores: Vec<String>,
-        boxes: Vec<String>,
-        strides: Vec<u32>,
-        reg_max: usize,
-    },
+    NanoDet { scores: Vec<String>, boxes: Vec<String>, strides: Vec<u32>, reg_max: usize },
     /// One output `[1, 4 (+1) + C, N]` (transposed) or `[1, N, 4 (+1) + C]`, boxes in pixels.
-    YoloAnchorFree {
-        output: String,
-        transposed: bool,
-        box_format: BoxFormat,
-        objectness: bool,
-    },
+    YoloAnchorFree { output: String, transposed: bool, box_format: BoxFormat, objectness: bool },
 }
 
 impl Family {
@@ -157,21 +147,10 @@ impl Family {
                 }
                 out
             }
-            Family::YoloAnchorFree {
-                transposed,
-                box_format,
-                objectness,
-                ..
-            } => {
-                let layout = Layout {
-                    transposed: *transposed,
-                    box_format: *box_format,
-                    objectness: *objectness,
-                    classes,
-                };
-                outs.first()
-                    .map(|d| yolo_anchor_free::decode(d, &layout, threshold))
-                    .unwrap_or_default()
+            Family::YoloAnchorFree { transposed, box_format, objectness, .. } => {
+                let layout =
+                    Layout { transposed: *transposed, box_format: *box_format, objectness: *objectness, classes };
+                outs.first().map(|d| yolo_anchor_free::decode(d, &layout, threshold)).unwrap_or_default()
             }
         }
     }
@@ -181,11 +160,7 @@ impl Family {
     pub fn expected_outputs(&self, w: u32, h: u32, classes: usize) -> Vec<Vec<Option<i64>>> {
         match self {
             Family::Yolox { strides, .. } => {
-                vec![vec![
-                    Some(1),
-                    Some(yolox::anchor_count_wh(w, h, strides) as i64),
-                    Some(5 + classes as i64),
-                ]]
+                vec![vec![Some(1), Some(yolox::anchor_count_wh(w, h, strides) as i64), Some(5 + classes as i64)]]
             }
             Family::NanoDet { strides, reg_max, .. } => {
                 let n = |s: u32| Some(nanodet::level_anchors(w, h, s) as i64);
@@ -193,15 +168,9 @@ impl Family {
                 let boxes = strides.iter().map(|&s| vec![Some(1), n(s), Some(4 * (*reg_max as i64 + 1))]);
                 scores.chain(boxes).collect()
             }
-            Family::YoloAnchorFree {
-                transposed, objectness, ..
-            } => {
+            Family::YoloAnchorFree { transposed, objectness, .. } => {
                 let k = Some(4 + i64::from(*objectness) + classes as i64);
-                if *transposed {
-                    vec![vec![Some(1), k, None]]
-                } else {
-                    vec![vec![Some(1), None, k]]
-                }
+                if *transposed { vec![vec![Some(1), k, None]] } else { vec![vec![Some(1), None, k]] }
             }
         }
     }
@@ -281,7 +250,9 @@ pub struct Problem {
 /// Everything that can be wrong with a manifest. Each message names the file and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("model manifest {path} not found: create it (see docs/models.md, 'Model manifests'), or name a model in models/")]
+    #[error(
+        "model manifest {path} not found: create it (see docs/models.md, 'Model manifests'), or name a model in models/"
+    )]
     Missing { path: PathBuf },
     #[error("cannot read model manifest {path}: {reason}")]
     Read { path: PathBuf, reason: String },
@@ -329,16 +300,10 @@ impl ModelSpec {
     pub fn plain_yolox(file: &Path) -> ModelSpec {
         ModelSpec {
             manifest: None,
-            name: file
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| "model".into()),
+            name: file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "model".into()),
             file: file.to_path_buf(),
             sha256: None,
-            family: Family::Yolox {
-                output: None,
-                strides: DEFAULT_STRIDES.to_vec(),
-            },
+            family: Family::Yolox { output: None, strides: DEFAULT_STRIDES.to_vec() },
             precision: Precision::Fp32,
             fp16_variant: None,
             input_name: None,
@@ -360,19 +325,12 @@ impl ModelSpec {
         if !path.exists() {
             return Err(ManifestError::Missing { path: path.to_path_buf() });
         }
-        let text = std::fs::read_to_string(path).map_err(|e| ManifestError::Read {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        let spec = ModelSpec::parse(&text, path).map_err(|problems| ManifestError::Invalid {
-            path: path.to_path_buf(),
-            problems,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ManifestError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+        let spec = ModelSpec::parse(&text, path)
+            .map_err(|problems| ManifestError::Invalid { path: path.to_path_buf(), problems })?;
         if let Some(problem) = verify_file(&spec.file, spec.sha256.as_deref()) {
-            return Err(ManifestError::Invalid {
-                path: path.to_path_buf(),
-                problems: vec![problem],
-            });
+            return Err(ManifestError::Invalid { path: path.to_path_buf(), problems: vec![problem] });
         }
         Ok(spec)
     }
@@ -380,16 +338,12 @@ impl ModelSpec {
     /// Parse and validate a manifest's text; `path` is where it lives (files are relative to
     /// it). Pure: reports every problem at once.
     pub fn parse(text: &str, path: &Path) -> Result<ModelSpec, Vec<Problem>> {
-        let problem = |key: &str, message: String| Problem {
-            key: key.to_string(),
-            message,
-        };
+        let problem = |key: &str, message: String| Problem { key: key.to_string(), message };
         if let Some((line, column, message)) = crate::config::locate::syntax_error(text) {
             return Err(vec![problem("", format!("not valid TOML at line {line}, column {column}: {message}"))]);
         }
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| vec![problem("", format!("not valid TOML: {}", e.message()))])?;
+        let table: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| vec![problem("", format!("not valid TOML: {}", e.message()))])?;
         // `message()`, not `to_string()`: the latter appends "in `input`" on a second line, and
         // the key path is reported on its own.
         let raw: RawManifest = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
@@ -403,11 +357,7 @@ impl ModelSpec {
         if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
             p.push(problem(
                 "sha256",
-                format!(
-                    "`{}` is not a sha256 (64 hex digits); run `sha256sum {}`",
-                    raw.sha256,
-                    file.display()
-                ),
+                format!("`{}` is not a sha256 (64 hex digits); run `sha256sum {}`", raw.sha256, file.display()),
             ));
         }
         let precision = match raw.precision.as_deref().unwrap_or("fp32") {
@@ -493,13 +443,20 @@ impl ModelSpec {
             "float32" => InputType::Float32,
             "uint8" => {
                 // The graph normalises: a host-side scale, mean or std would be applied twice.
-                for (key, set) in [("input.scale", i.scale.is_some()), ("input.mean", i.mean.is_some()), ("input.std", i.std.is_some())] {
+                for (key, set) in [
+                    ("input.scale", i.scale.is_some()),
+                    ("input.mean", i.mean.is_some()),
+                    ("input.std", i.std.is_some()),
+                ] {
                     if set {
                         p.push(problem(key, "does not apply to a uint8 input: the model normalises inside its graph (scripts/uint8_input.py puts it there); remove it".into()));
                     }
                 }
                 if pad_value.fract() != 0.0 {
-                    p.push(problem("input.pad_value", format!("{pad_value} must be a whole pixel value for a uint8 input")));
+                    p.push(problem(
+                        "input.pad_value",
+                        format!("{pad_value} must be a whole pixel value for a uint8 input"),
+                    ));
                 }
                 InputType::Uint8
             }
@@ -508,11 +465,7 @@ impl ModelSpec {
                 InputType::Float32
             }
         };
-        let geometry = Geometry {
-            width: i.width.max(1),
-            height: i.height.max(1),
-            placement,
-        };
+        let geometry = Geometry { width: i.width.max(1), height: i.height.max(1), placement };
 
         let family = build_family(&raw.family, raw.output, &mut p);
         let fp16_variant = raw.fp16_variant.map(|v| base.join(v));
@@ -554,10 +507,7 @@ impl ModelSpec {
 }
 
 fn build_family(family: &str, o: RawOutput, p: &mut Vec<Problem>) -> Family {
-    let problem = |key: &str, message: String| Problem {
-        key: key.to_string(),
-        message,
-    };
+    let problem = |key: &str, message: String| Problem { key: key.to_string(), message };
     // Keys that belong to other families are mistakes, as unknown keys are.
     let present: [(&str, bool); 8] = [
         ("name", o.name.is_some()),
@@ -574,14 +524,8 @@ fn build_family(family: &str, o: RawOutput, p: &mut Vec<Problem>) -> Family {
         "nanodet" => &["strides", "scores", "boxes", "reg_max"],
         "yolo_anchor_free" => &["name", "transposed", "box_format", "objectness"],
         other => {
-            p.push(problem(
-                "family",
-                format!("`{other}` must be \"yolox\", \"nanodet\" or \"yolo_anchor_free\""),
-            ));
-            return Family::Yolox {
-                output: None,
-                strides: DEFAULT_STRIDES.to_vec(),
-            };
+            p.push(problem("family", format!("`{other}` must be \"yolox\", \"nanodet\" or \"yolo_anchor_free\"")));
+            return Family::Yolox { output: None, strides: DEFAULT_STRIDES.to_vec() };
         }
     };
     for (key, is_set) in present {
@@ -604,23 +548,14 @@ fn build_family(family: &str, o: RawOutput, p: &mut Vec<Problem>) -> Family {
         "yolox" => {
             let output = required("name", o.name);
             if bad_strides {
-                p.push(problem(
-                    "output.strides",
-                    format!("{strides:?} must list strides between 1 and 512"),
-                ));
+                p.push(problem("output.strides", format!("{strides:?} must list strides between 1 and 512")));
             }
-            Family::Yolox {
-                output: Some(output),
-                strides,
-            }
+            Family::Yolox { output: Some(output), strides }
         }
         "nanodet" => {
             let (scores, boxes) = (o.scores.unwrap_or_default(), o.boxes.unwrap_or_default());
             if bad_strides {
-                p.push(problem(
-                    "output.strides",
-                    format!("{strides:?} must list strides between 1 and 512"),
-                ));
+                p.push(problem("output.strides", format!("{strides:?} must list strides between 1 and 512")));
             }
             for (key, names) in [("output.scores", &scores), ("output.boxes", &boxes)] {
                 if names.len() != strides.len() {
@@ -634,12 +569,7 @@ fn build_family(family: &str, o: RawOutput, p: &mut Vec<Problem>) -> Family {
             if reg_max == 0 || reg_max > 64 {
                 p.push(problem("output.reg_max", format!("{reg_max} must be between 1 and 64")));
             }
-            Family::NanoDet {
-                scores,
-                boxes,
-                strides,
-                reg_max,
-            }
+            Family::NanoDet { scores, boxes, strides, reg_max }
         }
         _ => {
             let output = required("name", o.name);
@@ -655,7 +585,8 @@ fn build_family(family: &str, o: RawOutput, p: &mut Vec<Problem>) -> Family {
             let transposed = o.transposed.unwrap_or_else(|| {
                 p.push(problem(
                     "output.transposed",
-                    "is required for family `yolo_anchor_free`: true for [1, 4+C, N] (YOLOv8), false for [1, N, 4+C]".into(),
+                    "is required for family `yolo_anchor_free`: true for [1, 4+C, N] (YOLOv8), false for [1, N, 4+C]"
+                        .into(),
                 ));
                 true
             });
@@ -667,12 +598,7 @@ fn build_family(family: &str, o: RawOutput, p: &mut Vec<Problem>) -> Family {
                 ));
                 false
             });
-            Family::YoloAnchorFree {
-                output,
-                transposed,
-                box_format,
-                objectness,
-            }
+            Family::YoloAnchorFree { output, transposed, box_format, objectness }
         }
     }
 }
@@ -724,11 +650,7 @@ struct Dims<'a>(&'a [i64]);
 
 impl fmt::Display for Dims<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d: Vec<String> = self
-            .0
-            .iter()
-            .map(|v| if *v < 0 { "?".to_string() } else { v.to_string() })
-            .collect();
+        let d: Vec<String> = self.0.iter().map(|v| if *v < 0 { "?".to_string() } else { v.to_string() }).collect();
         write!(f, "[{}]", d.join(","))
     }
 }
@@ -771,10 +693,7 @@ pub fn resolve_plain(spec: &mut ModelSpec, inputs: &[Io], outputs: &[Io]) -> Res
     }
     spec.input_name = Some(input.name.clone());
     spec.geometry = Some(Geometry::square(size));
-    spec.family = Family::Yolox {
-        output: Some(output.name.clone()),
-        strides: DEFAULT_STRIDES.to_vec(),
-    };
+    spec.family = Family::Yolox { output: Some(output.name.clone()), strides: DEFAULT_STRIDES.to_vec() };
     Ok(())
 }
 
@@ -795,8 +714,12 @@ pub fn check_io(spec: &ModelSpec, inputs: &[Io], outputs: &[Io]) -> Result<(), S
     let want_type = spec.input_type.as_str();
     if input.dtype != want_type {
         let fix = match spec.input_type {
-            InputType::Float32 => "a uint8 model needs input.dtype = \"uint8\" (scripts/uint8_input.py writes such a manifest)",
-            InputType::Uint8 => "make the uint8 model with scripts/uint8_input.py, or remove input.dtype for a float32 model",
+            InputType::Float32 => {
+                "a uint8 model needs input.dtype = \"uint8\" (scripts/uint8_input.py writes such a manifest)"
+            }
+            InputType::Uint8 => {
+                "make the uint8 model with scripts/uint8_input.py, or remove input.dtype for a float32 model"
+            }
         };
         return Err(format!("input.dtype is {want_type} but the ONNX input `{name}` is {}; {fix}", input.dtype));
     }
@@ -804,8 +727,13 @@ pub fn check_io(spec: &ModelSpec, inputs: &[Io], outputs: &[Io]) -> Result<(), S
     let s = &input.shape;
     let (h, w) = (g.height as i64, g.width as i64);
     let (size_ok, layout) = match spec.input_type {
-        InputType::Float32 => (s.len() == 4 && fits(s[0], 1) && fits(s[1], 3) && fits(s[2], h) && fits(s[3], w), "[1,3,height,width]"),
-        InputType::Uint8 => (s.len() == 4 && fits(s[0], 1) && fits(s[1], h) && fits(s[2], w) && fits(s[3], 3), "[1,height,width,3] for a uint8 input"),
+        InputType::Float32 => {
+            (s.len() == 4 && fits(s[0], 1) && fits(s[1], 3) && fits(s[2], h) && fits(s[3], w), "[1,3,height,width]")
+        }
+        InputType::Uint8 => (
+            s.len() == 4 && fits(s[0], 1) && fits(s[1], h) && fits(s[2], w) && fits(s[3], 3),
+            "[1,height,width,3] for a uint8 input",
+        ),
     };
     if !size_ok {
         return Err(format!(
@@ -828,10 +756,8 @@ pub fn check_io(spec: &ModelSpec, inputs: &[Io], outputs: &[Io]) -> Result<(), S
         };
         let ok = o.shape.len() == want.len() && o.shape.iter().zip(&want).all(|(&d, w)| w.is_none_or(|w| fits(d, w)));
         if !ok {
-            let want_s: Vec<String> = want
-                .iter()
-                .map(|w| w.map(|v| v.to_string()).unwrap_or_else(|| "N".into()))
-                .collect();
+            let want_s: Vec<String> =
+                want.iter().map(|w| w.map(|v| v.to_string()).unwrap_or_else(|| "N".into())).collect();
             let hint = match &spec.family {
                 Family::Yolox { .. } => format!(
                     "expected [1, anchors, 5 + classes] = [{}] for a {}x{} input at strides {:?} and {classes} labels",
@@ -894,11 +820,7 @@ name = "output"
     }
 
     fn io(name: &str, shape: &[i64]) -> Io {
-        Io {
-            name: name.into(),
-            shape: shape.to_vec(),
-            dtype: "float32".into(),
-        }
+        Io { name: name.into(), shape: shape.to_vec(), dtype: "float32".into() }
     }
 
     #[test]
@@ -906,13 +828,7 @@ name = "output"
         let m = parse(YOLOX).unwrap();
         assert_eq!(m.file, Path::new("/m/models/yolox_nano.onnx"));
         assert_eq!(m.name, "x");
-        assert_eq!(
-            m.family,
-            Family::Yolox {
-                output: Some("output".into()),
-                strides: vec![8, 16, 32]
-            }
-        );
+        assert_eq!(m.family, Family::Yolox { output: Some("output".into()), strides: vec![8, 16, 32] });
         assert_eq!(m.geometry, Some(Geometry::square(416)));
         assert_eq!(m.normalize, Normalize::yolox());
         assert_eq!(m.labels.len(), 80);
@@ -1025,19 +941,29 @@ name = "output"
         // The manifest and the model disagree on the element type, either way round.
         let e = check_io(&m, &[io("images_uint8", &[-1, 416, 416, 3])], &out).unwrap_err();
         assert!(e.starts_with("input.dtype is uint8 but the ONNX input `images_uint8` is float32"), "{e}");
-        let e = check_io(&parse(YOLOX).unwrap(), &[Io { dtype: "uint8".into(), ..io("images", &[1, 416, 416, 3]) }], &out).unwrap_err();
-        assert!(e.starts_with("input.dtype is float32 but the ONNX input `images` is uint8") && e.contains("needs input.dtype = \"uint8\""), "{e}");
+        let e =
+            check_io(&parse(YOLOX).unwrap(), &[Io { dtype: "uint8".into(), ..io("images", &[1, 416, 416, 3]) }], &out)
+                .unwrap_err();
+        assert!(
+            e.starts_with("input.dtype is float32 but the ONNX input `images` is uint8")
+                && e.contains("needs input.dtype = \"uint8\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_uint8_input_refuses_host_normalisation_and_unknown_types() {
-        let text = YOLOX.replace("pad_value = 114", "pad_value = 114.5\ndtype = \"uint8\"\nscale = 0.5\nstd = [1.0, 2.0, 3.0]");
+        let text = YOLOX
+            .replace("pad_value = 114", "pad_value = 114.5\ndtype = \"uint8\"\nscale = 0.5\nstd = [1.0, 2.0, 3.0]");
         let e = parse(&text).unwrap_err();
         let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["input.scale", "input.std", "input.pad_value"], "{e:?}");
         assert!(e[0].message.contains("the model normalises inside its graph"), "{e:?}");
         let e = parse(&YOLOX.replace("pad_value = 114", "pad_value = 114\ndtype = \"int8\"")).unwrap_err();
-        assert_eq!((e[0].key.as_str(), e[0].message.as_str()), ("input.dtype", "`int8` must be \"float32\" or \"uint8\""));
+        assert_eq!(
+            (e[0].key.as_str(), e[0].message.as_str()),
+            ("input.dtype", "`int8` must be \"float32\" or \"uint8\"")
+        );
     }
 
     #[test]
@@ -1045,15 +971,9 @@ name = "output"
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/nanodet_m_320.toml");
         let m = ModelSpec::parse(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
         let ins = [io("input.1", &[1, 3, 320, 320]), io("weights", &[16])];
-        let mut outs: Vec<Io> = [8, 16, 32]
-            .iter()
-            .map(|s| io(&format!("cls_pred_stride_{s}"), &[1, (320 / s) * (320 / s), 80]))
-            .collect();
-        outs.extend(
-            [8, 16, 32]
-                .iter()
-                .map(|s| io(&format!("dis_pred_stride_{s}"), &[1, (320 / s) * (320 / s), 32])),
-        );
+        let mut outs: Vec<Io> =
+            [8, 16, 32].iter().map(|s| io(&format!("cls_pred_stride_{s}"), &[1, (320 / s) * (320 / s), 80])).collect();
+        outs.extend([8, 16, 32].iter().map(|s| io(&format!("dis_pred_stride_{s}"), &[1, (320 / s) * (320 / s), 32])));
         assert_eq!(check_io(&m, &ins, &outs), Ok(()));
         outs[4].shape = vec![1, 400, 40];
         let e = check_io(&m, &ins, &outs).unwrap_err();
@@ -1069,10 +989,7 @@ name = "output"
         assert_eq!(m.family.output_names(), ["out"]);
         let mut m = ModelSpec::plain_yolox(Path::new("x.onnx"));
         let e = resolve_plain(&mut m, &[io("images", &[1, 3, 100, 100])], &[]).unwrap_err();
-        assert!(
-            e.contains("does not look like a YOLOX detector") && e.contains("[1, 3, 100, 100]"),
-            "{e}"
-        );
+        assert!(e.contains("does not look like a YOLOX detector") && e.contains("[1, 3, 100, 100]"), "{e}");
     }
 
     #[test]
@@ -1087,10 +1004,7 @@ name = "output"
     #[test]
     fn bare_names_are_looked_up_in_models() {
         let d = Path::new("/etc/lookout");
-        assert_eq!(
-            resolve_model(d, "nanodet_m_320"),
-            Path::new("/etc/lookout/models/nanodet_m_320.toml")
-        );
+        assert_eq!(resolve_model(d, "nanodet_m_320"), Path::new("/etc/lookout/models/nanodet_m_320.toml"));
         assert_eq!(resolve_model(d, "models/x.toml"), Path::new("/etc/lookout/models/x.toml"));
         assert_eq!(resolve_model(d, "/opt/m.onnx"), Path::new("/opt/m.onnx"));
     }
@@ -1103,11 +1017,7 @@ name = "output"
         assert_eq!(verify_file(&f, Some(abc)), None);
         let p = verify_file(&f, Some(&"0".repeat(64))).unwrap();
         assert_eq!(p.key, "sha256");
-        assert!(
-            p.message.contains(&format!("has sha256 {abc} but the manifest says 000")),
-            "{}",
-            p.message
-        );
+        assert!(p.message.contains(&format!("has sha256 {abc} but the manifest says 000")), "{}", p.message);
         let _ = std::fs::remove_file(&f);
         assert_eq!(verify_file(&f, Some(abc)).map(|p| p.key), Some("file".to_string()));
     }

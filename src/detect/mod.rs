@@ -25,8 +25,8 @@ pub mod nanodet;
 pub mod nms;
 pub mod provider;
 pub mod session;
-pub mod yolo_anchor_free;
 pub mod worker;
+pub mod yolo_anchor_free;
 pub mod yolox;
 
 pub use provider::{ProviderKind, ProviderSpec, Selection};

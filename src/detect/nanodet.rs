@@ -51,11 +51,7 @@ pub fn decode_level(
         for (side, dist) in d.iter_mut().enumerate() {
             *dist = expected_bin(&row[side * bins..(side + 1) * bins]) * s;
         }
-        out.push(Candidate {
-            class,
-            score,
-            bbox: [cx - d[0], cy - d[1], cx + d[2], cy + d[3]],
-        });
+        out.push(Candidate { class, score, bbox: [cx - d[0], cy - d[1], cx + d[2], cy + d[3]] });
     }
 }
 

@@ -20,9 +20,7 @@ pub fn nms_per_class(mut cands: Vec<Candidate>, iou_threshold: f32) -> Vec<Candi
     cands.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.class.cmp(&b.class)));
     let mut kept: Vec<Candidate> = Vec::with_capacity(cands.len().min(64));
     for c in cands {
-        let suppressed = kept
-            .iter()
-            .any(|k| k.class == c.class && iou(k.bbox, c.bbox) > iou_threshold);
+        let suppressed = kept.iter().any(|k| k.class == c.class && iou(k.bbox, c.bbox) > iou_threshold);
         if !suppressed {
             kept.push(c);
         }
@@ -52,8 +50,8 @@ mod tests {
         let out = nms_per_class(
             vec![
                 cand(0, 0.8, [0.0, 0.0, 10.0, 10.0]),
-                cand(0, 0.9, [1.0, 0.0, 11.0, 10.0]), // overlaps the first: wins
-                cand(1, 0.7, [0.0, 0.0, 10.0, 10.0]), // other class: kept
+                cand(0, 0.9, [1.0, 0.0, 11.0, 10.0]),   // overlaps the first: wins
+                cand(1, 0.7, [0.0, 0.0, 10.0, 10.0]),   // other class: kept
                 cand(0, 0.6, [50.0, 50.0, 60.0, 60.0]), // far away: kept
             ],
             0.45,
@@ -99,9 +97,8 @@ mod tests {
             }
             for c in &cands {
                 let was_kept = kept.iter().any(|k| k == c);
-                let covered = kept
-                    .iter()
-                    .any(|k| k.class == c.class && k.score >= c.score && iou(k.bbox, c.bbox) > 0.45);
+                let covered =
+                    kept.iter().any(|k| k.class == c.class && k.score >= c.score && iou(k.bbox, c.bbox) > 0.45);
                 assert!(was_kept || covered);
             }
         }

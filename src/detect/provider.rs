@@ -31,7 +31,8 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
-    pub const ALL: [ProviderKind; 5] = [ProviderKind::TensorRt, ProviderKind::Cuda, ProviderKind::OpenVino, ProviderKind::Qnn, ProviderKind::Cpu];
+    pub const ALL: [ProviderKind; 5] =
+        [ProviderKind::TensorRt, ProviderKind::Cuda, ProviderKind::OpenVino, ProviderKind::Qnn, ProviderKind::Cpu];
 
     /// The name in the config, in logs, stats and /metrics.
     pub fn name(self) -> &'static str {
@@ -68,7 +69,9 @@ impl ProviderKind {
             return Ok(*k);
         }
         let known: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.name()).collect();
-        let hint = crate::text::closest(&lower, known.iter().copied()).map(|k| format!("; did you mean `{k}`?")).unwrap_or_default();
+        let hint = crate::text::closest(&lower, known.iter().copied())
+            .map(|k| format!("; did you mean `{k}`?"))
+            .unwrap_or_default();
         Err(format!("unknown execution provider `{name}`{hint} Known: {}", known.join(", ")))
     }
 
@@ -109,7 +112,15 @@ pub struct ProviderSpec {
 
 impl ProviderSpec {
     pub fn new(kind: ProviderKind) -> ProviderSpec {
-        ProviderSpec { kind, device_id: None, device_type: None, fp16: None, engine_cache_dir: None, memory_limit_bytes: None, backend_path: None }
+        ProviderSpec {
+            kind,
+            device_id: None,
+            device_type: None,
+            fp16: None,
+            engine_cache_dir: None,
+            memory_limit_bytes: None,
+            backend_path: None,
+        }
     }
 
     pub fn cpu() -> ProviderSpec {
@@ -168,7 +179,13 @@ impl ProviderSpec {
             let base = d.split('.').next().unwrap_or_default();
             let index_ok = d.split_once('.').is_none_or(|(_, n)| n.parse::<u32>().is_ok());
             if !(OPENVINO_DEVICES.contains(&base) && index_ok) {
-                out.push(("device_type", format!("`{d}` is not an OpenVINO device; use one of {} (GPU.1 for a second GPU)", OPENVINO_DEVICES.join(", "))));
+                out.push((
+                    "device_type",
+                    format!(
+                        "`{d}` is not an OpenVINO device; use one of {} (GPU.1 for a second GPU)",
+                        OPENVINO_DEVICES.join(", ")
+                    ),
+                ));
             }
         }
         if let Some(0) = self.memory_limit_bytes {
@@ -190,7 +207,10 @@ pub fn parse_flag(arg: &str) -> Result<ProviderSpec, String> {
         (_, None) => {}
         (ProviderKind::OpenVino, Some(d)) => spec.device_type = Some(d.to_string()),
         (ProviderKind::Cpu, Some(_)) => return Err(format!("`{arg}`: cpu takes no device")),
-        (_, Some(d)) => spec.device_id = Some(d.parse().map_err(|_| format!("`{arg}`: the part after ':' is a device number, such as cuda:0"))?),
+        (_, Some(d)) => {
+            spec.device_id =
+                Some(d.parse().map_err(|_| format!("`{arg}`: the part after ':' is a device number, such as cuda:0"))?)
+        }
     }
     if let Some((opt, msg)) = spec.problems().into_iter().next() {
         return Err(format!("`{arg}`: {opt} {msg}"));
@@ -269,7 +289,11 @@ mod tests {
         let probs = p.problems();
         assert_eq!(probs.len(), 1, "{probs:?}");
         assert_eq!(probs[0].0, "fp16");
-        assert!(probs[0].1.contains("does not apply to cuda; it takes device_id, memory_limit_bytes"), "{}", probs[0].1);
+        assert!(
+            probs[0].1.contains("does not apply to cuda; it takes device_id, memory_limit_bytes"),
+            "{}",
+            probs[0].1
+        );
 
         let mut ov = ProviderSpec::new(ProviderKind::OpenVino);
         ov.device_type = Some("NPU".into());
@@ -313,8 +337,12 @@ mod tests {
         let all_cpu = BTreeMap::from([("CPUExecutionProvider".to_string(), 300)]);
         assert!(placement_problem(ProviderKind::OpenVino, &all_cpu).is_some());
         assert!(placement_problem(ProviderKind::Cpu, &all_cpu).is_none());
-        let split = BTreeMap::from([("CPUExecutionProvider".to_string(), 4), ("CUDAExecutionProvider".to_string(), 170)]);
+        let split =
+            BTreeMap::from([("CPUExecutionProvider".to_string(), 4), ("CUDAExecutionProvider".to_string(), 170)]);
         assert!(placement_problem(ProviderKind::Cuda, &split).is_none());
-        assert_eq!(ProviderSpec { device_type: Some("NPU".into()), ..ProviderSpec::new(ProviderKind::OpenVino) }.label(), "openvino:NPU");
+        assert_eq!(
+            ProviderSpec { device_type: Some("NPU".into()), ..ProviderSpec::new(ProviderKind::OpenVino) }.label(),
+            "openvino:NPU"
+        );
     }
 }

@@ -27,7 +27,9 @@ use ort::value::{Shape, Tensor, TensorElementType, TensorRef, TensorRefMut};
 use super::letterbox::{Geometry, Letterbox, fill_packed_u8, fill_planar};
 use super::manifest::{self, InputType, Io, ModelSpec};
 use super::nms::nms_per_class;
-use super::provider::{DEFAULT_QNN_BACKEND, ProviderKind, ProviderSpec, Selection, parse_placement, placement_problem, placement_text};
+use super::provider::{
+    DEFAULT_QNN_BACKEND, ProviderKind, ProviderSpec, Selection, parse_placement, placement_problem, placement_text,
+};
 use super::{DetectError, Detection};
 
 /// The environment variable that overrides `inference.ort_library`, as `ort` itself documents.
@@ -137,7 +139,10 @@ pub fn init_runtime(library: &Path) -> Result<&'static ort::environment::Environ
     match result {
         Ok((loaded, _)) if *loaded != path => Err(DetectError::LibraryLoad {
             path,
-            reason: format!("this process already loaded {}, and ONNX Runtime can only be loaded once per process", loaded.display()),
+            reason: format!(
+                "this process already loaded {}, and ONNX Runtime can only be loaded once per process",
+                loaded.display()
+            ),
         }),
         Ok((_, env)) => Ok(env),
         Err(reason) => Err(DetectError::LibraryLoad { path, reason: reason.clone() }),
@@ -251,7 +256,12 @@ fn dispatch(p: &ProviderSpec) -> ExecutionProviderDispatch {
 /// Build a session on `p` alone, and learn where ORT put the nodes: the session logs at
 /// VERBOSE while it is built, into a logger of ours that keeps the placement lines and hands
 /// warnings and errors on to `tracing`. Runs log at WARNING (see [`Detector`]'s run options).
-fn build_session(env: &ort::environment::Environment, opts: &DetectorOptions, model: &Path, p: &ProviderSpec) -> Result<(Session, BTreeMap<String, usize>), String> {
+fn build_session(
+    env: &ort::environment::Environment,
+    opts: &DetectorOptions,
+    model: &Path,
+    p: &ProviderSpec,
+) -> Result<(Session, BTreeMap<String, usize>), String> {
     let placement: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
     let logger = ort_logger(Some(placement.clone()));
     ORT_ERRORS.with(|e| *e.borrow_mut() = Some(Vec::new()));
@@ -260,7 +270,11 @@ fn build_session(env: &ort::environment::Environment, opts: &DetectorOptions, mo
     let session = built.map_err(|reason| {
         // ORT's own words first when it logged any; its returned error is often generic.
         let extra: Vec<&String> = logged.iter().filter(|l| !reason.contains(l.as_str())).collect();
-        if extra.is_empty() { reason } else { format!("{}: {reason}", extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")) }
+        if extra.is_empty() {
+            reason
+        } else {
+            format!("{}: {reason}", extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "))
+        }
     })?;
     let placement = placement.lock().map(|m| m.clone()).unwrap_or_default();
     if let Some(problem) = placement_problem(p.kind, &placement) {
@@ -269,7 +283,13 @@ fn build_session(env: &ort::environment::Environment, opts: &DetectorOptions, mo
     Ok((session, placement))
 }
 
-fn build_logged(env: &ort::environment::Environment, opts: &DetectorOptions, model: &Path, p: &ProviderSpec, logger: LoggerFunction) -> Result<Session, String> {
+fn build_logged(
+    env: &ort::environment::Environment,
+    opts: &DetectorOptions,
+    model: &Path,
+    p: &ProviderSpec,
+    logger: LoggerFunction,
+) -> Result<Session, String> {
     let text = |e: &dyn std::fmt::Display| e.to_string();
     let mut b = Session::builder(env)
         .map_err(|e| text(&e))?
@@ -328,7 +348,9 @@ impl Detector {
             if let Some(variant) = base.variant_for(p.kind.name()).map(Path::to_path_buf) {
                 match ModelSpec::load(&variant) {
                     Ok(v) if v.file.exists() => model = v,
-                    Ok(v) => tracing::warn!(model = %base.name, missing = %v.file.display(), "fp16 variant not usable; running fp32"),
+                    Ok(v) => {
+                        tracing::warn!(model = %base.name, missing = %v.file.display(), "fp16 variant not usable; running fp32")
+                    }
                     Err(e) => tracing::warn!(model = %base.name, error = %e, "fp16 variant not usable; running fp32"),
                 }
             }
@@ -351,7 +373,13 @@ impl Detector {
         Err(DetectError::NoProvider { fallback: opts.fallback, tried: selection.skipped_text() })
     }
 
-    fn with_session(session: Session, spec: ProviderSpec, selection: Selection, opts: &DetectorOptions, mut model: ModelSpec) -> Result<Detector, DetectError> {
+    fn with_session(
+        session: Session,
+        spec: ProviderSpec,
+        selection: Selection,
+        opts: &DetectorOptions,
+        mut model: ModelSpec,
+    ) -> Result<Detector, DetectError> {
         let kind = spec.kind;
         let (inputs, outputs) = session_io(&session);
         let origin = model.origin().to_path_buf();
@@ -363,7 +391,8 @@ impl Detector {
         };
         let output_names: Vec<String> = model.family.output_names().iter().map(|s| s.to_string()).collect();
         // Batching needs a dynamic first dimension on the input and on every output we read.
-        let dynamic = |io: &[Io], name: &str| io.iter().find(|i| i.name == name).is_some_and(|i| i.shape.first() == Some(&-1));
+        let dynamic =
+            |io: &[Io], name: &str| io.iter().find(|i| i.name == name).is_some_and(|i| i.shape.first() == Some(&-1));
         let dynamic_batch = dynamic(&inputs, &input_name) && output_names.iter().all(|n| dynamic(&outputs, n));
         let max_batch = match (dynamic_batch, kind.gains_from_batching() || opts.batch_on_cpu) {
             (true, true) => opts.max_batch.max(1),
@@ -425,7 +454,11 @@ impl Detector {
             tracing::warn!(provider = kind.name(), error = %e, "a run through IoBinding failed; the input is passed to each run instead");
             detector.binding = None;
         }
-        tracing::info!(input = detector.model.input_type.as_str(), io_binding = detector.binding.is_some(), "detector input");
+        tracing::info!(
+            input = detector.model.input_type.as_str(),
+            io_binding = detector.binding.is_some(),
+            "detector input"
+        );
         Ok(detector)
     }
 
@@ -504,9 +537,19 @@ impl Detector {
             .map_err(|e| DetectError::Run(format!("image: {e}")))?;
         let mut resized = fir::images::Image::new(lb.scaled_w, lb.scaled_h, fir::PixelType::U8x3);
         self.resizer
-            .resize(&src, &mut resized, &fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear)))
+            .resize(
+                &src,
+                &mut resized,
+                &fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear)),
+            )
             .map_err(|e| DetectError::Run(format!("resize: {e}")))?;
-        Ok(ScaledImage { rgb: resized.into_vec(), width: lb.scaled_w, height: lb.scaled_h, src_width: img.width(), src_height: img.height() })
+        Ok(ScaledImage {
+            rgb: resized.into_vec(),
+            width: lb.scaled_w,
+            height: lb.scaled_h,
+            src_width: img.width(),
+            src_height: img.height(),
+        })
     }
 
     /// Detect on an image already scaled to the letterbox size of a `src_w` x `src_h` source
@@ -533,7 +576,10 @@ impl Detector {
             return Ok((Vec::new(), Timings::default()));
         }
         if n > self.max_batch {
-            return Err(DetectError::Run(format!("batch of {n} frames is over this detector's max_batch {}", self.max_batch)));
+            return Err(DetectError::Run(format!(
+                "batch of {n} frames is over this detector's max_batch {}",
+                self.max_batch
+            )));
         }
         let t0 = Instant::now();
         let plane = 3 * (self.geometry.width * self.geometry.height) as usize;
@@ -562,14 +608,28 @@ impl Detector {
         }
         let t1 = Instant::now();
 
-        let outputs = run_session(&mut self.session, &mut self.input, self.binding.as_mut(), &self.input_name, &self.run_options, n, self.geometry)?;
+        let outputs = run_session(
+            &mut self.session,
+            &mut self.input,
+            self.binding.as_mut(),
+            &self.input_name,
+            &self.run_options,
+            n,
+            self.geometry,
+        )?;
         // Each output's first dimension is the batch: frame i's part is the i-th of n equal chunks.
         let mut data: Vec<&[f32]> = Vec::with_capacity(self.output_names.len());
         for name in &self.output_names {
-            let value = outputs.get(name.as_str()).ok_or_else(|| DetectError::Run(format!("the model gave no output `{name}`")))?;
-            let (_, d) = value.try_extract_tensor::<f32>().map_err(|e| DetectError::Run(format!("output `{name}`: {e}")))?;
+            let value = outputs
+                .get(name.as_str())
+                .ok_or_else(|| DetectError::Run(format!("the model gave no output `{name}`")))?;
+            let (_, d) =
+                value.try_extract_tensor::<f32>().map_err(|e| DetectError::Run(format!("output `{name}`: {e}")))?;
             if d.is_empty() || d.len() % n != 0 {
-                return Err(DetectError::Run(format!("output `{name}` has {} values, not a multiple of the {n} frames run", d.len())));
+                return Err(DetectError::Run(format!(
+                    "output `{name}` has {} values, not a multiple of the {n} frames run",
+                    d.len()
+                )));
             }
             data.push(d);
         }
@@ -578,12 +638,21 @@ impl Detector {
         let classes = self.model.labels.len();
         let mut all = Vec::with_capacity(n);
         for (i, f) in frames.iter().enumerate() {
-            let per_frame: Vec<&[f32]> = data.iter().map(|d| {
-                let len = d.len() / n;
-                &d[i * len..(i + 1) * len]
-            }).collect();
+            let per_frame: Vec<&[f32]> = data
+                .iter()
+                .map(|d| {
+                    let len = d.len() / n;
+                    &d[i * len..(i + 1) * len]
+                })
+                .collect();
             let lb = Letterbox::place(f.src_width, f.src_height, self.geometry);
-            let cands = self.model.family.decode(&per_frame, self.geometry.width, self.geometry.height, classes, self.score_threshold);
+            let cands = self.model.family.decode(
+                &per_frame,
+                self.geometry.width,
+                self.geometry.height,
+                classes,
+                self.score_threshold,
+            );
             let dets = nms_per_class(cands, self.nms_iou)
                 .into_iter()
                 .map(|c| Detection {
@@ -603,7 +672,15 @@ impl Detector {
     /// `lookout bench` compares to.
     pub fn run_bare(&mut self, batch: usize) -> Result<(), DetectError> {
         let n = batch.clamp(1, self.max_batch);
-        run_session(&mut self.session, &mut self.input, self.binding.as_mut(), &self.input_name, &self.run_options, n, self.geometry)?;
+        run_session(
+            &mut self.session,
+            &mut self.input,
+            self.binding.as_mut(),
+            &self.input_name,
+            &self.run_options,
+            n,
+            self.geometry,
+        )?;
         Ok(())
     }
 }
@@ -679,7 +756,9 @@ fn run_session<'s>(
         HostInput::BoundU8(t) => t.shape().iter().product::<i64>() as usize,
     };
     if len > capacity {
-        return Err(DetectError::Run(format!("a batch of {n} frames does not fit the input buffer ({capacity} values)")));
+        return Err(DetectError::Run(format!(
+            "a batch of {n} frames does not fit the input buffer ({capacity} values)"
+        )));
     }
     if let Some(bound) = binding {
         // ORT keeps the outputs it allocated for a bound output and refuses a run whose output
@@ -701,11 +780,15 @@ fn run_session<'s>(
         let on_cpu = |info: &MemoryInfo| info.allocation_device() == AllocationDevice::CPU;
         match input {
             HostInput::BoundF32(tensor) if on_cpu(tensor.memory_info()) => {
-                let owned = Tensor::from_array((shape, tensor.try_extract_tensor::<f32>().map_err(run)?.1[..len].to_vec())).map_err(run)?;
+                let owned =
+                    Tensor::from_array((shape, tensor.try_extract_tensor::<f32>().map_err(run)?.1[..len].to_vec()))
+                        .map_err(run)?;
                 binding.bind_input(input_name, &owned).map_err(run)?;
             }
             HostInput::BoundU8(tensor) if on_cpu(tensor.memory_info()) => {
-                let owned = Tensor::from_array((shape, tensor.try_extract_tensor::<u8>().map_err(run)?.1[..len].to_vec())).map_err(run)?;
+                let owned =
+                    Tensor::from_array((shape, tensor.try_extract_tensor::<u8>().map_err(run)?.1[..len].to_vec()))
+                        .map_err(run)?;
                 binding.bind_input(input_name, &owned).map_err(run)?;
             }
             HostInput::BoundF32(tensor) => {
@@ -725,7 +808,9 @@ fn run_session<'s>(
                 let view = unsafe { TensorRefMut::<u8>::from_raw(info, data, view_shape) }.map_err(run)?;
                 binding.bind_input(input_name, &view).map_err(run)?;
             }
-            HostInput::F32(_) | HostInput::U8(_) => return Err(DetectError::Run("an input binding without a bound buffer".into())),
+            HostInput::F32(_) | HostInput::U8(_) => {
+                return Err(DetectError::Run("an input binding without a bound buffer".into()));
+            }
         }
         return session.run_binding_with_options(&bound.binding, run_options).map_err(run);
     }
@@ -753,12 +838,26 @@ struct Bound {
 /// cuda/tensorrt, so the copy to the device is one DMA transfer; ORT's CPU allocator elsewhere),
 /// and a binding whose outputs go to CPU memory, kept across runs of the same batch size. The
 /// input is bound per run, since a batch's size sets its shape.
-fn bound_input(session: &Session, spec: &ProviderSpec, t: InputType, max_batch: usize, g: Geometry, outputs: &[String]) -> Result<(HostInput, Bound), String> {
+fn bound_input(
+    session: &Session,
+    spec: &ProviderSpec,
+    t: InputType,
+    max_batch: usize,
+    g: Geometry,
+    outputs: &[String],
+) -> Result<(HostInput, Bound), String> {
     let text = |e: ort::Error| e.to_string();
     let allocator = match spec.kind {
         ProviderKind::Cuda | ProviderKind::TensorRt => {
-            let info = MemoryInfo::new(AllocationDevice::CUDA_PINNED, spec.device_id.unwrap_or(0), AllocatorType::Device, MemoryType::CPUInput).map_err(text)?;
-            Allocator::new(session, info).map_err(|e| format!("no pinned (CudaPinned) allocator for this session: {e}"))?
+            let info = MemoryInfo::new(
+                AllocationDevice::CUDA_PINNED,
+                spec.device_id.unwrap_or(0),
+                AllocatorType::Device,
+                MemoryType::CPUInput,
+            )
+            .map_err(text)?;
+            Allocator::new(session, info)
+                .map_err(|e| format!("no pinned (CudaPinned) allocator for this session: {e}"))?
         }
         _ => Allocator::default(),
     };
@@ -781,7 +880,8 @@ fn bound_input(session: &Session, spec: &ProviderSpec, t: InputType, max_batch: 
         }
     };
     let binding = session.create_binding().map_err(text)?;
-    let output_memory = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::CPUOutput).map_err(text)?;
+    let output_memory =
+        MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::CPUOutput).map_err(text)?;
     // Batch 0: the outputs are bound before the first run, at its size.
     Ok((input, Bound { binding, outputs: outputs.to_vec(), output_memory, batch: 0 }))
 }
@@ -798,13 +898,24 @@ pub struct ScaledImage {
 
 impl ScaledImage {
     pub fn frame(&self) -> ScaledFrame<'_> {
-        ScaledFrame { rgb: &self.rgb, width: self.width, height: self.height, stride: 3 * self.width as usize, src_width: self.src_width, src_height: self.src_height }
+        ScaledFrame {
+            rgb: &self.rgb,
+            width: self.width,
+            height: self.height,
+            stride: 3 * self.width as usize,
+            src_width: self.src_width,
+            src_height: self.src_height,
+        }
     }
 }
 
 /// The model's declared inputs and outputs, -1 for dynamic dimensions (empty for non-tensors).
 fn session_io(session: &Session) -> (Vec<Io>, Vec<Io>) {
-    let io = |o: &ort::value::Outlet| Io { name: o.name().to_string(), shape: shape_of(o).unwrap_or_default(), dtype: dtype_of(o) };
+    let io = |o: &ort::value::Outlet| Io {
+        name: o.name().to_string(),
+        shape: shape_of(o).unwrap_or_default(),
+        dtype: dtype_of(o),
+    };
     (session.inputs().iter().map(io).collect(), session.outputs().iter().map(io).collect())
 }
 

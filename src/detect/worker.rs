@@ -61,7 +61,14 @@ pub struct Batching {
 /// (see [`crate::batch`]). A camera whose frame link closes (its source stopped) is dropped,
 /// which closes its objects stage's link. The worker exits when its control link is closed and
 /// it has no cameras left, or on Retire.
-pub fn detect_loop(mut detector: Detector, ctl: Receiver<WorkerCtl>, metrics: &Metrics, batching: &Batching, beat: Beat, extra_delay: Duration) {
+pub fn detect_loop(
+    mut detector: Detector,
+    ctl: Receiver<WorkerCtl>,
+    metrics: &Metrics,
+    batching: &Batching,
+    beat: Beat,
+    extra_delay: Duration,
+) {
     let max_batch = detector.max_batch();
     let mut cams: Vec<WorkerCamera> = Vec::new();
     let mut ctl = Some(ctl);
@@ -120,7 +127,13 @@ pub fn detect_loop(mut detector: Detector, ctl: Receiver<WorkerCtl>, metrics: &M
 
 /// Add to `batch` what the other cameras have ready, then wait up to `max_wait` for more. A
 /// camera whose link closed is marked in `gone`.
-fn fill_batch(batch: &mut Vec<(usize, Frame)>, cams: &[WorkerCamera], gone: &mut [bool], max: usize, max_wait: Duration) {
+fn fill_batch(
+    batch: &mut Vec<(usize, Frame)>,
+    cams: &[WorkerCamera],
+    gone: &mut [bool],
+    max: usize,
+    max_wait: Duration,
+) {
     batch::gather(batch, cams.len(), max, |j| {
         if gone[j] {
             return None;
@@ -185,7 +198,14 @@ fn detect_batch(
     }
     let inputs: Vec<ScaledFrame<'_>> = frames
         .iter()
-        .map(|(_, f)| ScaledFrame { rgb: &f.data, width: f.width, height: f.height, stride: f.stride, src_width: f.src_width, src_height: f.src_height })
+        .map(|(_, f)| ScaledFrame {
+            rgb: &f.data,
+            width: f.width,
+            height: f.height,
+            stride: f.stride,
+            src_width: f.src_width,
+            src_height: f.src_height,
+        })
         .collect();
     let result: Result<(Vec<Vec<Detection>>, Timings), DetectError> = detector.detect_batch(&inputs);
     drop(inputs);
@@ -203,7 +223,10 @@ fn detect_batch(
                 ctr.inferred.fetch_add(1, Relaxed);
                 ctr.infer_micros_total.fetch_add(timings.infer.as_micros() as u64, Relaxed);
                 ctr.pre_micros_total.fetch_add(timings.pre.as_micros() as u64, Relaxed);
-                metrics.inference_seconds.get_or_create(&Metrics::camera_label(&cam.name)).observe(timings.infer.as_secs_f64());
+                metrics
+                    .inference_seconds
+                    .get_or_create(&Metrics::camera_label(&cam.name))
+                    .observe(timings.infer.as_secs_f64());
                 let confident = detections.iter().filter(|d| d.score >= cam.min_score).count();
                 ctr.detections.fetch_add(confident as u64, Relaxed);
                 let meta = frame_meta(frame);
@@ -244,6 +267,7 @@ fn frame_image(frame: &Frame) -> Option<Arc<FrameImage>> {
         rgb.extend_from_slice(frame.data.get(row * frame.stride..row * frame.stride + w * 3)?);
     }
     let rgb = image::RgbImage::from_raw(frame.width, frame.height, rgb)?;
-    let (sx, sy) = (frame.width as f32 / frame.src_width.max(1) as f32, frame.height as f32 / frame.src_height.max(1) as f32);
+    let (sx, sy) =
+        (frame.width as f32 / frame.src_width.max(1) as f32, frame.height as f32 / frame.src_height.max(1) as f32);
     Some(Arc::new(FrameImage { rgb, scale_x: sx, scale_y: sy }))
 }

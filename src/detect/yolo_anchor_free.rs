@@ -75,12 +75,7 @@ mod tests {
     #[test]
     fn transposed_cxcywh_without_objectness_like_yolov8() {
         // [1, 4+2, 3]: three predictions, channels first.
-        let l = Layout {
-            transposed: true,
-            box_format: BoxFormat::CxCyWh,
-            objectness: false,
-            classes: 2,
-        };
+        let l = Layout { transposed: true, box_format: BoxFormat::CxCyWh, objectness: false, classes: 2 };
         #[rustfmt::skip]
         let data = [
             10.0, 50.0, 0.0,   // cx
@@ -99,15 +94,8 @@ mod tests {
 
     #[test]
     fn row_major_xyxy_with_objectness() {
-        let l = Layout {
-            transposed: false,
-            box_format: BoxFormat::XyXy,
-            objectness: true,
-            classes: 2,
-        };
-        let data = [
-            1.0, 2.0, 3.0, 4.0, 0.5, 0.2, 0.8, /* second row */ 0.0, 0.0, 1.0, 1.0, 0.2, 1.0, 1.0,
-        ];
+        let l = Layout { transposed: false, box_format: BoxFormat::XyXy, objectness: true, classes: 2 };
+        let data = [1.0, 2.0, 3.0, 4.0, 0.5, 0.2, 0.8, /* second row */ 0.0, 0.0, 1.0, 1.0, 0.2, 1.0, 1.0];
         let c = decode(&data, &l, 0.3);
         assert_eq!(c.len(), 1, "the second row's objectness 0.2 keeps it out");
         assert_eq!(c[0].class, 1);
@@ -117,12 +105,7 @@ mod tests {
 
     #[test]
     fn a_short_tensor_decodes_nothing() {
-        let l = Layout {
-            transposed: true,
-            box_format: BoxFormat::XyXy,
-            objectness: false,
-            classes: 80,
-        };
+        let l = Layout { transposed: true, box_format: BoxFormat::XyXy, objectness: false, classes: 80 };
         assert!(decode(&[1.0; 10], &l, 0.1).is_empty());
     }
 }

@@ -55,11 +55,7 @@ pub fn decode_wh(data: &[f32], row_len: usize, w: u32, h: u32, strides: &[u32], 
                 let cy = (row[1] + gy as f32) * s;
                 let w = row[2].exp() * s;
                 let h = row[3].exp() * s;
-                out.push(Candidate {
-                    class,
-                    score,
-                    bbox: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
-                });
+                out.push(Candidate { class, score, bbox: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0] });
             }
         }
     }

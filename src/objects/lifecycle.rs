@@ -280,7 +280,8 @@ impl Lifecycle {
             }
         }
         let parked_seconds = self.config.parked_seconds;
-        let (expired, kept): (Vec<Parked>, Vec<Parked>) = self.parked.drain(..).partition(|p| t - p.removed_at > parked_seconds);
+        let (expired, kept): (Vec<Parked>, Vec<Parked>) =
+            self.parked.drain(..).partition(|p| t - p.removed_at > parked_seconds);
         self.parked = kept;
         events.extend(expired.into_iter().map(|p| ObjectEvent { kind: EventKind::End, object: p.object.view }));
         events
@@ -361,7 +362,8 @@ mod tests {
         let mut l = Lifecycle::new(cfg());
         let confirmed = |t: f64, s: f32| track(1, TrackState::Confirmed, s, t, true);
         assert_eq!(step(&mut l, 0.0, &[confirmed(0.0, 0.8)], RuleFacts::default())[0].kind, EventKind::New);
-        let zones = RuleFacts { current_zones: vec!["drive".into()], entered_zones: vec!["drive".into()], stationary: false };
+        let zones =
+            RuleFacts { current_zones: vec!["drive".into()], entered_zones: vec!["drive".into()], stationary: false };
         let ev = step(&mut l, 0.2, &[confirmed(0.2, 0.8)], zones.clone());
         assert_eq!(ev[0].kind, EventKind::Update(vec![UpdateReason::Zones]));
         assert_eq!(ev[0].object.current_zones, vec!["drive".to_string()]);
@@ -394,8 +396,14 @@ mod tests {
     #[test]
     fn end_only_for_reported_objects_and_exactly_once() {
         let mut l = Lifecycle::new(cfg());
-        let _ = step(&mut l, 0.0, &[track(1, TrackState::Confirmed, 0.9, 0.0, true), track(2, TrackState::Tentative, 0.9, 0.0, true)], RuleFacts::default());
-        let mut gone = vec![track(1, TrackState::Removed, 0.9, 0.0, false), track(2, TrackState::Removed, 0.9, 0.0, false)];
+        let _ = step(
+            &mut l,
+            0.0,
+            &[track(1, TrackState::Confirmed, 0.9, 0.0, true), track(2, TrackState::Tentative, 0.9, 0.0, true)],
+            RuleFacts::default(),
+        );
+        let mut gone =
+            vec![track(1, TrackState::Removed, 0.9, 0.0, false), track(2, TrackState::Removed, 0.9, 0.0, false)];
         let ev = l.remove(2.0, &gone);
         assert_eq!(ev.len(), 1);
         assert_eq!((ev[0].kind.clone(), ev[0].object.track_id), (EventKind::End, 1));
@@ -429,7 +437,12 @@ mod tests {
     fn finish_ends_every_reported_object() {
         let mut l = Lifecycle::new(cfg());
         let still = RuleFacts { stationary: true, ..Default::default() };
-        let _ = step(&mut l, 0.0, &[track(1, TrackState::Confirmed, 0.9, 0.0, true), track(2, TrackState::Confirmed, 0.9, 0.0, true)], still);
+        let _ = step(
+            &mut l,
+            0.0,
+            &[track(1, TrackState::Confirmed, 0.9, 0.0, true), track(2, TrackState::Confirmed, 0.9, 0.0, true)],
+            still,
+        );
         let _ = l.remove(3.0, &[track(1, TrackState::Removed, 0.9, 0.0, false)]);
         let ev = l.finish();
         assert_eq!(ev.len(), 2);

@@ -108,8 +108,10 @@ impl CameraObjects {
         let size = FrameSize { width: frame.meta.width, height: frame.meta.height };
 
         if self.spec.publish_detections {
-            let wanted = |d: &&Detection| self.spec.rules.filters.labels.as_ref().is_none_or(|l| l.iter().any(|x| x == d.label));
-            let confident: Vec<Detection> = frame.detections.iter().filter(|d| d.score >= min_score).filter(wanted).cloned().collect();
+            let wanted =
+                |d: &&Detection| self.spec.rules.filters.labels.as_ref().is_none_or(|l| l.iter().any(|x| x == d.label));
+            let confident: Vec<Detection> =
+                frame.detections.iter().filter(|d| d.score >= min_score).filter(wanted).cloned().collect();
             if !confident.is_empty() {
                 let payload = payload::detection_event(&self.gateway_id, &self.camera, frame.meta, &confident);
                 out.push(Outgoing::about_frame(Topic::Events(self.camera.clone()), payload, frame.meta.captured_at));
@@ -148,7 +150,8 @@ impl CameraObjects {
             let bbox = [b[0].clamp(0.0, w), b[1].clamp(0.0, h), b[2].clamp(0.0, w), b[3].clamp(0.0, h)];
             // The object's label, frozen once reported, not the track's current vote.
             let class = self.lifecycle.class_of(tr.id).unwrap_or(tr.class);
-            let obj = TrackedObject { id: tr.id, label: self.spec.labels.name(class).to_string(), bbox, score: tr.score };
+            let obj =
+                TrackedObject { id: tr.id, label: self.spec.labels.name(class).to_string(), bbox, score: tr.score };
             if !seen.contains(&tr.id) {
                 let path = self.backlog.entry(tr.id).or_default();
                 if path.len() < BACKLOG_LIMIT {
@@ -279,7 +282,14 @@ impl CameraObjects {
     fn rule_messages(&self, r: RulesOutput, meta: FrameMeta) -> Vec<Outgoing> {
         let mut out = Vec::new();
         let now = payload::timestamp(meta.captured_at);
-        let event = |kind: &'static str, zone: Option<&str>, line: Option<&str>, id: u64, label: &str, dwell: Option<f64>, direction: Option<&'static str>, counts: Option<LineCountsOut>| {
+        let event = |kind: &'static str,
+                     zone: Option<&str>,
+                     line: Option<&str>,
+                     id: u64,
+                     label: &str,
+                     dwell: Option<f64>,
+                     direction: Option<&'static str>,
+                     counts: Option<LineCountsOut>| {
             let msg = payload::RuleEvent {
                 v: payload::SCHEMA_VERSION,
                 kind,
@@ -301,7 +311,9 @@ impl CameraObjects {
         let mut occupancy_changed = false;
         for z in &r.zone_events {
             match z {
-                ZoneEvent::Entered { zone, id, label, .. } => out.push(event("zone_enter", Some(zone), None, *id, label, None, None, None)),
+                ZoneEvent::Entered { zone, id, label, .. } => {
+                    out.push(event("zone_enter", Some(zone), None, *id, label, None, None, None))
+                }
                 ZoneEvent::Exited { zone, id, label, dwell_seconds, .. } => {
                     out.push(event("zone_exit", Some(zone), None, *id, label, Some(*dwell_seconds), None, None))
                 }
@@ -334,7 +346,10 @@ impl CameraObjects {
         }
         for l in &r.line_events {
             let LineEvent::Crossed { line, id, label, direction, counts_for_label, .. } = l;
-            let counts = LineCountsOut { left_to_right: counts_for_label.left_to_right, right_to_left: counts_for_label.right_to_left };
+            let counts = LineCountsOut {
+                left_to_right: counts_for_label.left_to_right,
+                right_to_left: counts_for_label.right_to_left,
+            };
             out.push(event("line_cross", None, Some(line), *id, label, None, Some(direction.as_str()), Some(counts)));
             let msg = payload::LineCount {
                 v: payload::SCHEMA_VERSION,
@@ -372,7 +387,10 @@ impl CameraObjects {
             let Some(view) = self.best.get(&o.track_id).filter(|_| wanted) else { continue };
             let label = self.spec.labels.name(o.class);
             match snapshot::encode(cfg, view, o.class, label) {
-                Ok(jpeg) => out.push(Outgoing::new(Topic::Snapshot { camera: self.camera.clone(), object_id: o.object_id.clone() }, jpeg)),
+                Ok(jpeg) => out.push(Outgoing::new(
+                    Topic::Snapshot { camera: self.camera.clone(), object_id: o.object_id.clone() },
+                    jpeg,
+                )),
                 Err(e) => tracing::warn!(camera = %self.camera, error = %e, "could not encode a snapshot"),
             }
         }
@@ -390,7 +408,10 @@ impl CameraObjects {
             count,
             time: now.to_string(),
         };
-        Outgoing::new(Topic::Occupancy { camera: self.camera.clone(), zone: zone.to_string(), label: topic_label(label) }, payload::encode(&msg))
+        Outgoing::new(
+            Topic::Occupancy { camera: self.camera.clone(), zone: zone.to_string(), label: topic_label(label) },
+            payload::encode(&msg),
+        )
     }
 }
 
@@ -439,8 +460,16 @@ mod tests {
     #[test]
     fn filter_rejections_of_confident_detections_are_counted_by_reason() {
         let mut spec = ObjectsSpec::default();
-        spec.rules.filters.per_label.insert("car".into(), crate::rules::LabelFilter { min_area: Some(30_000.0), ..Default::default() });
-        spec.rules.filters.masks = vec![vec![crate::rules::Point::new(0.0, 0.0), crate::rules::Point::new(0.2, 0.0), crate::rules::Point::new(0.2, 1.0), crate::rules::Point::new(0.0, 1.0)]];
+        spec.rules
+            .filters
+            .per_label
+            .insert("car".into(), crate::rules::LabelFilter { min_area: Some(30_000.0), ..Default::default() });
+        spec.rules.filters.masks = vec![vec![
+            crate::rules::Point::new(0.0, 0.0),
+            crate::rules::Point::new(0.2, 0.0),
+            crate::rules::Point::new(0.2, 1.0),
+            crate::rules::Point::new(0.0, 1.0),
+        ]];
         let mut s = stage(spec);
         assert!(!s.tracking());
         // A car of 200x120 = 24000 px² (under min_area) twice; a weak one (not counted); a
@@ -477,7 +506,10 @@ mod tests {
         assert_eq!(kinds.iter().filter(|k| **k == "end").count(), 1, "{kinds:?}");
         let ids: std::collections::BTreeSet<&str> = msgs.iter().filter_map(|m| m["object_id"].as_str()).collect();
         assert_eq!(ids.len(), 1, "one object throughout: {ids:?}");
-        assert!(msgs.iter().any(|m| m["type"] == "update" && m["reasons"].as_array().is_some_and(|r| r.iter().any(|x| x == "stationary"))));
+        assert!(
+            msgs.iter().any(|m| m["type"] == "update"
+                && m["reasons"].as_array().is_some_and(|r| r.iter().any(|x| x == "stationary")))
+        );
         let track_ids: std::collections::BTreeSet<u64> = msgs.iter().filter_map(|m| m["track_id"].as_u64()).collect();
         assert!(track_ids.len() >= 2, "the tracker did lose it (else this test proves nothing): {track_ids:?}");
     }
@@ -516,9 +548,15 @@ mod tests {
     /// Frames of detections of up to 4 objects that drift, flicker, vanish for a while and come
     /// back, with time steps that include gaps and clock jumps back.
     fn arb_frames() -> impl Strategy<Value = Vec<ArbFrame>> {
-        let objects = prop::collection::vec((prop_oneof![Just(0usize), Just(2usize)], 0f32..800.0, 0f32..500.0, -60f32..60.0, -30f32..30.0), 0..4);
+        let objects = prop::collection::vec(
+            (prop_oneof![Just(0usize), Just(2usize)], 0f32..800.0, 0f32..500.0, -60f32..60.0, -30f32..30.0),
+            0..4,
+        );
         let steps = prop::collection::vec(
-            (prop_oneof![8 => Just(0.2), 1 => Just(0.04), 1 => Just(2.5), 1 => Just(-3.0)], prop::collection::vec((prop::bool::weighted(0.8), 0.3f32..1.0), 4)),
+            (
+                prop_oneof![8 => Just(0.2), 1 => Just(0.04), 1 => Just(2.5), 1 => Just(-3.0)],
+                prop::collection::vec((prop::bool::weighted(0.8), 0.3f32..1.0), 4),
+            ),
             1..150,
         );
         (objects, steps).prop_map(|(objects, steps)| {

@@ -52,7 +52,12 @@ pub struct BestView {
 const CROP_MARGIN: f32 = 0.2;
 
 /// Encode the snapshot of `view` for an object of `class` / `label`.
-pub fn encode(config: &SnapshotConfig, view: &BestView, class: usize, label: &'static str) -> Result<Vec<u8>, image::ImageError> {
+pub fn encode(
+    config: &SnapshotConfig,
+    view: &BestView,
+    class: usize,
+    label: &'static str,
+) -> Result<Vec<u8>, image::ImageError> {
     let f = &view.frame;
     let b = view.bbox;
     // The box in the frame image's pixels.
@@ -74,7 +79,8 @@ pub fn encode(config: &SnapshotConfig, view: &BestView, class: usize, label: &'s
     let longest = img.width().max(img.height());
     if longest > config.max_size && config.max_size > 0 {
         let k = config.max_size as f32 / longest as f32;
-        let (w, h) = (((img.width() as f32 * k).round() as u32).max(1), ((img.height() as f32 * k).round() as u32).max(1));
+        let (w, h) =
+            (((img.width() as f32 * k).round() as u32).max(1), ((img.height() as f32 * k).round() as u32).max(1));
         img = imageops::resize(&img, w, h, FilterType::Triangle);
     }
     let mut out = Vec::new();
@@ -95,7 +101,8 @@ mod tests {
 
     #[test]
     fn full_frame_jpeg_keeps_the_frame_size_under_max() {
-        let jpeg = encode(&SnapshotConfig { enabled: true, ..SnapshotConfig::default() }, &view(), 0, "person").unwrap();
+        let jpeg =
+            encode(&SnapshotConfig { enabled: true, ..SnapshotConfig::default() }, &view(), 0, "person").unwrap();
         let img = image::load_from_memory(&jpeg).unwrap();
         assert_eq!((img.width(), img.height()), (416, 177));
     }

@@ -69,13 +69,16 @@ impl Running {
         }
         // A camera whose model failed keeps running as it is; a new one waits for a reload
         // that brings a model that loads.
-        let reload::Plan { wanted, diff, held_back } = reload::plan(&self.spec.cameras, &new.cameras, &failed, &resized);
+        let reload::Plan { wanted, diff, held_back } =
+            reload::plan(&self.spec.cameras, &new.cameras, &failed, &resized);
         for held in &held_back {
             match held {
                 reload::HeldBack::KeptAsIs(name) => {
                     tracing::error!(camera = %name, "reload: camera not changed: its model failed to load; it keeps running its current config")
                 }
-                reload::HeldBack::NotStarted(name) => tracing::error!(camera = %name, "reload: camera not started: its model failed to load"),
+                reload::HeldBack::NotStarted(name) => {
+                    tracing::error!(camera = %name, "reload: camera not started: its model failed to load")
+                }
             }
         }
         self.spec.shutdown_timeout = new.shutdown_timeout;
@@ -91,7 +94,12 @@ impl Running {
                 sw.remove(name);
             }
         }
-        let starting: Vec<CameraSpec> = new.cameras.iter().filter(|c| diff.changed.contains(&c.name) || diff.added.contains(&c.name)).cloned().collect();
+        let starting: Vec<CameraSpec> = new
+            .cameras
+            .iter()
+            .filter(|c| diff.changed.contains(&c.name) || diff.added.contains(&c.name))
+            .cloned()
+            .collect();
         if let Err(e) = source::apply_decoder_preferences(&starting) {
             tracing::error!(error = %e, "reload: decoder preferences not applied");
         }
@@ -110,7 +118,9 @@ impl Running {
         self.retire_idle_pools();
         // A swapped pool may run on another provider now: the stats say so for its cameras.
         for cam in &self.cameras {
-            if let (Some(pool), Some((_, c, _))) = (self.pools.get(&cam.spec.detect.model), self.books.iter().find(|(n, _, _)| *n == cam.spec.name)) {
+            if let (Some(pool), Some((_, c, _))) =
+                (self.pools.get(&cam.spec.detect.model), self.books.iter().find(|(n, _, _)| *n == cam.spec.name))
+            {
                 c.set_model(&pool.name, pool.provider);
             }
         }

@@ -134,7 +134,8 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
         loaded.push((model, key, detectors));
     }
     // The gateway's model speaks for the provider in the stats (every model gets the same list).
-    let main = loaded.iter().find(|(m, _, _)| *m == spec.inference.model).or(loaded.first()).and_then(|(_, _, d)| d.first());
+    let main =
+        loaded.iter().find(|(m, _, _)| *m == spec.inference.model).or(loaded.first()).and_then(|(_, _, d)| d.first());
     let provider = main.map(|d| d.provider()).unwrap_or("cpu");
     let skipped: Arc<Vec<(String, String)>> = Arc::new(main.map(|d| d.selection().skipped.clone()).unwrap_or_default());
     // Sized for any batch a reload may bring, not just this detector's.
@@ -167,7 +168,8 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
         },
     };
 
-    let (events_tx, events_rx) = link::bounded::<Outgoing>(spec.events_link.capacity, spec.events_link.when_full, Default::default());
+    let (events_tx, events_rx) =
+        link::bounded::<Outgoing>(spec.events_link.capacity, spec.events_link.when_full, Default::default());
     let flush_timeout = spec.mqtt.as_ref().map(|m| m.flush_timeout).unwrap_or_default();
     let closing = PublisherClose::default();
     let publisher = {
@@ -208,7 +210,14 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
     let stats_thread = {
         let pc = publish_counters.clone();
-        let (reg, ev, gw, every, sk, runs) = (registry.clone(), p.events.clone(), spec.gateway_id.clone(), spec.stats_interval, skipped.clone(), batches.clone());
+        let (reg, ev, gw, every, sk, runs) = (
+            registry.clone(),
+            p.events.clone(),
+            spec.gateway_id.clone(),
+            spec.stats_interval,
+            skipped.clone(),
+            batches.clone(),
+        );
         spawn("stats", move || {
             let tick = crossbeam_channel::tick(every);
             loop {
@@ -229,7 +238,10 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
             let timeout = p.spec.shutdown_timeout;
             stop_deadline = Some(Instant::now() + timeout);
             closing.deadline(Instant::now() + timeout);
-            tracing::info!(shutdown_timeout_s = timeout.as_secs_f64(), "stopping: sources stop, frames in flight finish, events are flushed");
+            tracing::info!(
+                shutdown_timeout_s = timeout.as_secs_f64(),
+                "stopping: sources stop, frames in flight finish, events are flushed"
+            );
             for cam in &p.cameras {
                 cam.stop("shutdown");
             }
@@ -270,7 +282,8 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     for cam in &mut p.cameras {
         cam.join_objects(deadline);
     }
-    let late: Vec<&str> = p.cameras.iter().filter(|c| c.source.is_some() || c.objects.is_some()).map(|c| c.spec.name.as_str()).collect();
+    let late: Vec<&str> =
+        p.cameras.iter().filter(|c| c.source.is_some() || c.objects.is_some()).map(|c| c.spec.name.as_str()).collect();
     if !late.is_empty() {
         tracing::warn!(cameras = %late.join(", "), "shutdown_timeout_seconds passed with these cameras' stages still busy; what they produced so far is flushed or spooled, the rest is abandoned");
     }
@@ -278,7 +291,14 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     join_until(stats_thread, deadline);
     let processed = started.elapsed();
 
-    let _ = p.events.send(stats_message(&p.spec.gateway_id, &registry_now(&registry), publish_counters.as_deref(), started, (provider, &skipped, &batches), true));
+    let _ = p.events.send(stats_message(
+        &p.spec.gateway_id,
+        &registry_now(&registry),
+        publish_counters.as_deref(),
+        started,
+        (provider, &skipped, &batches),
+        true,
+    ));
     closing.close();
     let Running { events, cameras, books, .. } = p;
     drop(events);
@@ -294,13 +314,24 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     let reports: Vec<CameraReport> = books
         .into_iter()
         .map(|(name, c, outcome)| {
-            let outcome = cameras.iter().find(|r| r.spec.name == name).and_then(|r| r.outcome.clone()).or(outcome).unwrap_or(Outcome::Stopped);
+            let outcome = cameras
+                .iter()
+                .find(|r| r.spec.name == name)
+                .and_then(|r| r.outcome.clone())
+                .or(outcome)
+                .unwrap_or(Outcome::Stopped);
             CameraReport { name, outcome, summary: c.snapshot() }
         })
         .collect();
     let inferred: u64 = reports.iter().map(|c| c.summary.inferred).sum();
     let frames_per_second = inferred as f64 / processed.as_secs_f64().max(1e-9);
-    Ok(RunReport { cameras: reports, delivery, frames_per_second, elapsed, flushing: elapsed.saturating_sub(processed) })
+    Ok(RunReport {
+        cameras: reports,
+        delivery,
+        frames_per_second,
+        elapsed,
+        flushing: elapsed.saturating_sub(processed),
+    })
 }
 
 /// Home Assistant discovery configs for every camera of `spec` (retained, so sending them
@@ -322,7 +353,12 @@ fn clear_stale_discovery(old: &Spec, new: &Spec, events: &LinkSender<Outgoing>) 
     if let Some(m) = &old.mqtt
         && let Some(discovery_prefix) = &m.discovery_prefix
     {
-        let topics = |s: &Spec| discovery::messages(s, &m.topic_prefix, discovery_prefix).into_iter().map(|(t, _)| t).collect::<BTreeSet<String>>();
+        let topics = |s: &Spec| {
+            discovery::messages(s, &m.topic_prefix, discovery_prefix)
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect::<BTreeSet<String>>()
+        };
         let still = topics(new);
         for topic in topics(old).difference(&still) {
             let _ = events.send(Outgoing::new(Topic::Discovery(topic.clone()), Vec::new()));

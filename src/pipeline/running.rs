@@ -131,22 +131,34 @@ pub(super) struct Running {
 pub(super) const RELOAD_JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Running {
-    pub(super) fn start_workers(&mut self, detectors: Vec<Detector>, max_wait: Duration) -> Result<Vec<WorkerRun>, PipelineError> {
+    pub(super) fn start_workers(
+        &mut self,
+        detectors: Vec<Detector>,
+        max_wait: Duration,
+    ) -> Result<Vec<WorkerRun>, PipelineError> {
         let mut workers = Vec::new();
         for detector in detectors {
             let n = self.next_worker;
             self.next_worker += 1;
             let (ctl, ctl_rx) = crossbeam_channel::unbounded::<WorkerCtl>();
-            let (m, beat, delay) = (self.metrics.clone(), self.health.heartbeat(&format!("detect-{n}")), self.hooks.extra_inference_delay);
+            let (m, beat, delay) =
+                (self.metrics.clone(), self.health.heartbeat(&format!("detect-{n}")), self.hooks.extra_inference_delay);
             let batching = Batching { max_wait, runs: self.batches.clone() };
-            let handle = spawn(&format!("detect-{n}"), move || detect_loop(detector, ctl_rx, &m, &batching, beat, delay))?;
+            let handle =
+                spawn(&format!("detect-{n}"), move || detect_loop(detector, ctl_rx, &m, &batching, beat, delay))?;
             workers.push(WorkerRun { ctl, handle });
         }
         Ok(workers)
     }
 
     /// Start the workers of a model that has none running yet.
-    pub(super) fn start_pool(&mut self, model: PathBuf, key: DetectorKey, detectors: Vec<Detector>, max_wait: Duration) -> Result<(), PipelineError> {
+    pub(super) fn start_pool(
+        &mut self,
+        model: PathBuf,
+        key: DetectorKey,
+        detectors: Vec<Detector>,
+        max_wait: Duration,
+    ) -> Result<(), PipelineError> {
         let geometry = detectors.first().map(|d| d.geometry()).unwrap_or(Geometry::square(416));
         let name = detectors.first().map(|d| d.model().name.clone()).unwrap_or_else(|| model_stem(&model));
         let provider = detectors.first().map(|d| d.provider()).unwrap_or("cpu");
@@ -158,7 +170,14 @@ impl Running {
     /// The worker of `model`'s pool with the fewest cameras.
     pub(super) fn least_loaded_worker(&self, model: &Path) -> usize {
         let n = self.pools.get(model).map(|p| p.workers.len()).unwrap_or(0);
-        (0..n).min_by_key(|w| self.cameras.iter().filter(|c| c.source.is_some() && c.spec.detect.model == model && c.worker == *w).count()).unwrap_or(0)
+        (0..n)
+            .min_by_key(|w| {
+                self.cameras
+                    .iter()
+                    .filter(|c| c.source.is_some() && c.spec.detect.model == model && c.worker == *w)
+                    .count()
+            })
+            .unwrap_or(0)
     }
 
     pub(super) fn counters_for(&mut self, name: &str) -> Arc<CameraCounters> {
@@ -173,20 +192,43 @@ impl Running {
 
     pub(super) fn start_camera(&mut self, cam: CameraSpec) -> Result<(), PipelineError> {
         let counters = self.counters_for(&cam.name);
-        let on = self.switches.lock().unwrap_or_else(PoisonError::into_inner).entry(cam.name.clone()).or_insert_with(|| Arc::new(AtomicBool::new(true))).clone();
+        let on = self
+            .switches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(cam.name.clone())
+            .or_insert_with(|| Arc::new(AtomicBool::new(true)))
+            .clone();
         let instance = self.next_instance;
         self.next_instance += 1;
         // Rules were validated with the config; building them again can't fail, but say so if it does.
-        let stage = CameraObjects::new(&self.spec.gateway_id, &cam).map_err(|e| PipelineError::Rules(cam.name.clone(), Box::new(e)))?;
-        let (tx, rx) = link::bounded::<Frame>(cam.links.frames.capacity, cam.links.frames.when_full, counters.dropped_link_full.clone());
-        let (dtx, drx) = link::bounded::<DetectedFrame>(cam.links.detections.capacity, cam.links.detections.when_full, Default::default());
+        let stage = CameraObjects::new(&self.spec.gateway_id, &cam)
+            .map_err(|e| PipelineError::Rules(cam.name.clone(), Box::new(e)))?;
+        let (tx, rx) = link::bounded::<Frame>(
+            cam.links.frames.capacity,
+            cam.links.frames.when_full,
+            counters.dropped_link_full.clone(),
+        );
+        let (dtx, drx) = link::bounded::<DetectedFrame>(
+            cam.links.detections.capacity,
+            cam.links.detections.when_full,
+            Default::default(),
+        );
 
         let name = format!("objects-{}", cam.name);
-        let (ev, min_score, beat, freeze, ctr) = (self.events.clone(), cam.detect.min_score, self.health.heartbeat(&name), freeze_hook(&name), counters.clone());
+        let (ev, min_score, beat, freeze, ctr) = (
+            self.events.clone(),
+            cam.detect.min_score,
+            self.health.heartbeat(&name),
+            freeze_hook(&name),
+            counters.clone(),
+        );
         let objects = spawn(&name, move || objects_loop(stage, drx, &ev, min_score, &ctr, beat, freeze))?;
 
         let model = cam.detect.model.clone();
-        let Some((geometry, model_name, provider)) = self.pools.get(&model).map(|p| (p.geometry, p.name.clone(), p.provider)) else {
+        let Some((geometry, model_name, provider)) =
+            self.pools.get(&model).map(|p| (p.geometry, p.name.clone(), p.provider))
+        else {
             return Err(PipelineError::NoDetector(cam.name.clone(), model.display().to_string()));
         };
         counters.set_model(&model_name, provider);
@@ -208,8 +250,17 @@ impl Running {
 
         let stop = Shutdown::new();
         let stop_reason = Arc::new(Mutex::new("shutdown"));
-        let (c, sd, gw, m, hl, ev, reason, geometry, spec) =
-            (counters, stop.clone(), self.spec.gateway_id.clone(), self.metrics.clone(), self.health.clone(), self.events.clone(), stop_reason.clone(), geometry, cam.clone());
+        let (c, sd, gw, m, hl, ev, reason, geometry, spec) = (
+            counters,
+            stop.clone(),
+            self.spec.gateway_id.clone(),
+            self.metrics.clone(),
+            self.health.clone(),
+            self.events.clone(),
+            stop_reason.clone(),
+            geometry,
+            cam.clone(),
+        );
         let source = spawn(&format!("src-{}", cam.name), move || {
             tracing::info!(camera = %spec.name, uri = %spec.uri_redacted, fps = spec.detect.fps, "camera starting");
             source::run_camera(instance, &spec, geometry, tx, c, &sd, |change| {
@@ -219,7 +270,15 @@ impl Running {
                 report_state(&gw, &spec, &ev, change, why)
             })
         })?;
-        self.cameras.push(CameraRun { spec: cam, stop, stop_reason, source: Some(source), objects: Some(objects), outcome: None, worker });
+        self.cameras.push(CameraRun {
+            spec: cam,
+            stop,
+            stop_reason,
+            source: Some(source),
+            objects: Some(objects),
+            outcome: None,
+            worker,
+        });
         Ok(())
     }
 
@@ -258,7 +317,16 @@ impl Running {
             let change = StateChange::Finished(Outcome::Failed(reason.clone()));
             self.metrics.cameras().set(&b.name, state_name(&change));
             self.health.camera_state(&b.name, &change);
-            let payload = payload::camera_status(&self.spec.gateway_id, &b.name, "failed", Some(&reason), None, None, "", SystemTime::now());
+            let payload = payload::camera_status(
+                &self.spec.gateway_id,
+                &b.name,
+                "failed",
+                Some(&reason),
+                None,
+                None,
+                "",
+                SystemTime::now(),
+            );
             let _ = self.events.send(Outgoing::new(Topic::CameraStatus(b.name.clone()), payload));
         }
     }
@@ -268,9 +336,12 @@ impl Running {
     /// where their state shows; the stats topic has no books of theirs to report.
     pub(super) fn publish_camera_set(&self) {
         let names: Vec<String> = self.cameras.iter().map(|c| c.spec.name.clone()).collect();
-        let counters: Vec<Arc<CameraCounters>> =
-            names.iter().map(|n| self.books.iter().find(|(b, _, _)| b == n).map(|(_, c, _)| c.clone()).unwrap_or_default()).collect();
-        *self.registry.lock().unwrap_or_else(PoisonError::into_inner) = names.iter().cloned().zip(counters.iter().cloned()).collect();
+        let counters: Vec<Arc<CameraCounters>> = names
+            .iter()
+            .map(|n| self.books.iter().find(|(b, _, _)| b == n).map(|(_, c, _)| c.clone()).unwrap_or_default())
+            .collect();
+        *self.registry.lock().unwrap_or_else(PoisonError::into_inner) =
+            names.iter().cloned().zip(counters.iter().cloned()).collect();
         let (mut all, mut all_counters) = (names, counters);
         for b in &self.spec.broken {
             all.push(b.name.clone());
@@ -284,7 +355,12 @@ impl Running {
     /// workers: each old worker finishes the frame in hand, hands back its cameras (their frame
     /// links keep what was queued, so nothing is dropped) and exits. Other models' workers are
     /// not touched.
-    pub(super) fn swap_workers(&mut self, model: &Path, detectors: Vec<Detector>, max_wait: Duration) -> Result<(), PipelineError> {
+    pub(super) fn swap_workers(
+        &mut self,
+        model: &Path,
+        detectors: Vec<Detector>,
+        max_wait: Duration,
+    ) -> Result<(), PipelineError> {
         let fresh = self.start_workers(detectors, max_wait)?;
         let Some(pool) = self.pools.get_mut(model) else {
             // Nothing to swap with: the new workers exit when their control links close.
@@ -310,7 +386,8 @@ impl Running {
 
     /// Stop the workers of models no running camera uses any more.
     pub(super) fn retire_idle_pools(&mut self) {
-        let idle: Vec<PathBuf> = self.pools.keys().filter(|m| !self.cameras.iter().any(|c| c.spec.detect.model == **m)).cloned().collect();
+        let idle: Vec<PathBuf> =
+            self.pools.keys().filter(|m| !self.cameras.iter().any(|c| c.spec.detect.model == **m)).cloned().collect();
         for model in idle {
             if let Some(pool) = self.pools.remove(&model) {
                 tracing::info!(model = %pool.name, "reload: no camera runs this model any more; its detectors are unloaded");
@@ -356,7 +433,10 @@ fn freeze_hook(_thread: &str) -> Option<std::path::PathBuf> {
     None
 }
 
-pub(super) fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<std::thread::JoinHandle<T>, PipelineError> {
+pub(super) fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, PipelineError> {
     std::thread::Builder::new().name(name.to_string()).spawn(f).map_err(|e| PipelineError::Thread(name.to_string(), e))
 }
 
@@ -373,13 +453,21 @@ pub(super) fn state_name(change: &StateChange) -> &'static str {
 }
 
 /// `stopped_because` is the reason a stopped camera gives: `shutdown`, or a reload's.
-pub(super) fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSender<Outgoing>, change: StateChange, stopped_because: &str) {
+pub(super) fn report_state(
+    gateway_id: &str,
+    cam: &CameraSpec,
+    events: &LinkSender<Outgoing>,
+    change: StateChange,
+    stopped_because: &str,
+) {
     let now = SystemTime::now();
     let skew_text;
     let (state, reason, decoder, retry_in) = match &change {
         StateChange::Connecting => ("connecting", None, None, None),
         StateChange::Streaming { decoder } => ("streaming", None, decoder.as_deref(), None),
-        StateChange::Reconnecting { reason, retry_in } => ("reconnecting", Some(reason.as_str()), None, Some(retry_in.as_secs_f64())),
+        StateChange::Reconnecting { reason, retry_in } => {
+            ("reconnecting", Some(reason.as_str()), None, Some(retry_in.as_secs_f64()))
+        }
         StateChange::ClockSkew { skew_seconds } => {
             skew_text = format!(
                 "warning: the camera's clock is {:.1} s {} the gateway's (max_clock_skew_seconds {:.0}); check NTP on the camera",
@@ -396,13 +484,16 @@ pub(super) fn report_state(gateway_id: &str, cam: &CameraSpec, events: &LinkSend
     };
     match &change {
         StateChange::Finished(Outcome::Failed(r)) => tracing::error!(camera = %cam.name, reason = %r, "camera failed"),
-        StateChange::Finished(Outcome::Truncated(r)) => tracing::warn!(camera = %cam.name, uri = %cam.uri_redacted, reason = %r, "file ended early"),
+        StateChange::Finished(Outcome::Truncated(r)) => {
+            tracing::warn!(camera = %cam.name, uri = %cam.uri_redacted, reason = %r, "file ended early")
+        }
         StateChange::ClockSkew { .. } => tracing::warn!(camera = %cam.name, "{}", reason.unwrap_or_default()),
         StateChange::Reconnecting { reason, retry_in } => {
             tracing::warn!(camera = %cam.name, uri = %cam.uri_redacted, reason = %reason, retry_in_s = format!("{:.1}", retry_in.as_secs_f64()), "camera reconnecting")
         }
         _ => tracing::info!(camera = %cam.name, state, decoder = decoder.unwrap_or("-"), "camera state"),
     }
-    let payload = payload::camera_status(gateway_id, &cam.name, state, reason, decoder, retry_in, &cam.uri_redacted, now);
+    let payload =
+        payload::camera_status(gateway_id, &cam.name, state, reason, decoder, retry_in, &cam.uri_redacted, now);
     let _ = events.send(Outgoing::new(Topic::CameraStatus(cam.name.clone()), payload));
 }

@@ -63,14 +63,23 @@ impl Topic {
     pub fn camera(&self) -> Option<&str> {
         match self {
             Topic::Events(c) | Topic::CameraStatus(c) => Some(c),
-            Topic::Occupancy { camera, .. } | Topic::LineCount { camera, .. } | Topic::Snapshot { camera, .. } => Some(camera),
+            Topic::Occupancy { camera, .. } | Topic::LineCount { camera, .. } | Topic::Snapshot { camera, .. } => {
+                Some(camera)
+            }
             Topic::Stats | Topic::Discovery(_) => None,
         }
     }
 
     /// Retained topics hold state a new subscriber needs at once.
     pub fn retained(&self) -> bool {
-        matches!(self, Topic::CameraStatus(_) | Topic::Occupancy { .. } | Topic::LineCount { .. } | Topic::Snapshot { .. } | Topic::Discovery(_))
+        matches!(
+            self,
+            Topic::CameraStatus(_)
+                | Topic::Occupancy { .. }
+                | Topic::LineCount { .. }
+                | Topic::Snapshot { .. }
+                | Topic::Discovery(_)
+        )
     }
 }
 
@@ -173,7 +182,9 @@ impl Sink {
     /// Flush what can be flushed within `timeout` and say what could not.
     pub fn finish(self, timeout: Duration) -> DeliveryReport {
         match self {
-            Sink::Stdout(_, n) | Sink::Discard(n) | Sink::Probe(_, n) => DeliveryReport { published: n, ..Default::default() },
+            Sink::Stdout(_, n) | Sink::Discard(n) | Sink::Probe(_, n) => {
+                DeliveryReport { published: n, ..Default::default() }
+            }
             Sink::Mqtt(m) => m.finish(timeout),
         }
     }

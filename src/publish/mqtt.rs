@@ -282,7 +282,17 @@ impl MqttSink {
                 .spawn(move || connection_loop(connection, client, shared, spec, status_topic, window, switches))
                 .ok()
         };
-        MqttSink { client, prefix: spec.topic_prefix.clone(), shared, conn, window, mem_capacity: spec.queue_capacity, published: 0, spool_errors: 0, counters }
+        MqttSink {
+            client,
+            prefix: spec.topic_prefix.clone(),
+            shared,
+            conn,
+            window,
+            mem_capacity: spec.queue_capacity,
+            published: 0,
+            spool_errors: 0,
+            counters,
+        }
     }
 
     /// Spooled, replayed, delivered and dropped messages, live.
@@ -373,7 +383,8 @@ impl MqttSink {
         }
         let mut st = self.shared.lock();
         st.migrate_to_spool();
-        let unsaved = st.inflight.iter().chain(&st.resend).filter(|s| s.seq.is_none() && !s.control).count() as u64 + st.mem.len() as u64;
+        let unsaved = st.inflight.iter().chain(&st.resend).filter(|s| s.seq.is_none() && !s.control).count() as u64
+            + st.mem.len() as u64;
         st.sync_counters();
         let (spooled, spooled_bytes, dropped_oldest) = match st.spool.as_mut() {
             Some(s) => {
@@ -442,7 +453,10 @@ fn pump(st: &mut State, client: &Client, window: usize, status_topic: &str) {
                     st.counters.dropped_spool_full.store(spool.dropped_oldest(), Ordering::Relaxed);
                     let mut sent_all = true;
                     for (seq, rec) in batch {
-                        if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, rec.retain, rec.payload.clone()).is_err() {
+                        if client
+                            .try_publish(rec.topic.as_str(), QoS::AtLeastOnce, rec.retain, rec.payload.clone())
+                            .is_err()
+                        {
                             sent_all = false;
                             break;
                         }
@@ -463,7 +477,10 @@ fn pump(st: &mut State, client: &Client, window: usize, status_topic: &str) {
         } else {
             return;
         };
-        if client.try_publish(sent.rec.topic.as_str(), QoS::AtLeastOnce, sent.rec.retain, sent.rec.payload.clone()).is_err() {
+        if client
+            .try_publish(sent.rec.topic.as_str(), QoS::AtLeastOnce, sent.rec.retain, sent.rec.payload.clone())
+            .is_err()
+        {
             match from {
                 Source::Resend => st.resend.push_front(sent),
                 Source::Mem => st.mem.push_front(sent.rec),
@@ -513,13 +530,21 @@ fn switch_of(switches: &DetectSwitches, camera: &str) -> Option<Arc<AtomicBool>>
 /// Queue a camera's detect state, retained, as a control message (not spooled: it is the
 /// current state, re-sent on every connect).
 fn send_detect_state(st: &mut State, prefix: &str, camera: &str, on: bool) {
-    let rec = Record { topic: format!("{prefix}/{camera}/detect/state"), retain: true, payload: if on { b"ON".to_vec() } else { b"OFF".to_vec() } };
+    let rec = Record {
+        topic: format!("{prefix}/{camera}/detect/state"),
+        retain: true,
+        payload: if on { b"ON".to_vec() } else { b"OFF".to_vec() },
+    };
     st.control.push_back(rec);
 }
 
 /// `<prefix>/<camera>/detect/set` with ON or OFF: flip the camera's switch and report it.
 fn on_command(st: &mut State, prefix: &str, switches: &DetectSwitches, topic: &str, payload: &[u8]) {
-    let Some(camera) = topic.strip_prefix(prefix).and_then(|t| t.strip_prefix('/')).and_then(|t| t.strip_suffix("/detect/set")) else { return };
+    let Some(camera) =
+        topic.strip_prefix(prefix).and_then(|t| t.strip_prefix('/')).and_then(|t| t.strip_suffix("/detect/set"))
+    else {
+        return;
+    };
     let Some(switch) = switch_of(switches, camera) else {
         tracing::warn!(topic, "detect/set for a camera this gateway doesn't have; ignored");
         return;
@@ -575,7 +600,9 @@ fn connection_loop(
         let mut st = shared.lock();
         match event {
             None => {
-                if st.unsynced > 0 && let Some(spool) = st.spool.as_mut() {
+                if st.unsynced > 0
+                    && let Some(spool) = st.spool.as_mut()
+                {
                     spool.sync_head();
                     st.unsynced = 0;
                 }
@@ -597,18 +624,26 @@ fn connection_loop(
                 if failures > 0 {
                     tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, "MQTT broker reachable again; sending what waited");
                 } else {
-                    let tls = spec.tls.as_ref().map_or("off".to_string(), |t| if t.client_cert { format!("{} + client cert", t.ca) } else { t.ca.clone() });
+                    let tls = spec.tls.as_ref().map_or("off".to_string(), |t| {
+                        if t.client_cert { format!("{} + client cert", t.ca) } else { t.ca.clone() }
+                    });
                     tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, tls = %tls, "connected to MQTT broker");
                 }
                 failures = 0;
                 // The current states, first: what was queued for the old connection is stale.
                 st.control.clear();
-                st.control.push_back(Record { topic: status_topic.clone(), retain: true, payload: ONLINE.as_bytes().to_vec() });
+                st.control.push_back(Record {
+                    topic: status_topic.clone(),
+                    retain: true,
+                    payload: ONLINE.as_bytes().to_vec(),
+                });
                 // A new connection announces every camera again (below).
                 announced.clear();
                 subscribed = false;
             }
-            Some(Ok(Event::Incoming(Packet::Publish(p)))) => on_command(&mut st, &spec.topic_prefix, &switches, &p.topic, &p.payload),
+            Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                on_command(&mut st, &spec.topic_prefix, &switches, &p.topic, &p.payload)
+            }
             Some(Ok(Event::Incoming(Packet::PubAck(_)))) => acked(&mut st),
             Some(Ok(Event::Outgoing(MqttOut::Disconnect))) => {
                 st.connected = false;
@@ -672,7 +707,10 @@ fn announce_cameras(
         if all.is_empty() {
             return;
         }
-        all.iter().filter(|(k, _)| !announced.contains(*k)).map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed))).collect()
+        all.iter()
+            .filter(|(k, _)| !announced.contains(*k))
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect()
     };
     if !*subscribed {
         *subscribed = client.try_subscribe(format!("{prefix}/+/detect/set"), QoS::AtLeastOnce).is_ok();

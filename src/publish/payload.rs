@@ -85,10 +85,7 @@ pub fn detection_event(gateway_id: &str, camera: &str, frame: FrameMeta, dets: &
         frame_seq: frame.seq,
         width: frame.width,
         height: frame.height,
-        detections: dets
-            .iter()
-            .map(DetectionOut::from)
-            .collect(),
+        detections: dets.iter().map(DetectionOut::from).collect(),
     };
     to_bytes(&ev)
 }
@@ -180,7 +177,15 @@ pub fn stats(
     cameras: BTreeMap<&str, CameraSummary>,
     publish: Option<PublishSummary>,
 ) -> Vec<u8> {
-    stats_with(gateway_id, now, uptime_seconds, InferenceStats { provider, ..Default::default() }, is_final, cameras, publish)
+    stats_with(
+        gateway_id,
+        now,
+        uptime_seconds,
+        InferenceStats { provider, ..Default::default() },
+        is_final,
+        cameras,
+        publish,
+    )
 }
 
 pub fn stats_with(
@@ -219,7 +224,13 @@ pub struct FrameRef {
 
 impl From<FrameMeta> for FrameRef {
     fn from(f: FrameMeta) -> FrameRef {
-        FrameRef { captured_at: timestamp(f.captured_at), capture_clock: f.capture_clock, frame_seq: f.seq, width: f.width, height: f.height }
+        FrameRef {
+            captured_at: timestamp(f.captured_at),
+            capture_clock: f.capture_clock,
+            frame_seq: f.seq,
+            width: f.width,
+            height: f.height,
+        }
     }
 }
 
@@ -386,7 +397,14 @@ mod tests {
 
     #[test]
     fn event_ids_are_unique() {
-        let frame = FrameMeta { captured_at: SystemTime::now(), capture_clock: "arrival", pts_ms: None, seq: 0, width: 1, height: 1 };
+        let frame = FrameMeta {
+            captured_at: SystemTime::now(),
+            capture_clock: "arrival",
+            pts_ms: None,
+            seq: 0,
+            width: 1,
+            height: 1,
+        };
         let a: serde_json::Value = serde_json::from_slice(&detection_event("g", "c", frame, &[])).unwrap();
         let b: serde_json::Value = serde_json::from_slice(&detection_event("g", "c", frame, &[])).unwrap();
         assert_ne!(a["id"], b["id"]);

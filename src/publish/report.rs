@@ -26,6 +26,14 @@ pub fn stats_message(
     let cams: BTreeMap<&str, CameraSummary> = cameras.iter().map(|(n, c)| (n.as_str(), c.snapshot())).collect();
     let runs = batches.snapshot();
     let inference = payload::InferenceStats { provider, skipped, batches: Some(&runs) };
-    let payload = payload::stats_with(gateway_id, SystemTime::now(), started.elapsed().as_secs_f64(), inference, is_final, cams, publish.map(|p| p.snapshot()));
+    let payload = payload::stats_with(
+        gateway_id,
+        SystemTime::now(),
+        started.elapsed().as_secs_f64(),
+        inference,
+        is_final,
+        cams,
+        publish.map(|p| p.snapshot()),
+    );
     Outgoing::new(Topic::Stats, payload)
 }

@@ -211,7 +211,9 @@ impl Spool {
         let mut corrupt = 0;
         let mut seq = from_seq.max(self.first_seq());
         while out.len() < n && seq < self.next_seq {
-            let Some(seg) = self.segments.iter().find(|s| seq >= s.first_seq && seq < s.first_seq + s.count()) else { break };
+            let Some(seg) = self.segments.iter().find(|s| seq >= s.first_seq && seq < s.first_seq + s.count()) else {
+                break;
+            };
             let i = (seq - seg.first_seq) as usize;
             let j = i.saturating_add(n - out.len()).min(seg.offsets.len());
             let start = seg.offsets[i];
@@ -268,7 +270,8 @@ impl Spool {
             return;
         };
         let tmp = self.dir.join("head.tmp");
-        let res = std::fs::write(&tmp, format!("{} {}\n", seg.id, self.head)).and_then(|_| std::fs::rename(&tmp, &path));
+        let res =
+            std::fs::write(&tmp, format!("{} {}\n", seg.id, self.head)).and_then(|_| std::fs::rename(&tmp, &path));
         if let Err(e) = res {
             // Only costs duplicates after a restart.
             tracing::warn!(path = %path.display(), error = %e, "could not record spool progress");
@@ -439,13 +442,21 @@ mod tests {
     use super::*;
 
     fn tmp(tag: &str) -> PathBuf {
-        let p = std::env::temp_dir().join(format!("lookout-spool-{tag}-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let p = std::env::temp_dir().join(format!(
+            "lookout-spool-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = std::fs::remove_dir_all(&p);
         p
     }
 
     fn rec(i: usize) -> Record {
-        Record { topic: format!("t/{}", i % 3), retain: i.is_multiple_of(2), payload: format!("message {i:05} {}", "x".repeat(i % 50)).into_bytes() }
+        Record {
+            topic: format!("t/{}", i % 3),
+            retain: i.is_multiple_of(2),
+            payload: format!("message {i:05} {}", "x".repeat(i % 50)).into_bytes(),
+        }
     }
 
     fn drain(s: &mut Spool) -> Vec<Record> {
@@ -504,7 +515,10 @@ mod tests {
         drop(s);
         let s = Spool::open(&dir, 64 << 10).unwrap();
         assert!(s.is_empty(), "delivered records stay delivered after reopen");
-        let segs = std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".seg")).count();
+        let segs = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".seg"))
+            .count();
         assert_eq!(segs, 0, "delivered segments are deleted");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -34,7 +34,9 @@ impl SnapshotStore {
         let path = dir.join(format!("{object_id}.jpg"));
         // Write then rename, so a reader never sees half a JPEG.
         let tmp = dir.join(format!(".{object_id}.jpg.tmp"));
-        let r = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&tmp, jpeg)).and_then(|_| std::fs::rename(&tmp, &path));
+        let r = std::fs::create_dir_all(&dir)
+            .and_then(|_| std::fs::write(&tmp, jpeg))
+            .and_then(|_| std::fs::rename(&tmp, &path));
         if let Err(e) = r
             && !std::mem::replace(&mut self.warned, true)
         {
@@ -53,7 +55,12 @@ impl SnapshotStore {
         for cam in cameras.flatten() {
             let Ok(files) = std::fs::read_dir(cam.path()) else { continue };
             for f in files.flatten() {
-                let old = f.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > self.retain);
+                let old = f
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > self.retain);
                 if old && f.path().extension().is_some_and(|x| x == "jpg") {
                     let _ = std::fs::remove_file(f.path());
                 }
@@ -83,7 +90,15 @@ impl PublisherClose {
     }
 }
 
-pub fn publish_loop(rx: Receiver<Outgoing>, mut sink: Sink, flush_timeout: Duration, metrics: &Metrics, mut store: SnapshotStore, beat: Beat, closing: &PublisherClose) -> DeliveryReport {
+pub fn publish_loop(
+    rx: Receiver<Outgoing>,
+    mut sink: Sink,
+    flush_timeout: Duration,
+    metrics: &Metrics,
+    mut store: SnapshotStore,
+    beat: Beat,
+    closing: &PublisherClose,
+) -> DeliveryReport {
     let mut handle = |msg: Outgoing, sink: &mut Sink| {
         if let Topic::Snapshot { camera, object_id } = &msg.topic {
             store.save(camera, object_id, &msg.payload);

@@ -33,9 +33,13 @@ pub enum TlsError {
     BadCertificate { path: PathBuf, reason: String },
     #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {reason}")]
     NoKey { path: PathBuf, reason: String },
-    #[error("no CA certificates found on this system; install the ca-certificates package, or set mqtt.tls.ca_file to the CA that signed the broker's certificate")]
+    #[error(
+        "no CA certificates found on this system; install the ca-certificates package, or set mqtt.tls.ca_file to the CA that signed the broker's certificate"
+    )]
     NoSystemRoots,
-    #[error("the client key does not fit the client certificate, or its type is not supported: {0}; give the key made with this certificate")]
+    #[error(
+        "the client key does not fit the client certificate, or its type is not supported: {0}; give the key made with this certificate"
+    )]
     ClientIdentity(rustls::Error),
     #[error("rustls: {0}")]
     Rustls(rustls::Error),
@@ -85,7 +89,10 @@ pub fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 
 /// The client config: trust `roots`, and present `identity` (certificate chain and key) when
 /// the broker asks for one. Checks that the key belongs to the certificate.
-pub fn client_config(roots: RootCertStore, identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(
+    roots: RootCertStore,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Rustls)?
@@ -168,7 +175,9 @@ mod tests {
         let broken = b"-----BEGIN CERTIFICATE-----\nnot base64 !!\n-----END CERTIFICATE-----\n";
         let e = certs_from_pem(broken, p).unwrap_err().to_string();
         assert!(e.contains("/x/ca.pem"), "{e}");
-        let e = key_from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", Path::new("/x/k.pem")).unwrap_err().to_string();
+        let e = key_from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", Path::new("/x/k.pem"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/x/k.pem") && e.contains("no PEM private key"), "{e}");
     }
 
@@ -191,7 +200,10 @@ mod tests {
 
     #[test]
     fn a_rustls_error_is_found_inside_the_io_errors_that_wrap_it() {
-        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
         let outer = std::io::Error::other(io);
         let a = advice(&outer, "h").expect("found");
         assert!(a.contains("ca_file"), "{a}");

@@ -41,13 +41,7 @@ impl LabelFilter {
     fn validate(&self, owner: &str) -> Result<(), RulesError> {
         let mut problems = Problems::default();
         if let Some(s) = self.min_score {
-            problems.range(
-                (0.0..=1.0).contains(&s),
-                owner,
-                "min_score",
-                s,
-                "a score between 0 and 1",
-            );
+            problems.range((0.0..=1.0).contains(&s), owner, "min_score", s, "a score between 0 and 1");
         }
         for (key, v) in [("min_area", self.min_area), ("max_area", self.max_area)] {
             if let Some(v) = v {
@@ -112,8 +106,7 @@ pub enum Rejected {
 }
 
 impl Rejected {
-    pub const ALL: [Rejected; 5] =
-        [Rejected::Label, Rejected::Score, Rejected::Area, Rejected::Ratio, Rejected::Mask];
+    pub const ALL: [Rejected; 5] = [Rejected::Label, Rejected::Score, Rejected::Area, Rejected::Ratio, Rejected::Mask];
 
     /// Position in [`Rejected::ALL`], for counters kept in an array.
     pub fn index(self) -> usize {
@@ -157,13 +150,7 @@ impl Filters {
 
     /// Whether to keep a raw detection: `Err` names the first check it fails, in the order of
     /// [`Rejected`]. `bbox` is x1, y1, x2, y2 in pixels of a frame of size `frame`.
-    pub fn keep(
-        &self,
-        label: &str,
-        score: f32,
-        bbox: [f32; 4],
-        frame: FrameSize,
-    ) -> Result<(), Rejected> {
+    pub fn keep(&self, label: &str, score: f32, bbox: [f32; 4], frame: FrameSize) -> Result<(), Rejected> {
         if !super::label_allowed(&self.labels, label) {
             return Err(Rejected::Label);
         }
@@ -214,10 +201,7 @@ mod tests {
 
     fn filters() -> Filters {
         let mut per_label = BTreeMap::new();
-        per_label.insert(
-            "car".to_string(),
-            LabelFilter { min_area: Some(10_000.0), ..LabelFilter::default() },
-        );
+        per_label.insert("car".to_string(), LabelFilter { min_area: Some(10_000.0), ..LabelFilter::default() });
         Filters {
             labels: Some(vec!["person".into(), "car".into()]),
             default: LabelFilter {
@@ -229,12 +213,7 @@ mod tests {
             },
             per_label,
             // The top-left quarter of the frame.
-            masks: vec![vec![
-                Point::new(0.0, 0.0),
-                Point::new(0.5, 0.0),
-                Point::new(0.5, 0.5),
-                Point::new(0.0, 0.5),
-            ]],
+            masks: vec![vec![Point::new(0.0, 0.0), Point::new(0.5, 0.0), Point::new(0.5, 0.5), Point::new(0.0, 0.5)]],
         }
     }
 
@@ -256,25 +235,16 @@ mod tests {
         assert_eq!(f.keep("person", 0.9, [700.0, 790.0, 705.0, 800.0], FRAME), Err(Rejected::Area));
         assert_eq!(f.keep("person", 0.9, [0.0, 0.0, 1000.0, 1000.0], FRAME), Err(Rejected::Area));
         // 200 × 20: ratio 10.
-        assert_eq!(
-            f.keep("person", 0.9, [600.0, 780.0, 800.0, 800.0], FRAME),
-            Err(Rejected::Ratio)
-        );
+        assert_eq!(f.keep("person", 0.9, [600.0, 780.0, 800.0, 800.0], FRAME), Err(Rejected::Ratio));
         // 20 × 200: ratio 0.1.
-        assert_eq!(
-            f.keep("person", 0.9, [690.0, 600.0, 710.0, 800.0], FRAME),
-            Err(Rejected::Ratio)
-        );
+        assert_eq!(f.keep("person", 0.9, [690.0, 600.0, 710.0, 800.0], FRAME), Err(Rejected::Ratio));
         // Bottom centre (200, 400) is inside the top-left mask.
         assert_eq!(f.keep("person", 0.9, [180.0, 320.0, 220.0, 400.0], FRAME), Err(Rejected::Mask));
     }
 
     #[test]
     fn first_failing_check_is_the_reason() {
-        assert_eq!(
-            filters().keep("person", 0.1, [180.0, 395.0, 181.0, 400.0], FRAME),
-            Err(Rejected::Score)
-        );
+        assert_eq!(filters().keep("person", 0.1, [180.0, 395.0, 181.0, 400.0], FRAME), Err(Rejected::Score));
     }
 
     #[test]
@@ -292,10 +262,8 @@ mod tests {
         let f = Filters::default();
         assert_eq!(f.keep("anything", 0.0, [5.0, 5.0, 5.0, 5.0], FRAME), Ok(()));
         // With a ratio limit, a zero-height box fails it.
-        let f = Filters {
-            default: LabelFilter { max_ratio: Some(5.0), ..LabelFilter::default() },
-            ..Filters::default()
-        };
+        let f =
+            Filters { default: LabelFilter { max_ratio: Some(5.0), ..LabelFilter::default() }, ..Filters::default() };
         assert_eq!(f.keep("x", 0.9, [5.0, 5.0, 9.0, 5.0], FRAME), Err(Rejected::Ratio));
     }
 
@@ -308,22 +276,12 @@ mod tests {
         );
         let f = Filters {
             labels: Some(vec![]),
-            default: LabelFilter {
-                min_score: Some(1.5),
-                min_ratio: Some(0.0),
-                ..LabelFilter::default()
-            },
+            default: LabelFilter { min_score: Some(1.5), min_ratio: Some(0.0), ..LabelFilter::default() },
             per_label,
             masks: vec![vec![Point::new(0.1, 0.1), Point::new(0.2, 0.2)]],
         };
-        let messages: Vec<String> = f
-            .validate()
-            .err()
-            .map(RulesError::into_list)
-            .unwrap_or_default()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let messages: Vec<String> =
+            f.validate().err().map(RulesError::into_list).unwrap_or_default().iter().map(ToString::to_string).collect();
         assert_eq!(
             messages,
             vec![
@@ -331,8 +289,7 @@ mod tests {
                  label, or list at least one"
                     .to_string(),
                 "filters: min_score = 1.5 is out of range; expected a score between 0 and 1".into(),
-                "filters: min_ratio = 0 is out of range; expected a finite width/height ratio above 0"
-                    .into(),
+                "filters: min_ratio = 0 is out of range; expected a finite width/height ratio above 0".into(),
                 "filters for `car`: min_area = 500 is above max_area = 100; make min_area at most \
                  max_area"
                     .into(),
@@ -344,10 +301,7 @@ mod tests {
     #[test]
     fn validation_catches_limits_crossed_by_the_defaults() {
         let mut per_label = BTreeMap::new();
-        per_label.insert(
-            "car".to_string(),
-            LabelFilter { max_area: Some(50.0), ..LabelFilter::default() },
-        );
+        per_label.insert("car".to_string(), LabelFilter { max_area: Some(50.0), ..LabelFilter::default() });
         let f = Filters {
             default: LabelFilter { min_area: Some(100.0), ..LabelFilter::default() },
             per_label,

@@ -44,8 +44,7 @@ pub fn reference_point(bbox: [f32; 4], frame: FrameSize) -> Option<Point> {
     if frame.width == 0 || frame.height == 0 {
         return None;
     }
-    let p =
-        Point::new((bbox[0] + bbox[2]) * 0.5 / frame.width as f32, bbox[3] / frame.height as f32);
+    let p = Point::new((bbox[0] + bbox[2]) * 0.5 / frame.width as f32, bbox[3] / frame.height as f32);
     p.is_finite().then_some(p)
 }
 
@@ -64,11 +63,7 @@ pub fn side(a: Point, b: Point, p: Point) -> f32 {
 pub fn distance_to_segment(p: Point, a: Point, b: Point) -> f32 {
     let (dx, dy) = (b.x - a.x, b.y - a.y);
     let len2 = dx * dx + dy * dy;
-    let s = if len2 > 0.0 {
-        (((p.x - a.x) * dx + (p.y - a.y) * dy) / len2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let s = if len2 > 0.0 { (((p.x - a.x) * dx + (p.y - a.y) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
     let (cx, cy) = (a.x + s * dx, a.y + s * dy);
     ((p.x - cx).powi(2) + (p.y - cy).powi(2)).sqrt()
 }
@@ -184,16 +179,7 @@ mod tests {
     #[test]
     fn point_in_concave_polygon() {
         // A U shape: the notch between the arms is outside.
-        let u = poly(&[
-            [0.0, 0.0],
-            [0.3, 0.0],
-            [0.3, 0.6],
-            [0.6, 0.6],
-            [0.6, 0.0],
-            [0.9, 0.0],
-            [0.9, 0.9],
-            [0.0, 0.9],
-        ]);
+        let u = poly(&[[0.0, 0.0], [0.3, 0.0], [0.3, 0.6], [0.6, 0.6], [0.6, 0.0], [0.9, 0.0], [0.9, 0.9], [0.0, 0.9]]);
         assert!(point_in_polygon(p(0.15, 0.3), &u));
         assert!(point_in_polygon(p(0.75, 0.3), &u));
         assert!(!point_in_polygon(p(0.45, 0.3), &u));
@@ -241,10 +227,7 @@ mod tests {
     fn reference_point_is_bottom_centre() {
         let frame = FrameSize { width: 200, height: 100 };
         assert_eq!(reference_point([20.0, 10.0, 60.0, 50.0], frame), Some(p(0.2, 0.5)));
-        assert_eq!(
-            reference_point([0.0, 0.0, 10.0, 10.0], FrameSize { width: 0, height: 10 }),
-            None
-        );
+        assert_eq!(reference_point([0.0, 0.0, 10.0, 10.0], FrameSize { width: 0, height: 10 }), None);
         assert_eq!(reference_point([f32::NAN, 0.0, 10.0, 10.0], frame), None);
     }
 
@@ -285,9 +268,7 @@ mod tests {
     fn polygon_validation() {
         let ok = poly(&[[0.1, 0.5], [0.6, 0.5], [0.6, 1.0], [0.1, 1.0]]);
         assert_eq!(validate_polygon("zone `driveway`", &ok), Ok(()));
-        let err = |points: &[[f32; 2]]| {
-            validate_polygon("zone `driveway`", &poly(points)).err().map(|e| e.to_string())
-        };
+        let err = |points: &[[f32; 2]]| validate_polygon("zone `driveway`", &poly(points)).err().map(|e| e.to_string());
         assert_eq!(
             err(&[[0.1, 0.5], [0.6, 0.5]]).as_deref(),
             Some("zone `driveway`: polygon needs at least 3 points, got 2")

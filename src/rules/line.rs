@@ -109,13 +109,7 @@ impl LineConfig {
         problems.labels(&owner, &self.labels);
         let h = self.hysteresis;
         let ok = h.is_finite() && (0.0..0.5).contains(&h);
-        problems.range(
-            ok,
-            &owner,
-            "hysteresis",
-            h,
-            "a normalised distance of at least 0 and below 0.5",
-        );
+        problems.range(ok, &owner, "hysteresis", h, "a normalised distance of at least 0 and below 0.5");
     }
 }
 
@@ -139,14 +133,7 @@ impl LineCounts {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineEvent {
     /// `counts_for_label` are the line's counts for `label`, this crossing included.
-    Crossed {
-        line: String,
-        id: u64,
-        label: String,
-        direction: Direction,
-        t: f64,
-        counts_for_label: LineCounts,
-    },
+    Crossed { line: String, id: u64, label: String, direction: Direction, t: f64, counts_for_label: LineCounts },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,12 +192,7 @@ impl Lines {
     /// One frame: `objects` are the tracks seen in it, at capture time `t` seconds. Tracks not
     /// in the list keep their state until [`Lines::remove`]. Returns the counted crossings, per
     /// object, per line in config order.
-    pub fn update(
-        &mut self,
-        t: f64,
-        frame: FrameSize,
-        objects: &[TrackedObject],
-    ) -> Vec<LineEvent> {
+    pub fn update(&mut self, t: f64, frame: FrameSize, objects: &[TrackedObject]) -> Vec<LineEvent> {
         let mut events = Vec::new();
         let n = self.lines.len();
         for obj in objects {
@@ -290,12 +272,7 @@ mod tests {
 
     fn obj(id: u64, label: &str, x: f32, y: f32) -> TrackedObject {
         let (px, py) = (x * 100.0, y * 100.0);
-        TrackedObject {
-            id,
-            label: label.into(),
-            bbox: [px - 5.0, py - 20.0, px + 5.0, py],
-            score: 0.9,
-        }
+        TrackedObject { id, label: label.into(), bbox: [px - 5.0, py - 20.0, px + 5.0, py], score: 0.9 }
     }
 
     /// Move track `id` through the points, one per frame; return the directions counted.
@@ -315,24 +292,13 @@ mod tests {
     fn left_and_right_as_seen_walking_from_first_point_to_second() {
         // Walking down the picture, the walker's left is the picture's right (x > 0.5).
         let mut lines = Lines::new(vec![vertical()]).expect("valid");
-        assert_eq!(
-            walk(&mut lines, 1, "person", &xs(&[0.2, 0.8], 0.5)),
-            vec![Direction::RightToLeft]
-        );
-        assert_eq!(
-            walk(&mut lines, 2, "person", &xs(&[0.8, 0.2], 0.5)),
-            vec![Direction::LeftToRight]
-        );
+        assert_eq!(walk(&mut lines, 1, "person", &xs(&[0.2, 0.8], 0.5)), vec![Direction::RightToLeft]);
+        assert_eq!(walk(&mut lines, 2, "person", &xs(&[0.8, 0.2], 0.5)), vec![Direction::LeftToRight]);
         // The same line drawn upwards swaps them.
-        let mut lines =
-            Lines::new(vec![LineConfig::new("gate", [p(0.5, 1.0), p(0.5, 0.0)])]).expect("valid");
-        assert_eq!(
-            walk(&mut lines, 1, "person", &xs(&[0.2, 0.8], 0.5)),
-            vec![Direction::LeftToRight]
-        );
+        let mut lines = Lines::new(vec![LineConfig::new("gate", [p(0.5, 1.0), p(0.5, 0.0)])]).expect("valid");
+        assert_eq!(walk(&mut lines, 1, "person", &xs(&[0.2, 0.8], 0.5)), vec![Direction::LeftToRight]);
         // Walking right along the picture, the walker's left is the top: coming down is left to right.
-        let mut lines =
-            Lines::new(vec![LineConfig::new("road", [p(0.0, 0.5), p(1.0, 0.5)])]).expect("valid");
+        let mut lines = Lines::new(vec![LineConfig::new("road", [p(0.0, 0.5), p(1.0, 0.5)])]).expect("valid");
         let down = [(0.5, 0.3), (0.5, 0.7)];
         assert_eq!(walk(&mut lines, 1, "car", &down), vec![Direction::LeftToRight]);
         let up = [(0.5, 0.7), (0.5, 0.3)];
@@ -390,23 +356,16 @@ mod tests {
 
     #[test]
     fn a_crossing_outside_the_segment_does_not_count() {
-        let mut lines =
-            Lines::new(vec![LineConfig::new("door", [p(0.5, 0.4), p(0.5, 0.6)])]).expect("valid");
+        let mut lines = Lines::new(vec![LineConfig::new("door", [p(0.5, 0.4), p(0.5, 0.6)])]).expect("valid");
         // Passing below the door's lower end.
         assert!(walk(&mut lines, 1, "person", &xs(&[0.2, 0.8], 0.9)).is_empty());
         // Walking around the end: down the right side, across below it, up the left side.
         let around = [(0.3, 0.5), (0.3, 0.8), (0.7, 0.8), (0.7, 0.5)];
         assert!(walk(&mut lines, 2, "person", &around).is_empty());
         // Through the door: counted.
-        assert_eq!(
-            walk(&mut lines, 3, "person", &xs(&[0.2, 0.8], 0.5)),
-            vec![Direction::RightToLeft]
-        );
+        assert_eq!(walk(&mut lines, 3, "person", &xs(&[0.2, 0.8], 0.5)), vec![Direction::RightToLeft]);
         // A diagonal step that passes the line at y = 0.59, just inside the door's lower end.
-        assert_eq!(
-            walk(&mut lines, 4, "person", &[(0.2, 0.2), (0.8, 0.98)]),
-            vec![Direction::RightToLeft]
-        );
+        assert_eq!(walk(&mut lines, 4, "person", &[(0.2, 0.2), (0.8, 0.98)]), vec![Direction::RightToLeft]);
     }
 
     #[test]
@@ -414,20 +373,14 @@ mod tests {
         let line = LineConfig { direction: Directions::LeftToRight, ..vertical() };
         let mut lines = Lines::new(vec![line]).expect("valid");
         assert!(walk(&mut lines, 1, "person", &xs(&[0.2, 0.8], 0.5)).is_empty());
-        assert_eq!(
-            walk(&mut lines, 2, "person", &xs(&[0.8, 0.2], 0.5)),
-            vec![Direction::LeftToRight]
-        );
+        assert_eq!(walk(&mut lines, 2, "person", &xs(&[0.8, 0.2], 0.5)), vec![Direction::LeftToRight]);
         // A disallowed crossing is neither reported nor counted.
         assert_eq!(
             lines.counts().get(&("gate".into(), "person".into())),
             Some(&LineCounts { left_to_right: 1, right_to_left: 0 })
         );
         // A disallowed crossing still moves the side: the way back is counted.
-        assert_eq!(
-            walk(&mut lines, 3, "person", &xs(&[0.2, 0.8, 0.2], 0.5)),
-            vec![Direction::LeftToRight]
-        );
+        assert_eq!(walk(&mut lines, 3, "person", &xs(&[0.2, 0.8, 0.2], 0.5)), vec![Direction::LeftToRight]);
     }
 
     #[test]
@@ -444,10 +397,7 @@ mod tests {
         );
         // Once removed, the same id is a new track and counts again.
         lines.remove(1);
-        assert_eq!(
-            walk(&mut lines, 1, "person", &xs(&[0.3, 0.7], 0.5)),
-            vec![Direction::RightToLeft]
-        );
+        assert_eq!(walk(&mut lines, 1, "person", &xs(&[0.3, 0.7], 0.5)), vec![Direction::RightToLeft]);
     }
 
     #[test]
@@ -478,10 +428,8 @@ mod tests {
             ((seed >> 33) as f32) / ((1u64 << 31) as f32)
         };
         let diagonal = LineConfig::new("diagonal", [p(0.1, 0.2), p(0.8, 0.9)]);
-        let door = LineConfig {
-            direction: Directions::RightToLeft,
-            ..LineConfig::new("door", [p(0.5, 0.3), p(0.5, 0.7)])
-        };
+        let door =
+            LineConfig { direction: Directions::RightToLeft, ..LineConfig::new("door", [p(0.5, 0.3), p(0.5, 0.7)]) };
         let mut lines = Lines::new(vec![diagonal, door]).expect("valid");
         let mut per_track: BTreeMap<(u64, String, Direction), u32> = BTreeMap::new();
         let mut totals: BTreeMap<(String, String), LineCounts> = BTreeMap::new();
@@ -492,12 +440,7 @@ mod tests {
                 q.0 = (q.0 + (next() - 0.5) * 0.15).clamp(0.0, 1.0);
                 q.1 = (q.1 + (next() - 0.5) * 0.15).clamp(0.0, 1.0);
                 if next() < 0.9 {
-                    objects.push(obj(
-                        id as u64,
-                        if id % 2 == 0 { "person" } else { "car" },
-                        q.0,
-                        q.1,
-                    ));
+                    objects.push(obj(id as u64, if id % 2 == 0 { "person" } else { "car" }, q.0, q.1));
                 }
             }
             for LineEvent::Crossed { line, id, label, direction, counts_for_label, .. } in
@@ -529,9 +472,7 @@ mod tests {
         let err = |l: LineConfig| Lines::new(vec![l]).err().map(|e| e.to_string());
         assert_eq!(
             err(LineConfig::new("gate", [p(0.5, 0.5), p(0.5, 0.5)])).as_deref(),
-            Some(
-                "line `gate`: both points are the same; a counting line needs two distinct points"
-            )
+            Some("line `gate`: both points are the same; a counting line needs two distinct points")
         );
         assert!(matches!(
             Lines::new(vec![LineConfig::new("gate", [p(0.5, 0.5), p(1.5, 0.5)])]),

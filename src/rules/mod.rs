@@ -80,16 +80,8 @@ pub enum RulesError {
     ZeroLength { owner: String },
     #[error("{owner}: {key} = {value} is out of range; expected {expected}")]
     OutOfRange { owner: String, key: &'static str, value: String, expected: &'static str },
-    #[error(
-        "{owner}: {min_key} = {min} is above {max_key} = {max}; make {min_key} at most {max_key}"
-    )]
-    MinAboveMax {
-        owner: String,
-        min_key: &'static str,
-        min: String,
-        max_key: &'static str,
-        max: String,
-    },
+    #[error("{owner}: {min_key} = {min} is above {max_key} = {max}; make {min_key} at most {max_key}")]
+    MinAboveMax { owner: String, min_key: &'static str, min: String, max_key: &'static str, max: String },
     #[error(
         "{owner}: labels is empty, so nothing would match; omit labels to match every label, \
          or list at least one"
@@ -148,12 +140,7 @@ impl Problems {
         expected: &'static str,
     ) {
         if !ok {
-            self.push(RulesError::OutOfRange {
-                owner: owner.to_string(),
-                key,
-                value: value.to_string(),
-                expected,
-            });
+            self.push(RulesError::OutOfRange { owner: owner.to_string(), key, value: value.to_string(), expected });
         }
     }
 
@@ -175,11 +162,7 @@ impl Problems {
 
 /// Names must be non-empty and unique within their kind: they are MQTT topic levels and the
 /// keys of counts, so two zones of one name would merge silently.
-pub(crate) fn check_names<'a>(
-    problems: &mut Problems,
-    kind: &'static str,
-    names: impl Iterator<Item = &'a str>,
-) {
+pub(crate) fn check_names<'a>(problems: &mut Problems, kind: &'static str, names: impl Iterator<Item = &'a str>) {
     let mut seen = std::collections::BTreeSet::new();
     for name in names {
         if name.is_empty() {
@@ -214,9 +197,7 @@ pub struct RulesOutput {
 
 impl RulesOutput {
     pub fn is_empty(&self) -> bool {
-        self.zone_events.is_empty()
-            && self.line_events.is_empty()
-            && self.stationary_events.is_empty()
+        self.zone_events.is_empty() && self.line_events.is_empty() && self.stationary_events.is_empty()
     }
 }
 
@@ -308,8 +289,7 @@ mod tests {
             vec![
                 "zone `driveway`: polygon needs at least 3 points, got 2".to_string(),
                 "zone `driveway` is defined more than once; give each zone a unique name".into(),
-                "line `gate`: both points are the same; a counting line needs two distinct points"
-                    .into(),
+                "line `gate`: both points are the same; a counting line needs two distinct points".into(),
                 "stationary: moving_updates = 0 is out of range; expected at least 1 update".into(),
             ]
         );
@@ -324,12 +304,8 @@ mod tests {
         };
         let mut rules = Rules::new(config).expect("valid");
         let frame = FrameSize { width: 100, height: 100 };
-        let at = |x: f32| TrackedObject {
-            id: 7,
-            label: "person".into(),
-            bbox: [x - 5.0, 70.0, x + 5.0, 90.0],
-            score: 0.9,
-        };
+        let at =
+            |x: f32| TrackedObject { id: 7, label: "person".into(), bbox: [x - 5.0, 70.0, x + 5.0, 90.0], score: 0.9 };
         let out = rules.update(0.0, frame, &[at(20.0)]);
         assert_eq!(out.zone_events.len(), 2); // entered + occupancy
         assert!(out.line_events.is_empty());

@@ -43,13 +43,7 @@ impl StationaryConfig {
         let mut problems = Problems::default();
         let owner = "stationary";
         let t = self.threshold;
-        problems.range(
-            t.is_finite() && t > 0.0,
-            owner,
-            "threshold",
-            t,
-            "a finite fraction of the box size above 0",
-        );
+        problems.range(t.is_finite() && t > 0.0, owner, "threshold", t, "a finite fraction of the box size above 0");
         let s = self.stationary_seconds;
         problems.range(
             s.is_finite() && s >= 0.0,
@@ -119,8 +113,7 @@ impl Stationary {
                     track.moving_streak = 0;
                 }
                 if track.moving_streak >= c.moving_updates {
-                    *track =
-                        Track { reference: centre, since: t, stationary: false, moving_streak: 0 };
+                    *track = Track { reference: centre, since: t, stationary: false, moving_streak: 0 };
                     events.push(StationaryEvent::Became { id: obj.id, stationary: false, t });
                 }
             } else if moved > c.threshold * size {
@@ -152,12 +145,7 @@ mod tests {
 
     /// A 100 × 50 px box centred on (x, y): the threshold distance is 0.1 × 100 = 10 px.
     fn obj(id: u64, x: f32, y: f32) -> TrackedObject {
-        TrackedObject {
-            id,
-            label: "car".into(),
-            bbox: [x - 50.0, y - 25.0, x + 50.0, y + 25.0],
-            score: 0.9,
-        }
+        TrackedObject { id, label: "car".into(), bbox: [x - 50.0, y - 25.0, x + 50.0, y + 25.0], score: 0.9 }
     }
 
     fn still() -> Stationary {
@@ -270,16 +258,9 @@ mod tests {
         let err = |c: StationaryConfig| Stationary::new(c).err().map(|e| e.to_string());
         assert_eq!(
             err(StationaryConfig { threshold: 0.0, ..StationaryConfig::default() }).as_deref(),
-            Some(
-                "stationary: threshold = 0 is out of range; expected a finite fraction of the box size above 0"
-            )
+            Some("stationary: threshold = 0 is out of range; expected a finite fraction of the box size above 0")
         );
-        assert!(
-            err(StationaryConfig { stationary_seconds: f64::NAN, ..StationaryConfig::default() })
-                .is_some()
-        );
-        assert!(
-            err(StationaryConfig { moving_updates: 0, ..StationaryConfig::default() }).is_some()
-        );
+        assert!(err(StationaryConfig { stationary_seconds: f64::NAN, ..StationaryConfig::default() }).is_some());
+        assert!(err(StationaryConfig { moving_updates: 0, ..StationaryConfig::default() }).is_some());
     }
 }

@@ -32,13 +32,7 @@ pub struct ZoneConfig {
 impl ZoneConfig {
     /// A zone with the documented defaults: every label, inertia 3, no loitering.
     pub fn new(name: impl Into<String>, polygon: Vec<Point>) -> ZoneConfig {
-        ZoneConfig {
-            name: name.into(),
-            polygon,
-            labels: None,
-            inertia: DEFAULT_INERTIA,
-            loitering_seconds: None,
-        }
+        ZoneConfig { name: name.into(), polygon, labels: None, inertia: DEFAULT_INERTIA, loitering_seconds: None }
     }
 
     fn validate(&self, problems: &mut Problems) {
@@ -48,13 +42,7 @@ impl ZoneConfig {
         problems.range(self.inertia >= 1, &owner, "inertia", self.inertia, "at least 1 update");
         if let Some(s) = self.loitering_seconds {
             let ok = s.is_finite() && s > 0.0;
-            problems.range(
-                ok,
-                &owner,
-                "loitering_seconds",
-                s,
-                "a finite number of seconds above 0",
-            );
+            problems.range(ok, &owner, "loitering_seconds", s, "a finite number of seconds above 0");
         }
     }
 }
@@ -134,12 +122,7 @@ impl Zones {
     /// One frame: `objects` are all the tracks seen in it, at capture time `t` seconds. Tracks
     /// not in the list keep their zone state until [`Zones::remove`]. Events come per object,
     /// per zone in config order, then the occupancy changes.
-    pub fn update(
-        &mut self,
-        t: f64,
-        frame: FrameSize,
-        objects: &[TrackedObject],
-    ) -> Vec<ZoneEvent> {
+    pub fn update(&mut self, t: f64, frame: FrameSize, objects: &[TrackedObject]) -> Vec<ZoneEvent> {
         let mut events = Vec::new();
         let mut before = BTreeMap::new();
         let n = self.zones.len();
@@ -157,8 +140,8 @@ impl Zones {
             track.last_seen = t;
             for (zi, zone) in self.zones.iter().enumerate() {
                 // A label the zone does not count is outside it: a relabelled track leaves.
-                let inside_now = super::label_allowed(&zone.labels, &obj.label)
-                    && geometry::point_in_polygon(point, &zone.polygon);
+                let inside_now =
+                    super::label_allowed(&zone.labels, &obj.label) && geometry::point_in_polygon(point, &zone.polygon);
                 let presence = &mut track.zones[zi];
                 if inside_now == presence.visit.is_some() {
                     presence.streak = 0;
@@ -173,11 +156,7 @@ impl Zones {
                             events.push(exited(&zone.name, obj.id, visit, t));
                         }
                         None => {
-                            presence.visit = Some(Visit {
-                                entered_t: t,
-                                label: obj.label.clone(),
-                                loitered: false,
-                            });
+                            presence.visit = Some(Visit { entered_t: t, label: obj.label.clone(), loitered: false });
                             if !track.entered.contains(&zi) {
                                 track.entered.push(zi);
                             }
@@ -192,8 +171,7 @@ impl Zones {
                     }
                 }
                 // Loitering needs the object seen inside now, so it never fires on the way out.
-                if let (Some(visit), Some(limit), true) =
-                    (presence.visit.as_mut(), zone.loitering_seconds, inside_now)
+                if let (Some(visit), Some(limit), true) = (presence.visit.as_mut(), zone.loitering_seconds, inside_now)
                 {
                     let dwell = t - visit.entered_t;
                     if !visit.loitered && dwell >= limit {
@@ -236,12 +214,7 @@ impl Zones {
         let Some(track) = self.tracks.get(&id) else {
             return Vec::new();
         };
-        self.zones
-            .iter()
-            .zip(&track.zones)
-            .filter(|(_, p)| p.visit.is_some())
-            .map(|(z, _)| z.name.clone())
-            .collect()
+        self.zones.iter().zip(&track.zones).filter(|(_, p)| p.visit.is_some()).map(|(z, _)| z.name.clone()).collect()
     }
 
     /// Every zone the track has entered since it began, in order of first entry.
@@ -309,24 +282,14 @@ mod tests {
     fn yard() -> ZoneConfig {
         ZoneConfig::new(
             "yard",
-            vec![
-                Point::new(0.2, 0.5),
-                Point::new(0.8, 0.5),
-                Point::new(0.8, 1.0),
-                Point::new(0.2, 1.0),
-            ],
+            vec![Point::new(0.2, 0.5), Point::new(0.8, 0.5), Point::new(0.8, 1.0), Point::new(0.2, 1.0)],
         )
     }
 
     /// An object whose reference point (bottom centre) is at normalised (x, y).
     fn obj(id: u64, label: &str, x: f32, y: f32) -> TrackedObject {
         let (px, py) = (x * 100.0, y * 100.0);
-        TrackedObject {
-            id,
-            label: label.into(),
-            bbox: [px - 5.0, py - 20.0, px + 5.0, py],
-            score: 0.9,
-        }
+        TrackedObject { id, label: label.into(), bbox: [px - 5.0, py - 20.0, px + 5.0, py], score: 0.9 }
     }
 
     fn entered(e: &ZoneEvent) -> bool {
@@ -369,13 +332,7 @@ mod tests {
         assert_eq!(
             ev,
             vec![
-                ZoneEvent::Exited {
-                    zone: "yard".into(),
-                    id: 1,
-                    label: "person".into(),
-                    t: 5.0,
-                    dwell_seconds: 3.0
-                },
+                ZoneEvent::Exited { zone: "yard".into(), id: 1, label: "person".into(), t: 5.0, dwell_seconds: 3.0 },
                 ZoneEvent::Occupancy { zone: "yard".into(), label: "person".into(), count: 0 },
             ]
         );
@@ -451,11 +408,7 @@ mod tests {
         };
         // Visit 1: in at t=0, 20 s inside, one loitering event after 5 s.
         let ev = run(&mut zones, 0.0, &vec![i.clone(); 21]);
-        assert_eq!(
-            ev.iter().filter(|e| matches!(e, ZoneEvent::Loitering { t: 5.0, .. })).count(),
-            1,
-            "{ev:?}"
-        );
+        assert_eq!(ev.iter().filter(|e| matches!(e, ZoneEvent::Loitering { t: 5.0, .. })).count(), 1, "{ev:?}");
         assert_eq!(loiter(&ev), vec![0.0]);
         // Out, then visit 2: a new visit loiters again, once.
         run(&mut zones, 21.0, &[o]);
@@ -463,8 +416,7 @@ mod tests {
         assert_eq!(loiter(&ev), vec![22.0]);
         // A short visit does not loiter.
         let mut zones =
-            Zones::new(vec![ZoneConfig { inertia: 1, loitering_seconds: Some(5.0), ..yard() }])
-                .expect("valid");
+            Zones::new(vec![ZoneConfig { inertia: 1, loitering_seconds: Some(5.0), ..yard() }]).expect("valid");
         let ev = run(&mut zones, 0.0, &[i.clone(), i.clone(), i, obj(1, "person", 0.5, 0.2)]);
         assert!(loiter(&ev).is_empty());
     }
@@ -481,25 +433,17 @@ mod tests {
                 .collect()
         };
         let key = ("yard".to_string(), "person".to_string());
-        let ev =
-            zones.update(0.0, FRAME, &[obj(1, "person", 0.4, 0.7), obj(2, "person", 0.6, 0.7)]);
+        let ev = zones.update(0.0, FRAME, &[obj(1, "person", 0.4, 0.7), obj(2, "person", 0.6, 0.7)]);
         assert_eq!(occ(&ev), vec![2]); // one event per update, with the final count
         assert_eq!(zones.occupancy().get(&key), Some(&2));
-        let ev =
-            zones.update(1.0, FRAME, &[obj(1, "person", 0.4, 0.2), obj(2, "person", 0.6, 0.7)]);
+        let ev = zones.update(1.0, FRAME, &[obj(1, "person", 0.4, 0.2), obj(2, "person", 0.6, 0.7)]);
         assert_eq!(occ(&ev), vec![1]);
         // Track 2 ends while inside: it exits, at its last-seen time, and the count drops to 0.
         let ev = zones.remove(2);
         assert_eq!(
             ev,
             vec![
-                ZoneEvent::Exited {
-                    zone: "yard".into(),
-                    id: 2,
-                    label: "person".into(),
-                    t: 1.0,
-                    dwell_seconds: 1.0
-                },
+                ZoneEvent::Exited { zone: "yard".into(), id: 2, label: "person".into(), t: 1.0, dwell_seconds: 1.0 },
                 ZoneEvent::Occupancy { zone: "yard".into(), label: "person".into(), count: 0 },
             ]
         );
@@ -516,8 +460,7 @@ mod tests {
         assert_eq!(occ.get(&("yard".into(), "person".into())), Some(&1));
         assert_eq!(occ.get(&("yard".into(), "car".into())), Some(&1));
         // One person leaves as another arrives: entries and exits, but no occupancy event.
-        let ev =
-            zones.update(1.0, FRAME, &[obj(1, "person", 0.4, 0.2), obj(3, "person", 0.5, 0.7)]);
+        let ev = zones.update(1.0, FRAME, &[obj(1, "person", 0.4, 0.2), obj(3, "person", 0.5, 0.7)]);
         assert_eq!(ev.len(), 2, "{ev:?}");
         assert!(ev.iter().all(|e| !matches!(e, ZoneEvent::Occupancy { .. })));
     }
@@ -538,24 +481,14 @@ mod tests {
             inertia: 1,
             ..ZoneConfig::new(
                 "left",
-                vec![
-                    Point::new(0.0, 0.0),
-                    Point::new(0.6, 0.0),
-                    Point::new(0.6, 1.0),
-                    Point::new(0.0, 1.0),
-                ],
+                vec![Point::new(0.0, 0.0), Point::new(0.6, 0.0), Point::new(0.6, 1.0), Point::new(0.0, 1.0)],
             )
         };
         let right = ZoneConfig {
             inertia: 1,
             ..ZoneConfig::new(
                 "right",
-                vec![
-                    Point::new(0.4, 0.0),
-                    Point::new(1.0, 0.0),
-                    Point::new(1.0, 1.0),
-                    Point::new(0.4, 1.0),
-                ],
+                vec![Point::new(0.4, 0.0), Point::new(1.0, 0.0), Point::new(1.0, 1.0), Point::new(0.4, 1.0)],
             )
         };
         let mut zones = Zones::new(vec![left, right]).expect("valid");
@@ -582,12 +515,7 @@ mod tests {
         };
         let half = ZoneConfig::new(
             "half",
-            vec![
-                Point::new(0.0, 0.5),
-                Point::new(1.0, 0.5),
-                Point::new(1.0, 1.0),
-                Point::new(0.0, 1.0),
-            ],
+            vec![Point::new(0.0, 0.5), Point::new(1.0, 0.5), Point::new(1.0, 1.0), Point::new(0.0, 1.0)],
         );
         let cars = ZoneConfig { labels: Some(vec!["car".into()]), inertia: 2, ..yard() };
         let mut zones = Zones::new(vec![half, cars]).expect("valid");
@@ -604,11 +532,7 @@ mod tests {
                         entries += 1;
                     }
                     ZoneEvent::Exited { zone, id, dwell_seconds, .. } => {
-                        assert_eq!(
-                            inside.insert((id, zone), false),
-                            Some(true),
-                            "exit without entry"
-                        );
+                        assert_eq!(inside.insert((id, zone), false), Some(true), "exit without entry");
                         assert!(dwell_seconds >= 0.0);
                     }
                     ZoneEvent::Occupancy { zone, label, count } => {
@@ -659,9 +583,7 @@ mod tests {
         );
         assert_eq!(
             err(ZoneConfig { loitering_seconds: Some(-1.0), ..yard() }).as_deref(),
-            Some(
-                "zone `yard`: loitering_seconds = -1 is out of range; expected a finite number of seconds above 0"
-            )
+            Some("zone `yard`: loitering_seconds = -1 is out of range; expected a finite number of seconds above 0")
         );
         assert!(err(ZoneConfig { labels: Some(vec![]), ..yard() }).is_some());
         assert_eq!(

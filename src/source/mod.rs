@@ -93,7 +93,9 @@ const NTP_UNIX_OFFSET_SECONDS: u64 = 2_208_988_800;
 
 /// A capture time from an NTP reference timestamp, if it is one.
 pub fn ntp_to_system_time(ntp_ns: u64) -> Option<SystemTime> {
-    ntp_ns.checked_sub(NTP_UNIX_OFFSET_SECONDS * 1_000_000_000).map(|ns| std::time::UNIX_EPOCH + Duration::from_nanos(ns))
+    ntp_ns
+        .checked_sub(NTP_UNIX_OFFSET_SECONDS * 1_000_000_000)
+        .map(|ns| std::time::UNIX_EPOCH + Duration::from_nanos(ns))
 }
 
 /// How a camera's pipeline ended.
@@ -115,12 +117,19 @@ pub enum Outcome {
 pub enum StateChange {
     Connecting,
     /// Frames are flowing.
-    Streaming { decoder: Option<String> },
+    Streaming {
+        decoder: Option<String>,
+    },
     /// The stream went away; the next attempt is in `retry_in`.
-    Reconnecting { reason: String, retry_in: Duration },
+    Reconnecting {
+        reason: String,
+        retry_in: Duration,
+    },
     /// The camera's clock, seen through RTCP, is `skew` seconds ahead of the gateway's
     /// (negative: behind), beyond `max_clock_skew_seconds`.
-    ClockSkew { skew_seconds: f64 },
+    ClockSkew {
+        skew_seconds: f64,
+    },
     Finished(Outcome),
 }
 
@@ -161,7 +170,9 @@ pub fn apply_decoder_preferences(cameras: &[CameraSpec]) -> Result<(), SourceErr
                     feature.set_rank(gst::Rank::PRIMARY + (n - i as i32) * 10 + 100);
                     tracing::info!(camera = %cam.name, decoder = %name, preference = i + 1, "decoder preferred");
                 }
-                None => tracing::warn!(camera = %cam.name, decoder = %name, "preferred decoder is not installed; skipped"),
+                None => {
+                    tracing::warn!(camera = %cam.name, decoder = %name, "preferred decoder is not installed; skipped")
+                }
             }
         }
     }
@@ -184,7 +195,9 @@ pub fn supports_uri_scheme(scheme: &str) -> Option<bool> {
     init().ok()?;
     let scheme = scheme.to_ascii_lowercase();
     let factories = gst::ElementFactory::factories_with_type(gst::ElementFactoryType::SRC, gst::Rank::NONE);
-    Some(factories.iter().any(|f| f.uri_type() == gst::URIType::Src && f.uri_protocols().iter().any(|p| p.eq_ignore_ascii_case(&scheme))))
+    Some(factories.iter().any(|f| {
+        f.uri_type() == gst::URIType::Src && f.uri_protocols().iter().any(|p| p.eq_ignore_ascii_case(&scheme))
+    }))
 }
 
 /// Initialise GStreamer once; safe to call from every camera thread.
@@ -230,9 +243,11 @@ pub fn run_camera(
     on_state(StateChange::Connecting);
     let outcome = loop {
         let skew: Arc<Mutex<Option<f64>>> = Arc::new(Mutex::new(None));
-        let (end, streamed) = match build(index, spec, geometry, &frames, counters.clone(), clock, &skew, &last_capture) {
+        let (end, streamed) = match build(index, spec, geometry, &frames, counters.clone(), clock, &skew, &last_capture)
+        {
             Ok((pipeline, slot, decoder)) => {
-                let r = drive(&pipeline, spec, shutdown, &decoder, &counters, &skew, &mut warnings, looping, &mut on_state);
+                let r =
+                    drive(&pipeline, spec, shutdown, &decoder, &counters, &skew, &mut warnings, looping, &mut on_state);
                 for (text, n) in warnings.take_held() {
                     tracing::warn!(camera = %spec.name, warning = %text, repeated = n, "source warning, repeated {n} more times before the pipeline ended");
                 }
@@ -361,7 +376,9 @@ fn build(
     let src_dims = Arc::new(AtomicU64::new(0));
     let src_dims_w = src_dims.clone();
     let link_decoded = move |pad: &gst::Pad| {
-        let (Some(pipeline), Some(scale), Some(scale_caps)) = (pipeline_weak.upgrade(), scale_weak.upgrade(), caps_weak.upgrade()) else {
+        let (Some(pipeline), Some(scale), Some(scale_caps)) =
+            (pipeline_weak.upgrade(), scale_weak.upgrade(), caps_weak.upgrade())
+        else {
             return;
         };
         // Decoders expose fixed caps; a static source pad (test://) only its template, which
@@ -373,7 +390,8 @@ fn build(
         let is_video = caps.structure(0).is_some_and(|s| s.name().starts_with("video/"));
         let Some(sink_pad) = scale.static_pad("sink") else { return };
         if !is_video || sink_pad.is_linked() {
-            if let Ok(fake) = gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build()
+            if let Ok(fake) =
+                gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build()
                 && pipeline.add(&fake).is_ok()
             {
                 let _ = fake.sync_state_with_parent();
@@ -446,10 +464,12 @@ fn build(
                             Ok(ahead) => ahead.as_secs_f64(),
                             Err(behind) => -behind.duration().as_secs_f64(),
                         };
-                        if skew.abs() > max_skew.as_secs_f64() && !skew_reported.swap(true, Ordering::Relaxed)
-                            && let Ok(mut s) = skew_slot.lock() {
-                                *s = Some(skew);
-                            }
+                        if skew.abs() > max_skew.as_secs_f64()
+                            && !skew_reported.swap(true, Ordering::Relaxed)
+                            && let Ok(mut s) = skew_slot.lock()
+                        {
+                            *s = Some(skew);
+                        }
                         (t, CaptureClock::Rtcp)
                     }
                     None => (arrival, CaptureClock::Arrival),
@@ -469,7 +489,13 @@ fn build(
                 };
                 if let Some(gate) = motion_gate.as_mut() {
                     let stride = info.stride()[0].max(0) as usize;
-                    let small = motion::downscale_gray(&data, info.width() as usize, info.height() as usize, stride, motion_height);
+                    let small = motion::downscale_gray(
+                        &data,
+                        info.width() as usize,
+                        info.height() as usize,
+                        stride,
+                        motion_height,
+                    );
                     // Stream time, so a file decoded faster than real time idles as a camera would.
                     let t = pts.unwrap_or_else(|| mono_anchor.elapsed()).as_secs_f64();
                     let tracking = counters.tracking.load(Ordering::Relaxed);
@@ -516,7 +542,11 @@ fn build(
 }
 
 /// Add the camera's source to the pipeline; `link_decoded` receives each decoded pad.
-fn add_source(pipeline: &gst::Pipeline, spec: &CameraSpec, link_decoded: impl Fn(&gst::Pad) + Send + Sync + 'static) -> Result<(), SourceError> {
+fn add_source(
+    pipeline: &gst::Pipeline,
+    spec: &CameraSpec,
+    link_decoded: impl Fn(&gst::Pad) + Send + Sync + 'static,
+) -> Result<(), SourceError> {
     let build_err = |e: &dyn std::fmt::Display| SourceError::Build(e.to_string());
     if let Some(rest) = spec.uri.strip_prefix("test://") {
         // A camera without a camera: videotestsrc, live, 640x480 at 25 fps.
@@ -592,7 +622,8 @@ pub fn truncated(at: Duration, declared: Duration) -> bool {
 /// Whether a source warning means the source can no longer read: a resource read error,
 /// unless the element says it is retrying by itself (rtspsrc's fallback from UDP to TCP).
 fn is_read_failure(error: &gst::glib::Error, debug: &str) -> bool {
-    matches!(error.kind::<gst::ResourceError>(), Some(gst::ResourceError::Read | gst::ResourceError::Close)) && !debug.contains("Retrying")
+    matches!(error.kind::<gst::ResourceError>(), Some(gst::ResourceError::Read | gst::ResourceError::Close))
+        && !debug.contains("Retrying")
 }
 
 /// Play the pipeline until it ends. Returns how it ended, and whether any frame flowed.
@@ -657,9 +688,13 @@ fn drive(
                 // How far a file got against its declared length: a file cut short ends as
                 // cleanly as a whole one, and only this tells them apart.
                 let reached = (!spec.live)
-                    .then(|| pipeline.query_position::<gst::ClockTime>().zip(pipeline.query_duration::<gst::ClockTime>()))
+                    .then(|| {
+                        pipeline.query_position::<gst::ClockTime>().zip(pipeline.query_duration::<gst::ClockTime>())
+                    })
                     .flatten()
-                    .map(|(at, declared)| (Duration::from_nanos(at.nseconds()), Duration::from_nanos(declared.nseconds())));
+                    .map(|(at, declared)| {
+                        (Duration::from_nanos(at.nseconds()), Duration::from_nanos(declared.nseconds()))
+                    });
                 return (End::Eos(reached), streamed);
             }
             MessageView::Error(err) => {
@@ -679,11 +714,19 @@ fn drive(
                 // retrying over TCP itself: that one is left to it.
                 if spec.live && is_read_failure(&error, &debug) {
                     let detail = if debug.is_empty() { String::new() } else { format!(" ({})", debug.trim()) };
-                    return (End::Lost(redact(&format!("{}: connection lost: {}{}", spec.uri_redacted, error, detail), spec)), streamed);
+                    return (
+                        End::Lost(redact(
+                            &format!("{}: connection lost: {}{}", spec.uri_redacted, error, detail),
+                            spec,
+                        )),
+                        streamed,
+                    );
                 }
                 let text = redact(&error.to_string(), spec);
                 match warnings.judge(&text, Instant::now()) {
-                    Verdict::Log { held_back: 0 } => tracing::warn!(camera = %spec.name, warning = %text, "source warning"),
+                    Verdict::Log { held_back: 0 } => {
+                        tracing::warn!(camera = %spec.name, warning = %text, "source warning")
+                    }
                     Verdict::Log { held_back } => {
                         tracing::warn!(camera = %spec.name, warning = %text, repeated = held_back, "source warning, repeated {held_back} more times in the last {} s", REPEAT_WINDOW.as_secs())
                     }

@@ -248,10 +248,8 @@ impl Tracker {
         // Stage 2 (ByteTrack's key idea): tracks that were being followed and missed a
         // confident detection may still be behind a weak one (occlusion, blur). Lost tracks
         // are left out: a weak box far from certain is more likely clutter than a comeback.
-        let pool: Vec<usize> = pool
-            .into_iter()
-            .filter(|&i| !track_used[i] && self.live[i].track.state == TrackState::Confirmed)
-            .collect();
+        let pool: Vec<usize> =
+            pool.into_iter().filter(|&i| !track_used[i] && self.live[i].track.state == TrackState::Confirmed).collect();
         let pairs = self.associate(&pool, &bands.low, observations, self.config.low_match_iou);
         self.apply(&pairs, observations, now, &mut track_used, &mut det_used);
 
@@ -351,7 +349,9 @@ impl Tracker {
         self.live.iter().any(|l| {
             l.track.detection.is_some_and(|m| {
                 let matched = &observations[m];
-                matched.class != o.class && self.same_group(matched.class, o.class) && iou(matched.bbox, o.bbox) > SAME_OBJECT_IOU
+                matched.class != o.class
+                    && self.same_group(matched.class, o.class)
+                    && iou(matched.bbox, o.bbox) > SAME_OBJECT_IOU
             })
         })
     }
@@ -401,10 +401,7 @@ impl Tracker {
             // No overlap at all is never a match, whatever the threshold says.
             if overlap > 0.0 { 1.0 - f64::from(overlap) } else { f64::INFINITY }
         });
-        match_below(&cost, 1.0 - f64::from(min_iou))
-            .into_iter()
-            .map(|(r, c)| (tracks[r], dets[c]))
-            .collect()
+        match_below(&cost, 1.0 - f64::from(min_iou)).into_iter().map(|(r, c)| (tracks[r], dets[c])).collect()
     }
 
     /// Feed each matched detection to its track's filter and advance the track's life cycle.

@@ -149,7 +149,9 @@ fn a_grouped_track_takes_the_class_with_the_highest_summed_score() {
     // Two weak truck frames first, then a strong car: the label follows the evidence.
     let log = run(
         TrackerConfig { label_groups: vec![vec![CAR, TRUCK]], ..TrackerConfig::default() },
-        frames(10.0, 1.0, |t| vec![obs(if t < 0.15 { TRUCK } else { CAR }, if t < 0.15 { 0.65 } else { 0.9 }, 300.0, 300.0)]),
+        frames(10.0, 1.0, |t| {
+            vec![obs(if t < 0.15 { TRUCK } else { CAR }, if t < 0.15 { 0.65 } else { 0.9 }, 300.0, 300.0)]
+        }),
     );
     let classes: Vec<usize> = log.outputs.iter().map(|(_, o)| o.tracks[0].class).collect();
     // 0.65 + 0.65 truck against 0.9, then 1.8 car.
@@ -380,11 +382,8 @@ fn time_step() -> impl Strategy<Value = f64> {
 }
 
 fn config() -> impl Strategy<Value = TrackerConfig> {
-    (1u32..5, 0.2f64..2.0, 0.0f64..1.0).prop_map(|(min_hits, max_lost_seconds, max_tentative_gap_seconds)| TrackerConfig {
-        min_hits,
-        max_lost_seconds,
-        max_tentative_gap_seconds,
-        ..TrackerConfig::default()
+    (1u32..5, 0.2f64..2.0, 0.0f64..1.0).prop_map(|(min_hits, max_lost_seconds, max_tentative_gap_seconds)| {
+        TrackerConfig { min_hits, max_lost_seconds, max_tentative_gap_seconds, ..TrackerConfig::default() }
     })
 }
 

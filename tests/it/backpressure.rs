@@ -39,18 +39,27 @@ fn slowed_inference_drops_frames_under_each_policy_and_every_frame_is_accounted_
     let global = format!("gateway_id = \"slow\"\n{}", inference_toml());
     let clip = media("bikes.mp4").display().to_string();
     let oldest = format!("uri = {clip:?}\n[detect]\nfps = 10\n");
-    let newest = format!("uri = {clip:?}\n[detect]\nfps = 10\n[links.frames]\ncapacity = 1\nwhen_full = \"drop_newest\"\n");
+    let newest =
+        format!("uri = {clip:?}\n[detect]\nfps = 10\n[links.frames]\ncapacity = 1\nwhen_full = \"drop_newest\"\n");
     let dir = ConfigDir::new("slow", &global, &[("oldest", &oldest), ("newest", &newest)]);
     let spec = lookout::config::load(&dir.path).unwrap_or_else(|e| panic!("{e}"));
     let hooks = TestHooks { extra_inference_delay: Duration::from_millis(100) };
     let shutdown = Shutdown::new();
-    let report = pipeline::run(&spec, pipeline::Edges { sink: Some(Sink::Discard(0)), hooks, ..pipeline::Edges::new(&shutdown) }).expect("run");
+    let report = pipeline::run(
+        &spec,
+        pipeline::Edges { sink: Some(Sink::Discard(0)), hooks, ..pipeline::Edges::new(&shutdown) },
+    )
+    .expect("run");
     for c in &report.cameras {
         let s = &c.summary;
         eprintln!("{}: {s:?}", c.name);
         assert_eq!(s.decoded, 250, "{}: every frame of the clip decoded", c.name);
         assert!(s.skipped_by_rate >= 140, "{}: detect at 10 of 25 fps: {s:?}", c.name);
-        assert!(s.dropped.get("link_full").is_some_and(|&n| n > 0), "{}: slowed inference must make the link drop: {s:?}", c.name);
+        assert!(
+            s.dropped.get("link_full").is_some_and(|&n| n > 0),
+            "{}: slowed inference must make the link drop: {s:?}",
+            c.name
+        );
         assert!(s.inferred > 0, "{}: {s:?}", c.name);
         assert_eq!(s.skipped_by_motion, 0, "{}: motion gating is off", c.name);
         assert_balanced(&c.name, s);
@@ -90,7 +99,15 @@ fn still_clip() -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("lookout-test-still-{}-{}.mp4", std::process::id(), free_port()));
     let status = std::process::Command::new("gst-launch-1.0")
         .args(["-q", "videotestsrc", "num-buffers=250", "pattern=solid-color", "foreground-color=0xff707070", "!"])
-        .args(["video/x-raw,width=640,height=360,framerate=25/1", "!", "x264enc", "speed-preset=ultrafast", "!", "mp4mux", "!"])
+        .args([
+            "video/x-raw,width=640,height=360,framerate=25/1",
+            "!",
+            "x264enc",
+            "speed-preset=ultrafast",
+            "!",
+            "mp4mux",
+            "!",
+        ])
         .arg("filesink")
         .arg(format!("location={}", path.display()))
         .status()
@@ -132,13 +149,18 @@ fn motion_gating_on_a_busy_street_finds_the_same_objects() {
     let global = format!("gateway_id = \"busy\"\n{}", inference_toml());
     let clip = media("bikes.mp4").display().to_string();
     let run = |motion: bool| {
-        let cam = format!("uri = {clip:?}\nrealtime = false\n[detect]\nfps = 5\n[links.frames]\nwhen_full = \"block\"\n[motion]\nenabled = {motion}\n");
+        let cam = format!(
+            "uri = {clip:?}\nrealtime = false\n[detect]\nfps = 5\n[links.frames]\nwhen_full = \"block\"\n[motion]\nenabled = {motion}\n"
+        );
         let dir = ConfigDir::new(if motion { "gated" } else { "ungated" }, &global, &[("street", &cam)]);
         let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(120));
         assert!(out.status.success(), "{}", text(&out.stderr));
         let stdout = text(&out.stdout);
-        let mut labels: Vec<String> =
-            events(&stdout).iter().filter(|e| e["type"] == "new").map(|e| e["label"].as_str().unwrap_or_default().to_string()).collect();
+        let mut labels: Vec<String> = events(&stdout)
+            .iter()
+            .filter(|e| e["type"] == "new")
+            .map(|e| e["label"].as_str().unwrap_or_default().to_string())
+            .collect();
         labels.sort();
         (labels, final_stats(&stdout)["cameras"]["street"].clone())
     };
@@ -148,6 +170,9 @@ fn motion_gating_on_a_busy_street_finds_the_same_objects() {
     assert!(!plain.is_empty(), "the clip has objects");
     assert_eq!(gated, plain, "the same objects with motion gating");
     let n = |s: &serde_json::Value, k: &str| s[k].as_u64().unwrap();
-    assert_eq!(n(&gated_stats, "decoded"), n(&gated_stats, "skipped_by_rate") + n(&gated_stats, "skipped_by_motion") + n(&gated_stats, "inferred"));
+    assert_eq!(
+        n(&gated_stats, "decoded"),
+        n(&gated_stats, "skipped_by_rate") + n(&gated_stats, "skipped_by_motion") + n(&gated_stats, "inferred")
+    );
     assert_eq!(n(&plain_stats, "skipped_by_motion"), 0);
 }

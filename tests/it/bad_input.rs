@@ -7,7 +7,11 @@ use crate::onnx::identity_model;
 
 fn detect_with(model: &str, lib: &str) -> (Option<i32>, String) {
     let dog = media("dog.jpg");
-    let out = run_lookout(&["detect", "--model", model, "--ort-library", lib, dog.to_str().unwrap()], &[], Duration::from_secs(60));
+    let out = run_lookout(
+        &["detect", "--model", model, "--ort-library", lib, dog.to_str().unwrap()],
+        &[],
+        Duration::from_secs(60),
+    );
     let stderr = text(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     (out.status.code(), stderr)
@@ -87,7 +91,9 @@ fn a_missing_v4l2_device_is_named_and_retried() {
     let dir = ConfigDir::new("v4l2", &global, &[("usb", "uri = \"v4l2:///dev/video97\"\nreconnect_max_seconds = 1\n")]);
     let mut d = Daemon::start(&dir.path);
     let first = d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "usb", "reconnecting"));
-    let again = first.as_ref().and_then(|(i, _)| d.wait_for(i + 1, Duration::from_secs(30), |v| is_status(v, "usb", "reconnecting")));
+    let again = first
+        .as_ref()
+        .and_then(|(i, _)| d.wait_for(i + 1, Duration::from_secs(30), |v| is_status(v, "usb", "reconnecting")));
     let out = d.terminate();
     let stderr = text(&out.stderr);
     let (_, status) = first.unwrap_or_else(|| panic!("no reconnecting status:\n{stderr}"));
@@ -105,7 +111,20 @@ fn a_file_cut_short_ends_with_its_reason_in_the_status_and_the_log() {
     std::fs::create_dir_all(&tmp).unwrap();
     let (whole, cut) = (tmp.join("whole.mp4"), tmp.join("cut.mp4"));
     let remux = std::process::Command::new("gst-launch-1.0")
-        .args(["-q", "filesrc", &format!("location={}", media("bikes.mp4").display()), "!", "qtdemux", "!", "h264parse", "!", "mp4mux", "faststart=true", "!", "filesink"])
+        .args([
+            "-q",
+            "filesrc",
+            &format!("location={}", media("bikes.mp4").display()),
+            "!",
+            "qtdemux",
+            "!",
+            "h264parse",
+            "!",
+            "mp4mux",
+            "faststart=true",
+            "!",
+            "filesink",
+        ])
         .arg(format!("location={}", whole.display()))
         .status()
         .expect("gst-launch-1.0 (gstreamer1.0-tools): run scripts/setup");
@@ -113,7 +132,8 @@ fn a_file_cut_short_ends_with_its_reason_in_the_status_and_the_log() {
     let bytes = std::fs::read(&whole).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() * 3 / 10]).unwrap();
     let global = format!("gateway_id = \"cut\"\n{}", inference_toml());
-    let cam = |p: &std::path::Path| format!("uri = {:?}\nrealtime = false\n[detect]\nfps = 2\n", p.display().to_string());
+    let cam =
+        |p: &std::path::Path| format!("uri = {:?}\nrealtime = false\n[detect]\nfps = 2\n", p.display().to_string());
     let dir = ConfigDir::new("cut", &global, &[("cut", &cam(&cut)), ("whole", &cam(&whole))]);
     let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -121,9 +141,18 @@ fn a_file_cut_short_ends_with_its_reason_in_the_status_and_the_log() {
     crate::schema::assert_valid_lines(stdout.lines());
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "an early end is not a failure: {stderr}");
-    let ended: Vec<serde_json::Value> =
-        stdout.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|v| v["type"] == "camera_status" && v["state"] == "ended").collect();
-    let reason = |cam: &str| ended.iter().find(|v| v["camera"] == cam).map(|v| v["reason"].as_str().unwrap_or_default().to_string()).unwrap_or_default();
+    let ended: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "camera_status" && v["state"] == "ended")
+        .collect();
+    let reason = |cam: &str| {
+        ended
+            .iter()
+            .find(|v| v["camera"] == cam)
+            .map(|v| v["reason"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
     assert!(reason("cut").contains("the file ended at 3.0 s of the 10.0 s its header declares"), "{stdout}");
     assert_eq!(reason("whole"), "end of stream", "a whole file ends plainly");
     assert!(stderr.contains("WARN") && stderr.contains("file ended early camera=cut"), "{stderr}");
@@ -136,11 +165,16 @@ fn a_file_cut_short_ends_with_its_reason_in_the_status_and_the_log() {
 #[test]
 fn a_looping_file_announces_streaming_once() {
     let global = format!("gateway_id = \"loop\"\n[stats]\ninterval_seconds = 1\n{}", inference_toml());
-    let cam = format!("uri = {:?}\nrealtime = false\nloop = true\n[detect]\nfps = 1\n", media("bikes.mp4").display().to_string());
+    let cam = format!(
+        "uri = {:?}\nrealtime = false\nloop = true\n[detect]\nfps = 1\n",
+        media("bikes.mp4").display().to_string()
+    );
     let dir = ConfigDir::new("loop", &global, &[("again", &cam)]);
     let mut d = Daemon::start(&dir.path);
     // Three loops: the decoded count passes three times the clip's 250 frames.
-    let looped = d.wait_for(0, Duration::from_secs(60), |v| v["type"] == "stats" && v["cameras"]["again"]["decoded"].as_u64().unwrap_or(0) > 750);
+    let looped = d.wait_for(0, Duration::from_secs(60), |v| {
+        v["type"] == "stats" && v["cameras"]["again"]["decoded"].as_u64().unwrap_or(0) > 750
+    });
     let out = d.terminate();
     assert!(looped.is_some(), "three loops within 60 s: {}", text(&out.stderr));
     let streaming = d.lines.iter().filter(|v| is_status(v, "again", "streaming")).count();

@@ -11,7 +11,11 @@ use crate::common::*;
 fn detection_can_be_switched_off_and_on_over_mqtt() {
     let broker = Broker::start();
     let sub = Subscriber::new(broker.port, "lookout/cmd/#");
-    let global = format!("gateway_id = \"cmd\"\n[mqtt]\nport = {}\n[stats]\ninterval_seconds = 1\n{}", broker.port, inference_toml());
+    let global = format!(
+        "gateway_id = \"cmd\"\n[mqtt]\nport = {}\n[stats]\ninterval_seconds = 1\n{}",
+        broker.port,
+        inference_toml()
+    );
     let dir = ConfigDir::new("cmd", &global, &[("ball", "uri = \"test://ball\"\n[detect]\nfps = 5\n")]);
     let mut d = Daemon::start(&dir.path);
     // (topic, payload, retained)
@@ -33,14 +37,18 @@ fn detection_can_be_switched_off_and_on_over_mqtt() {
     // While off, frames are counted as dropped for that reason and not inferred.
     let stats_off = |m: &(String, Vec<u8>, bool)| {
         m.0 == "lookout/cmd/stats"
-            && serde_json::from_slice::<Value>(&m.1).is_ok_and(|v| v["cameras"]["ball"]["dropped"]["detect_off"].as_u64().unwrap_or(0) >= 5)
+            && serde_json::from_slice::<Value>(&m.1)
+                .is_ok_and(|v| v["cameras"]["ball"]["dropped"]["detect_off"].as_u64().unwrap_or(0) >= 5)
     };
     assert!(seen(&mut msgs, &stats_off), "frames dropped as detect_off");
     client.publish("lookout/cmd/ball/detect/set", QoS::AtLeastOnce, false, "on").unwrap();
     let n_on = msgs.len();
     assert!(seen(&mut msgs, &|(t, p, _)| t == "lookout/cmd/ball/detect/state" && p == b"ON"));
     let inferred = |m: &(String, Vec<u8>, bool)| {
-        (m.0 == "lookout/cmd/stats").then(|| serde_json::from_slice::<Value>(&m.1).ok()).flatten().and_then(|v| v["cameras"]["ball"]["inferred"].as_u64())
+        (m.0 == "lookout/cmd/stats")
+            .then(|| serde_json::from_slice::<Value>(&m.1).ok())
+            .flatten()
+            .and_then(|v| v["cameras"]["ball"]["inferred"].as_u64())
     };
     let at_on = msgs[..n_on].iter().filter_map(inferred).max().unwrap_or(0);
     assert!(seen(&mut msgs, &|m| inferred(m).is_some_and(|n| n > at_on + 2)), "inference resumes after ON");

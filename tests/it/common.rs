@@ -13,7 +13,9 @@ pub fn repo() -> PathBuf {
 /// The binary under test: the one cargo built, or `LOOKOUT_TEST_BIN` (to run a test against
 /// another build, e.g. to show that it fails before a fix).
 pub fn bin() -> PathBuf {
-    std::env::var_os("LOOKOUT_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lookout")))
+    std::env::var_os("LOOKOUT_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lookout")))
 }
 
 /// A media file as scripts/setup placed it.
@@ -84,13 +86,21 @@ impl Drop for ConfigDir {
 
 /// The `[inference]` table pointing at the real model and runtime.
 pub fn inference_toml() -> String {
-    format!("[inference]\nmodel = {:?}\nort_library = {:?}\n", model().display().to_string(), ort_library().display().to_string())
+    format!(
+        "[inference]\nmodel = {:?}\nort_library = {:?}\n",
+        model().display().to_string(),
+        ort_library().display().to_string()
+    )
 }
 
 /// Run `lookout` to completion with a deadline; kills it if the deadline passes.
 pub fn run_lookout(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> Output {
     let mut cmd = Command::new(bin());
-    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).env_remove("ORT_DYLIB_PATH").env("RUST_LOG", "info,ort=warn");
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("ORT_DYLIB_PATH")
+        .env("RUST_LOG", "info,ort=warn");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -136,14 +146,20 @@ impl Broker {
         // Started as root, mosquitto drops to its own user before it saves the database.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        Broker::start_with(port, &format!("persistence true\npersistence_location {}/\nmax_queued_messages 0", dir.display()))
+        Broker::start_with(
+            port,
+            &format!("persistence true\npersistence_location {}/\nmax_queued_messages 0", dir.display()),
+        )
     }
 
     fn start_with(port: u16, extra: &str) -> Broker {
         let conf = std::env::temp_dir().join(format!("lookout-mosquitto-{}-{port}.conf", std::process::id()));
         let mut f = std::fs::File::create(&conf).unwrap();
         writeln!(f, "listener {port} 127.0.0.1\nallow_anonymous true\n{extra}").unwrap();
-        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("mosquitto");
+        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("mosquitto");
         let child = Command::new(exe)
             .arg("-c")
             .arg(&conf)
@@ -330,7 +346,12 @@ impl Daemon {
     }
 
     /// Wait for a new line matching `pred` (lines seen before `from` are ignored).
-    pub fn wait_for(&mut self, from: usize, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> Option<(usize, serde_json::Value)> {
+    pub fn wait_for(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<(usize, serde_json::Value)> {
         let mut found = None;
         wait_until(timeout, || {
             self.drain();
@@ -376,7 +397,8 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 =
+        f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
     ticks / 100.0 // USER_HZ is 100 on Linux
 }
 
@@ -394,10 +416,18 @@ impl TestPki {
         let pki = TestPki { dir };
         pki.ca("ca");
         pki.ca("other-ca");
-        pki.leaf("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n");
+        pki.leaf(
+            "server",
+            "ca",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        );
         pki.leaf("client", "ca", "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n");
         // A server certificate from the other CA, for a broker the daemon must not trust.
-        pki.leaf("other-server", "other-ca", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n");
+        pki.leaf(
+            "other-server",
+            "other-ca",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        );
         // mosquitto may read them after dropping root.
         use std::os::unix::fs::PermissionsExt;
         for f in std::fs::read_dir(&pki.dir).unwrap().flatten() {
@@ -412,24 +442,80 @@ impl TestPki {
     }
 
     fn openssl(&self, args: &[&str]) {
-        let out = Command::new("openssl").args(args).current_dir(&self.dir).output().expect("openssl CLI not installed: run scripts/setup");
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("openssl CLI not installed: run scripts/setup");
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     fn ca(&self, name: &str) {
         let (key, pem, subj) = (format!("{name}.key"), format!("{name}.pem"), format!("/CN=lookout test {name}"));
         self.openssl(&[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &key, "-out", &pem, "-days", "1",
-            "-subj", &subj, "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-subj",
+            &subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ]);
     }
 
     fn leaf(&self, name: &str, ca: &str, ext: &str) {
-        let (key, csr, pem, ext_file, subj) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"), format!("/CN={name}"));
+        let (key, csr, pem, ext_file, subj) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+            format!("/CN={name}"),
+        );
         std::fs::write(self.dir.join(&ext_file), ext).unwrap();
-        self.openssl(&["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj]);
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subj,
+        ]);
         let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
-        self.openssl(&["x509", "-req", "-in", &csr, "-CA", &ca_pem, "-CAkey", &ca_key, "-CAcreateserial", "-out", &pem, "-days", "1", "-extfile", &ext_file]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-extfile",
+            &ext_file,
+        ]);
     }
 }
 
@@ -444,7 +530,14 @@ impl Broker {
     /// `tls_port` presenting `<server>.pem`; with `require_client_cert`, TLS clients must show
     /// a certificate signed by the PKI's CA (mutual TLS).
     /// With `state`, sessions and queued messages persist there, as in [`Broker::start_persistent`].
-    pub fn start_tls(port: u16, tls_port: u16, pki: &TestPki, server: &str, require_client_cert: bool, state: Option<&Path>) -> Broker {
+    pub fn start_tls(
+        port: u16,
+        tls_port: u16,
+        pki: &TestPki,
+        server: &str,
+        require_client_cert: bool,
+        state: Option<&Path>,
+    ) -> Broker {
         let persistence = match state {
             Some(dir) => {
                 std::fs::create_dir_all(dir).unwrap();

@@ -7,7 +7,10 @@ use crate::common::*;
 #[test]
 fn every_example_in_the_repo_loads() {
     let spec = lookout::config::load(&repo()).unwrap_or_else(|e| panic!("{e}"));
-    let files = std::fs::read_dir(repo().join("pipelines")).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml")).count();
+    let files = std::fs::read_dir(repo().join("pipelines"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml"))
+        .count();
     assert!(files > 0);
     assert_eq!(spec.cameras.len(), files, "one camera per pipelines/*.toml");
     let out = run_lookout(&["check", "--config-dir", repo().to_str().unwrap()], &[], Duration::from_secs(20));
@@ -56,19 +59,39 @@ fn environment_overrides_the_global_file() {
     let global = format!("gateway_id = \"t\"\n[mqtt]\nport = 1883\n{}", inference_toml());
     let cam = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
     let dir = ConfigDir::new("env", &global, &[("front", &cam)]);
-    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[("LOOKOUT__MQTT__PORT", "1884")], Duration::from_secs(20));
+    let out = run_lookout(
+        &["check", "--config-dir", dir.path.to_str().unwrap()],
+        &[("LOOKOUT__MQTT__PORT", "1884")],
+        Duration::from_secs(20),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("mqtt://127.0.0.1:1884"), "{}", text(&out.stdout));
     // A bad value from the environment is blamed on its variable, not on the file's line.
-    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[("LOOKOUT__MQTT__PORT", "0")], Duration::from_secs(20));
+    let out = run_lookout(
+        &["check", "--config-dir", dir.path.to_str().unwrap()],
+        &[("LOOKOUT__MQTT__PORT", "0")],
+        Duration::from_secs(20),
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("lookout.toml with LOOKOUT__MQTT__PORT: mqtt.port: must be between 1 and 65535"), "{}", text(&out.stderr));
-    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[("LOOKOUT__MQTT__PROT", "1884")], Duration::from_secs(20));
+    assert!(
+        text(&out.stderr).contains("lookout.toml with LOOKOUT__MQTT__PORT: mqtt.port: must be between 1 and 65535"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run_lookout(
+        &["check", "--config-dir", dir.path.to_str().unwrap()],
+        &[("LOOKOUT__MQTT__PROT", "1884")],
+        Duration::from_secs(20),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("environment"), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("unknown field `prot`"), "{}", text(&out.stderr));
     // A boolean from the environment: IoBinding off.
-    let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[("LOOKOUT__INFERENCE__IO_BINDING", "false")], Duration::from_secs(20));
+    let out = run_lookout(
+        &["check", "--config-dir", dir.path.to_str().unwrap()],
+        &[("LOOKOUT__INFERENCE__IO_BINDING", "false")],
+        Duration::from_secs(20),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("io_binding on cuda/tensorrt off"), "{}", text(&out.stdout));
     let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
@@ -163,58 +186,141 @@ fn broken_configs() -> Vec<Broken> {
         g("shutdown_timeout_seconds = 0\n", "lookout.toml:1: shutdown_timeout_seconds: 0 must be above 0"),
         g("[mqtt]\nport = 0\n", "lookout.toml:6: mqtt.port: must be between 1 and 65535"),
         g("[mqtt]\nhost = \"\"\n", "lookout.toml:6: mqtt.host: must not be empty"),
-        g("[mqtt]\ntopic_prefix = \"a/#\"\n", "lookout.toml:6: mqtt.topic_prefix: `a/#` must be non-empty, hold no '+' or '#'"),
+        g(
+            "[mqtt]\ntopic_prefix = \"a/#\"\n",
+            "lookout.toml:6: mqtt.topic_prefix: `a/#` must be non-empty, hold no '+' or '#'",
+        ),
         g("[mqtt]\nkeepalive_seconds = 1\n", "lookout.toml:6: mqtt.keepalive_seconds: must be at least 5"),
         g("[mqtt]\nmax_inflight = 0\n", "lookout.toml:6: mqtt.max_inflight: must be between 1 and 65534"),
-        g("[mqtt]\nreconnect_max_seconds = 0\n", "lookout.toml:6: mqtt.reconnect_max_seconds: 0 must be between 0.1 and 3600"),
+        g(
+            "[mqtt]\nreconnect_max_seconds = 0\n",
+            "lookout.toml:6: mqtt.reconnect_max_seconds: 0 must be between 0.1 and 3600",
+        ),
         g("[mqtt]\nusername = \"u\"\n", "lookout.toml:6: mqtt.username: needs a password"),
-        g("[mqtt]\npassword_env = \"X\"\n", "lookout.toml: mqtt.username: is needed with password_env or password_file"),
-        g("[mqtt]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n", "lookout.toml:7: mqtt.password_file: can't read /nonexistent/pw"),
+        g(
+            "[mqtt]\npassword_env = \"X\"\n",
+            "lookout.toml: mqtt.username: is needed with password_env or password_file",
+        ),
+        g(
+            "[mqtt]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n",
+            "lookout.toml:7: mqtt.password_file: can't read /nonexistent/pw",
+        ),
         g("[mqtt]\n[spool]\nmax_bytes = 100\n", "lookout.toml:7: spool.max_bytes: must be at least 4096"),
         g("[stats]\ninterval_seconds = 0\n", "lookout.toml:6: stats.interval_seconds: must be at least 1"),
-        g("[metrics]\nlisten = \"localhost\"\n", "lookout.toml:6: metrics.listen: `localhost` is not an address and port"),
+        g(
+            "[metrics]\nlisten = \"localhost\"\n",
+            "lookout.toml:6: metrics.listen: `localhost` is not an address and port",
+        ),
         g("[snapshots]\nretain_days = 0\n", "lookout.toml:6: snapshots.retain_days: 0 must be above 0"),
         g("[detect]\nfps = 500\n", "pipelines/front.toml: detect.fps: 500 must be above 0 and at most 120"),
         c(raw("uri = \"\"\n"), "pipelines/front.toml:1: uri: must not be empty"),
-        c(raw("uri = \"/nonexistent/clip.mp4\"\n"), "pipelines/front.toml:1: uri: /nonexistent/clip.mp4 does not exist or is not a file"),
+        c(
+            raw("uri = \"/nonexistent/clip.mp4\"\n"),
+            "pipelines/front.toml:1: uri: /nonexistent/clip.mp4 does not exist or is not a file",
+        ),
         c(raw("uri = \"test://unicorn\"\n"), "pipelines/front.toml:1: uri: `test://unicorn`: unknown test pattern"),
         c(raw("uri = \"gopher://cam/x\"\n"), "pipelines/front.toml:1: uri: `gopher://` is not supported"),
         c(raw("uri = \"rtsp:///stream1\"\n"), "pipelines/front.toml:1: uri: `rtsp:///stream1` has no host"),
         c(raw("url = \"rtsp://cam/x\"\n"), "pipelines/front.toml:1: url: unknown field `url`"),
-        c(cam("on_error = \"explode\"\n"), "pipelines/front.toml:2: on_error: `explode` must be \"reconnect\" or \"fail\""),
-        c(raw("uri = \"rtsp://cam/x\"\nrtsp_transport = \"quic\"\n"), "pipelines/front.toml:2: rtsp_transport: `quic` must be"),
+        c(
+            cam("on_error = \"explode\"\n"),
+            "pipelines/front.toml:2: on_error: `explode` must be \"reconnect\" or \"fail\"",
+        ),
+        c(
+            raw("uri = \"rtsp://cam/x\"\nrtsp_transport = \"quic\"\n"),
+            "pipelines/front.toml:2: rtsp_transport: `quic` must be",
+        ),
         c(cam("decoder_threads = 0\n"), "pipelines/front.toml:2: decoder_threads: must be between 1 and 64"),
-        c(cam("decoder = [\"bad name!\"]\n"), "pipelines/front.toml:2: decoder[0]: `bad name!` is not a GStreamer element name"),
+        c(
+            cam("decoder = [\"bad name!\"]\n"),
+            "pipelines/front.toml:2: decoder[0]: `bad name!` is not a GStreamer element name",
+        ),
         c(raw("uri = \"rtsp://cam/x\"\nloop = true\n"), "pipelines/front.toml:2: loop: only applies to file sources"),
         c(cam("stall_timeout_seconds = -1\n"), "pipelines/front.toml:2: stall_timeout_seconds: -1 must be above 0"),
         c(cam("stal_timeout_seconds = 5\n"), "did you mean `stall_timeout_seconds`?"),
         c(cam("[detect]\nfps = \"five\"\n"), "pipelines/front.toml:3: detect.fps: "),
         c(cam("[detect]\nmin_score = 2\n"), "pipelines/front.toml:3: detect.min_score: 2 must be between 0 and 1"),
-        c(cam("[detect]\nlabels = [\"unicorn\"]\n"), "pipelines/front.toml:3: detect.labels[0]: `unicorn` is not a label of the model"),
-        c(cam("[track]\nmin_hits = 0\n"), "pipelines/front.toml:3: track.min_hits: 0 must be between 1 and 100"),
-        c(cam("[track]\nlow_score = 0.9\n"), "pipelines/front.toml:3: track.low_score: 0.9 must be between 0 and detect.min_score"),
-        c(cam("[filters.unicorn]\nmin_area = 1\n"), "pipelines/front.toml:2: filters.unicorn: `unicorn` is not a label"),
-        c(cam("[[zones]]\nname = \"z\"\npolygon = [[0.1, 0.5], [0.6, 0.5]]\n"), "pipelines/front.toml:4: zones[0].polygon: zone `z`: polygon needs at least 3 points, got 2"),
-        c(cam("[[zones]]\nname = \"events\"\npolygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 1.0]]\n"), "pipelines/front.toml:3: zones[0].name: `events` must be made of"),
         c(
-            cam("[[zones]]\nname = \"gate\"\npolygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 1.0]]\n[[lines]]\nname = \"gate\"\npoints = [[0.5, 0.0], [0.5, 1.0]]\n"),
+            cam("[detect]\nlabels = [\"unicorn\"]\n"),
+            "pipelines/front.toml:3: detect.labels[0]: `unicorn` is not a label of the model",
+        ),
+        c(cam("[track]\nmin_hits = 0\n"), "pipelines/front.toml:3: track.min_hits: 0 must be between 1 and 100"),
+        c(
+            cam("[track]\nlow_score = 0.9\n"),
+            "pipelines/front.toml:3: track.low_score: 0.9 must be between 0 and detect.min_score",
+        ),
+        c(
+            cam("[filters.unicorn]\nmin_area = 1\n"),
+            "pipelines/front.toml:2: filters.unicorn: `unicorn` is not a label",
+        ),
+        c(
+            cam("[[zones]]\nname = \"z\"\npolygon = [[0.1, 0.5], [0.6, 0.5]]\n"),
+            "pipelines/front.toml:4: zones[0].polygon: zone `z`: polygon needs at least 3 points, got 2",
+        ),
+        c(
+            cam("[[zones]]\nname = \"events\"\npolygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 1.0]]\n"),
+            "pipelines/front.toml:3: zones[0].name: `events` must be made of",
+        ),
+        c(
+            cam(
+                "[[zones]]\nname = \"gate\"\npolygon = [[0.1, 0.5], [0.6, 0.5], [0.6, 1.0]]\n[[lines]]\nname = \"gate\"\npoints = [[0.5, 0.0], [0.5, 1.0]]\n",
+            ),
             "pipelines/front.toml:6: lines[0].name: `gate` is used by another zone or line",
         ),
-        c(cam("[[lines]]\nname = \"l\"\npoints = [[0.5, 0.0], [0.5, 1.0]]\ndirection = \"north\"\n"), "pipelines/front.toml:5: lines[0].direction: `north` must be"),
-        c(cam("[[lines]]\nname = \"l\"\npoints = [[0.5, 0.0]]\n"), "pipelines/front.toml:4: lines[0].points: a counting line has exactly 2 points, got 1"),
+        c(
+            cam("[[lines]]\nname = \"l\"\npoints = [[0.5, 0.0], [0.5, 1.0]]\ndirection = \"north\"\n"),
+            "pipelines/front.toml:5: lines[0].direction: `north` must be",
+        ),
+        c(
+            cam("[[lines]]\nname = \"l\"\npoints = [[0.5, 0.0]]\n"),
+            "pipelines/front.toml:4: lines[0].points: a counting line has exactly 2 points, got 1",
+        ),
         c(cam("[snapshots]\nquality = 0\n"), "pipelines/front.toml:3: snapshots.quality: 0 must be between 1 and 100"),
-        c(cam("username = \"u\"\npassword_env = \"HOME\"\n"), "pipelines/front.toml:2: username: only applies to rtsp:// and http(s)://"),
-        c(raw("uri = \"rtsp://cam/x\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n"), "pipelines/front.toml:3: password_file: can't read /nonexistent/pw"),
-        c(vec![("front door", clip.clone())], "pipelines/front door.toml: (file name): camera name `front door` may only hold"),
-        c(vec![("front-door", clip.clone()), ("front_door", clip.clone())], "pipelines/front_door.toml: (file name): camera `front_door` collides with `front-door`"),
-        c(cam("[track]\nlabel_groups = [[\"car\", \"unicorn\"]]\n"), "pipelines/front.toml:3: track.label_groups[0][1]: `unicorn` is not a label"),
-        c(cam("[track]\nlabel_groups = [[\"car\", \"truck\"], [\"bus\", \"car\"]]\n"), "pipelines/front.toml:3: track.label_groups[1][1]: `car` is already in group 0"),
-        c(cam("[track]\nlabel_groups = [[\"car\"]]\n"), "pipelines/front.toml:3: track.label_groups[0]: a group needs at least 2 labels"),
-        c(cam("[detect]\nlabels = [\"person\", \"cars\"]\n"), "pipelines/front.toml:3: detect.labels[1]: `cars` is not a label of the model: did you mean `car`? Its labels are names such as person"),
+        c(
+            cam("username = \"u\"\npassword_env = \"HOME\"\n"),
+            "pipelines/front.toml:2: username: only applies to rtsp:// and http(s)://",
+        ),
+        c(
+            raw("uri = \"rtsp://cam/x\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n"),
+            "pipelines/front.toml:3: password_file: can't read /nonexistent/pw",
+        ),
+        c(
+            vec![("front door", clip.clone())],
+            "pipelines/front door.toml: (file name): camera name `front door` may only hold",
+        ),
+        c(
+            vec![("front-door", clip.clone()), ("front_door", clip.clone())],
+            "pipelines/front_door.toml: (file name): camera `front_door` collides with `front-door`",
+        ),
+        c(
+            cam("[track]\nlabel_groups = [[\"car\", \"unicorn\"]]\n"),
+            "pipelines/front.toml:3: track.label_groups[0][1]: `unicorn` is not a label",
+        ),
+        c(
+            cam("[track]\nlabel_groups = [[\"car\", \"truck\"], [\"bus\", \"car\"]]\n"),
+            "pipelines/front.toml:3: track.label_groups[1][1]: `car` is already in group 0",
+        ),
+        c(
+            cam("[track]\nlabel_groups = [[\"car\"]]\n"),
+            "pipelines/front.toml:3: track.label_groups[0]: a group needs at least 2 labels",
+        ),
+        c(
+            cam("[detect]\nlabels = [\"person\", \"cars\"]\n"),
+            "pipelines/front.toml:3: detect.labels[1]: `cars` is not a label of the model: did you mean `car`? Its labels are names such as person",
+        ),
         // Syntax errors point at the line and column; a mask's problem at its polygon.
-        c(raw("uri = \"rtsp://cam/x\"\n[detect]\nfps = = 5\n"), "pipelines/front.toml:3: column 7: TOML syntax: extra `=`"),
-        c(raw("uri = \"rtsp://cam/x\"\nuri = \"rtsp://cam/y\"\n"), "pipelines/front.toml:2: column 1: TOML syntax: duplicate key"),
-        c(cam("masks = [[[0.0, 0.0], [0.3, 0.0], [0.3, 0.2], [0.0, 0.2]],\n  [[0.1, 0.1], [0.2, 0.2]]]\n"), "pipelines/front.toml:3: masks[1]: filters mask 2: polygon needs at least 3 points, got 2"),
+        c(
+            raw("uri = \"rtsp://cam/x\"\n[detect]\nfps = = 5\n"),
+            "pipelines/front.toml:3: column 7: TOML syntax: extra `=`",
+        ),
+        c(
+            raw("uri = \"rtsp://cam/x\"\nuri = \"rtsp://cam/y\"\n"),
+            "pipelines/front.toml:2: column 1: TOML syntax: duplicate key",
+        ),
+        c(
+            cam("masks = [[[0.0, 0.0], [0.3, 0.0], [0.3, 0.2], [0.0, 0.2]],\n  [[0.1, 0.1], [0.2, 0.2]]]\n"),
+            "pipelines/front.toml:3: masks[1]: filters mask 2: polygon needs at least 3 points, got 2",
+        ),
     ]
 }
 
@@ -226,7 +332,10 @@ fn a_table_of_broken_configs_each_gets_its_error_and_none_panics() {
     for (i, case) in cases.iter().enumerate() {
         let global = format!("gateway_id = \"t\"\n{}{}", inference_toml(), case.global);
         // Global lines that start a table must follow [inference], not precede it.
-        let global = if case.global.starts_with("gateway_id") || case.global.starts_with("gatway_id") || case.global.starts_with("shutdown") {
+        let global = if case.global.starts_with("gateway_id")
+            || case.global.starts_with("gatway_id")
+            || case.global.starts_with("shutdown")
+        {
             format!("{}\n{}", case.global, inference_toml())
         } else {
             global
@@ -236,7 +345,11 @@ fn a_table_of_broken_configs_each_gets_its_error_and_none_panics() {
         let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(30));
         let stderr = text(&out.stderr);
         if out.status.code() != Some(2) || !stderr.contains(case.fragment) || stderr.contains("panicked") {
-            failures.push(format!("case {i}: want exit 2 and {:?}; got {:?}:\n{stderr}", case.fragment, out.status.code()));
+            failures.push(format!(
+                "case {i}: want exit 2 and {:?}; got {:?}:\n{stderr}",
+                case.fragment,
+                out.status.code()
+            ));
         }
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
@@ -288,7 +401,12 @@ fn tls_files_are_read_and_checked_offline_and_named_by_key() {
     };
     let f = |n: &str| pki.file(n).display().to_string();
 
-    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}", f("ca.pem"), f("client.pem"), f("client.key")));
+    let (code, stderr) = check(&format!(
+        "ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}",
+        f("ca.pem"),
+        f("client.pem"),
+        f("client.key")
+    ));
     assert_eq!(code, Some(0), "{stderr}");
     // The system bundle (ca-certificates, installed by scripts/setup) when no ca_file is given.
     let (code, stderr) = check("");
@@ -318,7 +436,11 @@ fn tls_files_are_read_and_checked_offline_and_named_by_key() {
     assert!(stderr.contains("mqtt.tls.client_key_file: is needed with client_cert_file"), "{stderr}");
 
     // TLS moves the default port to 8883; an explicit port and `enabled = false` still rule.
-    for (tls, port) in [(format!("[mqtt.tls]\nca_file = {:?}\n", f("ca.pem")), 8883), ("[mqtt.tls]\nenabled = false\n".to_string(), 1883), ("".to_string(), 1883)] {
+    for (tls, port) in [
+        (format!("[mqtt.tls]\nca_file = {:?}\n", f("ca.pem")), 8883),
+        ("[mqtt.tls]\nenabled = false\n".to_string(), 1883),
+        ("".to_string(), 1883),
+    ] {
         let global = format!("gateway_id = \"t\"\n[mqtt]\n{tls}{}", inference_toml());
         let dir = ConfigDir::new("tls-port", &global, &[("front", &cam)]);
         let spec = lookout::config::load(&dir.path).unwrap_or_else(|e| panic!("{e}"));
@@ -327,9 +449,17 @@ fn tls_files_are_read_and_checked_offline_and_named_by_key() {
     }
 
     // A key that is not the certificate's.
-    let (code, stderr) = check(&format!("ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}", f("ca.pem"), f("client.pem"), f("server.key")));
+    let (code, stderr) = check(&format!(
+        "ca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}",
+        f("ca.pem"),
+        f("client.pem"),
+        f("server.key")
+    ));
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("mqtt.tls.client_key_file: the client key does not fit the client certificate"), "{stderr}");
+    assert!(
+        stderr.contains("mqtt.tls.client_key_file: the client key does not fit the client certificate"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -342,9 +472,12 @@ fn link_policies_that_cannot_be_honoured_are_config_errors() {
     // A file may block (it waits for the detector); a live camera inheriting block may not.
     let file = format!("uri = {clip:?}\n");
     let live = "uri = \"test://ball\"\n";
-    let own = format!("uri = {clip:?}\n[links.frames]\ncapacity = 65\nwhen_full = \"drop_newer\"\n[links.detections]\nwhen_full = \"drop_newest\"\n");
+    let own = format!(
+        "uri = {clip:?}\n[links.frames]\ncapacity = 65\nwhen_full = \"drop_newer\"\n[links.detections]\nwhen_full = \"drop_newest\"\n"
+    );
     let events_here = format!("uri = {clip:?}\n[links.events]\ncapacity = 4\n");
-    let dir = ConfigDir::new("links", &global, &[("file", &file), ("live", live), ("own", &own), ("events", &events_here)]);
+    let dir =
+        ConfigDir::new("links", &global, &[("file", &file), ("live", live), ("own", &own), ("events", &events_here)]);
     let err = lookout::config::load(&dir.path).expect_err("bad links");
     let all = err.to_string();
     for want in [
@@ -365,17 +498,23 @@ fn link_policies_that_cannot_be_honoured_are_config_errors() {
 
 #[test]
 fn links_and_motion_take_defaults_then_global_then_camera_values() {
-    let global = format!("gateway_id = \"t\"\n{}\n[links.frames]\ncapacity = 4\n[motion]\nthreshold = 30\n", inference_toml());
+    let global =
+        format!("gateway_id = \"t\"\n{}\n[links.frames]\ncapacity = 4\n[motion]\nthreshold = 30\n", inference_toml());
     let clip = media("bikes.mp4").display().to_string();
     let plain = format!("uri = {clip:?}\n");
-    let own = format!("uri = {clip:?}\n[links.frames]\nwhen_full = \"drop_newest\"\n[motion]\nenabled = true\nmax_idle_detect_seconds = 3\n");
+    let own = format!(
+        "uri = {clip:?}\n[links.frames]\nwhen_full = \"drop_newest\"\n[motion]\nenabled = true\nmax_idle_detect_seconds = 3\n"
+    );
     let dir = ConfigDir::new("linkdefaults", &global, &[("a", &plain), ("b", &own)]);
     let spec = lookout::config::load(&dir.path).unwrap_or_else(|e| panic!("{e}"));
     use lookout::link::{LinkSpec, WhenFull};
     let (a, b) = (&spec.cameras[0], &spec.cameras[1]);
     assert_eq!(a.links.frames, LinkSpec { capacity: 4, when_full: WhenFull::DropOldest });
     assert_eq!(b.links.frames, LinkSpec { capacity: 4, when_full: WhenFull::DropNewest });
-    assert_eq!(a.links.detections, LinkSpec { capacity: lookout::link::DETECTIONS_LINK_CAPACITY, when_full: WhenFull::Block });
+    assert_eq!(
+        a.links.detections,
+        LinkSpec { capacity: lookout::link::DETECTIONS_LINK_CAPACITY, when_full: WhenFull::Block }
+    );
     assert_eq!(spec.events_link, LinkSpec { capacity: lookout::link::EVENT_LINK_CAPACITY, when_full: WhenFull::Block });
     assert!(!a.motion.enabled && b.motion.enabled);
     assert_eq!((a.motion.threshold, b.motion.threshold), (30, 30));
@@ -385,7 +524,10 @@ fn links_and_motion_take_defaults_then_global_then_camera_values() {
 #[test]
 fn motion_mistakes_are_config_errors() {
     let global = format!("gateway_id = \"t\"\n{}\n[motion]\nmin_area = 0\n", inference_toml());
-    let cam = format!("uri = {:?}\n[motion]\nthreshold = 0\nmax_idle_detect_seconds = -1\nframe_height = 4\n", media("bikes.mp4").display().to_string());
+    let cam = format!(
+        "uri = {:?}\n[motion]\nthreshold = 0\nmax_idle_detect_seconds = -1\nframe_height = 4\n",
+        media("bikes.mp4").display().to_string()
+    );
     let dir = ConfigDir::new("motionerr", &global, &[("a", &cam)]);
     let all = lookout::config::load(&dir.path).expect_err("bad motion").to_string();
     for want in [
@@ -401,14 +543,19 @@ fn motion_mistakes_are_config_errors() {
 
 #[test]
 fn label_groups_default_from_the_gateway_and_check_shows_them() {
-    let global = format!("gateway_id = \"t\"\n[track]\nlabel_groups = [[\"car\", \"truck\", \"bus\"], [\"bicycle\", \"motorcycle\"]]\n{}", inference_toml());
+    let global = format!(
+        "gateway_id = \"t\"\n[track]\nlabel_groups = [[\"car\", \"truck\", \"bus\"], [\"bicycle\", \"motorcycle\"]]\n{}",
+        inference_toml()
+    );
     let clip = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
     let own = format!("{clip}[track]\nlabel_groups = []\n");
     let dir = ConfigDir::new("groups", &global, &[("a", &clip), ("b", &own)]);
     let out = run_lookout(&["check", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(20));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    let line = |cam: &str| stdout.lines().find(|l| l.trim_start().starts_with(&format!("{cam}: "))).unwrap_or_default().to_string();
+    let line = |cam: &str| {
+        stdout.lines().find(|l| l.trim_start().starts_with(&format!("{cam}: "))).unwrap_or_default().to_string()
+    };
     assert!(line("a").ends_with("; tracked as one: car+truck+bus, bicycle+motorcycle"), "{stdout}");
     assert!(!line("b").contains("tracked as one"), "a camera's own empty list turns the groups off: {stdout}");
 }
@@ -434,10 +581,22 @@ fn huge_values_are_shortened_in_errors_and_bad_utf8_is_placed() {
     assert!(statuses.len() < 4000, "{} bytes of statuses", statuses.len());
     for (what, out) in [("check", check), ("run", run)] {
         let stderr = text(&out.stderr);
-        assert!(stderr.len() < 4000, "{what}: {} bytes of errors:\n{}", stderr.len(), &stderr[..stderr.len().min(3000)]);
+        assert!(
+            stderr.len() < 4000,
+            "{what}: {} bytes of errors:\n{}",
+            stderr.len(),
+            &stderr[..stderr.len().min(3000)]
+        );
         assert!(stderr.contains("pipelines/huge.toml:1: uri: ") && stderr.contains("… (10485"), "{stderr}");
-        assert!(stderr.contains("pipelines/long.toml:3: detect.fps: invalid type: string \"zzz") && stderr.contains("(5003 characters)"), "{stderr}");
-        assert!(stderr.contains("pipelines/latin1.toml:2: byte 6: not valid UTF-8; save the file as UTF-8"), "{stderr}");
+        assert!(
+            stderr.contains("pipelines/long.toml:3: detect.fps: invalid type: string \"zzz")
+                && stderr.contains("(5003 characters)"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("pipelines/latin1.toml:2: byte 6: not valid UTF-8; save the file as UTF-8"),
+            "{stderr}"
+        );
     }
 }
 
@@ -458,11 +617,17 @@ fn a_bad_camera_file_takes_down_that_camera_only() {
     let out = run_lookout(&["check", "--for-start", "--config-dir", path], &[], Duration::from_secs(30));
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("camera bad will not start") && stderr.contains("pipelines/bad.toml:3: detect.fps: invalid type"), "{stderr}");
+    assert!(
+        stderr.contains("camera bad will not start")
+            && stderr.contains("pipelines/bad.toml:3: detect.fps: invalid type"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("no camera configured"), "{stderr}");
 
     let mut d = Daemon::start(&dir.path);
-    let (_, failed) = d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "bad", "failed")).expect("the bad camera is reported failed");
+    let (_, failed) = d
+        .wait_for(0, Duration::from_secs(30), |v| is_status(v, "bad", "failed"))
+        .expect("the bad camera is reported failed");
     let reason = failed["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("pipelines/bad.toml:3: detect.fps: invalid type") && reason.contains("reload"), "{failed}");
     d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "good", "streaming")).expect("the good camera runs");
@@ -471,7 +636,8 @@ fn a_bad_camera_file_takes_down_that_camera_only() {
     let mark = d.mark();
     std::fs::write(dir.path.join("pipelines/bad.toml"), good).unwrap();
     let _ = std::process::Command::new("kill").args(["-HUP", &d.pid().to_string()]).status();
-    d.wait_for(mark, Duration::from_secs(30), |v| is_status(v, "bad", "streaming")).expect("streaming after the fix and a reload");
+    d.wait_for(mark, Duration::from_secs(30), |v| is_status(v, "bad", "streaming"))
+        .expect("streaming after the fix and a reload");
     let out = d.terminate();
     assert!(out.status.success(), "{}", text(&out.stderr));
 
@@ -479,7 +645,11 @@ fn a_bad_camera_file_takes_down_that_camera_only() {
     std::fs::write(dir.path.join("lookout.toml"), format!("{global}[mqtt]\nport = 0\n")).unwrap();
     let out = run_lookout(&["run", "--config-dir", path], &[], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("lookout.toml:") && text(&out.stderr).contains("mqtt.port"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("lookout.toml:") && text(&out.stderr).contains("mqtt.port"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run_lookout(&["check", "--for-start", "--config-dir", path], &[], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2));
 }

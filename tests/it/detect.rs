@@ -49,7 +49,16 @@ fn annotate_writes_a_jpeg_with_boxes() {
     let img = media("person.jpg");
     let (model, lib) = (model().display().to_string(), ort_library().display().to_string());
     let out = run_lookout(
-        &["detect", "--model", &model, "--ort-library", &lib, "--annotate", out_path.to_str().unwrap(), img.to_str().unwrap()],
+        &[
+            "detect",
+            "--model",
+            &model,
+            "--ort-library",
+            &lib,
+            "--annotate",
+            out_path.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ],
         &[],
         Duration::from_secs(60),
     );

@@ -54,15 +54,25 @@ fn home_assistant_discovery_describes_topics_that_really_carry_data() {
         assert!(state.starts_with("lookout/ha/front/"), "{topic}: {state}");
     }
     // The clip's objects fill the zone and cross the line, so these entities had data.
-    for t in ["lookout/ha/front/status", "lookout/ha/front/street/all", "lookout/ha/front/street/person", "lookout/ha/front/snapshot"] {
+    for t in [
+        "lookout/ha/front/status",
+        "lookout/ha/front/street/all",
+        "lookout/ha/front/street/person",
+        "lookout/ha/front/snapshot",
+    ] {
         assert!(data_topics.contains(t), "{t} carried nothing; topics: {data_topics:?}");
     }
     // Retained: Home Assistant restarting later still discovers everything.
     let late = Subscriber::new(broker.port, "homeassistant/#");
     let mut got = Vec::new();
-    assert!(wait_until(Duration::from_secs(10), || {
-        got.extend(late.rx.try_iter());
-        got.len() >= configs.len()
-    }), "{} of {} configs retained", got.len(), configs.len());
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            got.extend(late.rx.try_iter());
+            got.len() >= configs.len()
+        }),
+        "{} of {} configs retained",
+        got.len(),
+        configs.len()
+    );
     assert!(got.iter().all(|(_, _, r)| *r));
 }

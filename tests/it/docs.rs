@@ -32,7 +32,10 @@ fn accepted<T: DeserializeOwned>(probe: &str) -> BTreeSet<String> {
         Ok(_) => panic!("the probe key was accepted:\n{probe}"),
         Err(e) => e.to_string(),
     };
-    let line = err.lines().find(|l| l.contains("unknown field `zzz_probe`")).unwrap_or_else(|| panic!("no unknown-field error for:\n{probe}\n{err}"));
+    let line = err
+        .lines()
+        .find(|l| l.contains("unknown field `zzz_probe`"))
+        .unwrap_or_else(|| panic!("no unknown-field error for:\n{probe}\n{err}"));
     // "unknown field `zzz_probe`, expected one of `a`, `b`" (or "expected `a`" for one field).
     let list = line.split_once("expected").map(|(_, r)| r).unwrap_or("");
     list.split('`').skip(1).step_by(2).map(str::to_string).collect()
@@ -121,7 +124,13 @@ fn documented() -> (Vec<Row>, Vec<Row>) {
             continue;
         }
         let Some(is_global) = scope else { continue };
-        let cells: Vec<String> = line.trim().trim_matches('|').replace("\\|", "\u{1}").split('|').map(|c| c.trim().replace('\u{1}', "|")).collect();
+        let cells: Vec<String> = line
+            .trim()
+            .trim_matches('|')
+            .replace("\\|", "\u{1}")
+            .split('|')
+            .map(|c| c.trim().replace('\u{1}', "|"))
+            .collect();
         if !line.starts_with("| `") || cells.len() < 4 {
             continue;
         }
@@ -213,7 +222,10 @@ fn same(a: f64, b: f64) -> bool {
 #[test]
 fn docs_configuration_names_every_key_the_parser_accepts_once_and_no_other() {
     let (global_keys, camera_keys) = parser_keys();
-    assert!(global_keys.len() + camera_keys.len() > 100, "the probes found too few keys: {global_keys:?} {camera_keys:?}");
+    assert!(
+        global_keys.len() + camera_keys.len() > 100,
+        "the probes found too few keys: {global_keys:?} {camera_keys:?}"
+    );
     let (global, camera) = documented();
     let mut problems = Vec::new();
     for (what, rows, accepted) in [("lookout.toml", &global, &global_keys), ("camera files", &camera, &camera_keys)] {
@@ -221,10 +233,14 @@ fn docs_configuration_names_every_key_the_parser_accepts_once_and_no_other() {
         let mut seen = BTreeMap::new();
         for r in rows.iter() {
             if !accepted.contains(&r.key) {
-                problems.push(format!("{CONFIGURATION}:{}: `{}` ({what}) is not a key the parser accepts", r.line, r.key));
+                problems
+                    .push(format!("{CONFIGURATION}:{}: `{}` ({what}) is not a key the parser accepts", r.line, r.key));
             }
             if let Some(first) = seen.insert(r.key.clone(), r.line) {
-                problems.push(format!("{CONFIGURATION}:{}: `{}` ({what}) is documented twice (first at line {first})", r.line, r.key));
+                problems.push(format!(
+                    "{CONFIGURATION}:{}: `{}` ({what}) is documented twice (first at line {first})",
+                    r.line, r.key
+                ));
             }
         }
     }
@@ -232,9 +248,12 @@ fn docs_configuration_names_every_key_the_parser_accepts_once_and_no_other() {
     // lookout.toml's camera defaults such as [detect]) by the table row and the camera's key.
     let has = |rows: &[Row], key: &str| rows.iter().any(|r| r.key == key || r.key.starts_with(&format!("{key}.")));
     for key in &global_keys {
-        let via_camera = key.split_once('.').is_some_and(|(table, _)| global.iter().any(|r| r.key == table) && has(&camera, key));
+        let via_camera =
+            key.split_once('.').is_some_and(|(table, _)| global.iter().any(|r| r.key == table) && has(&camera, key));
         if !has(&global, key) && !via_camera {
-            problems.push(format!("{CONFIGURATION}: lookout.toml key `{key}` is accepted by the parser but not documented"));
+            problems.push(format!(
+                "{CONFIGURATION}: lookout.toml key `{key}` is accepted by the parser but not documented"
+            ));
         }
     }
     for key in &camera_keys {
@@ -260,8 +279,13 @@ fn docs_defaults_equal_the_codes() {
         let written = r.default.split('`').nth(1).and_then(number);
         match written {
             Some(v) if same(v, want) => {}
-            Some(v) => problems.push(format!("{CONFIGURATION}:{}: `{}` default {v}, but the code's is {want}", r.line, r.key)),
-            None => problems.push(format!("{CONFIGURATION}:{}: `{}` default `{}` is not the code's {want}", r.line, r.key, r.default)),
+            Some(v) => {
+                problems.push(format!("{CONFIGURATION}:{}: `{}` default {v}, but the code's is {want}", r.line, r.key))
+            }
+            None => problems.push(format!(
+                "{CONFIGURATION}:{}: `{}` default `{}` is not the code's {want}",
+                r.line, r.key, r.default
+            )),
         }
         checked.insert(r.key.clone());
     }
@@ -276,7 +300,8 @@ fn docs_defaults_equal_the_codes() {
         let mut table = String::new();
         for (i, line) in read(path).lines().enumerate() {
             let l = line.trim_start_matches('#').trim();
-            if let Some(name) = l.strip_prefix('[').map(|r| r.trim_start_matches('[')).and_then(|r| r.split(']').next()) {
+            if let Some(name) = l.strip_prefix('[').map(|r| r.trim_start_matches('[')).and_then(|r| r.split(']').next())
+            {
                 table = normalise(&name.replace(' ', ""));
                 if table.starts_with("filters.") {
                     table = "filters.*".into();
@@ -285,7 +310,10 @@ fn docs_defaults_equal_the_codes() {
             }
             let Some((key, value)) = l.split_once('=') else { continue };
             let key = key.trim();
-            if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') || value.to_ascii_lowercase().contains("default") {
+            if key.is_empty()
+                || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                || value.to_ascii_lowercase().contains("default")
+            {
                 continue;
             }
             let full = if table.is_empty() { key.to_string() } else { format!("{table}.{key}") };
@@ -293,7 +321,10 @@ fn docs_defaults_equal_the_codes() {
             let value = value.split('#').next().unwrap_or("").trim();
             match number(value) {
                 Some(v) if same(v, want) => {}
-                _ => problems.push(format!("{path}:{}: `{full} = {value}` is shown as the default, but the code's is {want}", i + 1)),
+                _ => problems.push(format!(
+                    "{path}:{}: `{full} = {value}` is shown as the default, but the code's is {want}",
+                    i + 1
+                )),
             }
         }
     }
@@ -343,7 +374,12 @@ fn docs_architecture_layout_names_the_modules_of_lib_rs() {
         .map(str::to_string)
         .collect();
     let arch = read("docs/architecture.md");
-    let layout = arch.split("## Layout").nth(1).and_then(|r| r.split("```text").nth(1)).and_then(|r| r.split("```").next()).expect("a ```text block under ## Layout");
+    let layout = arch
+        .split("## Layout")
+        .nth(1)
+        .and_then(|r| r.split("```text").nth(1))
+        .and_then(|r| r.split("```").next())
+        .expect("a ```text block under ## Layout");
     let documented: BTreeSet<String> = layout
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with(' '))
@@ -459,7 +495,11 @@ fn docs_links_resolve() {
 fn subcommands(args: &[&str]) -> Vec<String> {
     let out = crate::common::run_lookout(&[args, &["--help"]].concat(), &[], std::time::Duration::from_secs(30));
     let help = crate::common::text(&out.stdout);
-    let commands = help.split("Commands:").nth(1).and_then(|r| r.split("\n\n").next()).unwrap_or_else(|| panic!("no Commands: in\n{help}"));
+    let commands = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|r| r.split("\n\n").next())
+        .unwrap_or_else(|| panic!("no Commands: in\n{help}"));
     commands.lines().filter_map(|l| l.split_whitespace().next()).filter(|c| *c != "help").map(str::to_string).collect()
 }
 

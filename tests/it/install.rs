@@ -20,16 +20,21 @@ fn with_no_camera_the_daemon_stays_up_says_so_and_takes_its_first_camera_on_relo
 
     let mut d = Daemon::start_with_env(&dir.path, &[("JOURNAL_STREAM", "8:12345")]);
     // Alive and publishing its stats, twice (so it has not just not exited yet).
-    let (i, _) = d.wait_for(0, Duration::from_secs(30), |v| v["type"] == "stats").expect("a stats message with no camera");
+    let (i, _) =
+        d.wait_for(0, Duration::from_secs(30), |v| v["type"] == "stats").expect("a stats message with no camera");
     d.wait_for(i + 1, Duration::from_secs(30), |v| v["type"] == "stats").expect("a second stats message");
-    assert!(d.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))), "the daemon exited with no camera configured");
+    assert!(
+        d.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))),
+        "the daemon exited with no camera configured"
+    );
 
     // The first camera arrives with a reload.
     let clip = format!("uri = {:?}\nloop = true\n[detect]\nfps = 2\n", media("bikes.mp4").display().to_string());
     std::fs::write(dir.path.join("pipelines/first.toml"), clip).unwrap();
     let mark = d.mark();
     let _ = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status();
-    d.wait_for(mark, Duration::from_secs(60), |v| is_status(v, "first", "streaming")).expect("the camera added by reload streams");
+    d.wait_for(mark, Duration::from_secs(60), |v| is_status(v, "first", "streaming"))
+        .expect("the camera added by reload streams");
 
     let out = d.terminate();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -40,7 +45,10 @@ fn with_no_camera_the_daemon_stays_up_says_so_and_takes_its_first_camera_on_relo
     assert!(!log.contains('\u{1b}'), "ANSI escape codes in piped logs:\n{log}");
     for line in log.lines().filter(|l| l.contains(" lookout")) {
         let first = line.split_whitespace().next().unwrap_or("");
-        assert!(["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&first), "a log line that does not start with its level: {line}");
+        assert!(
+            ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"].contains(&first),
+            "a log line that does not start with its level: {line}"
+        );
     }
 }
 
@@ -78,7 +86,10 @@ fn logs_to_a_pipe_have_timestamps_but_no_colour() {
     assert!(status.success(), "{log}");
     assert!(!log.contains('\u{1b}'), "ANSI escape codes in piped logs:\n{log}");
     let stamped = lines.iter().find(|l| l.contains("no camera configured")).expect("the line");
-    assert!(stamped.starts_with("20") && stamped.as_bytes().get(4) == Some(&b'-'), "no timestamp outside journald: {stamped}");
+    assert!(
+        stamped.starts_with("20") && stamped.as_bytes().get(4) == Some(&b'-'),
+        "no timestamp outside journald: {stamped}"
+    );
 }
 
 #[test]
@@ -90,7 +101,12 @@ fn without_a_config_dir_the_binary_never_falls_back_to_its_build_tree() {
     }
     let empty = std::env::temp_dir().join(format!("lookout-test-nocfg-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
-    let out = Command::new(bin()).arg("check").current_dir(&empty).env_remove("ORT_DYLIB_PATH").output().expect("run lookout check");
+    let out = Command::new(bin())
+        .arg("check")
+        .current_dir(&empty)
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .expect("run lookout check");
     let _ = std::fs::remove_dir_all(&empty);
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(!out.status.success(), "{said}");
@@ -106,7 +122,9 @@ fn the_model_scripts_derive_the_variants_from_the_committed_export_byte_for_byte
     let repo = crate::common::repo();
     let out = std::env::temp_dir().join(format!("lookout-test-dynbatch-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
-    let python = |args: &[&str]| Command::new("/usr/bin/python3").args(args).current_dir(&repo).output().expect("run /usr/bin/python3");
+    let python = |args: &[&str]| {
+        Command::new("/usr/bin/python3").args(args).current_dir(&repo).output().expect("run /usr/bin/python3")
+    };
     let sha = |p: &std::path::Path| format!("{:x}", Sha256::digest(std::fs::read(p).unwrap()));
 
     let dyn_path = out.join("yolox_nano_dynbatch.onnx");
@@ -116,9 +134,18 @@ fn the_model_scripts_derive_the_variants_from_the_committed_export_byte_for_byte
 
     // uint8_input.py shares scripts/onnx_proto.py with it; its output is pinned too.
     std::fs::copy(repo.join("models/yolox_nano.toml"), out.join("yolox_nano.toml")).unwrap();
-    let run = python(&["scripts/uint8_input.py", "--manifest", out.join("yolox_nano.toml").to_str().unwrap(), "--onnx", dyn_path.to_str().unwrap()]);
+    let run = python(&[
+        "scripts/uint8_input.py",
+        "--manifest",
+        out.join("yolox_nano.toml").to_str().unwrap(),
+        "--onnx",
+        dyn_path.to_str().unwrap(),
+    ]);
     assert!(run.status.success(), "{}", text(&run.stderr));
-    assert_eq!(sha(&out.join("yolox_nano_dynbatch_uint8.onnx")), "bfcd769f38c85cabe49000b9805eb1a337992fbca910410b18f9c9cb6d6e99cf");
+    assert_eq!(
+        sha(&out.join("yolox_nano_dynbatch_uint8.onnx")),
+        "bfcd769f38c85cabe49000b9805eb1a337992fbca910410b18f9c9cb6d6e99cf"
+    );
 
     // Not the export it knows, or already dynamic: a refusal that says why, and no file.
     let other = out.join("other.onnx");

@@ -2,8 +2,8 @@
 //! Runtime on the real model, mosquitto on a free loopback port, an RTSP server on loopback.
 //! Nothing here sleeps to wait for something: waits are on conditions, with deadlines.
 
-mod bad_input;
 mod backpressure;
+mod bad_input;
 mod commands;
 mod common;
 mod config;

@@ -25,7 +25,14 @@ pub fn sample(body: &str, series: &str) -> Option<f64> {
 fn metrics_and_health_of_a_running_daemon() {
     let port = free_port();
     let global = format!("gateway_id = \"m\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n{}", inference_toml());
-    let dir = ConfigDir::new("metrics", &global, &[("ball", "uri = \"test://ball\"\n[detect]\nfps = 5\n"), ("dead", "uri = \"rtsp://127.0.0.1:9/x\"\non_error = \"fail\"\n")]);
+    let dir = ConfigDir::new(
+        "metrics",
+        &global,
+        &[
+            ("ball", "uri = \"test://ball\"\n[detect]\nfps = 5\n"),
+            ("dead", "uri = \"rtsp://127.0.0.1:9/x\"\non_error = \"fail\"\n"),
+        ],
+    );
     let mut d = Daemon::start(&dir.path);
     assert!(d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "ball", "streaming")).is_some());
     // Counters move while the daemon runs: wait for two scrapes with inference in between.
@@ -52,7 +59,10 @@ fn metrics_and_health_of_a_running_daemon() {
         "lookout_inference_seconds_bucket{le=",
         "lookout_frames_dropped_link_full_total{camera=\"ball\"}",
     ] {
-        assert!(last.contains(want) || last.replace("camera=\"ball\",", "").contains(want), "missing {want:?} in\n{last}");
+        assert!(
+            last.contains(want) || last.replace("camera=\"ball\",", "").contains(want),
+            "missing {want:?} in\n{last}"
+        );
     }
     assert!(sample(&last, "lookout_inference_seconds_count{camera=\"ball\"}").unwrap_or(0.0) > 0.0, "{last}");
     // A camera that can never connect and is set to fail makes the gateway unhealthy.
@@ -83,7 +93,13 @@ fn a_busy_detector_drops_frames_and_the_books_still_balance() {
     let c = &stats["cameras"]["street"];
     let n = |k: &str| c[k].as_u64().unwrap();
     let link_full = c["dropped"]["link_full"].as_u64().unwrap();
-    eprintln!("decoded {} = skipped {} + inferred {} + link_full {}", n("decoded"), n("skipped_by_rate"), n("inferred"), link_full);
+    eprintln!(
+        "decoded {} = skipped {} + inferred {} + link_full {}",
+        n("decoded"),
+        n("skipped_by_rate"),
+        n("inferred"),
+        link_full
+    );
     assert_eq!(n("decoded"), 250);
     assert_eq!(n("skipped_by_rate"), 0, "25 of 25 fps: the rate gate passes everything");
     assert!(link_full > 0, "the detector kept up with unpaced decoding? {c}");

@@ -70,8 +70,14 @@ impl MjpegCamera {
                     let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\nConnection: close\r\n\r\n");
                     // A camera's own frame clock: 10 frames per second, until stopped.
                     while !stop.load(Ordering::Relaxed) {
-                        let head = format!("--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len());
-                        if conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(&jpeg)).and_then(|_| conn.write_all(b"\r\n")).is_err() {
+                        let head =
+                            format!("--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len());
+                        if conn
+                            .write_all(head.as_bytes())
+                            .and_then(|_| conn.write_all(&jpeg))
+                            .and_then(|_| conn.write_all(b"\r\n"))
+                            .is_err()
+                        {
                             return;
                         }
                         std::thread::sleep(Duration::from_millis(100));
@@ -102,11 +108,10 @@ fn an_http_mjpeg_camera_with_a_login_is_detected_on() {
     let dir = ConfigDir::new("mjpeg", &global, &[("porch", &cam)]);
     let mut d = Daemon::start_with_env(&dir.path, &[("PORCH_PASSWORD", "mjpeg-s3cret")]);
     let streaming = d.wait_for(0, Duration::from_secs(60), |v| is_status(v, "porch", "streaming"));
-    let detection = d.wait_for(0, Duration::from_secs(60), |v| {
-        v["type"] == "new" && v["label"] == "person"
-    });
+    let detection = d.wait_for(0, Duration::from_secs(60), |v| v["type"] == "new" && v["label"] == "person");
     let out = d.terminate();
-    let all = format!("{}\n{}", d.lines.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"), text(&out.stderr));
+    let all =
+        format!("{}\n{}", d.lines.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"), text(&out.stderr));
     assert!(streaming.is_some(), "the camera streams:\n{all}");
     let (_, ev) = detection.unwrap_or_else(|| panic!("a person is tracked in the MJPEG stream:\n{all}"));
     assert_eq!((ev["width"].as_u64(), ev["height"].as_u64()), (Some(640), Some(424)), "{ev}");

@@ -27,7 +27,11 @@ fn matches_golden(model: &str, golden: &str, family: &str, score_tolerance: f64)
     for (name, want) in images {
         let got = lines.iter().find(|l| l["image"].as_str().unwrap().ends_with(name.as_str())).unwrap();
         assert_eq!(got["family"], family, "{name}");
-        assert_eq!((got["width"].clone(), got["height"].clone()), (want["width"].clone(), want["height"].clone()), "{name}");
+        assert_eq!(
+            (got["width"].clone(), got["height"].clone()),
+            (want["width"].clone(), want["height"].clone()),
+            "{name}"
+        );
         let (got, want) = (boxes(got), boxes(want));
         assert_eq!(got.len(), want.len(), "{name}: got {got:?}, want {want:?}");
         let mut used = vec![false; got.len()];
@@ -61,7 +65,10 @@ fn yolox_through_its_manifest_matches_its_python_reference() {
 
 /// A config dir whose `inference.model` is `models/x.toml`, written from `manifest`.
 fn dir_with_manifest(tag: &str, manifest: &str) -> ConfigDir {
-    let global = format!("gateway_id = \"t\"\n[inference]\nmodel = \"x\"\nort_library = {:?}\n", ort_library().display().to_string());
+    let global = format!(
+        "gateway_id = \"t\"\n[inference]\nmodel = \"x\"\nort_library = {:?}\n",
+        ort_library().display().to_string()
+    );
     let cam = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
     let dir = ConfigDir::new(tag, &global, &[("front", &cam)]);
     std::fs::create_dir_all(dir.path.join("models")).unwrap();
@@ -83,14 +90,24 @@ fn check_compares_the_manifest_with_the_real_model() {
     let dir = dir_with_manifest("manifest-ok", &good);
     let (code, stdout, stderr) = check(&dir.path);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stdout.contains("model: x (yolox, fp32, input 416x416, 80 labels): inputs and outputs match the manifest"), "{stdout}");
+    assert!(
+        stdout.contains("model: x (yolox, fp32, input 416x416, 80 labels): inputs and outputs match the manifest"),
+        "{stdout}"
+    );
 
-    let dir = dir_with_manifest("manifest-size", &good.replace("width = 416", "width = 320").replace("height = 416", "height = 320"));
+    let dir = dir_with_manifest(
+        "manifest-size",
+        &good.replace("width = 416", "width = 320").replace("height = 416", "height = 320"),
+    );
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("models/x.toml: input size 320x320 but the ONNX input `images` is [1,3,416,416]"), "{stderr}");
+    assert!(
+        stderr.contains("models/x.toml: input size 320x320 but the ONNX input `images` is [1,3,416,416]"),
+        "{stderr}"
+    );
 
-    let dir = dir_with_manifest("manifest-labels", &good.replace("labels = \"coco80\"", "labels = [\"person\", \"car\"]"));
+    let dir =
+        dir_with_manifest("manifest-labels", &good.replace("labels = \"coco80\"", "labels = [\"person\", \"car\"]"));
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("models/x.toml: output `output` is [1,3549,85] in the ONNX model; expected [1, anchors, 5 + classes] = [1,3549,7]"), "{stderr}");
@@ -98,13 +115,19 @@ fn check_compares_the_manifest_with_the_real_model() {
     let dir = dir_with_manifest("manifest-output", &good.replace("name = \"output\"", "name = \"out\""));
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("names output `out` but the ONNX model has no such output (its outputs: output)"), "{stderr}");
+    assert!(
+        stderr.contains("names output `out` but the ONNX model has no such output (its outputs: output)"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn check_reports_manifest_keys_and_a_wrong_sha256() {
     let good = std::fs::read_to_string(repo().join("models/yolox_nano.toml")).unwrap();
-    let bad = good.replace("695e750a", "000e750a").replace("pad_value = 114", "pad_value = 114\npadding = 2").replace("\"bgr\"", "\"bgra\"");
+    let bad = good
+        .replace("695e750a", "000e750a")
+        .replace("pad_value = 114", "pad_value = 114\npadding = 2")
+        .replace("\"bgr\"", "\"bgra\"");
     let dir = dir_with_manifest("manifest-keys", &bad);
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
@@ -114,16 +137,36 @@ fn check_reports_manifest_keys_and_a_wrong_sha256() {
     let dir = dir_with_manifest("manifest-sha", &good.replace("695e750a", "000e750a"));
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("models/x.toml:4: sha256:") && stderr.contains("has sha256 695e750a") && stderr.contains("but the manifest says 000e750a"), "{stderr}");
+    assert!(
+        stderr.contains("models/x.toml:4: sha256:")
+            && stderr.contains("has sha256 695e750a")
+            && stderr.contains("but the manifest says 000e750a"),
+        "{stderr}"
+    );
     // `detect` refuses it too, rather than running a model the manifest does not describe.
     let lib = ort_library().display().to_string();
-    let out = run_lookout(&["detect", "--model", dir.path.join("models/x.toml").to_str().unwrap(), "--ort-library", &lib, media("dog.jpg").to_str().unwrap()], &[], Duration::from_secs(30));
+    let out = run_lookout(
+        &[
+            "detect",
+            "--model",
+            dir.path.join("models/x.toml").to_str().unwrap(),
+            "--ort-library",
+            &lib,
+            media("dog.jpg").to_str().unwrap(),
+        ],
+        &[],
+        Duration::from_secs(30),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("but the manifest says 000e750a"), "{}", text(&out.stderr));
 
     // Camera labels are checked against the manifest's labels.
     let dir = dir_with_manifest("manifest-camlabels", &good.replace("labels = \"coco80\"", "labels = [\"forklift\"]"));
-    std::fs::write(dir.path.join("pipelines/front.toml"), format!("uri = {:?}\n[detect]\nlabels = [\"person\"]\n", media("bikes.mp4").display().to_string())).unwrap();
+    std::fs::write(
+        dir.path.join("pipelines/front.toml"),
+        format!("uri = {:?}\n[detect]\nlabels = [\"person\"]\n", media("bikes.mp4").display().to_string()),
+    )
+    .unwrap();
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("pipelines/front.toml:3: detect.labels[0]: `person` is not a label of the model; its labels are names such as forklift"), "{stderr}");
@@ -139,7 +182,10 @@ fn street_cars(lines: &[Value], camera: &str) -> (usize, usize) {
         frames += 1;
         for d in v["detections"].as_array().unwrap() {
             let b: Vec<f64> = d["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-            assert!(b[0] >= 0.0 && b[2] <= 640.0 && b[1] >= 0.0 && b[3] <= 272.0, "{camera}: box inside the 640x272 frame: {b:?}");
+            assert!(
+                b[0] >= 0.0 && b[2] <= 640.0 && b[1] >= 0.0 && b[3] <= 272.0,
+                "{camera}: box inside the 640x272 frame: {b:?}"
+            );
             if d["label"] == "car" {
                 cars += 1;
                 assert!(b[3] > 272.0 / 3.0, "{camera}: car box {b:?}");
@@ -151,8 +197,15 @@ fn street_cars(lines: &[Value], camera: &str) -> (usize, usize) {
 
 #[test]
 fn a_nanodet_camera_detects_the_street_through_the_stretched_input() {
-    let global = format!("gateway_id = \"t\"\n[inference]\nmodel = {:?}\nort_library = {:?}\n", repo().join("models/nanodet_m_320.toml").display().to_string(), ort_library().display().to_string());
-    let cam = format!("uri = {:?}\n[detect]\nfps = 2\nmin_score = 0.35\n[events]\ndetections = true\n", media("bikes.mp4").display().to_string());
+    let global = format!(
+        "gateway_id = \"t\"\n[inference]\nmodel = {:?}\nort_library = {:?}\n",
+        repo().join("models/nanodet_m_320.toml").display().to_string(),
+        ort_library().display().to_string()
+    );
+    let cam = format!(
+        "uri = {:?}\n[detect]\nfps = 2\nmin_score = 0.35\n[events]\ndetections = true\n",
+        media("bikes.mp4").display().to_string()
+    );
     let dir = ConfigDir::new("nanodet-run", &global, &[("street", &cam)]);
     let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -170,11 +223,16 @@ fn a_nanodet_camera_detects_the_street_through_the_stretched_input() {
 #[test]
 fn two_cameras_on_two_models_in_one_daemon() {
     let yolox = repo().join("models/yolox_nano.toml").display().to_string();
-    let global = format!("gateway_id = \"t\"\n[inference]\nmodel = {yolox:?}\nort_library = {:?}\n", ort_library().display().to_string());
+    let global = format!(
+        "gateway_id = \"t\"\n[inference]\nmodel = {yolox:?}\nort_library = {:?}\n",
+        ort_library().display().to_string()
+    );
     let clip = media("bikes.mp4").display().to_string();
     let nanodet = repo().join("models/nanodet_m_320.toml").display().to_string();
     let yolox_cam = format!("uri = {clip:?}\n[detect]\nfps = 2\nmin_score = 0.35\n[events]\ndetections = true\n");
-    let nanodet_cam = format!("uri = {clip:?}\n[detect]\nmodel = {nanodet:?}\nfps = 2\nmin_score = 0.35\n[events]\ndetections = true\n");
+    let nanodet_cam = format!(
+        "uri = {clip:?}\n[detect]\nmodel = {nanodet:?}\nfps = 2\nmin_score = 0.35\n[events]\ndetections = true\n"
+    );
     let dir = ConfigDir::new("two-models", &global, &[("y", &yolox_cam), ("n", &nanodet_cam)]);
 
     let (code, stdout, stderr) = check(&dir.path);
@@ -206,24 +264,47 @@ fn two_cameras_on_two_models_in_one_daemon() {
 fn a_camera_model_that_is_missing_or_wrong_is_named_by_its_file_and_key() {
     let global = format!("gateway_id = \"t\"\n{}", inference_toml());
     let clip = media("bikes.mp4").display().to_string();
-    let dir = ConfigDir::new("cam-model-missing", &global, &[("front", &format!("uri = {clip:?}\n[detect]\nmodel = \"no_such_model\"\n"))]);
+    let dir = ConfigDir::new(
+        "cam-model-missing",
+        &global,
+        &[("front", &format!("uri = {clip:?}\n[detect]\nmodel = \"no_such_model\"\n"))],
+    );
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("pipelines/front.toml:3: detect.model:") && stderr.contains("models/no_such_model.toml does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("pipelines/front.toml:3: detect.model:")
+            && stderr.contains("models/no_such_model.toml does not exist"),
+        "{stderr}"
+    );
 
     // A file that exists but is no detector: found when `lookout check` opens it.
     let bad = dir.path.join("bad.onnx");
     std::fs::write(&bad, crate::onnx::identity_model(&[1, 3, 100, 100])).unwrap();
-    std::fs::write(dir.path.join("pipelines/front.toml"), format!("uri = {clip:?}\n[detect]\nmodel = \"bad.onnx\"\n")).unwrap();
+    std::fs::write(dir.path.join("pipelines/front.toml"), format!("uri = {clip:?}\n[detect]\nmodel = \"bad.onnx\"\n"))
+        .unwrap();
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("pipelines/front.toml:3: detect.model:") && stderr.contains("does not look like a YOLOX detector"), "{stderr}");
+    assert!(
+        stderr.contains("pipelines/front.toml:3: detect.model:")
+            && stderr.contains("does not look like a YOLOX detector"),
+        "{stderr}"
+    );
 
     // Labels are checked against the camera's own model.
     let forklift = dir.path.join("forklift.toml");
     let manifest = std::fs::read_to_string(repo().join("models/yolox_nano.toml")).unwrap();
-    std::fs::write(&forklift, manifest.replace("labels = \"coco80\"", "labels = [\"forklift\"]").replace("file = \"yolox_nano.onnx\"", &format!("file = {:?}", model().display().to_string()))).unwrap();
-    std::fs::write(dir.path.join("pipelines/front.toml"), format!("uri = {clip:?}\n[detect]\nmodel = \"forklift.toml\"\nlabels = [\"person\"]\n")).unwrap();
+    std::fs::write(
+        &forklift,
+        manifest
+            .replace("labels = \"coco80\"", "labels = [\"forklift\"]")
+            .replace("file = \"yolox_nano.onnx\"", &format!("file = {:?}", model().display().to_string())),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path.join("pipelines/front.toml"),
+        format!("uri = {clip:?}\n[detect]\nmodel = \"forklift.toml\"\nlabels = [\"person\"]\n"),
+    )
+    .unwrap();
     let (code, _, stderr) = check(&dir.path);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("pipelines/front.toml:4: detect.labels[0]: `person` is not a label of the model; its labels are names such as forklift"), "{stderr}");

@@ -21,12 +21,23 @@ impl AuthBroker {
         let dir = std::env::temp_dir().join(format!("lookout-test-authbroker-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let passwd = dir.join("passwd");
-        let ok = Command::new("mosquitto_passwd").args(["-c", "-b", passwd.to_str().unwrap(), user, password]).status().unwrap();
+        let ok = Command::new("mosquitto_passwd")
+            .args(["-c", "-b", passwd.to_str().unwrap(), user, password])
+            .status()
+            .unwrap();
         assert!(ok.success(), "mosquitto_passwd");
         let conf = dir.join("mosquitto.conf");
         let mut f = std::fs::File::create(&conf).unwrap();
-        writeln!(f, "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false", passwd.display()).unwrap();
-        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("mosquitto");
+        writeln!(
+            f,
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\npersistence false",
+            passwd.display()
+        )
+        .unwrap();
+        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("mosquitto");
         let child = Command::new(exe).arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         assert!(wait_until(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()));
         AuthBroker { port, child, dir }
@@ -56,13 +67,20 @@ fn the_broker_login_comes_from_a_credentials_file_and_a_wrong_one_is_named() {
             inference_toml()
         );
         let dir = ConfigDir::new("mqtt-auth", &global, &[("street", &camera)]);
-        run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())], Duration::from_secs(60))
+        run_lookout(
+            &["run", "--config-dir", dir.path.to_str().unwrap()],
+            &[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())],
+            Duration::from_secs(60),
+        )
     };
 
     let out = run("mqtt-password");
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("publish:") && stderr.contains("messages delivered"), "every message acknowledged: {stderr}");
+    assert!(
+        stderr.contains("publish:") && stderr.contains("messages delivered"),
+        "every message acknowledged: {stderr}"
+    );
 
     let out = run("wrong");
     let stderr = text(&out.stderr);

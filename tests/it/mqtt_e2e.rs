@@ -11,8 +11,12 @@ use crate::common::*;
 fn run_publishes_detections_of_the_street_clip_over_mqtt() {
     let broker = Broker::start();
     let sub = Subscriber::new(broker.port, "lookout/e2e/#");
-    let global = format!("gateway_id = \"e2e\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n{}", broker.port, inference_toml());
-    let camera = format!("uri = {:?}\n[detect]\nfps = 5\nmin_score = 0.4\n[events]\ndetections = true\n", media("bikes.mp4").display().to_string());
+    let global =
+        format!("gateway_id = \"e2e\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n{}", broker.port, inference_toml());
+    let camera = format!(
+        "uri = {:?}\n[detect]\nfps = 5\nmin_score = 0.4\n[events]\ndetections = true\n",
+        media("bikes.mp4").display().to_string()
+    );
     let dir = ConfigDir::new("e2e", &global, &[("street", &camera)]);
 
     let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(90));
@@ -56,7 +60,10 @@ fn run_publishes_detections_of_the_street_clip_over_mqtt() {
             labels.insert(d["label"].as_str().unwrap().to_string());
             assert!(d["score"].as_f64().unwrap() >= 0.4);
             let b: Vec<f64> = d["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-            assert!(b[0] >= 0.0 && b[1] >= 0.0 && b[2] <= w && b[3] <= h && b[0] < b[2] && b[1] < b[3], "box {b:?} inside the frame");
+            assert!(
+                b[0] >= 0.0 && b[1] >= 0.0 && b[2] <= w && b[3] <= h && b[0] < b[2] && b[1] < b[3],
+                "box {b:?} inside the frame"
+            );
         }
     }
     for want in ["person", "bicycle", "car"] {
@@ -104,7 +111,8 @@ fn run_publishes_detections_of_the_street_clip_over_mqtt() {
 fn tracked_objects_zones_and_lines_reach_mqtt() {
     let broker = Broker::start();
     let sub = Subscriber::new(broker.port, "lookout/objs/#");
-    let global = format!("gateway_id = \"objs\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n{}", broker.port, inference_toml());
+    let global =
+        format!("gateway_id = \"objs\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n{}", broker.port, inference_toml());
     let camera = format!(
         "uri = {:?}\n[detect]\nfps = 5\nlabels = [\"person\", \"bicycle\", \"car\"]\n\
          [[zones]]\nname = \"road\"\npolygon = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]\ninertia = 1\n\
@@ -141,7 +149,10 @@ fn tracked_objects_zones_and_lines_reach_mqtt() {
             labels.entry(ev["label"].as_str().unwrap().to_string()).or_default().insert(oid.clone());
             life.entry(oid).or_default().push(kind);
             let b: Vec<f64> = ev["box_normalized"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-            assert!(b.iter().all(|v| (0.0..=1.0).contains(v)) && b[0] <= b[2] && b[1] <= b[3], "box inside the frame: {ev}");
+            assert!(
+                b.iter().all(|v| (0.0..=1.0).contains(v)) && b[0] <= b[2] && b[1] <= b[3],
+                "box inside the frame: {ev}"
+            );
             assert!(ev["top_score"].as_f64() >= ev["score"].as_f64(), "{ev}");
             assert!(ev["first_seen"].as_str() <= ev["last_seen"].as_str(), "{ev}");
         }
@@ -166,7 +177,9 @@ fn tracked_objects_zones_and_lines_reach_mqtt() {
         assert!(life.contains_key(z["object_id"].as_str().unwrap_or("")), "zone event of an unreported object: {z}");
     }
     assert_eq!(enters.len(), events.iter().filter(|v| v["type"] == "zone_exit").count(), "every enter has an exit");
-    let last = |topic: &str| msgs.iter().rev().find(|(t, _, _)| t == topic).map(|(_, p, _)| serde_json::from_slice::<Value>(p).unwrap());
+    let last = |topic: &str| {
+        msgs.iter().rev().find(|(t, _, _)| t == topic).map(|(_, p, _)| serde_json::from_slice::<Value>(p).unwrap())
+    };
     let all = last("lookout/objs/street/road/all").expect("occupancy published");
     assert_eq!(all["count"], 0, "{all}");
     // Line: the panning camera carries objects across the middle; counts add up per label.
@@ -184,10 +197,13 @@ fn tracked_objects_zones_and_lines_reach_mqtt() {
     // Retained: a consumer that connects after the run still gets the counts.
     let late = Subscriber::new(broker.port, "lookout/objs/street/road/+");
     let mut retained = Vec::new();
-    assert!(wait_until(Duration::from_secs(10), || {
-        retained.extend(late.rx.try_iter());
-        retained.iter().any(|(t, _, r)| t == "lookout/objs/street/road/all" && *r)
-    }), "retained occupancy: {retained:?}");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            retained.extend(late.rx.try_iter());
+            retained.iter().any(|(t, _, r)| t == "lookout/objs/street/road/all" && *r)
+        }),
+        "retained occupancy: {retained:?}"
+    );
     crate::schema::assert_valid_messages(&retained, "lookout/objs/status");
 }
 
@@ -205,7 +221,10 @@ fn an_unreachable_broker_is_retried_and_reported_without_stopping_the_cameras() 
     assert!(out.status.success(), "the cameras ran to the end: {stderr}");
     assert!(stderr.contains("MQTT broker unreachable; retrying"), "{stderr}");
     assert!(stderr.contains("decoded 250"), "the clip was processed: {stderr}");
-    assert!(stderr.contains("messages left in the spool for the next run"), "undelivered messages are reported: {stderr}");
+    assert!(
+        stderr.contains("messages left in the spool for the next run"),
+        "undelivered messages are reported: {stderr}"
+    );
     assert!(!stderr.contains("panicked"));
 }
 
@@ -216,7 +235,8 @@ fn an_unreachable_broker_is_retried_and_reported_without_stopping_the_cameras() 
 fn a_stop_publishes_the_offline_status_exactly_once() {
     let broker = Broker::start();
     let sub = Subscriber::new(broker.port, "lookout/once/#");
-    let global = format!("gateway_id = \"once\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n{}", broker.port, inference_toml());
+    let global =
+        format!("gateway_id = \"once\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n{}", broker.port, inference_toml());
     let camera = format!("uri = {:?}\nrealtime = false\n[detect]\nfps = 2\n", media("bikes.mp4").display().to_string());
     let dir = ConfigDir::new("once", &global, &[("street", &camera)]);
     let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
@@ -231,7 +251,8 @@ fn a_stop_publishes_the_offline_status_exactly_once() {
         }),
         "the marker did not arrive"
     );
-    let statuses: Vec<String> = msgs.iter().filter(|(t, _, _)| t == "lookout/once/status").map(|(_, p, _)| text(p)).collect();
+    let statuses: Vec<String> =
+        msgs.iter().filter(|(t, _, _)| t == "lookout/once/status").map(|(_, p, _)| text(p)).collect();
     let offline = statuses.iter().filter(|p| *p == "offline").count();
     eprintln!("status messages a subscriber saw: {statuses:?}");
     assert_eq!(offline, 1, "offline published exactly once: {statuses:?}");

@@ -22,7 +22,10 @@ fn camera(realtime: bool, loop_file: bool) -> String {
 
 /// `[mqtt]` on the TLS port with a `[mqtt.tls]` table of `tls` lines.
 fn global(gateway: &str, tls_port: u16, tls: &str) -> String {
-    format!("gateway_id = \"{gateway}\"\n[mqtt]\nport = {tls_port}\nflush_timeout_seconds = 2\n[mqtt.tls]\n{tls}\n{}", inference_toml())
+    format!(
+        "gateway_id = \"{gateway}\"\n[mqtt]\nport = {tls_port}\nflush_timeout_seconds = 2\n[mqtt.tls]\n{tls}\n{}",
+        inference_toml()
+    )
 }
 
 fn tls_keys(pki: &TestPki, ca: &str, client: Option<&str>) -> String {
@@ -59,7 +62,11 @@ fn events_arrive_over_tls_and_with_mutual_tls_only_with_a_client_certificate() {
         let sub = Subscriber::new(broker.port, "lookout/#");
         let client = mutual.then_some("client");
         let gw = if mutual { "mtls" } else { "tls" };
-        let dir = ConfigDir::new(gw, &global(gw, tls_port, &tls_keys(&pki, "ca", client)), &[("street", &camera(false, false))]);
+        let dir = ConfigDir::new(
+            gw,
+            &global(gw, tls_port, &tls_keys(&pki, "ca", client)),
+            &[("street", &camera(false, false))],
+        );
         let (ok, stderr) = run_to_end(&dir.path);
         assert!(ok, "{stderr}");
         assert!(stderr.contains("connected to MQTT broker") && stderr.contains("ca.pem"), "{stderr}");
@@ -93,14 +100,22 @@ fn events_arrive_over_tls_and_with_mutual_tls_only_with_a_client_certificate() {
     let (port, tls_port) = two_free_ports();
     let broker = Broker::start_tls(port, tls_port, &pki, "server", true, None);
     let sub = Subscriber::new(broker.port, "lookout/#");
-    let dir = ConfigDir::new("mtls-nocert", &global("nocert", tls_port, &tls_keys(&pki, "ca", None)), &[("street", &camera(false, false))]);
+    let dir = ConfigDir::new(
+        "mtls-nocert",
+        &global("nocert", tls_port, &tls_keys(&pki, "ca", None)),
+        &[("street", &camera(false, false))],
+    );
     let (ok, stderr) = run_to_end(&dir.path);
     assert!(ok, "the cameras ran to the end regardless: {stderr}");
     assert!(stderr.contains("decoded 250"), "{stderr}");
     assert!(stderr.contains("MQTT TLS handshake failed") && stderr.contains("client certificate"), "{stderr}");
     assert!(stderr.contains("left in the spool for the next run"), "what could not go waits in the spool: {stderr}");
     let got: Vec<Msg> = sub.rx.try_iter().filter(|(t, _, _)| t.starts_with("lookout/nocert/")).collect();
-    assert!(got.is_empty(), "nothing got through without a client certificate: {:?}", got.iter().map(|m| &m.0).collect::<Vec<_>>());
+    assert!(
+        got.is_empty(),
+        "nothing got through without a client certificate: {:?}",
+        got.iter().map(|m| &m.0).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -112,7 +127,11 @@ fn a_broker_certificate_from_an_unknown_ca_is_named_retried_and_the_spool_keeps_
     let state = pki.file("broker-state");
     let broker = Broker::start_tls(port, tls_port, &pki, "other-server", false, Some(&state));
     let sub = Subscriber::persistent(port, "lookout/#", &format!("test-wrongca-{port}"));
-    let dir = ConfigDir::new("wrongca", &global("wrongca", tls_port, &tls_keys(&pki, "ca", None)), &[("street", &camera(true, true))]);
+    let dir = ConfigDir::new(
+        "wrongca",
+        &global("wrongca", tls_port, &tls_keys(&pki, "ca", None)),
+        &[("street", &camera(true, true))],
+    );
     let mut d = Daemon::start(&dir.path);
     let stderr = d.child.as_mut().unwrap().stderr.take().unwrap();
     let (tx, log) = crossbeam_channel::unbounded::<String>();
@@ -145,7 +164,8 @@ fn a_broker_certificate_from_an_unknown_ca_is_named_retried_and_the_spool_keeps_
     let spooled = wait_until(Duration::from_secs(60), spooled_detection);
     lines.extend(log.try_iter());
     assert!(spooled, "detection events wait in the spool:\n{}", lines.join("\n"));
-    let leaked: Vec<String> = sub.rx.try_iter().map(|(t, _, _)| t).filter(|t| t.starts_with("lookout/wrongca/")).collect();
+    let leaked: Vec<String> =
+        sub.rx.try_iter().map(|(t, _, _)| t).filter(|t| t.starts_with("lookout/wrongca/")).collect();
     assert!(leaked.is_empty(), "nothing delivered past a certificate we don't trust: {leaked:?}\n{}", lines.join("\n"));
 
     // Same port, now with the certificate the daemon trusts: its retries get through, and what
@@ -156,9 +176,9 @@ fn a_broker_certificate_from_an_unknown_ca_is_named_retried_and_the_spool_keeps_
     let mut msgs: Vec<Msg> = Vec::new();
     let replayed = wait_until(Duration::from_secs(60), || {
         msgs.extend(sub.rx.try_iter());
-        detections(&msgs, "lookout/wrongca/street/events").iter().any(|v| {
-            humantime::parse_rfc3339(v["captured_at"].as_str().unwrap()).unwrap() < fixed_at
-        })
+        detections(&msgs, "lookout/wrongca/street/events")
+            .iter()
+            .any(|v| humantime::parse_rfc3339(v["captured_at"].as_str().unwrap()).unwrap() < fixed_at)
     });
     lines.extend(log.try_iter());
     assert!(replayed, "events from before the fix arrived after it:\n{}", lines.join("\n"));

@@ -15,12 +15,19 @@ use crate::common::*;
 /// what to do.
 fn openvino_library() -> PathBuf {
     let p = repo().join(".lookout/ort-openvino/libonnxruntime.so.1.24.1");
-    assert!(p.exists(), "{} is missing: run LOOKOUT_OPENVINO=1 scripts/setup (CI does), or leave these tests out (scripts/test does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run LOOKOUT_OPENVINO=1 scripts/setup (CI does), or leave these tests out (scripts/test does)",
+        p.display()
+    );
     p
 }
 
 fn images() -> Vec<String> {
-    ["dog.jpg", "person.jpg", "astronaut.png", "grace_hopper.jpg"].iter().map(|f| media(f).display().to_string()).collect()
+    ["dog.jpg", "person.jpg", "astronaut.png", "grace_hopper.jpg"]
+        .iter()
+        .map(|f| media(f).display().to_string())
+        .collect()
 }
 
 fn detect(lib: &str, extra: &[&str]) -> (Option<i32>, Vec<Value>, String) {
@@ -65,7 +72,14 @@ fn openvino_on_cpu_runs_every_node_and_matches_the_cpu_provider() {
                 })
                 .max_by(|p, q| p.0.total_cmp(&q.0))
                 .unwrap_or_else(|| panic!("{}: no {} from openvino", g["image"], d["label"]));
-            assert!(best.0 >= 0.98 && best.1 <= 0.01, "{}: {} IoU {} score diff {}", g["image"], d["label"], best.0, best.1);
+            assert!(
+                best.0 >= 0.98 && best.1 <= 0.01,
+                "{}: {} IoU {} score diff {}",
+                g["image"],
+                d["label"],
+                best.0,
+                best.1
+            );
             compared += 1;
         }
     }
@@ -83,12 +97,17 @@ fn npu_absent_here_falls_back_or_fails_as_configured() {
     let skipped = &got[0]["provider_skipped"][0];
     assert_eq!(skipped["provider"], "openvino:NPU");
     assert!(skipped["reason"].as_str().unwrap().contains("Device NPU is not available"), "{skipped}");
-    assert!(stderr.contains("execution provider did not build; trying the next one") && stderr.contains("openvino:NPU"), "{stderr}");
+    assert!(
+        stderr.contains("execution provider did not build; trying the next one") && stderr.contains("openvino:NPU"),
+        "{stderr}"
+    );
     // fallback off: a hard error naming the provider, the reason and the setting.
     let (code, got, stderr) = detect(&ov, &["--provider", "openvino:NPU", "--provider", "cpu", "--no-fallback"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(got.is_empty());
-    for want in ["inference.fallback = false", "openvino:NPU: [OpenVINO] Device NPU is not available", "lookout check --probe"] {
+    for want in
+        ["inference.fallback = false", "openvino:NPU: [OpenVINO] Device NPU is not available", "lookout check --probe"]
+    {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
     }
 }
@@ -103,10 +122,17 @@ fn the_daemon_reports_the_openvino_provider_in_its_stats() {
     );
     let cam = format!("uri = {:?}\nrealtime = false\n[detect]\nfps = 2\n", media("bikes.mp4").display().to_string());
     let dir = ConfigDir::new("openvino", &global, &[("street", &cam)]);
-    let out = run_lookout(&["check", "--probe", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
+    let out =
+        run_lookout(&["check", "--probe", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(60));
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    for want in ["1.24.1", "openvino yes", "1. openvino:NPU: FAILED: [OpenVINO] Device NPU is not available", "2. openvino:CPU: OK, nodes: OpenVINOExecutionProvider", "lookout run would use: openvino:CPU"] {
+    for want in [
+        "1.24.1",
+        "openvino yes",
+        "1. openvino:NPU: FAILED: [OpenVINO] Device NPU is not available",
+        "2. openvino:CPU: OK, nodes: OpenVINOExecutionProvider",
+        "lookout run would use: openvino:CPU",
+    ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }
     let out = run_lookout(&["run", "--config-dir", dir.path.to_str().unwrap()], &[], Duration::from_secs(120));
@@ -124,7 +150,8 @@ fn the_daemon_reports_the_openvino_provider_in_its_stats() {
 #[test]
 fn bench_models_runs_each_model_on_its_own_provider_without_fallback() {
     let ov = openvino_library();
-    let (ov, m, dog) = (ov.display().to_string(), model().display().to_string(), media("dog.jpg").display().to_string());
+    let (ov, m, dog) =
+        (ov.display().to_string(), model().display().to_string(), media("dog.jpg").display().to_string());
     let base = ["bench", "models", "--ort-library", &ov, "--runs", "1", "--frame-step", "50"];
     // The same fp32 model on the CPU provider (the baseline) and on OpenVINO, in one process.
     let mut args = base.to_vec();
@@ -133,14 +160,16 @@ fn bench_models_runs_each_model_on_its_own_provider_without_fallback() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.contains("provider cpu, openvino:CPU"), "{stdout}");
-    let row = |prefix: &str, has: &str| stdout.lines().find(|l| l.starts_with(prefix) && l.contains(has)).map(str::to_string);
+    let row =
+        |prefix: &str, has: &str| stdout.lines().find(|l| l.starts_with(prefix) && l.contains(has)).map(str::to_string);
     let base_row = row("yolox_nano@cpu (base)", "fp32").unwrap_or_else(|| panic!("no baseline row in:\n{stdout}"));
     assert!(base_row.contains("CPUExecutionProvider") && !base_row.contains("OpenVINO"), "{base_row}");
     let ov_row = row("yolox_nano@openvino:CPU", "fp32").unwrap_or_else(|| panic!("no openvino row in:\n{stdout}"));
     assert!(ov_row.ends_with("OpenVINOExecutionProvider 1"), "{ov_row}");
     // OpenVINO gives the CPU provider's detections (the test above): every one found again.
     for inputs in ["images", "clip"] {
-        let r = row("yolox_nano@openvino:CPU", &format!(" {inputs} ")).unwrap_or_else(|| panic!("no {inputs} agreement in:\n{stdout}"));
+        let r = row("yolox_nano@openvino:CPU", &format!(" {inputs} "))
+            .unwrap_or_else(|| panic!("no {inputs} agreement in:\n{stdout}"));
         let cols: Vec<&str> = r.split_whitespace().collect();
         assert!(cols[2].parse::<u32>().unwrap() > 0 && cols[3] == "1.000" && cols[5] == "0", "{r}");
     }

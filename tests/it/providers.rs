@@ -41,7 +41,8 @@ fn provider_names_and_options_are_checked_offline() {
         assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
     }
     // A misspelt option inside a provider table is an unknown key like any other.
-    let global = format!("gateway_id = \"t\"\n{}providers = [{{ type = \"tensorrt\", fp61 = true }}]\n", inference_toml());
+    let global =
+        format!("gateway_id = \"t\"\n{}providers = [{{ type = \"tensorrt\", fp61 = true }}]\n", inference_toml());
     let (code, _, stderr) = check(&global, &[], &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("unknown field `fp61`") && stderr.contains("did you mean `fp16`?"), "{stderr}");
@@ -49,24 +50,41 @@ fn provider_names_and_options_are_checked_offline() {
 
 #[test]
 fn the_environment_sets_the_provider_list() {
-    let global = format!("gateway_id = \"t\"\n{}providers = [{{ type = \"openvino\", device_type = \"NPU\" }}, \"cpu\"]\n", inference_toml());
+    let global = format!(
+        "gateway_id = \"t\"\n{}providers = [{{ type = \"openvino\", device_type = \"NPU\" }}, \"cpu\"]\n",
+        inference_toml()
+    );
     let (code, stdout, stderr) = check(&global, &[], &[]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("on openvino:NPU, cpu (fallback true)"), "{stdout}");
     let (code, stdout, stderr) = check(&global, &[("LOOKOUT__INFERENCE__PROVIDERS", "cpu")], &[]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("on cpu (fallback true)"), "{stdout}");
-    let (_, stdout, _) = check(&global, &[("LOOKOUT__INFERENCE__PROVIDERS", "cuda,cpu"), ("LOOKOUT__INFERENCE__FALLBACK", "false")], &[]);
+    let (_, stdout, _) = check(
+        &global,
+        &[("LOOKOUT__INFERENCE__PROVIDERS", "cuda,cpu"), ("LOOKOUT__INFERENCE__FALLBACK", "false")],
+        &[],
+    );
     assert!(stdout.contains("on cuda, cpu (fallback false)"), "{stdout}");
 }
 
 #[test]
 fn probe_builds_each_provider_and_names_the_one_run_would_use() {
     // The CPU wheel's runtime has no CUDA: the probe says so, and that run would use the CPU.
-    let global = format!("gateway_id = \"t\"\n{}providers = [{{ type = \"cuda\", device_id = 0 }}, \"cpu\"]\n", inference_toml());
+    let global = format!(
+        "gateway_id = \"t\"\n{}providers = [{{ type = \"cuda\", device_id = 0 }}, \"cpu\"]\n",
+        inference_toml()
+    );
     let (code, stdout, stderr) = check(&global, &[], &["--probe"]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    for want in ["probe: ONNX Runtime ", "1.31.1", "compiled in: tensorrt no, cuda no, openvino no, qnn no, cpu yes", "1. cuda:0: FAILED", "2. cpu: OK, nodes: CPUExecutionProvider", "lookout run would use: cpu"] {
+    for want in [
+        "probe: ONNX Runtime ",
+        "1.31.1",
+        "compiled in: tensorrt no, cuda no, openvino no, qnn no, cpu yes",
+        "1. cuda:0: FAILED",
+        "2. cpu: OK, nodes: CPUExecutionProvider",
+        "lookout run would use: cpu",
+    ] {
         assert!(stdout.contains(want), "missing {want:?} in:\n{stdout}");
     }
     // Without fallback only the first counts.
@@ -88,7 +106,11 @@ fn a_failed_provider_falls_back_or_stops_as_configured() {
     assert_eq!(v["provider_skipped"][0]["provider"], "cuda");
     assert!(v["provider_skipped"][0]["reason"].as_str().unwrap().len() > 5, "{v}");
     assert!(v["placement"]["CPUExecutionProvider"].as_u64().unwrap() > 0, "{v}");
-    assert!(text(&out.stderr).contains("execution provider did not build; trying the next one"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("execution provider did not build; trying the next one"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = run_lookout(&[&base[..], &["--no-fallback", dog.as_str()]].concat(), &[], Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(1));
@@ -103,8 +125,12 @@ fn batched_inference_gives_the_detections_of_batch_one() {
     // bench infer at batch 8 on the CPU (four images in turn), checked against batch-1 runs
     // of the same images in the same process.
     let (model, lib) = (dynbatch_model().display().to_string(), ort_library().display().to_string());
-    let images: Vec<String> = ["dog.jpg", "person.jpg", "astronaut.png", "grace_hopper.jpg"].iter().map(|f| media(f).display().to_string()).collect();
-    let mut args = vec!["bench", "infer", "--model", &model, "--ort-library", &lib, "--batch", "8", "--iterations", "2", "--json"];
+    let images: Vec<String> = ["dog.jpg", "person.jpg", "astronaut.png", "grace_hopper.jpg"]
+        .iter()
+        .map(|f| media(f).display().to_string())
+        .collect();
+    let mut args =
+        vec!["bench", "infer", "--model", &model, "--ort-library", &lib, "--batch", "8", "--iterations", "2", "--json"];
     args.extend(images.iter().map(|s| s.as_str()));
     let out = run_lookout(&args, &[], Duration::from_secs(120));
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -121,9 +147,17 @@ fn batched_inference_gives_the_detections_of_batch_one() {
 
     // A fixed-batch model cannot batch: a clear error, not a crash.
     let plain = crate::common::model().display().to_string();
-    let out = run_lookout(&["bench", "infer", "--model", &plain, "--ort-library", &lib, "--batch", "4", &images[0]], &[], Duration::from_secs(60));
+    let out = run_lookout(
+        &["bench", "infer", "--model", &plain, "--ort-library", &lib, "--batch", "4", &images[0]],
+        &[],
+        Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("has a fixed batch of 1; use a model with a dynamic batch"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("has a fixed batch of 1; use a model with a dynamic batch"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -53,8 +53,10 @@ fn documented(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 fn accepted(global: &str, camera: &str) -> BTreeSet<String> {
     let dir = ConfigDir::new("probe", global, &[("front", camera)]);
     let errors = lookout::config::load(&dir.path).expect_err("the probe key is refused").0;
-    let e =
-        errors.iter().find(|e| e.message.contains("unknown field `zzz_probe`")).unwrap_or_else(|| panic!("no probe error in {errors:?}"));
+    let e = errors
+        .iter()
+        .find(|e| e.message.contains("unknown field `zzz_probe`"))
+        .unwrap_or_else(|| panic!("no probe error in {errors:?}"));
     // "unknown field `zzz_probe`, expected one of `a`, `b` for key `mqtt`": the list only.
     let expected = e.message.split_once("expected").map(|(_, r)| r).unwrap_or("");
     let expected = expected.split(" for key").next().unwrap_or("");
@@ -68,8 +70,24 @@ fn every_key_the_parser_accepts_is_in_the_reference_configs() {
     let camera_doc = documented(&reference(CAMERA_REF));
     let mut missing = Vec::new();
     let mut probed = 0;
-    for table in ["", "mqtt", "mqtt.tls", "spool", "inference", "detect", "stats", "track", "metrics", "snapshots", "links.frames", "links.detections", "links.events", "motion"] {
-        let global = if table.is_empty() { "zzz_probe = 1\n".to_string() } else { format!("[{table}]\nzzz_probe = 1\n") };
+    for table in [
+        "",
+        "mqtt",
+        "mqtt.tls",
+        "spool",
+        "inference",
+        "detect",
+        "stats",
+        "track",
+        "metrics",
+        "snapshots",
+        "links.frames",
+        "links.detections",
+        "links.events",
+        "motion",
+    ] {
+        let global =
+            if table.is_empty() { "zzz_probe = 1\n".to_string() } else { format!("[{table}]\nzzz_probe = 1\n") };
         for key in accepted(&global, ball) {
             probed += 1;
             if !global_doc.get(table).is_some_and(|k| k.contains(&key)) {

@@ -81,14 +81,23 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
     let broker = Broker::start();
     let sub = Subscriber::new(broker.port, "lookout/reload/#");
     let ha = Subscriber::new(broker.port, "homeassistant/#");
-    let global = format!("gateway_id = \"reload\"\n[mqtt]\nport = {}\ndiscovery = true\n[stats]\ninterval_seconds = 1\n{}", broker.port, inference_toml());
+    let global = format!(
+        "gateway_id = \"reload\"\n[mqtt]\nport = {}\ndiscovery = true\n[stats]\ninterval_seconds = 1\n{}",
+        broker.port,
+        inference_toml()
+    );
     let dir = ConfigDir::new("reload", &global, &[("a", &clip_camera(5)), ("b", &clip_camera(5))]);
     let sock = NotifySocket::bind(&dir.path);
     let d = Daemon::start_with_env(&dir.path, &[("NOTIFY_SOCKET", sock.path.to_str().unwrap())]);
     let mut r = Reloading { d, sock, sub, msgs: Vec::new() };
-    let streaming = |cam: &'static str| move |m: &[Msg]| statuses(m).iter().any(|(c, s, _)| c == cam && s == "streaming");
+    let streaming =
+        |cam: &'static str| move |m: &[Msg]| statuses(m).iter().any(|(c, s, _)| c == cam && s == "streaming");
     r.wait("both cameras stream", Duration::from_secs(60), |m| streaming("a")(m) && streaming("b")(m));
-    assert!(r.sock.wait_for(Duration::from_secs(30), |g| g.iter().any(|m| m == "READY=1")), "no READY=1: {:?}", r.sock.got);
+    assert!(
+        r.sock.wait_for(Duration::from_secs(30), |g| g.iter().any(|m| m == "READY=1")),
+        "no READY=1: {:?}",
+        r.sock.got
+    );
 
     // 1. Change b only.
     r.pump();
@@ -100,9 +109,12 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
         statuses(m)[mark..].iter().any(|(c, s, _)| c == "b" && s == "streaming")
     });
     // a keeps counting through b's restart.
-    r.wait("a keeps decoding", Duration::from_secs(30), |m| decoded(m, "a").last().is_some_and(|&n| n >= a_before + 50));
+    r.wait("a keeps decoding", Duration::from_secs(30), |m| {
+        decoded(m, "a").last().is_some_and(|&n| n >= a_before + 50)
+    });
     let after: Vec<(String, String, String)> = statuses(&r.msgs)[mark..].to_vec();
-    let b: Vec<(&str, &str)> = after.iter().filter(|(c, _, _)| c == "b").map(|(_, s, r)| (s.as_str(), r.as_str())).collect();
+    let b: Vec<(&str, &str)> =
+        after.iter().filter(|(c, _, _)| c == "b").map(|(_, s, r)| (s.as_str(), r.as_str())).collect();
     assert_eq!(b[0], ("stopped", "config changed (reload)"), "{after:?}");
     assert_eq!(b[1].0, "connecting", "{after:?}");
     assert!(after.iter().all(|(c, _, _)| c == "b"), "only b's status changed: {after:?}");
@@ -115,7 +127,8 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
     std::fs::write(dir.path.join("pipelines/a.toml"), format!("{}fsp = 3\n", clip_camera(5))).unwrap(); // in [detect]
     r.reload();
     r.wait("both keep decoding after a refused reload", Duration::from_secs(30), |m| {
-        decoded(m, "a").last().is_some_and(|&n| n >= a_before + 50) && decoded(m, "b").last().is_some_and(|&n| n >= b_before + 50)
+        decoded(m, "a").last().is_some_and(|&n| n >= a_before + 50)
+            && decoded(m, "b").last().is_some_and(|&n| n >= b_before + 50)
     });
     assert!(statuses(&r.msgs)[mark..].is_empty(), "no camera restarted: {:?}", &statuses(&r.msgs)[mark..]);
 
@@ -125,16 +138,22 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
     r.pump();
     let mark = statuses(&r.msgs).len();
     r.reload();
-    r.wait("c starts", Duration::from_secs(60), |m| statuses(m)[mark..].iter().any(|(c, s, _)| c == "c" && s == "streaming"));
+    r.wait("c starts", Duration::from_secs(60), |m| {
+        statuses(m)[mark..].iter().any(|(c, s, _)| c == "c" && s == "streaming")
+    });
     r.wait("c is in the stats", Duration::from_secs(30), |m| decoded(m, "c").last().is_some_and(|&n| n > 0));
     // Its detect switch is announced at once, not at the next reconnect.
-    r.wait("c's detect state is announced", Duration::from_secs(30), |m| m.iter().any(|(t, p, retained)| t == "lookout/reload/c/detect/state" && p == b"ON" && !retained));
+    r.wait("c's detect state is announced", Duration::from_secs(30), |m| {
+        m.iter().any(|(t, p, retained)| t == "lookout/reload/c/detect/state" && p == b"ON" && !retained)
+    });
 
     // 4. ... and removed again.
     std::fs::remove_file(dir.path.join("pipelines/c.toml")).unwrap();
     r.reload();
     r.wait("c stops", Duration::from_secs(30), |m| {
-        statuses(m)[mark..].iter().any(|(c, s, why)| c == "c" && s == "stopped" && why == "removed from the config (reload)")
+        statuses(m)[mark..]
+            .iter()
+            .any(|(c, s, why)| c == "c" && s == "stopped" && why == "removed from the config (reload)")
     });
     let after = statuses(&r.msgs)[mark..].to_vec();
     assert!(after.iter().all(|(c, _, _)| c == "c"), "only c's status changed: {after:?}");
@@ -143,9 +162,14 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
     let mut seen: Vec<Msg> = Vec::new();
     let cleared = wait_until(Duration::from_secs(30), || {
         seen.extend(ha.rx.try_iter());
-        seen.iter().any(|(t, p, _)| c_entity(t) && !p.is_empty()) && seen.iter().any(|(t, p, _)| c_entity(t) && p.is_empty())
+        seen.iter().any(|(t, p, _)| c_entity(t) && !p.is_empty())
+            && seen.iter().any(|(t, p, _)| c_entity(t) && p.is_empty())
     });
-    assert!(cleared, "c's discovery config announced then emptied: {:?}", seen.iter().map(|(t, p, _)| (t.clone(), p.len())).collect::<Vec<_>>());
+    assert!(
+        cleared,
+        "c's discovery config announced then emptied: {:?}",
+        seen.iter().map(|(t, p, _)| (t.clone(), p.len())).collect::<Vec<_>>()
+    );
     assert!(!seen.iter().any(|(t, p, _)| p.is_empty() && !c_entity(t)), "only c's entity is removed");
 
     // Counters never went backwards, restarts included.
@@ -158,7 +182,10 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("reload refused"), "{stderr}");
-    assert!(stderr.contains("pipelines/a.toml:5: detect.fsp: unknown field `fsp`"), "the refused reload names file and key: {stderr}");
+    assert!(
+        stderr.contains("pipelines/a.toml:5: detect.fsp: unknown field `fsp`"),
+        "the refused reload names file and key: {stderr}"
+    );
     assert!(stderr.contains("reload applied"), "{stderr}");
     // The summary covers every camera that ran, c included.
     for cam in ["a", "b", "c"] {
@@ -171,22 +198,34 @@ fn sighup_restarts_only_the_changed_camera_keeps_a_bad_config_out_and_adds_and_r
 fn a_model_that_fails_to_load_on_reload_keeps_the_running_detectors_and_a_good_one_is_swapped_in() {
     let bad_model = std::env::temp_dir().join(format!("lookout-test-bad-model-{}.onnx", std::process::id()));
     std::fs::write(&bad_model, crate::onnx::identity_model(&[1, 3, 100, 100])).unwrap();
-    let global = |inference: &str| format!("gateway_id = \"swap\"\n[stats]\ninterval_seconds = 1\n{}{inference}", inference_toml());
+    let global = |inference: &str| {
+        format!("gateway_id = \"swap\"\n[stats]\ninterval_seconds = 1\n{}{inference}", inference_toml())
+    };
     let dir = ConfigDir::new("swap", &global(""), &[("ball", "uri = \"test://ball\"\n[detect]\nfps = 5\n")]);
     let mut sock = NotifySocket::bind(&dir.path);
     let mut d = Daemon::start_with_env(&dir.path, &[("NOTIFY_SOCKET", sock.path.to_str().unwrap())]);
     d.wait_for(0, Duration::from_secs(60), |v| is_status(v, "ball", "streaming")).expect("streaming");
     assert!(sock.wait_for(Duration::from_secs(30), |g| g.iter().any(|m| m == "READY=1")), "{:?}", sock.got);
-    let inferred_after = |d: &mut Daemon, from: usize, n: u64| d.wait_for(from, Duration::from_secs(30), |v| v["type"] == "stats" && v["cameras"]["ball"]["inferred"].as_u64().unwrap_or(0) >= n);
+    let inferred_after = |d: &mut Daemon, from: usize, n: u64| {
+        d.wait_for(from, Duration::from_secs(30), |v| {
+            v["type"] == "stats" && v["cameras"]["ball"]["inferred"].as_u64().unwrap_or(0) >= n
+        })
+    };
     let reload = |d: &mut Daemon, sock: &mut NotifySocket| {
         let ready = NotifySocket::count(&sock.got, "READY=1");
         let _ = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status();
-        assert!(sock.wait_for(Duration::from_secs(30), |g| NotifySocket::count(g, "READY=1") > ready), "{:?}", sock.got);
+        assert!(
+            sock.wait_for(Duration::from_secs(30), |g| NotifySocket::count(g, "READY=1") > ready),
+            "{:?}",
+            sock.got
+        );
     };
 
     // A model that passes `lookout check` (the file exists) but is no detector.
     let (model, lib) = (bad_model.display().to_string(), ort_library().display().to_string());
-    let bad = format!("gateway_id = \"swap\"\n[stats]\ninterval_seconds = 1\n[inference]\nmodel = {model:?}\nort_library = {lib:?}\n");
+    let bad = format!(
+        "gateway_id = \"swap\"\n[stats]\ninterval_seconds = 1\n[inference]\nmodel = {model:?}\nort_library = {lib:?}\n"
+    );
     std::fs::write(dir.path.join("lookout.toml"), &bad).unwrap();
     let mark = d.mark();
     reload(&mut d, &mut sock);
@@ -206,7 +245,10 @@ fn a_model_that_fails_to_load_on_reload_keeps_the_running_detectors_and_a_good_o
     let _ = std::fs::remove_file(&bad_model);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("this model can't be loaded; the cameras that would run it keep what they run now"), "{stderr}");
+    assert!(
+        stderr.contains("this model can't be loaded; the cameras that would run it keep what they run now"),
+        "{stderr}"
+    );
     assert!(stderr.contains("does not look like a YOLOX detector"), "the reason is given: {stderr}");
     assert!(stderr.contains("new detectors loaded; swapping them in"), "{stderr}");
     // The camera never restarted: connecting and streaming once, then stopped at the end.
@@ -236,15 +278,23 @@ fn changing_one_cameras_model_on_reload_restarts_only_that_camera() {
     let reload = |d: &mut Daemon, sock: &mut NotifySocket| {
         let ready = NotifySocket::count(&sock.got, "READY=1");
         let _ = Command::new("kill").args(["-HUP", &d.pid().to_string()]).status();
-        assert!(sock.wait_for(Duration::from_secs(60), |g| NotifySocket::count(g, "READY=1") > ready), "{:?}", sock.got);
+        assert!(
+            sock.wait_for(Duration::from_secs(60), |g| NotifySocket::count(g, "READY=1") > ready),
+            "{:?}",
+            sock.got
+        );
     };
     // A stats message, at or after `from`, in which `pred` holds for both cameras.
     let stats_where = |d: &mut Daemon, from: usize, what: &str, pred: &dyn Fn(&Value, &Value) -> bool| {
-        d.wait_for(from, Duration::from_secs(60), |v| v["type"] == "stats" && pred(&v["cameras"]["a"], &v["cameras"]["b"]))
-            .unwrap_or_else(|| panic!("no stats where {what}"))
+        d.wait_for(from, Duration::from_secs(60), |v| {
+            v["type"] == "stats" && pred(&v["cameras"]["a"], &v["cameras"]["b"])
+        })
+        .unwrap_or_else(|| panic!("no stats where {what}"))
     };
     let count = |c: &Value, k: &str| c[k].as_u64().unwrap_or(0);
-    let (_, s) = stats_where(&mut d, 0, "both run yolox_nano", &|a, b| a["model"] == "yolox_nano" && b["model"] == "yolox_nano" && count(b, "inferred") > 0);
+    let (_, s) = stats_where(&mut d, 0, "both run yolox_nano", &|a, b| {
+        a["model"] == "yolox_nano" && b["model"] == "yolox_nano" && count(b, "inferred") > 0
+    });
     let a_decoded = count(&s["cameras"]["a"], "decoded");
 
     // b moves to NanoDet.
@@ -252,7 +302,9 @@ fn changing_one_cameras_model_on_reload_restarts_only_that_camera() {
     std::fs::write(dir.path.join("pipelines/b.toml"), cam(Some(&nanodet))).unwrap();
     let mark = d.mark();
     reload(&mut d, &mut sock);
-    let (i, s) = stats_where(&mut d, mark, "b runs nanodet", &|a, b| a["model"] == "yolox_nano" && b["model"] == "nanodet_m_320");
+    let (i, s) = stats_where(&mut d, mark, "b runs nanodet", &|a, b| {
+        a["model"] == "yolox_nano" && b["model"] == "nanodet_m_320"
+    });
     let b_inferred = count(&s["cameras"]["b"], "inferred");
     let (_, s) = stats_where(&mut d, i + 1, "b infers on nanodet", &|_, b| count(b, "inferred") >= b_inferred + 10);
     // a kept counting through the reload: its books were never reset.
@@ -265,7 +317,9 @@ fn changing_one_cameras_model_on_reload_restarts_only_that_camera() {
     let (i, s) = stats_where(&mut d, mark, "stats after the bad reload", &|_, _| true);
     assert_eq!(s["cameras"]["b"]["model"], "nanodet_m_320", "{s}");
     let b_inferred = count(&s["cameras"]["b"], "inferred");
-    stats_where(&mut d, i + 1, "b still infers on nanodet", &|_, b| b["model"] == "nanodet_m_320" && count(b, "inferred") >= b_inferred + 10);
+    stats_where(&mut d, i + 1, "b still infers on nanodet", &|_, b| {
+        b["model"] == "nanodet_m_320" && count(b, "inferred") >= b_inferred + 10
+    });
 
     // b back on the gateway's model: NanoDet is no longer used and is unloaded.
     std::fs::write(dir.path.join("pipelines/b.toml"), cam(None)).unwrap();
@@ -279,7 +333,13 @@ fn changing_one_cameras_model_on_reload_restarts_only_that_camera() {
         .lines
         .iter()
         .filter(|v| v["type"] == "camera_status")
-        .map(|v| (v["camera"].as_str().unwrap().to_string(), v["state"].as_str().unwrap().to_string(), v["reason"].as_str().unwrap_or("").to_string()))
+        .map(|v| {
+            (
+                v["camera"].as_str().unwrap().to_string(),
+                v["state"].as_str().unwrap().to_string(),
+                v["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     let out = d.terminate();
     let _ = std::fs::remove_file(&bad_model);
@@ -289,10 +349,17 @@ fn changing_one_cameras_model_on_reload_restarts_only_that_camera() {
     let a: Vec<&str> = statuses.iter().filter(|(c, _, _)| c == "a").map(|(_, s, _)| s.as_str()).collect();
     assert_eq!(a, ["connecting", "streaming"], "{statuses:?}");
     // b: restarted twice (to NanoDet and back), not by the failed reload.
-    let b_restarts = statuses.iter().filter(|(c, s, r)| c == "b" && s == "stopped" && r == "config changed (reload)").count();
+    let b_restarts =
+        statuses.iter().filter(|(c, s, r)| c == "b" && s == "stopped" && r == "config changed (reload)").count();
     assert_eq!(b_restarts, 2, "{statuses:?}");
-    assert!(stderr.contains("this model can't be loaded; the cameras that would run it keep what they run now"), "{stderr}");
-    assert!(stderr.contains("camera not changed: its model failed to load; it keeps running its current config"), "{stderr}");
+    assert!(
+        stderr.contains("this model can't be loaded; the cameras that would run it keep what they run now"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("camera not changed: its model failed to load; it keeps running its current config"),
+        "{stderr}"
+    );
     assert!(stderr.contains("does not look like a YOLOX detector"), "the reason is given: {stderr}");
     assert!(stderr.contains("no camera runs this model any more; its detectors are unloaded"), "{stderr}");
 }

@@ -37,7 +37,10 @@ impl RtspServer {
     fn serve_with(clip: &std::path::Path, options: ServeOptions) -> RtspServer {
         gst::init().unwrap();
         let port = free_port();
-        let launch = format!("( filesrc location={} ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )", clip.display());
+        let launch = format!(
+            "( filesrc location={} ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )",
+            clip.display()
+        );
         let (tx, rx) = crossbeam_channel::bounded(1);
         let thread = std::thread::spawn(move || {
             let ctx = glib::MainContext::new();
@@ -62,7 +65,10 @@ impl RtspServer {
             if options.unset_clock {
                 factory.connect_media_configure(|_, media| {
                     media.connect_prepared(|media| {
-                        let Some(pipeline) = media.element().parent().and_then(|p| p.downcast::<gst::Bin>().ok()) else { return };
+                        let Some(pipeline) = media.element().parent().and_then(|p| p.downcast::<gst::Bin>().ok())
+                        else {
+                            return;
+                        };
                         for e in pipeline.iterate_recurse().into_iter().flatten() {
                             if e.factory().is_some_and(|f| f.name() == "rtpbin") {
                                 e.set_property("use-pipeline-clock", true);
@@ -167,12 +173,21 @@ fn run_detects_on_an_rtsp_stream_and_never_shows_the_password() {
 
 #[test]
 fn rtsp_login_from_the_environment_and_a_wrong_one_named_clearly() {
-    let server = RtspServer::serve_with(&media("bikes.mp4"), ServeOptions { login: Some(("viewer", "Env-s3cret")), ..Default::default() });
+    let server = RtspServer::serve_with(
+        &media("bikes.mp4"),
+        ServeOptions { login: Some(("viewer", "Env-s3cret")), ..Default::default() },
+    );
     let global = format!("gateway_id = \"rtsp-auth\"\n{}", inference_toml());
-    let good = format!("uri = \"rtsp://127.0.0.1:{}/clip\"\nusername = \"viewer\"\npassword_env = \"GATE_PASSWORD\"\n[events]\ndetections = true\n", server.port);
+    let good = format!(
+        "uri = \"rtsp://127.0.0.1:{}/clip\"\nusername = \"viewer\"\npassword_env = \"GATE_PASSWORD\"\n[events]\ndetections = true\n",
+        server.port
+    );
     let pw_file = std::env::temp_dir().join(format!("lookout-test-pw-{}", std::process::id()));
     std::fs::write(&pw_file, "wrong-pw\n").unwrap();
-    let bad = format!("uri = \"rtsp://127.0.0.1:{}/clip\"\nusername = \"viewer\"\npassword_file = {:?}\nreconnect_max_seconds = 2\n", server.port, pw_file);
+    let bad = format!(
+        "uri = \"rtsp://127.0.0.1:{}/clip\"\nusername = \"viewer\"\npassword_file = {:?}\nreconnect_max_seconds = 2\n",
+        server.port, pw_file
+    );
     let dir = ConfigDir::new("rtsp-auth", &global, &[("gate", &good), ("yard", &bad)]);
 
     let mut d = Daemon::start_with_env(&dir.path, &[("GATE_PASSWORD", "Env-s3cret")]);
@@ -186,7 +201,10 @@ fn rtsp_login_from_the_environment_and_a_wrong_one_named_clearly() {
     assert!(streaming.is_some() && detected.is_some(), "the login from GATE_PASSWORD was accepted:\n{all}");
     let (_, refused) = refused.expect("the wrong password makes the camera reconnect");
     let reason = refused["reason"].as_str().unwrap_or("").to_lowercase();
-    assert!(reason.contains("unauthorized") && reason.contains("check username"), "the reason names the login and the fix: {refused}");
+    assert!(
+        reason.contains("unauthorized") && reason.contains("check username"),
+        "the reason names the login and the fix: {refused}"
+    );
     assert!(!all.contains("Env-s3cret") && !all.contains("wrong-pw"), "a password leaked:\n{all}");
 }
 
@@ -197,13 +215,19 @@ fn a_camera_clock_far_from_ours_is_flagged_in_its_status() {
     let camera = format!("uri = \"rtsp://127.0.0.1:{}/clip\"\nmax_clock_skew_seconds = 5\n", server.port);
     let dir = ConfigDir::new("rtsp-skew", &global, &[("gate", &camera)]);
     let mut d = Daemon::start(&dir.path);
-    let skew = d.wait_for(0, Duration::from_secs(60), |v| v["type"] == "camera_status" && v["camera"] == "gate" && v["reason"].as_str().is_some_and(|r| r.contains("clock")));
+    let skew = d.wait_for(0, Duration::from_secs(60), |v| {
+        v["type"] == "camera_status"
+            && v["camera"] == "gate"
+            && v["reason"].as_str().is_some_and(|r| r.contains("clock"))
+    });
     let out = d.terminate();
-    let all = format!("{}\n{}", d.lines.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"), text(&out.stderr));
+    let all =
+        format!("{}\n{}", d.lines.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n"), text(&out.stderr));
     let (_, skew) = skew.unwrap_or_else(|| panic!("no clock warning in the status:\n{all}"));
     // The server's clock reads about 1970: decades behind ours, and the camera keeps streaming.
     let reason = skew["reason"].as_str().unwrap_or("");
-    let secs: f64 = reason.split(" s ").next().and_then(|w| w.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0.0);
+    let secs: f64 =
+        reason.split(" s ").next().and_then(|w| w.rsplit(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0.0);
     assert!(reason.contains("behind") && secs > 1.0e9, "skew is decades behind: {skew}");
     assert_eq!(skew["state"], "streaming");
 }

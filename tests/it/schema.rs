@@ -64,9 +64,14 @@ fn errors(file: &str, payload: &Value) -> Vec<String> {
 /// Panics unless `payload` matches the schema for its `type`, naming every violation.
 pub fn assert_valid(payload: &Value) {
     let kind = payload["type"].as_str().unwrap_or_else(|| panic!("payload has no string `type`: {payload}"));
-    let file = schema_file(kind).unwrap_or_else(|| panic!("no schema in schemas/ for payload type `{kind}`: {payload}"));
+    let file =
+        schema_file(kind).unwrap_or_else(|| panic!("no schema in schemas/ for payload type `{kind}`: {payload}"));
     let errors = errors(file, payload);
-    assert!(errors.is_empty(), "`{kind}` payload breaks schemas/{file}:\n  {}\npayload: {payload}", errors.join("\n  "));
+    assert!(
+        errors.is_empty(),
+        "`{kind}` payload breaks schemas/{file}:\n  {}\npayload: {payload}",
+        errors.join("\n  ")
+    );
 }
 
 /// [`assert_valid`] on every stdout line that is JSON.
@@ -84,7 +89,8 @@ pub fn assert_valid_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) {
 pub fn assert_valid_messages(msgs: &[(String, Vec<u8>, bool)], availability_topic: &str) {
     let not_json = |t: &str| t == availability_topic || t.ends_with("/detect/state") || t.ends_with("/snapshot");
     for (topic, payload, _) in msgs.iter().filter(|(t, _, _)| !not_json(t)) {
-        let v: Value = serde_json::from_slice(payload).unwrap_or_else(|e| panic!("{topic}: not JSON ({e}): {}", String::from_utf8_lossy(payload)));
+        let v: Value = serde_json::from_slice(payload)
+            .unwrap_or_else(|e| panic!("{topic}: not JSON ({e}): {}", String::from_utf8_lossy(payload)));
         assert_valid(&v);
     }
 }
@@ -151,10 +157,17 @@ fn samples() -> Vec<(Value, &'static str, Value)> {
         (with(object("update"), json!({"reasons": ["zones", "heartbeat"]})), "reasons", json!(["moved"])),
         (object("end"), "type", json!("gone")),
         (rule("zone_enter", json!({"zone": "road"})), "type", json!("zone_entered")),
-        (rule("zone_exit", json!({"zone": "road", "dwell_seconds": 3.2, "object_id": null})), "capture_clock", json!("ntp")),
+        (
+            rule("zone_exit", json!({"zone": "road", "dwell_seconds": 3.2, "object_id": null})),
+            "capture_clock",
+            json!("ntp"),
+        ),
         (rule("loitering", json!({"zone": "road", "dwell_seconds": 30.0})), "capture_clock", json!("ntp")),
         (
-            rule("line_cross", json!({"line": "middle", "direction": "left_to_right", "counts": {"left_to_right": 3, "right_to_left": 1}})),
+            rule(
+                "line_cross",
+                json!({"line": "middle", "direction": "left_to_right", "counts": {"left_to_right": 3, "right_to_left": 1}}),
+            ),
             "direction",
             json!("both"),
         ),
@@ -193,7 +206,11 @@ fn every_schema_is_valid_and_used() {
         }
     }
     let used: std::collections::BTreeSet<&str> = TYPES.iter().map(|(_, f)| *f).collect();
-    assert_eq!(files.keys().map(String::as_str).collect::<std::collections::BTreeSet<_>>(), used, "one schema file per payload type");
+    assert_eq!(
+        files.keys().map(String::as_str).collect::<std::collections::BTreeSet<_>>(),
+        used,
+        "one schema file per payload type"
+    );
     let _ = validators();
 }
 
@@ -271,7 +288,8 @@ fn the_encoders_write_valid_payloads() {
     let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
     let parse = |b: Vec<u8>| serde_json::from_slice::<Value>(&b).unwrap();
     for pts_ms in [Some(480), None] {
-        let frame = payload::FrameMeta { captured_at: at, capture_clock: "rtcp", pts_ms, seq: 2, width: 640, height: 272 };
+        let frame =
+            payload::FrameMeta { captured_at: at, capture_clock: "rtcp", pts_ms, seq: 2, width: 640, height: 272 };
         let det = lookout::detect::Detection { class: 0, label: "person", score: 0.87, bbox: [10.0, 20.0, 30.0, 40.0] };
         assert_valid(&parse(payload::detection_event("gw-01", "bikes", frame, &[det])));
     }
@@ -283,19 +301,52 @@ fn the_encoders_write_valid_payloads() {
         ("stopped", Some("shutdown"), None, None),
         ("failed", Some("not a video"), None, None),
     ] {
-        assert_valid(&parse(payload::camera_status("gw-01", "gate", state, reason, decoder, retry, "rtsp://u:***@h/s", at)));
+        assert_valid(&parse(payload::camera_status(
+            "gw-01",
+            "gate",
+            state,
+            reason,
+            decoder,
+            retry,
+            "rtsp://u:***@h/s",
+            at,
+        )));
     }
     let counters = lookout::stats::CameraCounters::default();
     counters.set_model("yolox_nano", "cpu");
     let summary = counters.snapshot();
-    assert_valid(&parse(payload::stats("gw-01", at, 1.25, "cpu", true, [("bikes", summary.clone())].into_iter().collect(), None)));
+    assert_valid(&parse(payload::stats(
+        "gw-01",
+        at,
+        1.25,
+        "cpu",
+        true,
+        [("bikes", summary.clone())].into_iter().collect(),
+        None,
+    )));
     let skipped = vec![("cuda:0".to_string(), "libcublasLt.so.13: cannot open shared object file".to_string())];
     let batches = std::collections::BTreeMap::from([(1usize, 40u64), (8, 12)]);
     let inference = payload::InferenceStats { provider: "openvino", skipped: &skipped, batches: Some(&batches) };
-    assert_valid(&parse(payload::stats_with("gw-01", at, 1.25, inference, false, [("bikes", summary.clone())].into_iter().collect(), None)));
+    assert_valid(&parse(payload::stats_with(
+        "gw-01",
+        at,
+        1.25,
+        inference,
+        false,
+        [("bikes", summary.clone())].into_iter().collect(),
+        None,
+    )));
     let publish = lookout::stats::PublishCounters::default();
     publish.spooled.store(3, std::sync::atomic::Ordering::Relaxed);
-    assert_valid(&parse(payload::stats_with("gw-01", at, 1.25, inference, false, [("bikes", summary)].into_iter().collect(), Some(publish.snapshot()))));
+    assert_valid(&parse(payload::stats_with(
+        "gw-01",
+        at,
+        1.25,
+        inference,
+        false,
+        [("bikes", summary)].into_iter().collect(),
+        Some(publish.snapshot()),
+    )));
 }
 
 #[test]

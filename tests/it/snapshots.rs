@@ -38,8 +38,14 @@ fn every_reported_object_gets_a_snapshot_on_mqtt_and_on_disk() {
         .map(|v| v["object_id"].as_str().unwrap().to_string())
         .collect();
     assert!(!objects.is_empty());
-    let jpegs: Vec<&Vec<u8>> = msgs.iter().filter(|(t, _, _)| t == "lookout/snap/street/snapshot").map(|(_, p, _)| p).collect();
-    assert!(jpegs.len() >= objects.len(), "one snapshot per new object at least: {} for {}", jpegs.len(), objects.len());
+    let jpegs: Vec<&Vec<u8>> =
+        msgs.iter().filter(|(t, _, _)| t == "lookout/snap/street/snapshot").map(|(_, p, _)| p).collect();
+    assert!(
+        jpegs.len() >= objects.len(),
+        "one snapshot per new object at least: {} for {}",
+        jpegs.len(),
+        objects.len()
+    );
     for j in &jpegs {
         let img = image::load_from_memory(j).expect("a JPEG");
         assert!(img.width().max(img.height()) <= 200, "max_size: {}x{}", img.width(), img.height());

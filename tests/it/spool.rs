@@ -50,7 +50,12 @@ fn unique_detections(msgs: &[Msg], topic: &str) -> (Vec<Value>, usize) {
 /// Frame numbers and capture times only grow, in order of first arrival.
 fn assert_in_order(events: &[Value]) {
     for w in events.windows(2) {
-        assert!(w[1]["frame_seq"].as_u64() > w[0]["frame_seq"].as_u64(), "frame_seq out of order: {} then {}", w[0], w[1]);
+        assert!(
+            w[1]["frame_seq"].as_u64() > w[0]["frame_seq"].as_u64(),
+            "frame_seq out of order: {} then {}",
+            w[0],
+            w[1]
+        );
         assert!(captured(&w[1]) > captured(&w[0]), "captured_at out of order: {} then {}", w[0], w[1]);
     }
 }
@@ -74,7 +79,10 @@ fn publish_numbers(stderr: &str) -> Vec<u64> {
 
 /// The numbers of the summary line starting with `start`, in order.
 fn numbers_of(stderr: &str, start: &str) -> Vec<u64> {
-    let line = stderr.lines().find(|l| l.trim_start().starts_with(start)).unwrap_or_else(|| panic!("no `{start}` line: {stderr}"));
+    let line = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with(start))
+        .unwrap_or_else(|| panic!("no `{start}` line: {stderr}"));
     line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect()
 }
 
@@ -87,7 +95,10 @@ fn camera_numbers(stderr: &str) -> Vec<u64> {
 /// From the summary's first line: seconds in all, seconds of them waiting for the broker at
 /// the end, and the frames inferred per second.
 fn run_times(stderr: &str) -> (f64, f64, f64) {
-    let line = stderr.lines().find(|l| l.starts_with("lookout: finished in")).unwrap_or_else(|| panic!("no summary: {stderr}"));
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("lookout: finished in"))
+        .unwrap_or_else(|| panic!("no summary: {stderr}"));
     let n: Vec<f64> = line.split(|c: char| !(c.is_ascii_digit() || c == '.')).filter_map(|s| s.parse().ok()).collect();
     assert!(n.len() >= 3 && line.contains("waiting for the broker"), "summary line: {line}");
     (n[0], n[1], n[2])
@@ -95,7 +106,9 @@ fn run_times(stderr: &str) -> (f64, f64, f64) {
 
 fn spool_segments(dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "seg")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "seg")).collect()
+        })
         .unwrap_or_default()
 }
 
@@ -106,7 +119,8 @@ fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
     let state = std::env::temp_dir().join(format!("lookout-test-outage-broker-{}-{port}", std::process::id()));
     let broker = Broker::start_persistent(port, &state);
     let sub = Subscriber::persistent(port, "lookout/outage/#", &format!("test-outage-{port}"));
-    let global = format!("gateway_id = \"outage\"\n[mqtt]\nport = {port}\nflush_timeout_seconds = 20\n{}", inference_toml());
+    let global =
+        format!("gateway_id = \"outage\"\n[mqtt]\nport = {port}\nflush_timeout_seconds = 20\n{}", inference_toml());
     let dir = ConfigDir::new("outage", &global, &[("street", &camera_toml(true, true))]);
     let events_topic = "lookout/outage/street/events";
     let mut d = Daemon::start(&dir.path);
@@ -125,7 +139,11 @@ fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
     let down_at = Instant::now();
     // The spool takes over.
     let spool_dir = dir.path.join(".lookout/spool");
-    assert!(wait_until(Duration::from_secs(20), || !spool_segments(&spool_dir).is_empty()), "nothing spooled in {}", spool_dir.display());
+    assert!(
+        wait_until(Duration::from_secs(20), || !spool_segments(&spool_dir).is_empty()),
+        "nothing spooled in {}",
+        spool_dir.display()
+    );
     // The outage itself: a duration under test, not a wait for something.
     std::thread::sleep(OUTAGE.saturating_sub(down_at.elapsed()));
     let broker = Broker::start_persistent(port, &state);
@@ -153,7 +171,11 @@ fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
     let (events, dups) = unique_detections(&msgs, events_topic);
     let produced = inferred_in_final_stats(&msgs, "lookout/outage/stats", down);
     let during = events.iter().filter(|v| (down..up).contains(&captured(v))).count();
-    eprintln!("outage: produced {produced} detection events, received {} ({} captured while the broker was away), {dups} duplicates", events.len(), during);
+    eprintln!(
+        "outage: produced {produced} detection events, received {} ({} captured while the broker was away), {dups} duplicates",
+        events.len(),
+        during
+    );
     assert!(stderr.contains("lost the MQTT broker"), "{stderr}");
     assert!(stderr.contains("MQTT broker reachable again"), "{stderr}");
     assert!(during >= 60, "events were produced all through the outage: {during}");
@@ -161,8 +183,19 @@ fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
         .windows(2)
         .filter(|w| w[1]["frame_seq"].as_u64().unwrap() != w[0]["frame_seq"].as_u64().unwrap() + 1)
         .map(|w| {
-            let at = |v: &Value| captured(v).duration_since(down).map(|d| d.as_secs_f64()).unwrap_or_else(|e| -e.duration().as_secs_f64());
-            format!("{}..{} ({:.1}..{:.1} s after the stop)", w[0]["frame_seq"], w[1]["frame_seq"], at(&w[0]), at(&w[1]))
+            let at = |v: &Value| {
+                captured(v)
+                    .duration_since(down)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or_else(|e| -e.duration().as_secs_f64())
+            };
+            format!(
+                "{}..{} ({:.1}..{:.1} s after the stop)",
+                w[0]["frame_seq"],
+                w[1]["frame_seq"],
+                at(&w[0]),
+                at(&w[1])
+            )
         })
         .collect();
     assert_eq!(events.len() as u64, produced, "every event produced arrived; gaps in frame_seq: {gaps:?}");
@@ -176,7 +209,8 @@ fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
     assert!(spooled as usize >= during, "at least every event captured during the outage was spooled: {stderr}");
     assert_eq!(replayed, spooled, "{stderr}");
     assert_eq!((earlier, delivered), (0, published), "{stderr}");
-    let last_stats = json_on(&msgs, "lookout/outage/stats").into_iter().find(|s| s["final"] == true).expect("final stats");
+    let last_stats =
+        json_on(&msgs, "lookout/outage/stats").into_iter().find(|s| s["final"] == true).expect("final stats");
     let p = &last_stats["publish"];
     assert!(p["spooled"].as_u64().unwrap() > 0 && p["replayed"].as_u64() <= p["spooled"].as_u64(), "{p}");
     assert_eq!(p["dropped"]["spool_full"], 0, "{p}");
@@ -188,7 +222,8 @@ fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
 #[test]
 fn what_a_stopping_daemon_could_not_send_is_sent_by_the_next_run() {
     let port = free_port(); // no broker during run 1
-    let global = format!("gateway_id = \"restart\"\n[mqtt]\nport = {port}\nflush_timeout_seconds = 1\n{}", inference_toml());
+    let global =
+        format!("gateway_id = \"restart\"\n[mqtt]\nport = {port}\nflush_timeout_seconds = 1\n{}", inference_toml());
     let dir = ConfigDir::new("restart", &global, &[("street", &camera_toml(false, false))]);
     let args = ["run", "--config-dir", dir.path.to_str().unwrap()];
     let out = run_lookout(&args, &[], Duration::from_secs(60));
@@ -226,16 +261,21 @@ fn what_a_stopping_daemon_could_not_send_is_sent_by_the_next_run() {
     let (events, dups) = unique_detections(&msgs, topic);
     let run1: Vec<Value> = events.iter().filter(|v| captured(v) < between).cloned().collect();
     let produced1 = inferred_in_final_stats(&msgs, "lookout/restart/stats", SystemTime::UNIX_EPOCH);
-    eprintln!("restart: run 1 produced {produced1} detection events; run 2 delivered {} of them, {dups} duplicates", run1.len());
+    eprintln!(
+        "restart: run 1 produced {produced1} detection events; run 2 delivered {} of them, {dups} duplicates",
+        run1.len()
+    );
     assert!(produced1 > 0);
     assert_eq!(run1.len() as u64, produced1, "every event of run 1 arrived in run 2");
     assert_in_order(&run1);
     // Run 1's messages all come before run 2's.
     let first_run2 = msgs.iter().position(|(t, p, _)| {
-        t == topic && serde_json::from_slice::<Value>(p).is_ok_and(|v| v["type"] == "detection" && captured(&v) > between)
+        t == topic
+            && serde_json::from_slice::<Value>(p).is_ok_and(|v| v["type"] == "detection" && captured(&v) > between)
     });
     let last_run1 = msgs.iter().rposition(|(t, p, _)| {
-        t == topic && serde_json::from_slice::<Value>(p).is_ok_and(|v| v["type"] == "detection" && captured(&v) < between)
+        t == topic
+            && serde_json::from_slice::<Value>(p).is_ok_and(|v| v["type"] == "detection" && captured(&v) < between)
     });
     assert!(last_run1 < first_run2, "run 1 replayed before run 2's events: {last_run1:?} {first_run2:?}");
 }
@@ -256,7 +296,8 @@ fn a_full_spool_drops_the_oldest_counts_them_and_the_daemon_runs_on() {
     assert!(stderr.contains("decoded 250"), "the clip was processed to the end: {stderr}");
     assert!(stderr.contains("spool full while the broker is away"), "{stderr}");
     let n = publish_numbers(&stderr);
-    let (earlier, published, acked, lost, unacked, dropped, spooled, bytes, spooled_in_run, replayed) = (n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8], n[9]);
+    let (earlier, published, acked, lost, unacked, dropped, spooled, bytes, spooled_in_run, replayed) =
+        (n[0], n[1], n[2], n[3], n[4], n[5], n[6], n[7], n[8], n[9]);
     assert_eq!(earlier, 0, "{stderr}");
     eprintln!("bound: {published} published, {spooled} kept ({bytes} bytes), {dropped} dropped oldest");
     assert!(dropped > 0, "{stderr}");
@@ -309,20 +350,28 @@ fn sigterm_with_a_stalled_broker_stops_within_the_shutdown_timeout_and_loses_not
             .unwrap_or(0.0)
     };
     let at_stall = inferred();
-    assert!(wait_until(Duration::from_secs(30), || inferred() >= at_stall + 20.0), "the camera kept running while the broker stalled");
+    assert!(
+        wait_until(Duration::from_secs(30), || inferred() >= at_stall + 20.0),
+        "the camera kept running while the broker stalled"
+    );
     let stopped = Instant::now();
     let out = d.terminate();
     let took = stopped.elapsed();
     let stderr1 = text(&out.stderr);
     let _ = std::process::Command::new("kill").args(["-CONT", &broker.pid().to_string()]).status();
     assert!(out.status.success(), "{stderr1}");
-    eprintln!("SIGTERM with a stalled broker: exited after {:.2} s (shutdown_timeout_seconds = {SHUTDOWN_TIMEOUT_S})", took.as_secs_f64());
+    eprintln!(
+        "SIGTERM with a stalled broker: exited after {:.2} s (shutdown_timeout_seconds = {SHUTDOWN_TIMEOUT_S})",
+        took.as_secs_f64()
+    );
     assert!(took < Duration::from_secs(SHUTDOWN_TIMEOUT_S + 4), "took {took:?}: {stderr1}");
     // A connected, silent broker is waited for, up to the deadline; the frame rate is over the
     // time the cameras ran, not that wait.
     let (elapsed, waiting, fps) = run_times(&stderr1);
     let inferred = camera_numbers(&stderr1)[3];
-    eprintln!("summary: finished in {elapsed} s, {waiting} s of it waiting for the broker; {fps} frames/s ({inferred} inferred)");
+    eprintln!(
+        "summary: finished in {elapsed} s, {waiting} s of it waiting for the broker; {fps} frames/s ({inferred} inferred)"
+    );
     assert!(waiting >= 1.0, "the stop waited for the stalled broker: {stderr1}");
     assert!((fps - inferred as f64 / (elapsed - waiting)).abs() <= 0.1 + 0.05 * fps, "{stderr1}");
     assert!(stderr1.contains("messages left in the spool for the next run"), "{stderr1}");
@@ -410,7 +459,10 @@ fn live_delivery_resumes_within_seconds_of_the_broker_returning() {
     );
     assert!(resumed < Duration::from_secs(5), "live delivery resumed {resumed:?} after the broker's return: {stderr}");
     assert!(stderr.contains("MQTT broker reachable again"), "{stderr}");
-    assert!(!stderr.contains("Collision on packet id"), "rumqttc's packet ids wrapped onto an unacknowledged publish: {stderr}");
+    assert!(
+        !stderr.contains("Collision on packet id"),
+        "rumqttc's packet ids wrapped onto an unacknowledged publish: {stderr}"
+    );
     let (events, dups) = unique_detections(&msgs, events_topic);
     eprintln!("resume: {} detection events, {dups} duplicates", events.len());
     assert_in_order(&events);
@@ -443,13 +495,20 @@ fn sigterm_during_a_broker_outage_exits_once_everything_is_spooled() {
     );
     broker.stop();
     let spool_dir = dir.path.join(".lookout/spool");
-    assert!(wait_until(Duration::from_secs(20), || !spool_segments(&spool_dir).is_empty()), "nothing spooled in {}", spool_dir.display());
+    assert!(
+        wait_until(Duration::from_secs(20), || !spool_segments(&spool_dir).is_empty()),
+        "nothing spooled in {}",
+        spool_dir.display()
+    );
     let stopped = Instant::now();
     let out = d.terminate();
     let took = stopped.elapsed();
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    eprintln!("SIGTERM during a broker outage: exited after {:.2} s (shutdown_timeout_seconds = {SHUTDOWN_TIMEOUT_S})", took.as_secs_f64());
+    eprintln!(
+        "SIGTERM during a broker outage: exited after {:.2} s (shutdown_timeout_seconds = {SHUTDOWN_TIMEOUT_S})",
+        took.as_secs_f64()
+    );
     assert!(took < Duration::from_secs(4), "took {took:?}: {stderr}");
     // Everything is kept: nothing lost, nothing unacknowledged outside the spool.
     assert!(stderr.contains("messages left in the spool for the next run"), "{stderr}");
@@ -461,6 +520,8 @@ fn sigterm_during_a_broker_outage_exits_once_everything_is_spooled() {
     // The frame rate leaves out the time after the cameras stopped.
     let (elapsed, waiting, fps) = run_times(&stderr);
     let inferred = camera_numbers(&stderr)[3];
-    eprintln!("summary: finished in {elapsed} s, {waiting} s of it waiting for the broker; {fps} frames/s ({inferred} inferred)");
+    eprintln!(
+        "summary: finished in {elapsed} s, {waiting} s of it waiting for the broker; {fps} frames/s ({inferred} inferred)"
+    );
     assert!((fps - inferred as f64 / (elapsed - waiting)).abs() <= 0.1 + 0.05 * fps, "{stderr}");
 }

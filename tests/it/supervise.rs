@@ -63,13 +63,16 @@ fn a_killed_rtsp_server_is_reconnected_when_it_returns() {
 
     let mark = d.mark();
     server.kill();
-    let (_, rec) = d.wait_for(mark, Duration::from_secs(20), |v| is_status(v, "door", "reconnecting")).expect("reconnecting after the kill");
+    let (_, rec) = d
+        .wait_for(mark, Duration::from_secs(20), |v| is_status(v, "door", "reconnecting"))
+        .expect("reconnecting after the kill");
     assert!(rec["reason"].as_str().unwrap().len() > 5, "a reason is given: {rec}");
 
     let mark = d.mark();
     let restarted = Instant::now();
     let _server = LiveCamera::start(port);
-    d.wait_for(mark, Duration::from_secs(30), |v| is_status(v, "door", "streaming")).expect("streaming again after the server returns");
+    d.wait_for(mark, Duration::from_secs(30), |v| is_status(v, "door", "streaming"))
+        .expect("streaming again after the server returns");
     eprintln!("reconnect time after the server returned: {:.2} s", restarted.elapsed().as_secs_f64());
 
     let out = d.terminate();
@@ -85,7 +88,9 @@ fn a_killed_rtsp_server_is_reconnected_when_it_returns() {
 fn a_frozen_rtsp_server_is_caught_by_the_stall_watchdog() {
     let port = free_port();
     let server = LiveCamera::start(port);
-    let cam = format!("uri = \"rtsp://127.0.0.1:{port}/cam\"\nrtsp_transport = \"tcp\"\nstall_timeout_seconds = 2\n[detect]\nfps = 2\n");
+    let cam = format!(
+        "uri = \"rtsp://127.0.0.1:{port}/cam\"\nrtsp_transport = \"tcp\"\nstall_timeout_seconds = 2\n[detect]\nfps = 2\n"
+    );
     let dir = ConfigDir::new("stall", &global("stall"), &[("yard", &cam)]);
     let mut d = Daemon::start(&dir.path);
     d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "yard", "streaming")).expect("streaming");
@@ -93,7 +98,9 @@ fn a_frozen_rtsp_server_is_caught_by_the_stall_watchdog() {
     let mark = d.mark();
     server.signal("-STOP");
     let frozen = Instant::now();
-    let (_, rec) = d.wait_for(mark, Duration::from_secs(10), |v| is_status(v, "yard", "reconnecting")).expect("the watchdog fires");
+    let (_, rec) = d
+        .wait_for(mark, Duration::from_secs(10), |v| is_status(v, "yard", "reconnecting"))
+        .expect("the watchdog fires");
     let noticed = frozen.elapsed();
     assert!(rec["reason"].as_str().unwrap().contains("stalled"), "{rec}");
     assert!(noticed <= Duration::from_secs(3), "noticed after {noticed:?}, more than stall_timeout_seconds + 1 s");
@@ -108,7 +115,8 @@ fn a_failing_camera_does_not_disturb_a_healthy_one() {
     let ball = "uri = \"test://ball\"\n[detect]\nfps = 5\n";
     let dir = ConfigDir::new("isolate", &global("isolate"), &[("dead", &dead), ("ball", ball)]);
     let mut d = Daemon::start(&dir.path);
-    let (_, start) = d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "ball", "streaming")).expect("healthy camera streams");
+    let (_, start) =
+        d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "ball", "streaming")).expect("healthy camera streams");
     d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "dead", "reconnecting")).expect("dead camera reconnects");
     // Run until the dead camera has failed three times (backing off 1, 2, 4 s) meanwhile.
     let mut retries = 0;
@@ -163,7 +171,8 @@ fn a_corrupt_file_reconnects_when_configured_to() {
     let cam = format!("uri = {:?}\non_error = \"reconnect\"\n", corrupt.display().to_string());
     let dir = ConfigDir::new("corrupt-rc", &global("corrupt-rc"), &[("clip", &cam)]);
     let mut d = Daemon::start(&dir.path);
-    let (_, rec) = d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "clip", "reconnecting")).expect("reconnecting");
+    let (_, rec) =
+        d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "clip", "reconnecting")).expect("reconnecting");
     let _ = std::fs::remove_file(&corrupt);
     assert!(rec["reason"].as_str().unwrap().contains(".mp4"), "the reason names the file: {rec}");
     let out = d.terminate();
@@ -178,7 +187,9 @@ fn a_camera_that_drops_then_refuses_the_client_is_seen_at_once_in_a_few_log_line
     let port = free_port();
     let server = LiveCamera::start(port);
     // The default rtsp_transport, and a stall timeout too long to explain a quick reconnect.
-    let cam = format!("uri = \"rtsp://127.0.0.1:{port}/cam\"\nstall_timeout_seconds = 30\nreconnect_max_seconds = 2\n[detect]\nfps = 2\n");
+    let cam = format!(
+        "uri = \"rtsp://127.0.0.1:{port}/cam\"\nstall_timeout_seconds = 30\nreconnect_max_seconds = 2\n[detect]\nfps = 2\n"
+    );
     let dir = ConfigDir::new("drop", &global("drop"), &[("gate", &cam)]);
     let mut d = Daemon::start(&dir.path);
     d.wait_for(0, Duration::from_secs(30), |v| is_status(v, "gate", "streaming")).expect("streaming at first");
@@ -188,7 +199,8 @@ fn a_camera_that_drops_then_refuses_the_client_is_seen_at_once_in_a_few_log_line
         let mark = d.mark();
         server.signal("-USR1");
         let dropped = Instant::now();
-        d.wait_for(mark, Duration::from_secs(20), |v| is_status(v, "gate", "reconnecting")).expect("reconnecting after the drop");
+        d.wait_for(mark, Duration::from_secs(20), |v| is_status(v, "gate", "reconnecting"))
+            .expect("reconnecting after the drop");
         noticed.push(dropped.elapsed().as_secs_f64());
         d.wait_for(mark, Duration::from_secs(20), |v| is_status(v, "gate", "streaming")).expect("streaming again");
     }
@@ -200,7 +212,8 @@ fn a_camera_that_drops_then_refuses_the_client_is_seen_at_once_in_a_few_log_line
         d.lines[mark..m].iter().filter(|v| is_status(v, "gate", "reconnecting")).count() >= 3
     });
     server.signal("-USR2");
-    d.wait_for(mark, Duration::from_secs(20), |v| is_status(v, "gate", "streaming")).expect("streaming once the stream is back");
+    d.wait_for(mark, Duration::from_secs(20), |v| is_status(v, "gate", "streaming"))
+        .expect("streaming once the stream is back");
     let out = d.terminate();
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -212,6 +225,9 @@ fn a_camera_that_drops_then_refuses_the_client_is_seen_at_once_in_a_few_log_line
     // Every tracing record on one line: GStreamer's texts carry newlines.
     for line in stderr.lines() {
         let record = line.starts_with("20") && line.contains('Z');
-        assert!(record || line.starts_with("lookout: ") || line.starts_with("  "), "a line that is not a record of its own: {line:?}\n{stderr}");
+        assert!(
+            record || line.starts_with("lookout: ") || line.starts_with("  "),
+            "a line that is not a record of its own: {line:?}\n{stderr}"
+        );
     }
 }

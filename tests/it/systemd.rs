@@ -97,7 +97,10 @@ fn a_live_camera_notifies_ready_status_watchdog_and_stopping() {
     let dir = ConfigDir::new("notify", &format!("gateway_id = \"notify\"\n{}", inference_toml()), &[("ball", ball)]);
     let mut sock = NotifySocket::bind(&dir.path);
     // WATCHDOG_PID is left unset: then the watchdog is ours, as it is for systemd's main process.
-    let mut d = Daemon::start_with_env(&dir.path, &[("NOTIFY_SOCKET", sock.path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")]);
+    let mut d = Daemon::start_with_env(
+        &dir.path,
+        &[("NOTIFY_SOCKET", sock.path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")],
+    );
 
     assert!(sock.wait_for(Duration::from_secs(60), |g| g.iter().any(|m| m == "READY=1")), "no READY=1: {:?}", sock.got);
     assert!(
@@ -108,7 +111,11 @@ fn a_live_camera_notifies_ready_status_watchdog_and_stopping() {
     let status = sock.got.iter().rfind(|m| m.starts_with("STATUS=")).unwrap();
     assert!(status.contains("frames/s inferred"), "{status}");
     // The watchdog interval is 2 s: a ping every second.
-    assert!(sock.wait_for(Duration::from_secs(20), |g| NotifySocket::count(g, "WATCHDOG=1") >= 2), "fewer than 2 WATCHDOG=1: {:?}", sock.got);
+    assert!(
+        sock.wait_for(Duration::from_secs(20), |g| NotifySocket::count(g, "WATCHDOG=1") >= 2),
+        "fewer than 2 WATCHDOG=1: {:?}",
+        sock.got
+    );
     let ready_at = sock.got.iter().position(|m| m == "READY=1").unwrap();
     let first_ping = sock.got.iter().position(|m| m == "WATCHDOG=1").unwrap();
     assert!(ready_at < first_ping, "pings start once ready: {:?}", sock.got);
@@ -116,7 +123,11 @@ fn a_live_camera_notifies_ready_status_watchdog_and_stopping() {
 
     let out = d.terminate();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(sock.wait_for(Duration::from_secs(5), |g| g.iter().any(|m| m == "STOPPING=1")), "no STOPPING=1 after SIGTERM: {:?}", sock.got);
+    assert!(
+        sock.wait_for(Duration::from_secs(5), |g| g.iter().any(|m| m == "STOPPING=1")),
+        "no STOPPING=1 after SIGTERM: {:?}",
+        sock.got
+    );
     assert_eq!(NotifySocket::count(&sock.got, "READY=1"), 1, "{:?}", sock.got);
     assert!(!text(&out.stderr).contains("stage thread stuck"), "{}", text(&out.stderr));
 }
@@ -124,7 +135,11 @@ fn a_live_camera_notifies_ready_status_watchdog_and_stopping() {
 #[test]
 fn sighup_is_acknowledged_and_does_not_stop_the_daemon() {
     let ball = "uri = \"test://ball\"\n[detect]\nfps = 2\n";
-    let dir = ConfigDir::new("hup", &format!("gateway_id = \"hup\"\n{}[stats]\ninterval_seconds = 1\n", inference_toml()), &[("ball", ball)]);
+    let dir = ConfigDir::new(
+        "hup",
+        &format!("gateway_id = \"hup\"\n{}[stats]\ninterval_seconds = 1\n", inference_toml()),
+        &[("ball", ball)],
+    );
     let mut sock = NotifySocket::bind(&dir.path);
     let mut d = Daemon::start_with_env(&dir.path, &[("NOTIFY_SOCKET", sock.path.to_str().unwrap())]);
     assert!(sock.wait_for(Duration::from_secs(60), |g| g.iter().any(|m| m == "READY=1")), "no READY=1: {:?}", sock.got);
@@ -150,9 +165,17 @@ fn a_frozen_stage_stops_the_watchdog_pings_and_a_stop_still_ends_in_time() {
     let hook = format!("objects-ball:{}", trigger.display());
     let mut d = Daemon::start_with_env(
         &dir.path,
-        &[("NOTIFY_SOCKET", sock.path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000"), ("LOOKOUT_TEST_FREEZE", hook.as_str())],
+        &[
+            ("NOTIFY_SOCKET", sock.path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "2000000"),
+            ("LOOKOUT_TEST_FREEZE", hook.as_str()),
+        ],
     );
-    assert!(sock.wait_for(Duration::from_secs(60), |g| NotifySocket::count(g, "WATCHDOG=1") >= 3), "no pings while healthy: {:?}", sock.got);
+    assert!(
+        sock.wait_for(Duration::from_secs(60), |g| NotifySocket::count(g, "WATCHDOG=1") >= 3),
+        "no pings while healthy: {:?}",
+        sock.got
+    );
 
     std::fs::write(&trigger, "").unwrap();
     let frozen = Instant::now();
@@ -174,8 +197,14 @@ fn a_frozen_stage_stops_the_watchdog_pings_and_a_stop_still_ends_in_time() {
     let stop = Instant::now();
     let out = d.terminate();
     let stderr = text(&out.stderr);
-    assert!(stop.elapsed() < Duration::from_secs(10), "a stop with a frozen stage still ends by shutdown_timeout_seconds: {stderr}");
-    assert!(stderr.contains("stage thread stuck") && stderr.contains("objects-ball"), "the stuck thread is named: {stderr}");
+    assert!(
+        stop.elapsed() < Duration::from_secs(10),
+        "a stop with a frozen stage still ends by shutdown_timeout_seconds: {stderr}"
+    );
+    assert!(
+        stderr.contains("stage thread stuck") && stderr.contains("objects-ball"),
+        "the stuck thread is named: {stderr}"
+    );
     assert!(stderr.contains("shutdown_timeout_seconds passed"), "{stderr}");
 }
 
@@ -189,8 +218,12 @@ fn the_debian_package_ships_files_that_exist_where_the_unit_expects_them() {
         .try_deserialize::<serde_json::Value>()
         .unwrap();
     let deb = &cargo["package"]["metadata"]["deb"];
-    let assets: Vec<(String, String)> =
-        deb["assets"].as_array().unwrap().iter().map(|a| (a[0].as_str().unwrap().to_string(), a[1].as_str().unwrap().to_string())).collect();
+    let assets: Vec<(String, String)> = deb["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a[0].as_str().unwrap().to_string(), a[1].as_str().unwrap().to_string()))
+        .collect();
     for (from, _) in &assets {
         if from != "target/release/lookout" {
             assert!(repo().join(from).exists(), "deb asset {from} is missing");
@@ -207,10 +240,18 @@ fn the_debian_package_ships_files_that_exist_where_the_unit_expects_them() {
     }
     assert!(repo().join(deb["maintainer-scripts"].as_str().unwrap()).join("postinst").exists());
     let unit = std::fs::read_to_string(repo().join("systemd/lookout.service")).unwrap();
-    for line in ["ExecStartPre=/usr/bin/lookout check", "ExecStart=/usr/bin/lookout run", "ExecReload=/usr/bin/lookout check", "ExecReload=/bin/kill -HUP $MAINPID"] {
+    for line in [
+        "ExecStartPre=/usr/bin/lookout check",
+        "ExecStart=/usr/bin/lookout run",
+        "ExecReload=/usr/bin/lookout check",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+    ] {
         assert!(unit.contains(line), "the unit lacks {line:?}");
     }
     assert!(unit.lines().any(|l| l.starts_with("LoadCredential=mqtt-password:/etc/lookout/credentials/mqtt-password")));
     let tmpfiles = std::fs::read_to_string(repo().join("systemd/lookout.tmpfiles")).unwrap();
-    assert!(tmpfiles.lines().any(|l| l.starts_with("f /etc/lookout/credentials/mqtt-password")), "the credential LoadCredential= reads always exists");
+    assert!(
+        tmpfiles.lines().any(|l| l.starts_with("f /etc/lookout/credentials/mqtt-password")),
+        "the credential LoadCredential= reads always exists"
+    );
 }

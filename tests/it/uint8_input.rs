@@ -22,7 +22,8 @@ fn uint8_manifest() -> PathBuf {
 const IMAGES: [&str; 4] = ["dog.jpg", "person.jpg", "astronaut.png", "grace_hopper.jpg"];
 
 fn detector(model: PathBuf, io_binding: InputBinding, max_batch: usize) -> Detector {
-    let opts = DetectorOptions { max_batch, batch_on_cpu: true, io_binding, ..DetectorOptions::new(model, ort_library()) };
+    let opts =
+        DetectorOptions { max_batch, batch_on_cpu: true, io_binding, ..DetectorOptions::new(model, ort_library()) };
     Detector::load(&opts).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -44,7 +45,11 @@ fn assert_same(got: &[Vec<Detection>], want: &[Vec<Detection>], px: f32, score: 
         for (a, b) in g.iter().zip(w) {
             assert_eq!(a.label, b.label, "{what}, {}", IMAGES[i]);
             assert!((a.score - b.score).abs() <= score, "{what}, {}: {a:?} vs {b:?}", IMAGES[i]);
-            assert!(a.bbox.iter().zip(b.bbox).all(|(x, y)| (x - y).abs() <= px), "{what}, {}: {a:?} vs {b:?}", IMAGES[i]);
+            assert!(
+                a.bbox.iter().zip(b.bbox).all(|(x, y)| (x - y).abs() <= px),
+                "{what}, {}: {a:?} vs {b:?}",
+                IMAGES[i]
+            );
         }
     }
 }
@@ -75,11 +80,20 @@ fn the_bound_input_path_gives_the_plain_paths_detections() {
         let mut plain = detector(model.clone(), InputBinding::Off, 4);
         let mut bound = detector(model.clone(), InputBinding::Always, 4);
         assert!(bound.io_binding() && !plain.io_binding(), "{}", model.display());
-        assert!(!detector(model.clone(), InputBinding::Gpu, 4).io_binding(), "Gpu binds on cuda and tensorrt only, not on cpu");
+        assert!(
+            !detector(model.clone(), InputBinding::Gpu, 4).io_binding(),
+            "Gpu binds on cuda and tensorrt only, not on cpu"
+        );
         let images = scaled(&mut plain);
         for batch in [&images[..], &images[..1], &images[1..]] {
             let want = run(&mut plain, batch);
-            assert_same(&run(&mut bound, batch), &want, 0.0, 0.0, &format!("{} bound, batch {}", model.display(), batch.len()));
+            assert_same(
+                &run(&mut bound, batch),
+                &want,
+                0.0,
+                0.0,
+                &format!("{} bound, batch {}", model.display(), batch.len()),
+            );
         }
     }
 }
@@ -87,7 +101,10 @@ fn the_bound_input_path_gives_the_plain_paths_detections() {
 #[test]
 fn check_names_an_input_element_type_the_manifest_gets_wrong() {
     let written = std::fs::read_to_string(uint8_manifest()).unwrap();
-    let global = format!("gateway_id = \"t\"\n[inference]\nmodel = \"x\"\nort_library = {:?}\n", ort_library().display().to_string());
+    let global = format!(
+        "gateway_id = \"t\"\n[inference]\nmodel = \"x\"\nort_library = {:?}\n",
+        ort_library().display().to_string()
+    );
     let cam = format!("uri = {:?}\n", media("bikes.mp4").display().to_string());
     let check = |manifest: String| {
         let dir = ConfigDir::new("uint8", &global, &[("front", &cam)]);
@@ -97,7 +114,12 @@ fn check_names_an_input_element_type_the_manifest_gets_wrong() {
         (out.status.code(), text(&out.stdout), text(&out.stderr))
     };
     // The manifest as setup writes it passes, and says so.
-    let abs = |t: &str| t.replace("file = \"yolox_nano_dynbatch_uint8.onnx\"", &format!("file = {:?}", repo().join("models/yolox_nano_dynbatch_uint8.onnx").display().to_string()));
+    let abs = |t: &str| {
+        t.replace(
+            "file = \"yolox_nano_dynbatch_uint8.onnx\"",
+            &format!("file = {:?}", repo().join("models/yolox_nano_dynbatch_uint8.onnx").display().to_string()),
+        )
+    };
     let (code, stdout, stderr) = check(abs(&written));
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("inputs and outputs match the manifest"), "{stdout}");
@@ -110,17 +132,27 @@ fn check_names_an_input_element_type_the_manifest_gets_wrong() {
     );
     // A uint8 manifest over the f32 model.
     let over_f32 = written
-        .replace("file = \"yolox_nano_dynbatch_uint8.onnx\"", &format!("file = {:?}", dynbatch_model().display().to_string()))
+        .replace(
+            "file = \"yolox_nano_dynbatch_uint8.onnx\"",
+            &format!("file = {:?}", dynbatch_model().display().to_string()),
+        )
         .replace("images_uint8", "images");
     let sha = |p: PathBuf| {
         use sha2::Digest;
         sha2::Sha256::digest(std::fs::read(p).unwrap()).iter().map(|b| format!("{b:02x}")).collect::<String>()
     };
-    let over_f32 = over_f32
-        .lines()
-        .map(|l| if l.starts_with("sha256 = ") { format!("sha256 = \"{}\"", sha(dynbatch_model())) } else { l.to_string() })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let over_f32 =
+        over_f32
+            .lines()
+            .map(|l| {
+                if l.starts_with("sha256 = ") {
+                    format!("sha256 = \"{}\"", sha(dynbatch_model()))
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
     let (code, _, stderr) = check(over_f32);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("input.dtype is uint8 but the ONNX input `images` is float32"), "{stderr}");
@@ -128,23 +160,46 @@ fn check_names_an_input_element_type_the_manifest_gets_wrong() {
 
 #[test]
 fn bench_infer_measures_f32_uint8_and_io_binding_in_one_run() {
-    let (f32_model, u8_model, lib) = (dynbatch_model().display().to_string(), uint8_manifest().display().to_string(), ort_library().display().to_string());
+    let (f32_model, u8_model, lib) = (
+        dynbatch_model().display().to_string(),
+        uint8_manifest().display().to_string(),
+        ort_library().display().to_string(),
+    );
     let images: Vec<String> = IMAGES.iter().map(|f| media(f).display().to_string()).collect();
     let mut args = vec![
-        "bench", "infer", "--model", &f32_model, "--model", &u8_model, "--io-binding", "both", "--ort-library", &lib, "--batch", "2", "--iterations",
-        "2", "--json",
+        "bench",
+        "infer",
+        "--model",
+        &f32_model,
+        "--model",
+        &u8_model,
+        "--io-binding",
+        "both",
+        "--ort-library",
+        &lib,
+        "--batch",
+        "2",
+        "--iterations",
+        "2",
+        "--json",
     ];
     args.extend(images.iter().map(|s| s.as_str()));
     let out = run_lookout(&args, &[], Duration::from_secs(240));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let rows: Vec<Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let kinds: Vec<(String, bool)> = rows.iter().map(|r| (r["input_dtype"].as_str().unwrap().to_string(), r["io_binding"].as_bool().unwrap())).collect();
+    let kinds: Vec<(String, bool)> = rows
+        .iter()
+        .map(|r| (r["input_dtype"].as_str().unwrap().to_string(), r["io_binding"].as_bool().unwrap()))
+        .collect();
     let want = [("float32", false), ("float32", true), ("uint8", false), ("uint8", true)];
     assert_eq!(kinds, want.map(|(d, b)| (d.to_string(), b)), "one row per model and input path, in order");
     assert_eq!(rows[0]["ratio_to_first"], 1.0);
     for r in &rows {
         assert_eq!(r["detections_match"], true, "{r}");
-        assert!(r["images_per_second"].as_f64().unwrap() > 0.0 && r["bare_images_per_second"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(
+            r["images_per_second"].as_f64().unwrap() > 0.0 && r["bare_images_per_second"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
     }
     for r in &rows[1..] {
         let a = &r["agreement_with_first"];
@@ -154,7 +209,24 @@ fn bench_infer_measures_f32_uint8_and_io_binding_in_one_run() {
 
     // Two workers at once (copy/compute overlap on a GPU): every batch counted.
     let out = run_lookout(
-        &["bench", "infer", "--model", &u8_model, "--ort-library", &lib, "--batch", "2", "--iterations", "3", "--workers", "2", "--reference", "none", "--json", &images[0]],
+        &[
+            "bench",
+            "infer",
+            "--model",
+            &u8_model,
+            "--ort-library",
+            &lib,
+            "--batch",
+            "2",
+            "--iterations",
+            "3",
+            "--workers",
+            "2",
+            "--reference",
+            "none",
+            "--json",
+            &images[0],
+        ],
         &[],
         Duration::from_secs(120),
     );
