@@ -54,8 +54,11 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         let frame: FrameIn = serde_json::from_str(&line).with_context(|| format!("line {}: not a frame", n + 1))?;
-        let obs: Vec<Observation> =
-            frame.detections.into_iter().map(|d| Observation { class: d.class, score: d.score, bbox: d.bbox }).collect();
+        let obs: Vec<Observation> = frame
+            .detections
+            .into_iter()
+            .map(|d| Observation { class: d.class, score: d.score, bbox: d.bbox })
+            .collect();
         let start = Instant::now();
         let result = tracker.update(frame.t, &obs);
         spent += start.elapsed();
