@@ -526,13 +526,9 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             // NaN included: the spec is discarded with the error, but must still build.
             reconnect_max = DEFAULT_MQTT_RECONNECT_MAX_SECONDS;
         }
-        let spool_dir = match (&raw.spool.dir, std::env::var(STATE_DIRECTORY_ENV)) {
-            (Some(d), _) => resolve(dir, d),
-            // systemd passes a colon-separated list when the unit names several.
-            (None, Ok(state)) if !state.is_empty() => {
-                PathBuf::from(state.split(':').next().unwrap_or_default()).join("spool")
-            }
-            (None, _) => dir.join(DEFAULT_SPOOL_DIR),
+        let spool_dir = match &raw.spool.dir {
+            Some(d) => resolve(dir, d),
+            None => state_directory("spool").unwrap_or_else(|| dir.join(DEFAULT_SPOOL_DIR)),
         };
         let max_bytes = raw.spool.max_bytes.unwrap_or(DEFAULT_SPOOL_MAX_BYTES);
         if max_bytes < 4096 {
@@ -618,13 +614,9 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             None
         }
     });
-    let snapshot_dir = match (&raw.snapshots.dir, std::env::var_os("STATE_DIRECTORY")) {
-        (Some(d), _) => resolve(dir, d),
-        // systemd's StateDirectory= may list several, separated by ':'; the first is ours.
-        (None, Some(state)) => {
-            PathBuf::from(state.to_string_lossy().split(':').next().unwrap_or_default()).join("snapshots")
-        }
-        (None, None) => dir.join(".lookout/snapshots"),
+    let snapshot_dir = match &raw.snapshots.dir {
+        Some(d) => resolve(dir, d),
+        None => state_directory("snapshots").unwrap_or_else(|| dir.join(".lookout/snapshots")),
     };
     let retain_days = raw.snapshots.retain_days.unwrap_or(DEFAULT_SNAPSHOT_RETAIN_DAYS);
     if !(retain_days.is_finite() && retain_days > 0.0 && retain_days <= 3650.0) {
@@ -1251,6 +1243,15 @@ fn build_tls(dir: &Path, t: super::raw::RawMqttTls, e: &mut Errors) -> Option<Tl
     }
 }
 
+/// `<systemd's state directory>/<sub>` when systemd set STATE_DIRECTORY (`StateDirectory=`),
+/// else `None`. systemd passes a colon-separated list when the unit names several; the first is
+/// ours.
+fn state_directory(sub: &str) -> Option<PathBuf> {
+    let state = std::env::var_os(STATE_DIRECTORY_ENV)?;
+    let first = state.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+    (!first.is_empty()).then(|| PathBuf::from(first).join(sub))
+}
+
 /// `$CREDENTIALS_DIRECTORY/x` → `<that directory>/x` when systemd set it; else as written.
 fn expand_credentials_dir(path: &str) -> PathBuf {
     match (path.strip_prefix("$CREDENTIALS_DIRECTORY/"), std::env::var_os("CREDENTIALS_DIRECTORY")) {
@@ -1286,11 +1287,7 @@ fn read_password(
             }
         },
         (None, Some(path)) => {
-            let expanded =
-                match (path.strip_prefix("$CREDENTIALS_DIRECTORY/"), std::env::var_os("CREDENTIALS_DIRECTORY")) {
-                    (Some(rest), Some(dir)) => PathBuf::from(dir).join(rest),
-                    _ => PathBuf::from(path),
-                };
+            let expanded = expand_credentials_dir(path);
             match std::fs::read_to_string(&expanded) {
                 Ok(v) if !v.trim_end_matches(['\r', '\n']).is_empty() => {
                     Some((v.trim_end_matches(['\r', '\n']).to_string(), Some(expanded)))
