@@ -47,6 +47,15 @@ fn unique_detections(msgs: &[Msg], topic: &str) -> (Vec<Value>, usize) {
     (out, dups)
 }
 
+/// Wait until at least 5 live detections have arrived on `topic`, collecting into `msgs`.
+fn wait_for_live(sub: &Subscriber, msgs: &mut Vec<Msg>, topic: &str) {
+    let live = wait_until(Duration::from_secs(60), || {
+        msgs.extend(sub.rx.try_iter());
+        unique_detections(msgs, topic).0.len() >= 5
+    });
+    assert!(live, "no live events before the outage");
+}
+
 /// Frame numbers and capture times only grow, in order of first arrival.
 fn assert_in_order(events: &[Value]) {
     for w in events.windows(2) {
@@ -127,13 +136,7 @@ fn a_30_s_broker_outage_loses_no_event_and_keeps_order() {
     let mut msgs: Vec<Msg> = Vec::new();
 
     // Live first.
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            msgs.extend(sub.rx.try_iter());
-            unique_detections(&msgs, events_topic).0.len() >= 5
-        }),
-        "no live events before the outage"
-    );
+    wait_for_live(&sub, &mut msgs, events_topic);
     broker.stop();
     let down = SystemTime::now();
     let down_at = Instant::now();
@@ -428,13 +431,7 @@ fn live_delivery_resumes_within_seconds_of_the_broker_returning() {
     let events_topic = "lookout/resume/street/events";
     let mut d = Daemon::start(&dir.path);
     let mut msgs: Vec<Msg> = Vec::new();
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            msgs.extend(sub.rx.try_iter());
-            unique_detections(&msgs, events_topic).0.len() >= 5
-        }),
-        "no live events before the outage"
-    );
+    wait_for_live(&sub, &mut msgs, events_topic);
     let down_at = Instant::now();
     broker.stop();
     // The outage itself: a duration under test, not a wait for something.
@@ -486,13 +483,7 @@ fn sigterm_during_a_broker_outage_exits_once_everything_is_spooled() {
     let dir = ConfigDir::new("gone", &global, &[("street", &camera_toml(true, true))]);
     let mut d = Daemon::start(&dir.path);
     let mut msgs: Vec<Msg> = Vec::new();
-    assert!(
-        wait_until(Duration::from_secs(60), || {
-            msgs.extend(sub.rx.try_iter());
-            unique_detections(&msgs, "lookout/gone/street/events").0.len() >= 5
-        }),
-        "no live events before the outage"
-    );
+    wait_for_live(&sub, &mut msgs, "lookout/gone/street/events");
     broker.stop();
     let spool_dir = dir.path.join(".lookout/spool");
     assert!(
