@@ -195,7 +195,7 @@ enum BenchCommand {
     },
 }
 
-fn parse_provider(s: &str) -> Result<lookout::detect::ProviderSpec, String> {
+fn parse_provider(s: &str) -> Result<lookout::detect::ProviderSpec, lookout::detect::provider::ProviderFlagError> {
     lookout::detect::provider::parse_flag(s)
 }
 

@@ -63,16 +63,13 @@ impl ProviderKind {
     }
 
     /// Parse a config name; an unknown one gets the closest known name as a suggestion.
-    pub fn parse(name: &str) -> Result<ProviderKind, String> {
+    pub fn parse(name: &str) -> Result<ProviderKind, UnknownProvider> {
         let lower = name.trim().to_ascii_lowercase();
         if let Some(k) = ProviderKind::ALL.iter().find(|k| k.name() == lower) {
             return Ok(*k);
         }
-        let known: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.name()).collect();
-        let hint = crate::text::closest(&lower, known.iter().copied())
-            .map(|k| format!("; did you mean `{k}`?"))
-            .unwrap_or_default();
-        Err(format!("unknown execution provider `{name}`{hint} Known: {}", known.join(", ")))
+        let suggestion = crate::text::closest(&lower, ProviderKind::ALL.iter().map(|k| k.name()));
+        Err(UnknownProvider { name: name.to_string(), suggestion })
     }
 
     /// The options that mean something for this provider (besides `type`).
@@ -91,6 +88,62 @@ impl fmt::Display for ProviderKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// A provider name that is none of [`ProviderKind::ALL`]: fix the name (the closest known one
+/// is suggested when the typo is small).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown execution provider `{name}`{} Known: {}",
+    suggestion.map(|k| format!("; did you mean `{k}`?")).unwrap_or_default(),
+    ProviderKind::ALL.map(ProviderKind::name).join(", ")
+)]
+pub struct UnknownProvider {
+    /// As written.
+    pub name: String,
+    /// The known name it most likely meant.
+    pub suggestion: Option<&'static str>,
+}
+
+/// The config's problem lists hold messages: an unknown provider is one.
+impl From<UnknownProvider> for String {
+    fn from(e: UnknownProvider) -> String {
+        e.to_string()
+    }
+}
+
+/// What is wrong with a provider given on the command line (`--provider cuda:0`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderFlagError {
+    #[error(transparent)]
+    Unknown(#[from] UnknownProvider),
+    #[error("`{arg}`: cpu takes no device")]
+    CpuTakesNoDevice { arg: String },
+    #[error("`{arg}`: the part after ':' is a device number, such as cuda:0")]
+    NotADeviceNumber { arg: String },
+    /// An option the flag set that does not apply or is out of range ([`ProviderSpec::problems`]).
+    #[error("`{arg}`: {option} {message}")]
+    BadOption { arg: String, option: &'static str, message: String },
+}
+
+/// Why one execution provider was passed over (for `cpu`: why the model did not load). The
+/// text is what logs, `lookout detect`, the stats message and `lookout check --probe` show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderFailure {
+    /// ONNX Runtime refused the session. Its returned `error` is often generic ("Failed to load
+    /// provider"); the reason is in what it `logged` at ERROR while trying ("Device NPU is not
+    /// available"), which comes first.
+    #[error("{}", refused_text(logged, error))]
+    Refused { logged: Vec<String>, error: String },
+    /// ORT accepted the provider but ran every node elsewhere ([`check_placement`]).
+    #[error("ONNX Runtime accepted it but placed no node on it ({})", placement_text(placement))]
+    NoNodePlaced { placement: BTreeMap<String, usize> },
+}
+
+/// ORT's logged lines that its error does not already say, then the error.
+fn refused_text(logged: &[String], error: &str) -> String {
+    let extra: Vec<&str> = logged.iter().map(String::as_str).filter(|l| !error.contains(l)).collect();
+    if extra.is_empty() { error.to_string() } else { format!("{}: {error}", extra.join("; ")) }
 }
 
 /// OpenVINO devices (`device_type`). `GPU.1` picks the second GPU, as OpenVINO names them.
@@ -197,7 +250,7 @@ impl ProviderSpec {
 
 /// A provider as the command line gives it: `cuda`, `cuda:1` (device id), `openvino:NPU`
 /// (OpenVINO device type).
-pub fn parse_flag(arg: &str) -> Result<ProviderSpec, String> {
+pub fn parse_flag(arg: &str) -> Result<ProviderSpec, ProviderFlagError> {
     let (name, device) = match arg.split_once(':') {
         Some((n, d)) => (n, Some(d)),
         None => (arg, None),
@@ -206,14 +259,13 @@ pub fn parse_flag(arg: &str) -> Result<ProviderSpec, String> {
     match (spec.kind, device) {
         (_, None) => {}
         (ProviderKind::OpenVino, Some(d)) => spec.device_type = Some(d.to_string()),
-        (ProviderKind::Cpu, Some(_)) => return Err(format!("`{arg}`: cpu takes no device")),
+        (ProviderKind::Cpu, Some(_)) => return Err(ProviderFlagError::CpuTakesNoDevice { arg: arg.to_string() }),
         (_, Some(d)) => {
-            spec.device_id =
-                Some(d.parse().map_err(|_| format!("`{arg}`: the part after ':' is a device number, such as cuda:0"))?)
+            spec.device_id = Some(d.parse().map_err(|_| ProviderFlagError::NotADeviceNumber { arg: arg.to_string() })?)
         }
     }
-    if let Some((opt, msg)) = spec.problems().into_iter().next() {
-        return Err(format!("`{arg}`: {opt} {msg}"));
+    if let Some((option, message)) = spec.problems().into_iter().next() {
+        return Err(ProviderFlagError::BadOption { arg: arg.to_string(), option, message });
     }
     Ok(spec)
 }
@@ -248,13 +300,13 @@ pub fn parse_placement(message: &str) -> Option<(String, usize)> {
 
 /// Whether the placement shows `kind` really running: at least one node on it. ORT may accept a
 /// provider and still give it nothing (every node to CPU), which must count as a failure.
-pub fn placement_problem(kind: ProviderKind, placement: &BTreeMap<String, usize>) -> Option<String> {
+pub fn check_placement(kind: ProviderKind, placement: &BTreeMap<String, usize>) -> Result<(), ProviderFailure> {
     if kind == ProviderKind::Cpu || placement.is_empty() {
-        return None;
+        return Ok(());
     }
     match placement.get(kind.ort_name()) {
-        Some(n) if *n > 0 => None,
-        _ => Some(format!("ONNX Runtime accepted it but placed no node on it ({})", placement_text(placement))),
+        Some(n) if *n > 0 => Ok(()),
+        _ => Err(ProviderFailure::NoNodePlaced { placement: placement.clone() }),
     }
 }
 
@@ -274,9 +326,9 @@ mod tests {
     fn names_parse_case_blind_and_typos_get_a_suggestion() {
         assert_eq!(ProviderKind::parse("CUDA"), Ok(ProviderKind::Cuda));
         assert_eq!(ProviderKind::parse("openvino"), Ok(ProviderKind::OpenVino));
-        let e = ProviderKind::parse("openvio").unwrap_err();
+        let e = ProviderKind::parse("openvio").unwrap_err().to_string();
         assert!(e.contains("did you mean `openvino`?"), "{e}");
-        let e = ProviderKind::parse("directml").unwrap_err();
+        let e = ProviderKind::parse("directml").unwrap_err().to_string();
         assert!(!e.contains("did you mean"), "{e}");
         assert!(e.contains("tensorrt, cuda, openvino, qnn, cpu"), "{e}");
     }
@@ -313,9 +365,11 @@ mod tests {
         assert_eq!(parse_flag("openvino:NPU").unwrap().device_type.as_deref(), Some("NPU"));
         assert_eq!(parse_flag("cuda:1").unwrap().device_id, Some(1));
         assert_eq!(parse_flag("cpu").unwrap(), ProviderSpec::cpu());
-        assert!(parse_flag("cuda:x").unwrap_err().contains("device number"));
-        assert!(parse_flag("openvino:TPU").unwrap_err().contains("not an OpenVINO device"));
-        assert!(parse_flag("cudaa").unwrap_err().contains("did you mean `cuda`?"));
+        let err = |arg: &str| parse_flag(arg).unwrap_err().to_string();
+        assert!(err("cuda:x").contains("device number"));
+        assert!(err("openvino:TPU").contains("not an OpenVINO device"));
+        assert!(err("cudaa").contains("did you mean `cuda`?"));
+        assert_eq!(err("cpu:0"), "`cpu:0`: cpu takes no device");
     }
 
     #[test]
@@ -335,14 +389,29 @@ mod tests {
     #[test]
     fn a_provider_given_no_node_did_not_really_run() {
         let all_cpu = BTreeMap::from([("CPUExecutionProvider".to_string(), 300)]);
-        assert!(placement_problem(ProviderKind::OpenVino, &all_cpu).is_some());
-        assert!(placement_problem(ProviderKind::Cpu, &all_cpu).is_none());
+        let e = check_placement(ProviderKind::OpenVino, &all_cpu).unwrap_err();
+        assert_eq!(e.to_string(), "ONNX Runtime accepted it but placed no node on it (CPUExecutionProvider 300)");
+        assert!(check_placement(ProviderKind::Cpu, &all_cpu).is_ok());
         let split =
             BTreeMap::from([("CPUExecutionProvider".to_string(), 4), ("CUDAExecutionProvider".to_string(), 170)]);
-        assert!(placement_problem(ProviderKind::Cuda, &split).is_none());
+        assert!(check_placement(ProviderKind::Cuda, &split).is_ok());
         assert_eq!(
             ProviderSpec { device_type: Some("NPU".into()), ..ProviderSpec::new(ProviderKind::OpenVino) }.label(),
             "openvino:NPU"
         );
+    }
+
+    #[test]
+    fn a_refusal_puts_what_ort_logged_first() {
+        let refused = |logged: &[&str], error: &str| {
+            ProviderFailure::Refused { logged: logged.iter().map(|l| l.to_string()).collect(), error: error.into() }
+                .to_string()
+        };
+        assert_eq!(
+            refused(&["[OpenVINO] Device NPU is not available"], "Failed to load provider"),
+            "[OpenVINO] Device NPU is not available: Failed to load provider"
+        );
+        assert_eq!(refused(&["bad model"], "load failed: bad model"), "load failed: bad model", "no repeats");
+        assert_eq!(refused(&[], "Failed to load provider"), "Failed to load provider");
     }
 }
