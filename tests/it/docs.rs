@@ -3,6 +3,8 @@
 //!   (uncommented), is one the config parser accepts;
 //! - every key the parser accepts is in docs/configuration.md, exactly once;
 //! - the defaults written there (and on the reference configs' default lines) equal the code's;
+//! - docs/models.md's manifest table names every key a model manifest accepts, once and no
+//!   other, with the code's numeric defaults;
 //! - docs/architecture.md's layout names the modules of src/lib.rs, no more and no fewer;
 //! - every relative link in README.md, docs/*.md and models/README.md resolves, anchors included;
 //! - the README's commands table names every subcommand and every `lookout bench` subcommand.
@@ -21,6 +23,7 @@ use crate::common::repo;
 const CONFIGURATION: &str = "docs/configuration.md";
 const GLOBAL_REF: &str = "docs/lookout.reference.toml";
 const CAMERA_REF: &str = "docs/pipeline.reference.toml";
+const MODELS: &str = "docs/models.md";
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -329,6 +332,114 @@ fn docs_defaults_equal_the_codes() {
         }
     }
     assert!(problems.is_empty(), "documented defaults differ from the code's:\n{}", problems.join("\n"));
+}
+
+/// Every key a model manifest accepts, as a dotted path (`input.pad_value`), tables included:
+/// each table is probed with an unknown key and the manifest parser's own "expected one of"
+/// list is read back, as for the config.
+fn manifest_keys() -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for table in ["", "input", "output"] {
+        let probe =
+            if table.is_empty() { "zzz_probe = 1\n".to_string() } else { format!("[{table}]\nzzz_probe = 1\n") };
+        let problems = match lookout::detect::manifest::ModelSpec::parse(&probe, Path::new("models/probe.toml")) {
+            Ok(_) => panic!("the probe key was accepted:\n{probe}"),
+            Err(p) => p,
+        };
+        let message = problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .find(|m| m.contains("unknown field `zzz_probe`"))
+            .unwrap_or_else(|| panic!("no unknown-field problem for:\n{probe}\n{problems:?}"));
+        let list = message.split_once("expected").map(|(_, r)| r).unwrap_or("");
+        for key in list.split('`').skip(1).step_by(2) {
+            keys.insert(if table.is_empty() { key.to_string() } else { format!("{table}.{key}") });
+        }
+    }
+    keys
+}
+
+/// The rows of docs/models.md's manifest key table (under "## Model manifests"), one per key: a
+/// row naming several keys (`input.mean`, `input.std`) gives each its own default when the
+/// default cell has as many values in backticks, else the whole cell.
+fn documented_manifest_keys() -> Vec<Row> {
+    let text = read(MODELS);
+    let mut rows = Vec::new();
+    let mut in_section = false;
+    for (i, line) in text.lines().enumerate() {
+        if let Some(h) = line.strip_prefix("## ") {
+            in_section = h.trim() == "Model manifests";
+            continue;
+        }
+        if !in_section || !line.starts_with("| `") {
+            continue;
+        }
+        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        if cells.len() < 3 {
+            continue;
+        }
+        let keys: Vec<&str> = cells[0].split('`').skip(1).step_by(2).collect();
+        let defaults: Vec<&str> = cells[1].split('`').skip(1).step_by(2).collect();
+        for (n, key) in keys.iter().enumerate() {
+            let default = if defaults.len() == keys.len() { defaults[n].to_string() } else { cells[1].to_string() };
+            rows.push(Row { key: key.to_string(), default, line: i + 1 });
+        }
+    }
+    rows
+}
+
+/// A written default as numbers: `0.45` → [0.45], `[8, 16, 32]` → [8, 16, 32]. `None` for
+/// anything else ("required", a name).
+fn numbers(written: &str) -> Option<Vec<f64>> {
+    let w = written.trim().trim_matches('`');
+    let inner = w.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(w);
+    inner.split(',').map(|v| v.trim().parse().ok()).collect()
+}
+
+#[test]
+fn docs_models_names_every_manifest_key_once_with_the_codes_defaults() {
+    use lookout::detect::letterbox::PAD_VALUE;
+    use lookout::detect::manifest::*;
+    use lookout::detect::{DEFAULT_NMS_IOU, DEFAULT_SCORE_THRESHOLD};
+    let accepted = manifest_keys();
+    assert!(accepted.len() > 20, "the probes found too few keys: {accepted:?}");
+    let rows = documented_manifest_keys();
+    let mut problems = Vec::new();
+    let mut seen = BTreeMap::new();
+    for r in &rows {
+        if !accepted.contains(&r.key) {
+            problems.push(format!("{MODELS}:{}: `{}` is not a key a model manifest accepts", r.line, r.key));
+        }
+        if let Some(first) = seen.insert(r.key.clone(), r.line) {
+            problems.push(format!("{MODELS}:{}: `{}` is documented twice (first at line {first})", r.line, r.key));
+        }
+    }
+    // A table (`input`) is documented through its keys.
+    for key in &accepted {
+        if !rows.iter().any(|r| r.key == *key || r.key.starts_with(&format!("{key}."))) {
+            problems.push(format!("{MODELS}: manifest key `{key}` is accepted by the parser but not documented"));
+        }
+    }
+    let f = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+    let code: BTreeMap<&str, Vec<f64>> = BTreeMap::from([
+        ("score_threshold", f(&[DEFAULT_SCORE_THRESHOLD])),
+        ("nms_iou", f(&[DEFAULT_NMS_IOU])),
+        ("input.scale", f(&[DEFAULT_INPUT_SCALE])),
+        ("input.mean", f(&DEFAULT_INPUT_MEAN)),
+        ("input.std", f(&DEFAULT_INPUT_STD)),
+        ("input.pad_value", f(&[PAD_VALUE])),
+        ("output.strides", DEFAULT_STRIDES.iter().map(|&s| f64::from(s)).collect()),
+        ("output.reg_max", vec![DEFAULT_REG_MAX as f64]),
+    ]);
+    for (key, want) in &code {
+        let Some(r) = rows.iter().find(|r| r.key == *key) else { continue };
+        match numbers(&r.default) {
+            Some(v) if v.len() == want.len() && v.iter().zip(want).all(|(a, b)| same(*a, *b)) => {}
+            _ => problems
+                .push(format!("{MODELS}:{}: `{key}` default `{}`, but the code's is {want:?}", r.line, r.default)),
+        }
+    }
+    assert!(problems.is_empty(), "docs/models.md and the manifest parser disagree:\n{}", problems.join("\n"));
 }
 
 /// A reference config with every commented key line uncommented (a key set twice, as in
