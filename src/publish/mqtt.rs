@@ -12,6 +12,10 @@
 //! max_bytes = 104857600   # past this the oldest waiting messages are dropped, and counted
 //! ```
 //!
+//! The books (what waits in memory or on the spool, what is in flight, what a PUBACK retires,
+//! what a new session resends, the close) are kept by [`state::State`], free of I/O; this file
+//! feeds it rumqttc's events and performs what it answers.
+//!
 //! The publisher never waits on the network. [`MqttSink::publish`] hands a message over under a
 //! short lock: into a small in-memory queue while the broker is connected, the spool is empty
 //! and fewer than `max_inflight` messages are in flight; otherwise onto the spool (after
@@ -56,7 +60,8 @@
 //! collision can happen (`spool::live_delivery_resumes_within_seconds_of_the_broker_returning`
 //! checks the log).
 
-use std::collections::VecDeque;
+pub mod state;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -64,18 +69,14 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Outgoing as MqttOut, Packet, QoS};
 
+use self::state::{Reconnects, State};
 use super::spool::{Record, Spool};
 use super::{DeliveryReport, Outgoing};
 use crate::config::MqttSpec;
-use crate::source::backoff::Backoff;
 use crate::stats::PublishCounters;
 
 pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";
-/// The first wait before another attempt to reach a lost broker; the waits double from here
-/// up to `mqtt.reconnect_max_seconds`, each jittered down by up to 25 % (see
-/// [`crate::source::backoff`]).
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// Packet ids rumqttc may use beyond our window of publishes: a SUBSCRIBE takes a packet id
 /// from the same counter without holding a publish slot, so without this margin the ids of a
 /// full window wrap onto an unacknowledged publish (see "Packet ids" above).
@@ -83,119 +84,8 @@ const PKID_MARGIN: u16 = 8;
 /// How often the connected connection thread looks for messages to send: the most a message
 /// waits in memory before it goes to rumqttc.
 const PUMP_INTERVAL: Duration = Duration::from_millis(20);
-/// Spool progress is written to disk after this many acknowledged spooled messages (and
-/// whenever the connection is idle): a crash replays at most this many.
-const HEAD_SYNC_EVERY: u64 = 64;
 
-/// A message handed to rumqttc and not yet acknowledged.
-#[derive(Debug, Clone)]
-struct Sent {
-    rec: Record,
-    /// Its place in the spool; `None` while it lives in memory only.
-    seq: Option<u64>,
-    /// Our own availability message: never spooled, never resent.
-    control: bool,
-}
-
-/// Everything the publisher and the connection thread share, under one lock.
-///
-/// Order of age, oldest first: `inflight`, `resend`, `mem`, then the spool from `next_send`.
-/// Messages held only in memory exist only while the spool is empty, so a stopping daemon can
-/// append them to it and keep the order.
-#[derive(Debug, Default)]
-struct State {
-    connected: bool,
-    spool: Option<Spool>,
-    /// Handed to rumqttc in send order, each waiting for its PUBACK.
-    inflight: VecDeque<Sent>,
-    /// In flight when a connection was lost and the new session did not resume it: sent again first.
-    resend: VecDeque<Sent>,
-    /// Accepted while connected with an empty spool; sent next.
-    mem: VecDeque<Record>,
-    /// The oldest spooled message not yet handed to rumqttc.
-    next_send: u64,
-    /// Our availability and detect-state messages, waiting for room in the window: they count
-    /// against it like any publish, so that rumqttc never holds more than the window.
-    control: VecDeque<Record>,
-    /// Set by `finish`: send nothing new, only the offline status.
-    closing: bool,
-    /// The offline status was handed to rumqttc on this session: it goes once, and again
-    /// only if a new session lost it.
-    offline_sent: bool,
-    offline_acked: bool,
-    /// The last attempt to reach the broker failed, and none has succeeded since: a stopping
-    /// daemon need not wait for acknowledgements that cannot come.
-    unreachable: bool,
-    /// Messages an earlier run left in the spool, found at start: with `published`, what this
-    /// run had to deliver.
-    from_earlier_run: u64,
-    /// Acknowledged by the broker (not counting our availability messages).
-    delivered: u64,
-    /// Could neither be sent nor spooled (spool unusable, or a message bigger than it).
-    lost: u64,
-    /// Spooled messages acknowledged since the head file was last written.
-    unsynced: u64,
-    /// The same books, readable by the stats topic and /metrics while we run.
-    counters: Arc<PublishCounters>,
-}
-
-impl State {
-    /// Messages accepted and not yet acknowledged.
-    fn backlog(&self) -> u64 {
-        let spooled = self.spool.as_ref().map_or(0, |s| s.len());
-        let mem_only = self.inflight.iter().chain(&self.resend).filter(|s| s.seq.is_none() && !s.control).count();
-        spooled + (mem_only + self.mem.len()) as u64
-    }
-
-    /// Move the memory-only messages onto the (empty) spool, oldest first, so that anything
-    /// spooled after them comes after them. No-op without a spool.
-    fn migrate_to_spool(&mut self) {
-        let Some(spool) = self.spool.as_mut() else { return };
-        let mut moved = false;
-        for s in self.inflight.iter_mut().chain(self.resend.iter_mut()).filter(|s| s.seq.is_none() && !s.control) {
-            // On failure it stays in memory, still in flight, and can still be acknowledged.
-            if let Ok(seq) = spool.push(&s.rec) {
-                s.seq = Some(seq);
-                moved = true;
-                self.counters.spooled.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        // Those are handed to rumqttc from their lists; reading the spool starts after them.
-        if moved {
-            self.next_send = spool.next_seq();
-        }
-        let mut first_unsent = None;
-        for rec in self.mem.drain(..) {
-            match spool.push(&rec) {
-                Ok(seq) => {
-                    first_unsent.get_or_insert(seq);
-                    self.counters.spooled.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    self.lost += 1;
-                    tracing::error!(topic = %rec.topic, error = %e, "could not spool an MQTT message; it is lost");
-                }
-            }
-        }
-        // Memory-only messages exist only while nothing in the spool waits to be sent, so the
-        // first of them is where sending from the spool goes on.
-        if let Some(seq) = first_unsent {
-            self.next_send = seq;
-        }
-        self.sync_counters();
-    }
-
-    /// Copy the counts kept elsewhere (the spool's drops, our losses) to the shared counters.
-    fn sync_counters(&self) {
-        let c = &self.counters;
-        c.dropped_not_spooled.store(self.lost, Ordering::Relaxed);
-        c.delivered.store(self.delivered, Ordering::Relaxed);
-        if let Some(spool) = &self.spool {
-            c.dropped_spool_full.store(spool.dropped_oldest(), Ordering::Relaxed);
-        }
-    }
-}
-
+/// What the publisher and the connection thread share: the books, under one lock.
 struct Shared {
     state: Mutex<State>,
     stop: AtomicBool,
@@ -213,11 +103,8 @@ pub struct MqttSink {
     prefix: String,
     shared: Arc<Shared>,
     conn: Option<JoinHandle<()>>,
-    window: usize,
-    /// In-memory capacity when there is no spool.
-    mem_capacity: usize,
-    published: u64,
-    spool_errors: u64,
+    /// Where the spool lives, to say so when messages are left in it.
+    spool_dir: std::path::PathBuf,
     counters: Arc<PublishCounters>,
 }
 
@@ -269,17 +156,14 @@ impl MqttSink {
                 None
             }
         };
-        let next_send = spool.as_ref().map_or(0, |s| s.first_seq());
-        // Those dropped at once to fit a smaller spool.max_bytes were an earlier run's too.
-        let from_earlier_run = spool.as_ref().map_or(0, |s| s.len() + s.dropped_oldest());
-        let counters = Arc::new(PublishCounters::default());
-        let state = State { spool, next_send, from_earlier_run, counters: counters.clone(), ..Default::default() };
+        let state = State::new(spool, window, spec.queue_capacity, status_topic);
+        let counters = state.counters();
         let shared = Arc::new(Shared { state: Mutex::new(state), stop: AtomicBool::new(false) });
         let conn = {
             let (client, shared, spec) = (client.clone(), shared.clone(), spec.clone());
             std::thread::Builder::new()
                 .name("mqtt-conn".into())
-                .spawn(move || connection_loop(connection, client, shared, spec, status_topic, window, switches))
+                .spawn(move || connection_loop(connection, client, shared, spec, switches))
                 .ok()
         };
         MqttSink {
@@ -287,10 +171,7 @@ impl MqttSink {
             prefix: spec.topic_prefix.clone(),
             shared,
             conn,
-            window,
-            mem_capacity: spec.queue_capacity,
-            published: 0,
-            spool_errors: 0,
+            spool_dir: spec.spool.dir.clone(),
             counters,
         }
     }
@@ -303,41 +184,7 @@ impl MqttSink {
     /// Accept a message for delivery. Never blocks on the network.
     pub fn publish(&mut self, msg: Outgoing) {
         let rec = Record { topic: msg.topic.full(&self.prefix), retain: msg.topic.retained(), payload: msg.payload };
-        self.published += 1;
-        let mut st = self.shared.lock();
-        let spool_empty = st.spool.as_ref().is_none_or(|s| s.is_empty());
-        let busy = st.inflight.len() + st.resend.len() + st.mem.len();
-        if st.connected && spool_empty && busy < self.window {
-            st.mem.push_back(rec);
-            return;
-        }
-        if st.spool.is_none() {
-            if busy < self.mem_capacity {
-                st.mem.push_back(rec);
-            } else {
-                st.lost += 1;
-                st.sync_counters();
-                if st.lost % 100 == 1 {
-                    tracing::warn!(topic = %rec.topic, lost = st.lost, "MQTT broker away and no spool: message dropped");
-                }
-            }
-            return;
-        }
-        st.migrate_to_spool();
-        let Some(spool) = st.spool.as_mut() else { return };
-        match spool.push(&rec) {
-            Ok(_) => {
-                st.counters.spooled.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                st.lost += 1;
-                self.spool_errors += 1;
-                if self.spool_errors % 100 == 1 {
-                    tracing::error!(topic = %rec.topic, error = %e, lost = st.lost, "could not spool an MQTT message; it is lost");
-                }
-            }
-        }
-        st.sync_counters();
+        self.shared.lock().publish(rec);
     }
 
     /// Wait up to `timeout` for the broker to acknowledge everything, mark the gateway
@@ -348,23 +195,14 @@ impl MqttSink {
     /// silent is waited for until `timeout`.
     pub fn finish(mut self, timeout: Duration) -> DeliveryReport {
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            let st = self.shared.lock();
-            if st.backlog() == 0 || st.unreachable {
-                break;
-            }
-            drop(st);
+        while Instant::now() < deadline && !self.shared.lock().settled() {
             std::thread::park_timeout(Duration::from_millis(10));
         }
-        let connected = {
-            let mut st = self.shared.lock();
-            st.closing = true;
-            st.connected
-        };
+        let connected = self.shared.lock().close();
         // The offline status goes last; give it a moment even when the deadline has passed.
         if connected {
             let until = deadline.max(Instant::now() + Duration::from_millis(500));
-            while Instant::now() < until && !self.shared.lock().offline_acked {
+            while Instant::now() < until && !self.shared.lock().offline_acked() {
                 std::thread::park_timeout(Duration::from_millis(10));
             }
         }
@@ -381,139 +219,24 @@ impl MqttSink {
                 let _ = h.join();
             }
         }
-        let mut st = self.shared.lock();
-        st.migrate_to_spool();
-        let unsaved = st.inflight.iter().chain(&st.resend).filter(|s| s.seq.is_none() && !s.control).count() as u64
-            + st.mem.len() as u64;
-        st.sync_counters();
-        let (spooled, spooled_bytes, dropped_oldest) = match st.spool.as_mut() {
-            Some(s) => {
-                s.sync_head();
-                (s.len(), s.bytes(), s.dropped_oldest())
-            }
-            None => (0, 0, 0),
-        };
-        if spooled > 0 {
-            let dir = st.spool.as_ref().map(|s| s.dir().display().to_string()).unwrap_or_default();
-            tracing::warn!(messages = spooled, bytes = spooled_bytes, dir = %dir, "MQTT messages not acknowledged in time are left in the spool for the next run");
+        let report = self.shared.lock().finish();
+        if report.spooled > 0 {
+            tracing::warn!(messages = report.spooled, bytes = report.spooled_bytes, dir = %self.spool_dir.display(),
+                "MQTT messages not acknowledged in time are left in the spool for the next run");
         }
-        DeliveryReport {
-            published: self.published,
-            delivered: st.delivered,
-            dropped_queue_full: st.lost,
-            unacknowledged: unsaved,
-            spooled,
-            spooled_bytes,
-            dropped_oldest,
-            spooled_in_run: st.counters.spooled.load(Ordering::Relaxed),
-            replayed: st.counters.replayed.load(Ordering::Relaxed),
-            from_earlier_run: st.from_earlier_run,
-        }
+        report
     }
 }
 
-/// Hand rumqttc what it has room for: first the messages to resend, then the in-memory ones,
-/// then the spool. Called on the connection thread only, between polls.
-fn pump(st: &mut State, client: &Client, window: usize, status_topic: &str) {
-    if !st.connected {
-        return;
-    }
-    if st.closing {
-        // Once: `finish` waits for its acknowledgement, and a retained status sent again
-        // after each ack would flood every subscriber while it waits.
-        if !st.offline_sent && st.inflight.len() < window {
-            let rec = Record { topic: status_topic.to_string(), retain: true, payload: OFFLINE.as_bytes().to_vec() };
-            if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, true, rec.payload.clone()).is_ok() {
-                st.inflight.push_back(Sent { rec, seq: None, control: true });
-                st.offline_sent = true;
-            }
-        }
-        return;
-    }
-    // Our status messages first, within the window like the rest.
-    while st.inflight.len() < window
-        && let Some(rec) = st.control.pop_front()
-    {
-        if client.try_publish(rec.topic.as_str(), QoS::AtLeastOnce, rec.retain, rec.payload.clone()).is_err() {
-            st.control.push_front(rec);
+/// Hand rumqttc what the books have room for, in order; what it refuses goes back to wait.
+/// Called on the connection thread only, between polls.
+fn pump(st: &mut State, client: &Client) {
+    let batch = st.pump();
+    let total = batch.len();
+    for (i, rec) in batch.into_iter().enumerate() {
+        if client.try_publish(rec.topic, QoS::AtLeastOnce, rec.retain, rec.payload).is_err() {
+            st.refused(total - i);
             return;
-        }
-        st.inflight.push_back(Sent { rec, seq: None, control: true });
-    }
-    while st.inflight.len() < window {
-        let (sent, from) = if let Some(s) = st.resend.pop_front() {
-            (s, Source::Resend)
-        } else if let Some(rec) = st.mem.pop_front() {
-            (Sent { rec, seq: None, control: false }, Source::Mem)
-        } else if let Some(spool) = st.spool.as_mut() {
-            let n = window - st.inflight.len();
-            match spool.read(st.next_send, n) {
-                Ok(batch) if !batch.is_empty() => {
-                    // A corrupt record found by the read counts with the dropped.
-                    st.counters.dropped_spool_full.store(spool.dropped_oldest(), Ordering::Relaxed);
-                    let mut sent_all = true;
-                    for (seq, rec) in batch {
-                        if client
-                            .try_publish(rec.topic.as_str(), QoS::AtLeastOnce, rec.retain, rec.payload.clone())
-                            .is_err()
-                        {
-                            sent_all = false;
-                            break;
-                        }
-                        st.next_send = seq + 1;
-                        st.inflight.push_back(Sent { rec, seq: Some(seq), control: false });
-                    }
-                    if sent_all {
-                        continue;
-                    }
-                    return;
-                }
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the MQTT spool; retrying");
-                    return;
-                }
-            }
-        } else {
-            return;
-        };
-        if client
-            .try_publish(sent.rec.topic.as_str(), QoS::AtLeastOnce, sent.rec.retain, sent.rec.payload.clone())
-            .is_err()
-        {
-            match from {
-                Source::Resend => st.resend.push_front(sent),
-                Source::Mem => st.mem.push_front(sent.rec),
-            }
-            return;
-        }
-        st.inflight.push_back(sent);
-    }
-}
-
-enum Source {
-    Resend,
-    Mem,
-}
-
-/// A PUBACK: the oldest message in flight was delivered.
-fn acked(st: &mut State) {
-    let Some(s) = st.inflight.pop_front() else { return };
-    if s.control {
-        if s.rec.payload == OFFLINE.as_bytes() {
-            st.offline_acked = true;
-        }
-        return;
-    }
-    st.delivered += 1;
-    st.counters.delivered.store(st.delivered, Ordering::Relaxed);
-    if let (Some(seq), Some(spool)) = (s.seq, st.spool.as_mut()) {
-        st.counters.replayed.fetch_add(1, Ordering::Relaxed);
-        spool.commit_through(seq);
-        st.unsynced += 1;
-        if st.unsynced >= HEAD_SYNC_EVERY {
-            spool.sync_head();
-            st.unsynced = 0;
         }
     }
 }
@@ -530,12 +253,11 @@ fn switch_of(switches: &DetectSwitches, camera: &str) -> Option<Arc<AtomicBool>>
 /// Queue a camera's detect state, retained, as a control message (not spooled: it is the
 /// current state, re-sent on every connect).
 fn send_detect_state(st: &mut State, prefix: &str, camera: &str, on: bool) {
-    let rec = Record {
+    st.queue_control(Record {
         topic: format!("{prefix}/{camera}/detect/state"),
         retain: true,
         payload: if on { b"ON".to_vec() } else { b"OFF".to_vec() },
-    };
-    st.control.push_back(rec);
+    });
 }
 
 /// `<prefix>/<camera>/detect/set` with ON or OFF: flip the camera's switch and report it.
@@ -567,14 +289,9 @@ fn connection_loop(
     client: Client,
     shared: Arc<Shared>,
     spec: MqttSpec,
-    status_topic: String,
-    window: usize,
     switches: DetectSwitches,
 ) {
-    // Seeded by the client id, so that gateways losing the same broker spread their attempts.
-    let seed = spec.client_id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-    let mut backoff = Backoff::new(BACKOFF_MIN.min(spec.reconnect_max), spec.reconnect_max, seed);
-    let mut failures = 0u32;
+    let mut reconnects = Reconnects::new(spec.reconnect_max, &spec.client_id);
     // Cameras whose detect state this connection has announced, and whether it subscribed to
     // detect/set: a camera a reload adds is announced as soon as it appears, not at the next
     // reconnect.
@@ -584,7 +301,7 @@ fn connection_loop(
         // While connected, wake up often to send what the publisher handed over and to notice
         // `stop`. While connecting, let rumqttc's own connect timeout run: cutting a connect
         // attempt short would restart it forever.
-        let connected = shared.lock().connected;
+        let connected = shared.lock().is_connected();
         let event = if connected {
             match connection.recv_timeout(PUMP_INTERVAL) {
                 Ok(ev) => Some(ev),
@@ -599,29 +316,11 @@ fn connection_loop(
         };
         let mut st = shared.lock();
         match event {
-            None => {
-                if st.unsynced > 0
-                    && let Some(spool) = st.spool.as_mut()
-                {
-                    spool.sync_head();
-                    st.unsynced = 0;
-                }
-            }
+            None => st.idle(),
             Some(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
-                st.connected = true;
-                st.unreachable = false;
-                backoff.reset();
-                if !ack.session_present {
-                    // rumqttc dropped its pending list with the old session: resend it ourselves.
-                    let lost: Vec<Sent> = st.inflight.drain(..).filter(|s| !s.control).collect();
-                    for s in lost.into_iter().rev() {
-                        st.resend.push_front(s);
-                    }
-                    // An offline status it dropped unacknowledged goes again.
-                    st.offline_sent = st.offline_acked;
-                }
-                let (waiting, session_present) = (st.backlog(), ack.session_present);
-                if failures > 0 {
+                let waiting = st.connected(ack.session_present);
+                let session_present = ack.session_present;
+                if reconnects.connected() > 0 {
                     tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, "MQTT broker reachable again; sending what waited");
                 } else {
                     let tls = spec.tls.as_ref().map_or("off".to_string(), |t| {
@@ -629,14 +328,6 @@ fn connection_loop(
                     });
                     tracing::info!(host = %spec.host, port = spec.port, waiting, session_present, tls = %tls, "connected to MQTT broker");
                 }
-                failures = 0;
-                // The current states, first: what was queued for the old connection is stale.
-                st.control.clear();
-                st.control.push_back(Record {
-                    topic: status_topic.clone(),
-                    retain: true,
-                    payload: ONLINE.as_bytes().to_vec(),
-                });
                 // A new connection announces every camera again (below).
                 announced.clear();
                 subscribed = false;
@@ -644,47 +335,41 @@ fn connection_loop(
             Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
                 on_command(&mut st, &spec.topic_prefix, &switches, &p.topic, &p.payload)
             }
-            Some(Ok(Event::Incoming(Packet::PubAck(_)))) => acked(&mut st),
-            Some(Ok(Event::Outgoing(MqttOut::Disconnect))) => {
-                st.connected = false;
-            }
+            Some(Ok(Event::Incoming(Packet::PubAck(_)))) => st.puback(),
+            Some(Ok(Event::Outgoing(MqttOut::Disconnect))) => st.disconnected(),
             Some(Ok(_)) => {}
             Some(Err(e)) => {
                 if shared.stop.load(Ordering::SeqCst) {
                     break;
                 }
-                let was_connected = std::mem::replace(&mut st.connected, false);
-                // Only a failed attempt says the broker is away: a connection that just dropped
-                // is tried again after the shortest wait.
-                st.unreachable = !was_connected;
-                let waiting = st.backlog();
+                let lost = st.connection_failed();
                 drop(st);
-                failures += 1;
-                let delay = backoff.next_delay();
-                let retry_in_s = format!("{:.1}", delay.as_secs_f64());
-                if was_connected {
+                let retry = reconnects.failed();
+                let (waiting, attempts) = (lost.waiting, retry.attempts);
+                let retry_in_s = format!("{:.1}", retry.delay.as_secs_f64());
+                if lost.was_connected {
                     tracing::warn!(host = %spec.host, port = spec.port, error = %e, waiting,
                         "lost the MQTT broker; reconnecting, messages wait in the spool meanwhile");
-                } else if failures == 1 || failures.is_multiple_of(10) {
+                } else if retry.worth_logging() {
                     if let Some(fix) = spec.tls.as_ref().and_then(|_| super::tls::advice(&e, &spec.host)) {
-                        tracing::error!(host = %spec.host, port = spec.port, error = %e, retry_in_s, attempts = failures, waiting,
+                        tracing::error!(host = %spec.host, port = spec.port, error = %e, retry_in_s, attempts, waiting,
                             "MQTT TLS handshake failed: {fix}; retrying, messages wait in the spool meanwhile");
                     } else if let rumqttc::ConnectionError::ConnectionRefused(code) = &e {
-                        tracing::error!(host = %spec.host, port = spec.port, code = ?code, retry_in_s, attempts = failures, waiting,
+                        tracing::error!(host = %spec.host, port = spec.port, code = ?code, retry_in_s, attempts, waiting,
                             "the MQTT broker refused the connection; check mqtt.username and mqtt.password_env / password_file (and the broker's ACL)");
                     } else {
-                        tracing::warn!(host = %spec.host, port = spec.port, error = %e, retry_in_s, attempts = failures, waiting,
+                        tracing::warn!(host = %spec.host, port = spec.port, error = %e, retry_in_s, attempts, waiting,
                             "MQTT broker unreachable; retrying. Check mqtt.host and mqtt.port, and that the broker runs");
                     }
                 }
-                sleep_unless_stopped(delay, &shared.stop);
+                sleep_unless_stopped(retry.delay, &shared.stop);
                 continue;
             }
         }
-        if st.connected {
+        if st.is_connected() {
             announce_cameras(&mut st, &client, &spec.topic_prefix, &switches, &mut announced, &mut subscribed);
         }
-        pump(&mut st, &client, window, &status_topic);
+        pump(&mut st, &client);
     }
 }
 
