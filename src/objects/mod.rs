@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::{CameraSpec, ObjectsSpec};
 use crate::detect::Detection;
-use crate::publish::payload::{self, FrameMeta, FrameRef, LineCountsOut};
+use crate::publish::payload::{self, Envelope, FrameMeta, FrameRef, LineCountsOut};
 use crate::publish::{Outgoing, Topic};
 use crate::rules::{FrameSize, LineEvent, Rules, RulesError, RulesOutput, TrackedObject, ZoneEvent};
 use crate::track::{Observation, Tracker};
@@ -252,11 +252,6 @@ impl CameraObjects {
                 let (bbox, box_normalized) = payload::boxes(o.bbox, meta.width, meta.height);
                 let (direction_degrees, speed_px_per_second) = payload::heading(o.velocity);
                 let msg = payload::ObjectEvent {
-                    v: payload::SCHEMA_VERSION,
-                    kind,
-                    id: uuid::Uuid::now_v7().to_string(),
-                    gateway_id: &self.gateway_id,
-                    camera: &self.camera,
                     object_id: &o.object_id,
                     track_id: o.track_id,
                     label: self.spec.labels.name(o.class),
@@ -274,7 +269,8 @@ impl CameraObjects {
                     reasons,
                     frame: FrameRef::from(meta),
                 };
-                Outgoing::about_frame(Topic::Events(self.camera.clone()), payload::encode(&msg), meta.captured_at)
+                let bytes = Envelope::event(&self.gateway_id, &self.camera, kind, msg).to_bytes();
+                Outgoing::about_frame(Topic::Events(self.camera.clone()), bytes, meta.captured_at)
             })
             .collect()
     }
@@ -291,11 +287,6 @@ impl CameraObjects {
                      direction: Option<&'static str>,
                      counts: Option<LineCountsOut>| {
             let msg = payload::RuleEvent {
-                v: payload::SCHEMA_VERSION,
-                kind,
-                id: uuid::Uuid::now_v7().to_string(),
-                gateway_id: &self.gateway_id,
-                camera: &self.camera,
                 zone,
                 line,
                 object_id: self.lifecycle.object_id(id),
@@ -306,7 +297,8 @@ impl CameraObjects {
                 counts,
                 frame: FrameRef::from(meta),
             };
-            Outgoing::about_frame(Topic::Events(self.camera.clone()), payload::encode(&msg), meta.captured_at)
+            let bytes = Envelope::event(&self.gateway_id, &self.camera, kind, msg).to_bytes();
+            Outgoing::about_frame(Topic::Events(self.camera.clone()), bytes, meta.captured_at)
         };
         let mut occupancy_changed = false;
         for z in &r.zone_events {
@@ -351,19 +343,10 @@ impl CameraObjects {
                 right_to_left: counts_for_label.right_to_left,
             };
             out.push(event("line_cross", None, Some(line), *id, label, None, Some(direction.as_str()), Some(counts)));
-            let msg = payload::LineCount {
-                v: payload::SCHEMA_VERSION,
-                kind: "line_count",
-                gateway_id: &self.gateway_id,
-                camera: &self.camera,
-                line,
-                label,
-                counts,
-                time: now.clone(),
-            };
+            let msg = payload::LineCount { line, label, counts, time: now.clone() };
             out.push(Outgoing::new(
                 Topic::LineCount { camera: self.camera.clone(), line: line.clone(), label: topic_label(label) },
-                payload::encode(&msg),
+                Envelope::state(&self.gateway_id, &self.camera, "line_count", msg).to_bytes(),
             ));
         }
         // Stationary flips reach consumers as object updates (reason `stationary`), not here.
@@ -398,19 +381,10 @@ impl CameraObjects {
     }
 
     fn occupancy(&self, zone: &str, label: &str, count: u32, now: &str) -> Outgoing {
-        let msg = payload::Occupancy {
-            v: payload::SCHEMA_VERSION,
-            kind: "occupancy",
-            gateway_id: &self.gateway_id,
-            camera: &self.camera,
-            zone,
-            label,
-            count,
-            time: now.to_string(),
-        };
+        let msg = payload::Occupancy { zone, label, count, time: now.to_string() };
         Outgoing::new(
             Topic::Occupancy { camera: self.camera.clone(), zone: zone.to_string(), label: topic_label(label) },
-            payload::encode(&msg),
+            Envelope::state(&self.gateway_id, &self.camera, "occupancy", msg).to_bytes(),
         )
     }
 }

@@ -1,6 +1,7 @@
-//! Payload encoding: what consumers parse. Pure, and versioned: every JSON payload carries
-//! `v` (the schema version) and `type`, and every event a unique `id` and the capture time of
-//! its frame, so fan-in and de-duplication downstream are trivial.
+//! Payload encoding: what consumers parse. Pure, and versioned: every JSON payload is an
+//! [`Envelope`] (`v`, the schema version; `type`; for events a unique `id`; `gateway_id`; and,
+//! for all but stats, `camera`) around a body of its own, and every event carries the capture
+//! time of its frame, so fan-in and de-duplication downstream are trivial.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -24,6 +25,49 @@ fn round(x: f32, places: i32) -> f64 {
     (x as f64 * m).round() / m
 }
 
+/// What every JSON payload opens with, in this order, followed by the body's own fields.
+#[derive(Debug, Serialize)]
+pub struct Envelope<'a, B> {
+    /// [`SCHEMA_VERSION`].
+    pub v: u32,
+    /// What the body is: consumers dispatch on it (`<camera>/events` mixes several).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Events only: unique per event (UUIDv7), to de-duplicate at-least-once delivery on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub gateway_id: &'a str,
+    /// Every payload but stats is about one camera.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera: Option<&'a str>,
+    #[serde(flatten)]
+    pub body: B,
+}
+
+impl<'a, B: Serialize> Envelope<'a, B> {
+    /// An event on `<camera>/events`, with a fresh `id`.
+    pub fn event(gateway_id: &'a str, camera: &'a str, kind: &'static str, body: B) -> Envelope<'a, B> {
+        let id = Some(uuid::Uuid::now_v7().to_string());
+        Envelope { v: SCHEMA_VERSION, kind, id, gateway_id, camera: Some(camera), body }
+    }
+
+    /// A camera's current state on a retained topic (status, occupancy, line counts): no `id`,
+    /// the topic holds only the latest.
+    pub fn state(gateway_id: &'a str, camera: &'a str, kind: &'static str, body: B) -> Envelope<'a, B> {
+        Envelope { v: SCHEMA_VERSION, kind, id: None, gateway_id, camera: Some(camera), body }
+    }
+
+    /// About the gateway as a whole (stats): no `camera`.
+    pub fn gateway(gateway_id: &'a str, kind: &'static str, body: B) -> Envelope<'a, B> {
+        Envelope { v: SCHEMA_VERSION, kind, id: None, gateway_id, camera: None, body }
+    }
+
+    /// The JSON bytes, as published.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        to_bytes(self)
+    }
+}
+
 #[derive(Debug, Serialize, PartialEq)]
 pub struct DetectionOut {
     pub label: &'static str,
@@ -42,13 +86,7 @@ impl From<&Detection> for DetectionOut {
 
 /// `<prefix>/<camera>/events`, type `detection`: what one frame's detector saw.
 #[derive(Debug, Serialize)]
-pub struct DetectionEvent<'a> {
-    pub v: u32,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub id: String,
-    pub gateway_id: &'a str,
-    pub camera: &'a str,
+pub struct DetectionEvent {
     /// Capture time of the frame (RFC 3339, UTC).
     pub captured_at: String,
     /// Where the capture time came from: "rtcp" (the camera's clock) or "arrival".
@@ -74,11 +112,6 @@ pub struct FrameMeta {
 
 pub fn detection_event(gateway_id: &str, camera: &str, frame: FrameMeta, dets: &[Detection]) -> Vec<u8> {
     let ev = DetectionEvent {
-        v: SCHEMA_VERSION,
-        kind: "detection",
-        id: uuid::Uuid::now_v7().to_string(),
-        gateway_id,
-        camera,
         captured_at: timestamp(frame.captured_at),
         capture_clock: frame.capture_clock,
         pts_ms: frame.pts_ms,
@@ -87,17 +120,12 @@ pub fn detection_event(gateway_id: &str, camera: &str, frame: FrameMeta, dets: &
         height: frame.height,
         detections: dets.iter().map(DetectionOut::from).collect(),
     };
-    to_bytes(&ev)
+    Envelope::event(gateway_id, camera, "detection", ev).to_bytes()
 }
 
 /// `<prefix>/<camera>/status`, retained.
 #[derive(Debug, Serialize)]
 pub struct CameraStatus<'a> {
-    pub v: u32,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub gateway_id: &'a str,
-    pub camera: &'a str,
     /// connecting, streaming, reconnecting, ended, stopped or failed.
     pub state: &'a str,
     pub reason: Option<&'a str>,
@@ -118,27 +146,20 @@ pub fn camera_status(
     uri_redacted: &str,
     now: SystemTime,
 ) -> Vec<u8> {
-    to_bytes(&CameraStatus {
-        v: SCHEMA_VERSION,
-        kind: "camera_status",
-        gateway_id,
-        camera,
+    let status = CameraStatus {
         state,
         reason,
         decoder,
         retry_in_seconds: retry_in_seconds.map(|s| (s * 10.0).round() / 10.0),
         uri: uri_redacted,
         time: timestamp(now),
-    })
+    };
+    Envelope::state(gateway_id, camera, "camera_status", status).to_bytes()
 }
 
 /// `<prefix>/stats`: periodic, and once more with `final: true` when the daemon stops.
 #[derive(Debug, Serialize)]
 pub struct Stats<'a> {
-    pub v: u32,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub gateway_id: &'a str,
     pub time: String,
     pub uptime_seconds: f64,
     pub provider: &'a str,
@@ -197,10 +218,7 @@ pub fn stats_with(
     cameras: BTreeMap<&str, CameraSummary>,
     publish: Option<PublishSummary>,
 ) -> Vec<u8> {
-    to_bytes(&Stats {
-        v: SCHEMA_VERSION,
-        kind: "stats",
-        gateway_id,
+    let stats = Stats {
         time: timestamp(now),
         uptime_seconds: (uptime_seconds * 10.0).round() / 10.0,
         provider: inference.provider,
@@ -209,7 +227,8 @@ pub fn stats_with(
         is_final,
         cameras,
         publish,
-    })
+    };
+    Envelope::gateway(gateway_id, "stats", stats).to_bytes()
 }
 
 /// Where and when an object event's frame was taken.
@@ -237,12 +256,6 @@ impl From<FrameMeta> for FrameRef {
 /// `<prefix>/<camera>/events`, type `new`, `update` or `end`: one tracked object.
 #[derive(Debug, Serialize)]
 pub struct ObjectEvent<'a> {
-    pub v: u32,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub id: String,
-    pub gateway_id: &'a str,
-    pub camera: &'a str,
     /// Stable for the object's life: what consumers key on.
     pub object_id: &'a str,
     /// The tracker's id of the object's current track (per run).
@@ -272,12 +285,6 @@ pub struct ObjectEvent<'a> {
 /// `<prefix>/<camera>/events`, types `zone_enter`, `zone_exit`, `loitering` and `line_cross`.
 #[derive(Debug, Serialize)]
 pub struct RuleEvent<'a> {
-    pub v: u32,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub id: String,
-    pub gateway_id: &'a str,
-    pub camera: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -308,11 +315,6 @@ pub struct LineCountsOut {
 /// now (`label` = `all` for every label).
 #[derive(Debug, Serialize)]
 pub struct Occupancy<'a> {
-    pub v: u32,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub gateway_id: &'a str,
-    pub camera: &'a str,
     pub zone: &'a str,
     pub label: &'a str,
     pub count: u32,
@@ -322,11 +324,6 @@ pub struct Occupancy<'a> {
 /// `<prefix>/<camera>/<line>/<label>`, retained: cumulative crossings since the daemon started.
 #[derive(Debug, Serialize)]
 pub struct LineCount<'a> {
-    pub v: u32,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub gateway_id: &'a str,
-    pub camera: &'a str,
     pub line: &'a str,
     pub label: &'a str,
     #[serde(flatten)]
@@ -352,10 +349,6 @@ pub fn heading(v: [f32; 2]) -> (f64, f64) {
 
 pub fn score(s: f32) -> f64 {
     round(s, 4)
-}
-
-pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    to_bytes(v)
 }
 
 fn to_bytes<T: Serialize>(v: &T) -> Vec<u8> {
@@ -408,5 +401,124 @@ mod tests {
         let a: serde_json::Value = serde_json::from_slice(&detection_event("g", "c", frame, &[])).unwrap();
         let b: serde_json::Value = serde_json::from_slice(&detection_event("g", "c", frame, &[])).unwrap();
         assert_ne!(a["id"], b["id"]);
+    }
+
+    /// Replace the 36-character UUID after `"id":"` with `ID`, so fresh ids compare.
+    fn fixed_id(bytes: Vec<u8>) -> String {
+        let mut s = String::from_utf8(bytes).unwrap();
+        let at = s.find(r#""id":""#).unwrap() + 6;
+        assert_eq!(s.as_bytes()[at + 36], b'"', "{s}");
+        s.replace_range(at..at + 36, "ID");
+        s
+    }
+
+    /// The exact bytes on the wire, key order included, of every payload type: each captured
+    /// from the encoder before the envelope was factored out, so they prove it changed nothing.
+    #[test]
+    fn every_payload_keeps_its_bytes_on_the_wire() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
+        let frame = FrameMeta { captured_at: at, capture_clock: "rtcp", pts_ms: None, seq: 7, width: 640, height: 272 };
+        let det = Detection { class: 0, label: "person", score: 0.5, bbox: [1.0, 2.0, 3.0, 4.0] };
+        assert_eq!(
+            fixed_id(detection_event("gw", "cam", frame, &[det])),
+            r#"{"v":2,"type":"detection","id":"ID","gateway_id":"gw","camera":"cam","captured_at":"2026-11-18T11:06:40.123Z","capture_clock":"rtcp","pts_ms":null,"frame_seq":7,"width":640,"height":272,"detections":[{"label":"person","score":0.5,"box":[1.0,2.0,3.0,4.0]}]}"#
+        );
+        assert_eq!(
+            String::from_utf8(camera_status(
+                "gw",
+                "cam",
+                "reconnecting",
+                Some("eos"),
+                None,
+                Some(1.26),
+                "rtsp://x",
+                at
+            ))
+            .unwrap(),
+            r#"{"v":2,"type":"camera_status","gateway_id":"gw","camera":"cam","state":"reconnecting","reason":"eos","decoder":null,"retry_in_seconds":1.3,"uri":"rtsp://x","time":"2026-11-18T11:06:40.123Z"}"#
+        );
+        let cams: BTreeMap<&str, CameraSummary> =
+            [("cam", crate::stats::CameraCounters::default().snapshot())].into_iter().collect();
+        let skipped = vec![("cuda:0".to_string(), "no GPU".to_string())];
+        let batches: BTreeMap<usize, u64> = [(1, 5), (8, 2)].into_iter().collect();
+        let inference = InferenceStats { provider: "cpu", skipped: &skipped, batches: Some(&batches) };
+        let publish = Some(crate::stats::PublishCounters::default().snapshot());
+        assert_eq!(
+            String::from_utf8(stats_with("gw", at, 12.34, inference, true, cams, publish)).unwrap(),
+            r#"{"v":2,"type":"stats","gateway_id":"gw","time":"2026-11-18T11:06:40.123Z","uptime_seconds":12.3,"provider":"cpu","provider_skipped":[{"provider":"cuda:0","reason":"no GPU"}],"batches":{"1":5,"8":2},"final":true,"cameras":{"cam":{"model":"","provider":"","decoded":0,"skipped_by_rate":0,"skipped_by_motion":0,"inferred":0,"detections":0,"filtered":{"area":0,"label":0,"mask":0,"ratio":0,"score":0},"dropped":{"inference_error":0,"link_full":0},"inference_ms_mean":0.0}},"publish":{"delivered":0,"spooled":0,"replayed":0,"dropped":{"not_spooled":0,"spool_full":0}}}"#
+        );
+        assert_eq!(
+            String::from_utf8(stats("gw", at, 1.0, "cpu", false, BTreeMap::new(), None)).unwrap(),
+            r#"{"v":2,"type":"stats","gateway_id":"gw","time":"2026-11-18T11:06:40.123Z","uptime_seconds":1.0,"provider":"cpu","provider_skipped":[],"batches":{},"final":false,"cameras":{}}"#
+        );
+        let zones = vec!["a".to_string()];
+        let (bbox, box_normalized) = boxes([1.0, 2.0, 30.0, 40.0], 640, 272);
+        let object = |reasons| ObjectEvent {
+            object_id: "OID",
+            track_id: 3,
+            label: "car",
+            score: 0.5,
+            top_score: 0.75,
+            bbox,
+            box_normalized,
+            first_seen: timestamp(at),
+            last_seen: timestamp(at),
+            current_zones: &zones,
+            entered_zones: &[],
+            stationary: true,
+            direction_degrees: 90.0,
+            speed_px_per_second: 1.5,
+            reasons,
+            frame: FrameRef::from(frame),
+        };
+        assert_eq!(
+            fixed_id(Envelope::event("gw", "cam", "update", object(vec![])).to_bytes()),
+            r#"{"v":2,"type":"update","id":"ID","gateway_id":"gw","camera":"cam","object_id":"OID","track_id":3,"label":"car","score":0.5,"top_score":0.75,"box":[1.0,2.0,30.0,40.0],"box_normalized":[0.0016,0.0074,0.0469,0.1471],"first_seen":"2026-11-18T11:06:40.123Z","last_seen":"2026-11-18T11:06:40.123Z","current_zones":["a"],"entered_zones":[],"stationary":true,"direction_degrees":90.0,"speed_px_per_second":1.5,"captured_at":"2026-11-18T11:06:40.123Z","capture_clock":"rtcp","frame_seq":7,"width":640,"height":272}"#
+        );
+        assert_eq!(
+            fixed_id(Envelope::event("gw", "cam", "update", object(vec!["zones", "heartbeat"])).to_bytes()),
+            r#"{"v":2,"type":"update","id":"ID","gateway_id":"gw","camera":"cam","object_id":"OID","track_id":3,"label":"car","score":0.5,"top_score":0.75,"box":[1.0,2.0,30.0,40.0],"box_normalized":[0.0016,0.0074,0.0469,0.1471],"first_seen":"2026-11-18T11:06:40.123Z","last_seen":"2026-11-18T11:06:40.123Z","current_zones":["a"],"entered_zones":[],"stationary":true,"direction_degrees":90.0,"speed_px_per_second":1.5,"reasons":["zones","heartbeat"],"captured_at":"2026-11-18T11:06:40.123Z","capture_clock":"rtcp","frame_seq":7,"width":640,"height":272}"#
+        );
+        let zone_exit = RuleEvent {
+            zone: Some("z"),
+            line: None,
+            object_id: Some("OID"),
+            track_id: 3,
+            label: "car",
+            dwell_seconds: Some(2.5),
+            direction: None,
+            counts: None,
+            frame: FrameRef::from(frame),
+        };
+        assert_eq!(
+            fixed_id(Envelope::event("gw", "cam", "zone_exit", zone_exit).to_bytes()),
+            r#"{"v":2,"type":"zone_exit","id":"ID","gateway_id":"gw","camera":"cam","zone":"z","object_id":"OID","track_id":3,"label":"car","dwell_seconds":2.5,"captured_at":"2026-11-18T11:06:40.123Z","capture_clock":"rtcp","frame_seq":7,"width":640,"height":272}"#
+        );
+        let counts = LineCountsOut { left_to_right: 2, right_to_left: 1 };
+        let line_cross = RuleEvent {
+            zone: None,
+            line: Some("l"),
+            object_id: None,
+            track_id: 3,
+            label: "car",
+            dwell_seconds: None,
+            direction: Some("left_to_right"),
+            counts: Some(counts),
+            frame: FrameRef::from(frame),
+        };
+        assert_eq!(
+            fixed_id(Envelope::event("gw", "cam", "line_cross", line_cross).to_bytes()),
+            r#"{"v":2,"type":"line_cross","id":"ID","gateway_id":"gw","camera":"cam","line":"l","object_id":null,"track_id":3,"label":"car","direction":"left_to_right","counts":{"left_to_right":2,"right_to_left":1},"captured_at":"2026-11-18T11:06:40.123Z","capture_clock":"rtcp","frame_seq":7,"width":640,"height":272}"#
+        );
+        let occupancy = Occupancy { zone: "z", label: "all", count: 4, time: timestamp(at) };
+        assert_eq!(
+            String::from_utf8(Envelope::state("gw", "cam", "occupancy", occupancy).to_bytes()).unwrap(),
+            r#"{"v":2,"type":"occupancy","gateway_id":"gw","camera":"cam","zone":"z","label":"all","count":4,"time":"2026-11-18T11:06:40.123Z"}"#
+        );
+        let line_count = LineCount { line: "l", label: "car", counts, time: timestamp(at) };
+        assert_eq!(
+            String::from_utf8(Envelope::state("gw", "cam", "line_count", line_count).to_bytes()).unwrap(),
+            r#"{"v":2,"type":"line_count","gateway_id":"gw","camera":"cam","line":"l","label":"car","left_to_right":2,"right_to_left":1,"time":"2026-11-18T11:06:40.123Z"}"#
+        );
     }
 }
