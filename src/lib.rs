@@ -34,8 +34,9 @@
 //! stats      per-camera counters shared by the stages, and the summary they reconcile to
 //! notify     sd_notify over $NOTIFY_SOCKET (std only): READY, STATUS, WATCHDOG, STOPPING
 //! supervisor stage-thread heartbeats → READY once up, STATUS lines, WATCHDOG only while all move
-//! cli/       one file per subcommand: run, check, detect, bench (bench_daemon: the whole-daemon
-//!            benchmarks)
+//! bench/     `lookout bench`: each benchmark against a baseline measured in the same run, the
+//!            whole-daemon ones in `bench::daemon`; detections compared by `detect::compare`
+//! cli/       one file per subcommand: run, check, detect, bench (flags → `bench`)
 //! ```
 //!
 //! Threads and bounded channels only: no async runtime. GStreamer's streaming threads belong
@@ -43,6 +44,7 @@
 
 pub mod annotate;
 pub mod batch;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod detect;

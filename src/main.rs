@@ -305,15 +305,15 @@ fn main() -> ExitCode {
                 })
             }
             BenchCommand::Efficiency { config_dir, streams, workers, seconds } => {
-                cli::bench_daemon::efficiency(config_dir, streams, workers, seconds)
+                cli::bench::efficiency(config_dir, streams, workers, seconds)
             }
             BenchCommand::Overload { config_dir, seconds, factor } => {
-                cli::bench_daemon::overload(config_dir, seconds, factor)
+                cli::bench::overload(config_dir, seconds, factor)
             }
             BenchCommand::Density { config_dir, max_streams, seconds, workers } => {
-                cli::bench_daemon::density(config_dir, max_streams, seconds, workers)
+                cli::bench::density(config_dir, max_streams, seconds, workers)
             }
-            BenchCommand::Motion { config_dir, seconds } => cli::bench_daemon::motion(config_dir, seconds),
+            BenchCommand::Motion { config_dir, seconds } => cli::bench::motion(config_dir, seconds),
             BenchCommand::Models { models, ort_library, providers, clip, frame_step, runs, images } => {
                 cli::bench::bench_models(cli::bench::ModelsArgs {
                     models,

@@ -1,7 +1,6 @@
 //! The subcommands, one file each. `main.rs` only parses arguments and dispatches here.
 
 pub mod bench;
-pub mod bench_daemon;
 pub mod check;
 pub mod detect;
 pub mod run;

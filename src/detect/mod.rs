@@ -16,8 +16,10 @@
 //! The pure cores are [`letterbox`], [`manifest`] (parsing, and checking against the model's
 //! real shapes), one output decoder per family ([`yolox`], [`nanodet`], [`yolo_anchor_free`])
 //! and [`nms`]; [`session`] is the thin wrapper that owns one ORT session and runs frames
-//! through them.
+//! through them. [`compare`] holds detections to a reference (for `lookout bench` and the
+//! tests).
 
+pub mod compare;
 pub mod labels;
 pub mod letterbox;
 pub mod manifest;

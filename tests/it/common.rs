@@ -560,22 +560,52 @@ impl Broker {
     }
 }
 
-/// Intersection over union of two `[x1, y1, x2, y2]` boxes.
-/// The crate's own (`detect::nms::iou`), on boxes read from JSON.
-pub fn iou(a: &[f64], b: &[f64]) -> f64 {
-    let four = |r: &[f64]| [r[0] as f32, r[1] as f32, r[2] as f32, r[3] as f32];
-    f64::from(lookout::detect::nms::iou(four(a), four(b)))
-}
-
-/// `(label, score, box)` of each detection in a `lookout detect` JSON line.
-pub fn boxes(v: &serde_json::Value) -> Vec<(String, f64, Vec<f64>)> {
+/// The detections of a `lookout detect` JSON line, or of an image of a golden file, for
+/// `lookout::detect::compare`. Labels are leaked to `&'static str` (the type's, since a
+/// detector's labels live as long as it): a few short strings per test.
+pub fn detections(v: &serde_json::Value) -> Vec<lookout::detect::Detection> {
     v["detections"]
         .as_array()
         .unwrap()
         .iter()
         .map(|d| {
-            let b = d["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-            (d["label"].as_str().unwrap().to_string(), d["score"].as_f64().unwrap(), b)
+            let b: Vec<f32> = d["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+            let label: &'static str = Box::leak(d["label"].as_str().unwrap().to_string().into_boxed_str());
+            lookout::detect::Detection {
+                class: 0,
+                label,
+                score: d["score"].as_f64().unwrap() as f32,
+                bbox: [b[0], b[1], b[2], b[3]],
+            }
         })
         .collect()
+}
+
+/// `got` held to the reference `want` by `lookout::detect::compare`: every detection paired one
+/// to one with a reference detection of the same label at IoU >= `min_iou` (none missed, none
+/// extra), and each pair's scores within `max_score_diff`. Returns the comparison.
+pub fn assert_detections_match(
+    what: &str,
+    want: &[lookout::detect::Detection],
+    got: &[lookout::detect::Detection],
+    min_iou: f32,
+    max_score_diff: f32,
+) -> lookout::detect::compare::Comparison {
+    let c = lookout::detect::compare::compare(want, got, min_iou);
+    assert!(
+        c.one_to_one(),
+        "{what}: missed {:?}, extra {:?} at IoU >= {min_iou}; got {got:?}, want {want:?}",
+        c.missed.iter().map(|&i| &want[i]).collect::<Vec<_>>(),
+        c.extra.iter().map(|&i| &got[i]).collect::<Vec<_>>()
+    );
+    for p in &c.pairs {
+        assert!(
+            p.score_diff <= max_score_diff,
+            "{what}: {} score {} vs {} (more than {max_score_diff} apart)",
+            want[p.want].label,
+            got[p.got].score,
+            want[p.want].score
+        );
+    }
+    c
 }

@@ -28,18 +28,8 @@ fn detect_matches_the_python_reference_on_every_image() {
         assert_eq!(got["width"], want["width"], "{name}");
         assert_eq!(got["height"], want["height"], "{name}");
         assert_eq!(got["provider"], "cpu");
-        let (got, want) = (boxes(got), boxes(want));
-        assert_eq!(got.len(), want.len(), "{name}: got {got:?}, want {want:?}");
-        for (label, score, b) in &want {
-            let m = got
-                .iter()
-                .filter(|(l, _, _)| l == label)
-                .map(|(_, s, gb)| (iou(b, gb), *s))
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .unwrap_or_else(|| panic!("{name}: no {label} detected; got {got:?}"));
-            assert!(m.0 >= 0.9, "{name}: {label} IoU {} < 0.9", m.0);
-            assert!((m.1 - score).abs() <= 0.02, "{name}: {label} score {} vs {score}", m.1);
-        }
+        // Every golden detection found at IoU >= 0.9 with its score within 0.02, and none extra.
+        assert_detections_match(name, &detections(want), &detections(got), 0.9, 0.02);
     }
 }
 

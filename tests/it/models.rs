@@ -12,7 +12,7 @@ use crate::common::*;
 /// `lookout detect --model <model>` on every image of `golden`: the same number of detections
 /// (none extra above the threshold, none missing), each golden one matched by label with
 /// IoU >= 0.9 and its score within `score_tolerance`.
-fn matches_golden(model: &str, golden: &str, family: &str, score_tolerance: f64) {
+fn matches_golden(model: &str, golden: &str, family: &str, score_tolerance: f32) {
     let golden: Value = serde_json::from_str(golden).unwrap();
     let images = golden["images"].as_object().unwrap();
     assert_eq!(images.len(), 4);
@@ -32,21 +32,7 @@ fn matches_golden(model: &str, golden: &str, family: &str, score_tolerance: f64)
             (want["width"].clone(), want["height"].clone()),
             "{name}"
         );
-        let (got, want) = (boxes(got), boxes(want));
-        assert_eq!(got.len(), want.len(), "{name}: got {got:?}, want {want:?}");
-        let mut used = vec![false; got.len()];
-        for (label, score, b) in &want {
-            let best = got
-                .iter()
-                .enumerate()
-                .filter(|(i, (l, _, _))| l == label && !used[*i])
-                .map(|(i, (_, s, gb))| (i, iou(b, gb), *s))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .unwrap_or_else(|| panic!("{name}: no {label} detected; got {got:?}"));
-            used[best.0] = true;
-            assert!(best.1 >= 0.9, "{name}: {label} IoU {} < 0.9; got {got:?}", best.1);
-            assert!((best.2 - score).abs() <= score_tolerance, "{name}: {label} score {} vs {score}", best.2);
-        }
+        assert_detections_match(name, &detections(want), &detections(got), 0.9, score_tolerance);
     }
 }
 

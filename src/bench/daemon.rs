@@ -1,6 +1,7 @@
 //! `lookout bench efficiency | overload | density | motion`: the whole daemon, run in-process on
-//! real clips and sampled from /proc while it runs. Each prints its figure next to a baseline
-//! measured in the same run, as a ratio, with the load average (the machine is shared).
+//! real clips and sampled from /proc ([`super::proc`]) while it runs. Each prints its figure
+//! next to a baseline measured in the same run, as a ratio, with the load average (the machine
+//! is shared).
 //!
 //! - `efficiency`: several file streams at full speed (every frame detected, the frames link
 //!   set to `block` so nothing is dropped) against bare `session.run` loops on as many threads.
@@ -13,109 +14,22 @@
 //!
 //! Clips are made once with gst-launch-1.0 (x264enc from gst-plugins-ugly) under the temp dir.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::proc::{Shares, ThreadBook, loadavg, proc_self, thread_ticks};
+use super::{BenchError, bare_options, percentile};
 use crate::config::{self, CameraSpec, DetectSpec, InferenceSpec, OnError, RtspTransport, Spec, spec};
 use crate::detect::Detector;
 use crate::link::{LinkKind, LinkSpec, WhenFull};
-use crate::pipeline::{self, RunReport, TestHooks};
+use crate::pipeline::{self, PipelineError, RunReport, TestHooks};
 use crate::publish::Sink;
 use crate::shutdown::Shutdown;
 use crate::source::motion::MotionConfig;
 use crate::stats::CameraCounters;
 use crate::supervisor::Health;
-
-/// Linux's USER_HZ: /proc times are in these ticks on every architecture Lookout targets.
-const TICKS_PER_SECOND: f64 = 100.0;
-
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("lookout bench: {msg}");
-    ExitCode::from(super::EXIT_FAILURE)
-}
-
-/// The 1, 5 and 15 minute load averages, as /proc/loadavg has them.
-pub fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-/// utime + stime of a /proc stat line, in ticks; the name is in parentheses and may hold spaces.
-fn stat_ticks(stat: &str) -> Option<(String, u64)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let name = stat[open + 1..close].to_string();
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    // After the name: state is field 3, utime field 14, stime field 15 (1-based).
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((name, utime + stime))
-}
-
-/// This process's CPU ticks and resident memory (kB).
-fn proc_self() -> (u64, u64) {
-    let ticks =
-        std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| stat_ticks(&s)).map(|(_, t)| t).unwrap_or(0);
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0);
-    (ticks, rss)
-}
-
-/// CPU ticks of every live thread of this process, by thread id, with the thread's name.
-fn thread_ticks() -> BTreeMap<u32, (String, u64)> {
-    let mut out = BTreeMap::new();
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-        for t in tasks.flatten() {
-            let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            if let Some(entry) = std::fs::read_to_string(t.path().join("stat")).ok().and_then(|s| stat_ticks(&s)) {
-                out.insert(tid, entry);
-            }
-        }
-    }
-    out
-}
-
-/// Per-thread CPU over a window, kept by thread id, not by name. By name it went wrong twice:
-/// GStreamer renames a pooled thread after each element it serves (a looped file builds
-/// `qtdemux7` after `qtdemux6`), so a long-lived thread's whole lifetime showed up as new;
-/// and threads that ended in the window took their ticks with them. Sampling every few
-/// hundred ms keeps the last count of a thread that later ends.
-#[derive(Debug, Default, Clone)]
-struct ThreadBook {
-    /// Ticks of each thread alive when the window opened.
-    start: BTreeMap<u32, u64>,
-    /// Name and ticks of each thread the last time it was seen.
-    last: BTreeMap<u32, (String, u64)>,
-}
-
-impl ThreadBook {
-    fn open(now: BTreeMap<u32, (String, u64)>) -> ThreadBook {
-        ThreadBook { start: now.iter().map(|(tid, (_, t))| (*tid, *t)).collect(), last: now }
-    }
-
-    fn sample(&mut self, now: BTreeMap<u32, (String, u64)>) {
-        self.last.extend(now);
-    }
-
-    /// Ticks spent in the window by threads whose (last) name satisfies `pick`. A thread born in
-    /// the window counts from zero.
-    fn ticks(&self, pick: impl Fn(&str) -> bool) -> u64 {
-        self.last
-            .iter()
-            .filter(|(_, (name, _))| pick(name))
-            .map(|(tid, (_, t))| t.saturating_sub(self.start.get(tid).copied().unwrap_or(0)))
-            .sum()
-    }
-}
 
 /// Sums over cameras of the counters a benchmark watches.
 #[derive(Debug, Clone, Copy, Default)]
@@ -147,11 +61,11 @@ fn totals(counters: &[Arc<CameraCounters>]) -> Totals {
 struct Running {
     shutdown: Shutdown,
     health: Health,
-    handle: std::thread::JoinHandle<Result<RunReport, String>>,
+    handle: std::thread::JoinHandle<Result<RunReport, PipelineError>>,
 }
 
 impl Running {
-    fn start(spec: Spec, sink: Sink, hooks: TestHooks) -> Result<Running, String> {
+    fn start(spec: Spec, sink: Sink, hooks: TestHooks) -> Result<Running, BenchError> {
         let (shutdown, health) = (Shutdown::new(), Health::new());
         let (sd, hl) = (shutdown.clone(), health.clone());
         let handle = std::thread::Builder::new()
@@ -161,13 +75,12 @@ impl Running {
                     &spec,
                     pipeline::Edges { sink: Some(sink), health: hl, hooks, ..pipeline::Edges::new(&sd) },
                 )
-                .map_err(|e| e.to_string())
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| BenchError::Io { what: "could not start thread bench-run".into(), source })?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !health.is_started() {
             if handle.is_finished() || Instant::now() > deadline {
-                return Err("the pipeline did not start".into());
+                return Err(BenchError::Thread("the pipeline did not start"));
             }
             std::thread::park_timeout(Duration::from_millis(20));
         }
@@ -179,9 +92,9 @@ impl Running {
     }
 
     /// Stop (unless already finished) and collect the report.
-    fn stop(self) -> Result<RunReport, String> {
+    fn stop(self) -> Result<RunReport, BenchError> {
         self.shutdown.trigger();
-        self.handle.join().map_err(|_| "the pipeline panicked".to_string())?
+        Ok(self.handle.join().map_err(|_| BenchError::Thread("the pipeline panicked"))??)
     }
 
     fn finished(&self) -> bool {
@@ -190,7 +103,7 @@ impl Running {
 }
 
 /// Make a clip with gst-launch-1.0 unless it exists; `pipeline` ends before the filesink.
-fn make_clip(name: &str, pipeline: &str) -> Result<PathBuf, String> {
+fn make_clip(name: &str, pipeline: &str) -> Result<PathBuf, BenchError> {
     let path = std::env::temp_dir().join(name);
     if path.exists() {
         return Ok(path);
@@ -202,18 +115,18 @@ fn make_clip(name: &str, pipeline: &str) -> Result<PathBuf, String> {
         .arg("-q")
         .args(full.split_whitespace())
         .status()
-        .map_err(|e| format!("gst-launch-1.0: {e}; run scripts/setup"))?;
+        .map_err(BenchError::GstLaunch)?;
     if !status.success() {
-        return Err(format!(
-            "could not make {}: gst-launch-1.0 {full} failed (x264enc is in gstreamer1.0-plugins-ugly)",
-            path.display()
-        ));
+        return Err(BenchError::MakeClip { path, pipeline: full });
     }
-    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &path).map_err(|source| BenchError::Io {
+        what: format!("could not rename {} to {}", tmp.display(), path.display()),
+        source,
+    })?;
     Ok(path)
 }
 
-/// A camera on `clip` for benchmarks (here and in `bench.rs`): the config dir's model, the
+/// A camera on `clip` for benchmarks (here and in `bench pipeline`): the config dir's model, the
 /// given detect rate, pacing, looping and links; no broker.
 pub(super) fn camera(
     inference: &InferenceSpec,
@@ -223,9 +136,12 @@ pub(super) fn camera(
     realtime: bool,
     loop_file: bool,
     frames: LinkSpec,
-) -> Result<CameraSpec, String> {
-    let clip = clip.canonicalize().map_err(|e| format!("clip {}: {e}", clip.display()))?;
-    let uri = gstreamer::glib::filename_to_uri(&clip, None).map_err(|e| e.to_string())?.to_string();
+) -> Result<CameraSpec, BenchError> {
+    let clip =
+        clip.canonicalize().map_err(|source| BenchError::Io { what: format!("clip {}", clip.display()), source })?;
+    let uri = gstreamer::glib::filename_to_uri(&clip, None)
+        .map_err(|e| BenchError::Clip { path: clip.clone(), reason: e.to_string() })?
+        .to_string();
     Ok(CameraSpec {
         name: name.into(),
         file: clip.clone(),
@@ -249,8 +165,8 @@ pub(super) fn camera(
     })
 }
 
-fn base_spec(dir: &Path, workers: usize) -> Result<Spec, String> {
-    let mut spec = config::load(dir).map_err(|e| e.to_string())?;
+fn base_spec(dir: &Path, workers: usize) -> Result<Spec, BenchError> {
+    let mut spec = config::load(dir)?;
     spec.mqtt = None;
     spec.metrics_listen = None;
     spec.inference.workers = workers;
@@ -260,14 +176,12 @@ fn base_spec(dir: &Path, workers: usize) -> Result<Spec, String> {
 }
 
 /// `threads` bare session.run loops for `window`: runs per second, all threads together.
-fn bare_rate(spec: &Spec, threads: usize, window: Duration) -> Result<f64, String> {
-    let opts =
-        super::detect::detector_options(Some(spec.inference.model.clone()), Some(spec.inference.ort_library.clone()));
-    let mut dets: Vec<Detector> =
-        (0..threads).map(|_| Detector::load(&opts).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+fn bare_rate(spec: &Spec, threads: usize, window: Duration) -> Result<f64, BenchError> {
+    let opts = bare_options(spec);
+    let mut dets: Vec<Detector> = (0..threads).map(|_| Detector::load(&opts)).collect::<Result<_, _>>()?;
     for d in &mut dets {
         for _ in 0..3 {
-            d.run_bare(1).map_err(|e| e.to_string())?;
+            d.run_bare(1)?;
         }
     }
     let started = Instant::now();
@@ -291,14 +205,12 @@ fn bare_rate(spec: &Spec, threads: usize, window: Duration) -> Result<f64, Strin
 }
 
 /// Median bare session.run latency on one thread.
-fn bare_latency(spec: &Spec) -> Result<Duration, String> {
-    let opts =
-        super::detect::detector_options(Some(spec.inference.model.clone()), Some(spec.inference.ort_library.clone()));
-    let mut d = Detector::load(&opts).map_err(|e| e.to_string())?;
+fn bare_latency(spec: &Spec) -> Result<Duration, BenchError> {
+    let mut d = Detector::load(&bare_options(spec))?;
     let mut t = Vec::new();
     for i in 0..40 {
         let s = Instant::now();
-        d.run_bare(1).map_err(|e| e.to_string())?;
+        d.run_bare(1)?;
         if i >= 5 {
             t.push(s.elapsed());
         }
@@ -344,42 +256,26 @@ fn watch(run: &Running, seconds: f64, every: Duration, label: &str) -> (Mark, Ma
     (start, (run.totals(), proc_self().0, Instant::now()), rss_running)
 }
 
-pub fn efficiency(config_dir: Option<PathBuf>, streams: usize, workers: usize, seconds: f64) -> ExitCode {
+pub fn efficiency(config_dir: Option<PathBuf>, streams: usize, workers: usize, seconds: f64) -> Result<(), BenchError> {
     let dir = config_dir.unwrap_or_else(config::default_dir);
     let streams = streams.max(1);
     let workers = workers.clamp(1, streams);
-    let mut spec = match base_spec(&dir, workers) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
+    let mut spec = base_spec(&dir, workers)?;
     println!(
         "lookout bench efficiency: {streams} file streams (bikes.mp4 looped, unpaced, every frame detected, frames link block), {workers} worker(s) x 1 thread, {seconds:.0} s; load {}",
         loadavg()
     );
     let block = LinkSpec { capacity: 2, when_full: WhenFull::Block };
-    spec.cameras = match (0..streams)
+    spec.cameras = (0..streams)
         .map(|i| camera(&spec.inference, &format!("s{i}"), &bikes(&dir), 1000.0, false, true, block))
-        .collect()
-    {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
+        .collect::<Result<_, _>>()?;
     // The baseline brackets the pipeline, half before and half after: on this shared machine
     // the same bare loop has measured anywhere from 50 to 71 runs/s a minute apart, so one
     // baseline taken on one side of the window would put that drift into the ratio.
     let half = Duration::from_secs_f64(seconds / 2.0);
-    let before = match bare_rate(&spec, workers, half) {
-        Ok(b) => b,
-        Err(e) => return fail(e),
-    };
-    let (d, secs, shares) = match run_streams(&spec, seconds, "pipeline") {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
-    let after = match bare_rate(&spec, workers, half) {
-        Ok(b) => b,
-        Err(e) => return fail(e),
-    };
+    let before = bare_rate(&spec, workers, half)?;
+    let (d, secs, shares) = run_streams(&spec, seconds, "pipeline")?;
+    let after = bare_rate(&spec, workers, half)?;
     let (fps, dps) = (d.inferred as f64 / secs, d.detections as f64 / secs);
     let bare = (before + after) / 2.0;
     println!(
@@ -396,33 +292,17 @@ pub fn efficiency(config_dir: Option<PathBuf>, streams: usize, workers: usize, s
             cores().saturating_sub(1).max(1)
         );
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// The p-th percentile (0..100) of `v`.
-fn percentile(v: &mut [f32], p: f64) -> f32 {
-    if v.is_empty() {
-        return f32::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
-    v[i.min(v.len() - 1)]
-}
-
-pub fn overload(config_dir: Option<PathBuf>, seconds: f64, factor: f64) -> ExitCode {
+pub fn overload(config_dir: Option<PathBuf>, seconds: f64, factor: f64) -> Result<(), BenchError> {
     let dir = config_dir.unwrap_or_else(config::default_dir);
-    let mut spec = match base_spec(&dir, 1) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let latency = match bare_latency(&spec) {
-        Ok(l) => l,
-        Err(e) => return fail(e),
-    };
+    let mut spec = base_spec(&dir, 1)?;
+    let latency = bare_latency(&spec)?;
     // Offer `factor` times what one worker takes: a camera at that frame rate, detecting
     // every frame.
     let offered = (factor / latency.as_secs_f64()).round().max(1.0) as u32;
@@ -436,43 +316,24 @@ pub fn overload(config_dir: Option<PathBuf>, seconds: f64, factor: f64) -> ExitC
     // A real photo held still (dog.jpg: a dog, a bicycle, a truck), so every frame has
     // detections and so a message whose age can be measured.
     let photo = dir.join("media/dog.jpg");
-    let clip = match make_clip(
+    let clip = make_clip(
         &format!("lookout-bench-overload-{offered}fps-{frames}.mp4"),
         &format!(
             "filesrc location={} ! jpegdec ! videoconvert ! imagefreeze num-buffers={frames} ! video/x-raw,framerate={offered}/1 ! videoscale ! video/x-raw,width=640,height=480 ! x264enc speed-preset=ultrafast key-int-max=250",
             photo.display()
         ),
-    ) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let mut cam = match camera(
-        &spec.inference,
-        "overload",
-        &clip,
-        offered as f64,
-        true,
-        false,
-        LinkKind::Frames.default_spec(),
-    ) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
+    )?;
+    let mut cam =
+        camera(&spec.inference, "overload", &clip, offered as f64, true, false, LinkKind::Frames.default_spec())?;
     cam.objects.publish_detections = true;
     spec.cameras = vec![cam];
     let ages = Arc::new(Mutex::new(Vec::with_capacity(frames as usize)));
-    let run = match Running::start(spec, Sink::Probe(ages.clone(), 0), TestHooks::default()) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+    let run = Running::start(spec, Sink::Probe(ages.clone(), 0), TestHooks::default())?;
     // RSS once warm (sessions, buffers and the first frames allocated), then at the end.
     std::thread::park_timeout(Duration::from_secs(10));
     let rss_warm = proc_self().1;
     let (_, (t_end, _, _), rss_end) = watch(&run, seconds + 60.0, Duration::from_secs(15), "overload");
-    let report = match run.stop() {
-        Ok(r) => r,
-        Err(e) => return fail(e),
-    };
+    let report = run.stop()?;
     let s = &report.cameras[0].summary;
     let mut v = ages.lock().map(|a| a.clone()).unwrap_or_default();
     // The age measurement vector itself grew by this much; it is not the daemon's.
@@ -507,57 +368,10 @@ pub fn overload(config_dir: Option<PathBuf>, seconds: f64, factor: f64) -> ExitC
         probe_kb as f64 / 1024.0,
         loadavg()
     );
-    ExitCode::SUCCESS
+    Ok(())
 }
 
-/// CPU seconds by part over a window, all from thread ticks, so the parts add up to at most
-/// the process total.
-struct Shares {
-    total: f64,
-    /// GStreamer's threads: demux, decode, scale and convert.
-    decode: f64,
-    /// The detect workers' CPU, split between letterbox and session.run by their wall times
-    /// (with one intra-op thread, ONNX Runtime runs in the worker's own thread).
-    pre: f64,
-    infer: f64,
-}
-
-impl Shares {
-    fn from_ticks(total_ticks: u64, book: &ThreadBook, pre_us: u64, infer_us: u64) -> Shares {
-        let secs = |t: u64| t as f64 / TICKS_PER_SECOND;
-        let detect = secs(book.ticks(|n| n.starts_with("detect-")));
-        let timed = (pre_us + infer_us).max(1) as f64;
-        Shares {
-            total: secs(total_ticks),
-            decode: secs(book.ticks(|n| !ours(n))),
-            pre: detect * pre_us as f64 / timed,
-            infer: detect * infer_us as f64 / timed,
-        }
-    }
-
-    fn print(&self, secs: f64) {
-        let pct = |x: f64| 100.0 * x / secs;
-        // The rest: our source, objects and publisher threads, and threads that ended between samples.
-        let rest = (self.total - self.decode - self.pre - self.infer).max(0.0);
-        println!(
-            "    CPU {:.0} % of one core: decode + scale/convert (GStreamer threads) {:.0} %, pre-processing (letterbox) {:.0} %, inference {:.0} %, rest {:.0} %",
-            pct(self.total),
-            pct(self.decode),
-            pct(self.pre),
-            pct(self.infer),
-            pct(rest)
-        );
-    }
-}
-
-/// Threads that are ours (named in pipeline.rs and here); every other thread is GStreamer's.
-fn ours(name: &str) -> bool {
-    ["src-", "detect-", "objects-", "publish", "stats", "metrics", "bench", "lookout"]
-        .iter()
-        .any(|p| name.starts_with(p))
-}
-
-fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, Shares), String> {
+fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, Shares), BenchError> {
     let run = Running::start(spec.clone(), Sink::Discard(0), TestHooks::default())?;
     std::thread::park_timeout(Duration::from_secs(3));
     // A sampler beside the watch: thread ticks every 250 ms for the window.
@@ -576,7 +390,7 @@ fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, S
                     }
                 }
             })
-            .map_err(|e| e.to_string())?
+            .map_err(|source| BenchError::Io { what: "could not start thread bench-cpu".into(), source })?
     };
     let ((t0, c0, i0), (t1, c1, i1), _) = watch(&run, seconds, Duration::from_secs(10), label);
     done.store(true, Ordering::Relaxed);
@@ -586,7 +400,7 @@ fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, S
         b.clone()
     });
     run.stop()?;
-    let book = book.map_err(|_| "the CPU sampler panicked".to_string())?;
+    let book = book.map_err(|_| BenchError::Thread("the CPU sampler panicked"))?;
     let secs = (i1 - i0).as_secs_f64();
     let d = Totals {
         decoded: t1.decoded - t0.decoded,
@@ -601,7 +415,7 @@ fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, S
     Ok((d, secs, shares))
 }
 
-fn clip_1080p(dir: &Path) -> Result<PathBuf, String> {
+fn clip_1080p(dir: &Path) -> Result<PathBuf, BenchError> {
     make_clip(
         "lookout-bench-bikes-1080p25.mp4",
         &format!(
@@ -611,16 +425,15 @@ fn clip_1080p(dir: &Path) -> Result<PathBuf, String> {
     )
 }
 
-pub fn density(config_dir: Option<PathBuf>, max_streams: usize, seconds: f64, workers: usize) -> ExitCode {
+pub fn density(
+    config_dir: Option<PathBuf>,
+    max_streams: usize,
+    seconds: f64,
+    workers: usize,
+) -> Result<(), BenchError> {
     let dir = config_dir.unwrap_or_else(config::default_dir);
-    let clip = match clip_1080p(&dir) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let base = match base_spec(&dir, workers.max(1)) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
+    let clip = clip_1080p(&dir)?;
+    let base = base_spec(&dir, workers.max(1))?;
     println!(
         "lookout bench density: 1080p25 H.264 streams (bikes.mp4 scaled, looped, paced), detect 5 fps, {} worker(s); {seconds:.0} s per step; load {}",
         workers.max(1),
@@ -630,17 +443,10 @@ pub fn density(config_dir: Option<PathBuf>, max_streams: usize, seconds: f64, wo
     for n in 1..=max_streams.max(1) {
         let mut spec = base.clone();
         spec.inference.workers = workers.max(1).min(n);
-        spec.cameras = match (0..n)
+        spec.cameras = (0..n)
             .map(|i| camera(&base.inference, &format!("c{i}"), &clip, 5.0, true, true, LinkKind::Frames.default_spec()))
-            .collect()
-        {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
-        let (d, secs, shares) = match run_streams(&spec, seconds, &format!("{n} streams")) {
-            Ok(r) => r,
-            Err(e) => return fail(e),
-        };
+            .collect::<Result<_, _>>()?;
+        let (d, secs, shares) = run_streams(&spec, seconds, &format!("{n} streams"))?;
         // Real time: 25 frames/s decoded per stream (a few percent for loop restarts).
         let decode_fps = d.decoded as f64 / secs / n as f64;
         let ok = d.link_full == 0 && decode_fps >= 25.0 * 0.95;
@@ -659,25 +465,19 @@ pub fn density(config_dir: Option<PathBuf>, max_streams: usize, seconds: f64, wo
         sustained = n;
     }
     println!("  sustained: {sustained} stream(s) of 1080p25 at detect 5 fps with no drop (target >= 4)");
-    ExitCode::SUCCESS
+    Ok(())
 }
 
-pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
+pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> Result<(), BenchError> {
     let dir = config_dir.unwrap_or_else(config::default_dir);
     // A still scene: a street with nothing in it is hard to come by in the sample media, so a
     // still test picture, 1080p25 like a camera's main stream. smpte100, not smpte: smpte's
     // corner of snow changes about 5 % of the picture every frame, which is motion.
-    let clip = match make_clip(
+    let clip = make_clip(
         "lookout-bench-still100-1080p25.mp4",
         "videotestsrc num-buffers=750 pattern=smpte100 ! video/x-raw,width=1920,height=1080,framerate=25/1 ! x264enc speed-preset=veryfast bitrate=6000 key-int-max=50",
-    ) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let base = match base_spec(&dir, 1) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
+    )?;
+    let base = base_spec(&dir, 1)?;
     println!(
         "lookout bench motion: still 1080p25 scene, paced, detect 5 fps, {seconds:.0} s each, gating off then on; load {}",
         loadavg()
@@ -685,16 +485,10 @@ pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
     let mut cpu = Vec::new();
     for gating in [false, true] {
         let mut spec = base.clone();
-        let mut cam = match camera(&base.inference, "still", &clip, 5.0, true, true, LinkKind::Frames.default_spec()) {
-            Ok(c) => c,
-            Err(e) => return fail(e),
-        };
+        let mut cam = camera(&base.inference, "still", &clip, 5.0, true, true, LinkKind::Frames.default_spec())?;
         cam.motion.enabled = gating;
         spec.cameras = vec![cam];
-        let (d, secs, shares) = match run_streams(&spec, seconds, if gating { "gating on" } else { "gating off" }) {
-            Ok(r) => r,
-            Err(e) => return fail(e),
-        };
+        let (d, secs, shares) = run_streams(&spec, seconds, if gating { "gating on" } else { "gating off" })?;
         println!(
             "  gating {}: inferred {:.2}/s, skipped_by_motion {:.2}/s; load {}",
             if gating { "on " } else { "off" },
@@ -706,50 +500,5 @@ pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
         cpu.push(shares.total / secs);
     }
     println!("  CPU with gating / without: {:.2}x ({:.0} % saved)", cpu[1] / cpu[0], 100.0 * (1.0 - cpu[1] / cpu[0]));
-    ExitCode::SUCCESS
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_lines_with_spaces_in_the_name_parse() {
-        let line = "1234 (avdec_h264 (0)) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
-        assert_eq!(stat_ticks(line), Some(("avdec_h264 (0)".to_string(), 300)));
-        assert_eq!(percentile(&mut [3.0, 1.0, 2.0, 4.0], 50.0), 3.0);
-        assert!(ours("detect-0") && !ours("multiqueue0:src"));
-    }
-
-    fn snap(entries: &[(u32, &str, u64)]) -> BTreeMap<u32, (String, u64)> {
-        entries.iter().map(|(tid, n, t)| (*tid, (n.to_string(), *t))).collect()
-    }
-
-    #[test]
-    fn a_renamed_pooled_thread_counts_only_its_ticks_in_the_window() {
-        // Thread 7 served qtdemux0 before the window and qtdemux1 after a loop restart.
-        let mut book = ThreadBook::open(snap(&[(7, "qtdemux0:sink", 500), (8, "detect-0", 100)]));
-        book.sample(snap(&[(7, "qtdemux1:sink", 530), (8, "detect-0", 160)]));
-        assert_eq!(book.ticks(|n| !ours(n)), 30);
-        assert_eq!(book.ticks(|n| n.starts_with("detect-")), 60);
-    }
-
-    #[test]
-    fn threads_born_or_ended_in_the_window_keep_their_ticks() {
-        let mut book = ThreadBook::open(snap(&[(7, "avdec_h264-0", 40)]));
-        // 9 is born, then 7 ends after its last sample.
-        book.sample(snap(&[(7, "avdec_h264-0", 90), (9, "avdec_h264-0", 5)]));
-        book.sample(snap(&[(9, "avdec_h264-0", 25)]));
-        assert_eq!(book.ticks(|n| !ours(n)), 50 + 25);
-    }
-
-    #[test]
-    fn detect_ticks_split_by_wall_time_and_parts_stay_within_the_total() {
-        let mut book = ThreadBook::open(snap(&[(1, "detect-0", 0), (2, "queue0:src", 0)]));
-        book.sample(snap(&[(1, "detect-0", 100), (2, "queue0:src", 50)]));
-        let s = Shares::from_ticks(200, &book, 1_000, 3_000);
-        assert!((s.decode - 0.5).abs() < 1e-9);
-        assert!((s.pre - 0.25).abs() < 1e-9 && (s.infer - 0.75).abs() < 1e-9);
-        assert!(s.decode + s.pre + s.infer <= s.total);
-    }
+    Ok(())
 }
