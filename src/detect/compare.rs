@@ -159,8 +159,9 @@ mod tests {
         // Shifted by half of 10 px: IoU exactly 1/3.
         let (a, b) = (small("car", 0.9, 0.0), small("car", 0.9, 5.0));
         let third = iou(a.bbox, b.bbox);
-        assert_eq!(compare(&[a.clone()], &[b.clone()], third).matched(), 1);
-        assert_eq!(compare(&[a], &[b], third + 1e-6).matched(), 0);
+        let (a, b) = (std::slice::from_ref(&a), std::slice::from_ref(&b));
+        assert_eq!(compare(a, b, third).matched(), 1);
+        assert_eq!(compare(a, b, third + 1e-6).matched(), 0);
         let c = compare(&[], &[], 0.5);
         assert!(c.one_to_one() && c.in_order());
         assert_eq!((c.recall(), c.min_iou(), c.max_score_diff(), c.max_box_error()), (1.0, 1.0, 0.0, 0.0));
