@@ -1,4 +1,5 @@
-//! Drawing boxes and labels onto RGB images, for `lookout detect --annotate` and snapshots.
+//! Drawing boxes and labels onto RGB images, for `lookout detect --annotate`, snapshots and the
+//! console's annotated frames.
 //! A built-in 5x7 bitmap font keeps this free of font files and extra crates.
 
 use image::{Rgb, RgbImage};
@@ -19,19 +20,29 @@ const PALETTE: [[u8; 3]; 8] = [
 
 /// Draw every detection as a box with `label score` above it.
 pub fn draw_detections(img: &mut RgbImage, dets: &[Detection]) {
-    let thickness = ((img.width().max(img.height()) / 300) + 1).min(4);
-    let scale = if img.width() >= 960 { 2 } else { 1 };
     for d in dets {
-        let colour = Rgb(PALETTE[d.class % PALETTE.len()]);
-        let [x1, y1, x2, y2] = d.bbox.map(|v| v.max(0.0) as u32);
-        draw_rect(img, x1, y1, x2, y2, thickness, colour);
-        let text = format!("{} {:.2}", d.label, d.score);
-        let text_h = 9 * scale;
-        let ty = if y1 >= text_h { y1 - text_h } else { y1 };
-        let text_w = text.chars().count() as u32 * 6 * scale + 2;
-        fill_rect(img, x1, ty, x1 + text_w, ty + text_h, colour);
-        draw_text(img, x1 + 1, ty + scale, &text, scale, Rgb([0, 0, 0]));
+        draw_labelled_box(img, d.bbox, &format!("{} {:.2}", d.label, d.score), d.class);
     }
+}
+
+/// One box (image pixels) with `text` above it, in the palette's colour for `class`. Also used
+/// by the console's annotated frames (`crate::web`).
+pub fn draw_labelled_box(img: &mut RgbImage, bbox: [f32; 4], text: &str, class: usize) {
+    let thickness = ((img.width().max(img.height()) / 300) + 1).min(4);
+    let colour = Rgb(PALETTE[class % PALETTE.len()]);
+    let [x1, y1, x2, y2] = bbox.map(|v| v.max(0.0) as u32);
+    draw_rect(img, x1, y1, x2, y2, thickness, colour);
+    draw_tag(img, x1, y1, text, colour);
+}
+
+/// `text` on a filled background of `colour`, its bottom left at (x, y) where it fits.
+pub fn draw_tag(img: &mut RgbImage, x: u32, y: u32, text: &str, colour: Rgb<u8>) {
+    let scale = if img.width() >= 960 { 2 } else { 1 };
+    let text_h = 9 * scale;
+    let ty = if y >= text_h { y - text_h } else { y };
+    let text_w = text.chars().count() as u32 * 6 * scale + 2;
+    fill_rect(img, x, ty, x + text_w, ty + text_h, colour);
+    draw_text(img, x + 1, ty + scale, text, scale, Rgb([0, 0, 0]));
 }
 
 fn draw_rect(img: &mut RgbImage, x1: u32, y1: u32, x2: u32, y2: u32, t: u32, c: Rgb<u8>) {
@@ -42,7 +53,7 @@ fn draw_rect(img: &mut RgbImage, x1: u32, y1: u32, x2: u32, y2: u32, t: u32, c: 
 }
 
 /// Fill [x1, x2) x [y1, y2), clipped to the image.
-fn fill_rect(img: &mut RgbImage, x1: u32, y1: u32, x2: u32, y2: u32, c: Rgb<u8>) {
+pub fn fill_rect(img: &mut RgbImage, x1: u32, y1: u32, x2: u32, y2: u32, c: Rgb<u8>) {
     let (w, h) = img.dimensions();
     for y in y1.min(h)..y2.min(h) {
         for x in x1.min(w)..x2.min(w) {
@@ -108,6 +119,10 @@ fn glyph(ch: char) -> [u8; 7] {
         '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
         '.' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C],
         '-' => [0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00],
+        '_' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1F],
+        '#' => [0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A],
+        ':' => [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00],
+        '/' => [0x01, 0x01, 0x02, 0x04, 0x08, 0x10, 0x10],
         _ => [0; 7],
     }
 }

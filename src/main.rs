@@ -307,9 +307,7 @@ fn main() -> ExitCode {
             BenchCommand::Efficiency { config_dir, streams, workers, seconds } => {
                 cli::bench::efficiency(config_dir, streams, workers, seconds)
             }
-            BenchCommand::Overload { config_dir, seconds, factor } => {
-                cli::bench::overload(config_dir, seconds, factor)
-            }
+            BenchCommand::Overload { config_dir, seconds, factor } => cli::bench::overload(config_dir, seconds, factor),
             BenchCommand::Density { config_dir, max_streams, seconds, workers } => {
                 cli::bench::density(config_dir, max_streams, seconds, workers)
             }

@@ -1,20 +1,20 @@
-//! Prometheus metrics and a health check over plain HTTP, for scrapers and load balancers:
-//! `GET /metrics` (text exposition, prometheus-client) and `GET /healthz` (JSON).
+//! Prometheus metrics and the health check, for scrapers and load balancers: what
+//! `GET /metrics` (text exposition, prometheus-client) and `GET /healthz` (JSON) answer. The web
+//! server (`crate::web`) serves them, on `[web] listen` and on `[metrics] listen` if set:
 //!
 //! ```toml
 //! [metrics]
-//! listen = "127.0.0.1:9464"   # absent: no endpoint
+//! listen = "127.0.0.1:9464"   # absent: only on [web] listen
 //! ```
 //!
 //! The per-camera counters already live in [`CameraCounters`] (the stages bump them); a
 //! collector reads them at scrape time rather than keeping a second copy that could disagree
-//! with the stats topic. Latencies are histograms the stages observe directly.
+//! with the stats topic. Latencies are histograms the stages observe directly. The same camera
+//! list, with each camera's state and why, is what the console shows ([`CameraStates::snapshot`]).
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -25,7 +25,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::batch::BatchCounts;
-use crate::shutdown::Shutdown;
 use crate::stats::{CameraCounters, PublishCounters};
 
 type CameraLabel = [(&'static str, String); 1];
@@ -52,11 +51,22 @@ pub struct CameraStates {
     batches: Arc<BatchCounts>,
 }
 
+/// One camera as /metrics, /healthz and the console see it.
 #[derive(Debug, Clone)]
-struct CameraEntry {
-    name: String,
-    counters: Arc<CameraCounters>,
-    state: &'static str,
+pub struct CameraEntry {
+    pub name: String,
+    pub counters: Arc<CameraCounters>,
+    pub state: &'static str,
+    /// Why it is in that state (a reconnect's or a failure's reason), if there is one.
+    pub reason: Option<String>,
+    /// The decoder its stream runs on, once streaming.
+    pub decoder: Option<String>,
+}
+
+impl CameraEntry {
+    fn new(name: String, counters: Arc<CameraCounters>, state: &'static str) -> CameraEntry {
+        CameraEntry { name, counters, state, reason: None, decoder: None }
+    }
 }
 
 impl CameraStates {
@@ -69,6 +79,20 @@ impl CameraStates {
         }
     }
 
+    /// As [`CameraStates::set`], with the reason for the state and, once streaming, the decoder
+    /// (kept until the next one is known).
+    pub fn set_detail(&self, camera: &str, state: &'static str, reason: Option<String>, decoder: Option<String>) {
+        if let Ok(mut s) = self.cameras.lock()
+            && let Some(entry) = s.iter_mut().find(|e| e.name == camera)
+        {
+            entry.state = state;
+            entry.reason = reason;
+            if decoder.is_some() {
+                entry.decoder = decoder;
+            }
+        }
+    }
+
     /// The cameras now configured, after a reload. A camera that stays keeps its state (and its
     /// counters, which are the same `Arc`); a new one starts as connecting.
     pub fn set_cameras(&self, names: &[String], counters: &[Arc<CameraCounters>]) {
@@ -77,16 +101,16 @@ impl CameraStates {
             *s = names
                 .iter()
                 .zip(counters)
-                .map(|(n, c)| CameraEntry {
-                    name: n.clone(),
-                    counters: c.clone(),
-                    state: old.iter().find(|e| &e.name == n).map_or("connecting", |e| e.state),
+                .map(|(n, c)| match old.iter().find(|e| &e.name == n) {
+                    Some(e) => CameraEntry { counters: c.clone(), ..e.clone() },
+                    None => CameraEntry::new(n.clone(), c.clone(), "connecting"),
                 })
                 .collect();
         }
     }
 
-    fn snapshot(&self) -> Vec<CameraEntry> {
+    /// Every camera now, in config order.
+    pub fn snapshot(&self) -> Vec<CameraEntry> {
         self.cameras.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
@@ -138,7 +162,7 @@ impl Collector for CameraStates {
         )?;
         for e in &cameras {
             let (n, c) = (&e.name, &e.counters);
-            for (reason, count) in crate::rules::Rejected::ALL.iter().zip(&c.filtered) {
+            for (reason, count) in crate::stats::Rejected::ALL.iter().zip(&c.filtered) {
                 let labels = [("camera", n.clone()), ("reason", reason.as_str().to_string())];
                 ConstCounter::new(count.load(Ordering::Relaxed)).encode(family.encode_family(&labels)?)?;
             }
@@ -274,7 +298,7 @@ impl Metrics {
         let entries = names
             .into_iter()
             .zip(counters)
-            .map(|(name, counters)| CameraEntry { name, counters, state: "connecting" })
+            .map(|(name, counters)| CameraEntry::new(name, counters, "connecting"))
             .collect();
         let cameras =
             Arc::new(CameraStates { cameras: Mutex::new(entries), started: Instant::now(), provider, batches });
@@ -283,6 +307,14 @@ impl Metrics {
             registry.register_collector(Box::new(PublishCollector(p)));
         }
         Arc::new(Metrics { registry, inference_seconds, frame_age_seconds, cameras })
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.cameras.provider
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.cameras.started.elapsed()
     }
 
     pub fn cameras(&self) -> &CameraStates {
@@ -311,77 +343,6 @@ impl Metrics {
         let body = serde_json::json!({ "status": status, "failed": failed, "cameras": cameras }).to_string();
         (if failed.is_empty() { 200 } else { 503 }, body)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    #[error("metrics.listen {addr}: could not listen: {source}; pick a free port or remove [metrics]")]
-    Bind { addr: SocketAddr, source: std::io::Error },
-}
-
-/// Serve `/metrics` and `/healthz` on `addr` from one thread until `shutdown`.
-pub fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    shutdown: Shutdown,
-) -> Result<std::thread::JoinHandle<()>, MetricsError> {
-    let listener = TcpListener::bind(addr).map_err(|source| MetricsError::Bind { addr, source })?;
-    // Non-blocking accept with a short poll, so the thread notices shutdown without a wake-up
-    // connection.
-    listener.set_nonblocking(true).map_err(|source| MetricsError::Bind { addr, source })?;
-    // The bound address, not the asked one: with port 0 the kernel picks the port, and the log
-    // is how an operator (or a test) learns it.
-    let bound = listener.local_addr().unwrap_or(addr);
-    tracing::info!(addr = %bound, "metrics on http://{bound}/metrics and /healthz");
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            while !shutdown.is_triggered() {
-                match listener.accept() {
-                    Ok((stream, _)) => handle(stream, &metrics),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(100))
-                    }
-                    Err(e) => tracing::warn!(error = %e, "metrics: accept failed"),
-                }
-            }
-        })
-        .map_err(|source| MetricsError::Bind { addr, source })
-}
-
-/// One request, one response, then close: scrapers don't need keep-alive.
-fn handle(mut stream: TcpStream, metrics: &Metrics) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut line = String::new();
-    let mut reader = BufReader::new(&stream);
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    // Drain the headers so the client sees a clean close.
-    let mut header = String::new();
-    while reader.read_line(&mut header).map(|n| n > 2).unwrap_or(false) {
-        header.clear();
-    }
-    let path = line.split_whitespace().nth(1).unwrap_or("");
-    let (code, kind, body) = match path {
-        "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
-        "/healthz" => {
-            let (code, body) = metrics.health();
-            (code, "application/json", body)
-        }
-        _ => (404, "text/plain", "not found: try /metrics or /healthz\n".to_string()),
-    };
-    let reason = match code {
-        200 => "OK",
-        503 => "Service Unavailable",
-        _ => "Not Found",
-    };
-    let head = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body.as_bytes()));
 }
 
 #[cfg(test)]

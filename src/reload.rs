@@ -124,6 +124,9 @@ pub fn needs_restart(running: &Spec, new: &Spec) -> Vec<&'static str> {
     if running.metrics_listen != new.metrics_listen {
         keys.push("metrics.listen");
     }
+    if running.web != new.web {
+        keys.push("[web]");
+    }
     if running.stats_interval != new.stats_interval {
         keys.push("stats.interval_seconds");
     }
@@ -173,10 +176,10 @@ mod tests {
         new.cameras[0].objects.rules.zones[0].inertia += 1;
         assert_eq!(diff_cameras(&old.cameras, &new.cameras).changed, ["a"]);
         let mut new = old.clone();
-        new.cameras[0].credentials =
+        new.cameras[0].source.credentials =
             Some(crate::config::spec::Credentials { username: "u".into(), password: "p".into(), password_file: None });
         let mut newer = new.clone();
-        if let Some(c) = newer.cameras[0].credentials.as_mut() {
+        if let Some(c) = newer.cameras[0].source.credentials.as_mut() {
             c.password = "q".into();
         }
         // The password is hidden from Debug output, yet a new one still restarts the camera.

@@ -14,8 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use crate::rules::Rejected;
-
 /// Why a frame was dropped. Each reason has its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -33,6 +31,42 @@ impl DropReason {
             DropReason::LinkFull => "link_full",
             DropReason::InferenceError => "inference_error",
             DropReason::DetectOff => "detect_off",
+        }
+    }
+}
+
+/// Why the objects stage's filters dropped a detection. When several checks fail, the first in
+/// this order is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rejected {
+    /// Its label is not among the labels to track.
+    Label,
+    /// Its score is below `min_score`.
+    Score,
+    /// Its box area is outside `min_area..=max_area`.
+    Area,
+    /// Its box's width/height is outside `min_ratio..=max_ratio`.
+    Ratio,
+    /// Its reference point is inside a mask.
+    Mask,
+}
+
+impl Rejected {
+    pub const ALL: [Rejected; 5] = [Rejected::Label, Rejected::Score, Rejected::Area, Rejected::Ratio, Rejected::Mask];
+
+    /// Position in [`Rejected::ALL`], for counters kept in an array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The reason as a counter label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejected::Label => "label",
+            Rejected::Score => "score",
+            Rejected::Area => "area",
+            Rejected::Ratio => "ratio",
+            Rejected::Mask => "mask",
         }
     }
 }
@@ -70,6 +104,9 @@ pub struct CameraCounters {
     /// provider that runs it (each model's workers pick theirs when loaded); a reload may
     /// change both, together. Empty until the camera is given a pool.
     model: std::sync::Mutex<(String, String)>,
+    /// The console's view of this camera: its latest frame while someone watches, and its
+    /// recent events (see [`crate::view`]).
+    pub view: crate::view::ViewerTap,
 }
 
 impl CameraCounters {

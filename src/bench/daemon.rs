@@ -145,23 +145,25 @@ pub(super) fn camera(
     Ok(CameraSpec {
         name: name.into(),
         file: clip.clone(),
-        uri_redacted: uri.clone(),
-        uri,
-        realtime,
-        live: false,
-        loop_file,
-        stall_timeout: Duration::from_secs_f64(spec::DEFAULT_STALL_TIMEOUT_SECONDS),
-        reconnect_max: Duration::from_secs_f64(spec::DEFAULT_RECONNECT_MAX_SECONDS),
-        on_error: OnError::Fail,
-        decoder: Vec::new(),
-        decoder_threads: spec::DEFAULT_DECODER_THREADS,
-        rtsp_transport: RtspTransport::Auto,
-        credentials: None,
+        source: spec::SourceSpec {
+            uri_redacted: uri.clone(),
+            uri,
+            realtime,
+            live: false,
+            loop_file,
+            stall_timeout: Duration::from_secs_f64(spec::DEFAULT_STALL_TIMEOUT_SECONDS),
+            reconnect_max: Duration::from_secs_f64(spec::DEFAULT_RECONNECT_MAX_SECONDS),
+            on_error: OnError::Fail,
+            decoder: Vec::new(),
+            decoder_threads: spec::DEFAULT_DECODER_THREADS,
+            rtsp_transport: RtspTransport::Auto,
+            credentials: None,
+            max_clock_skew: Duration::from_secs_f64(spec::DEFAULT_MAX_CLOCK_SKEW_SECONDS),
+            motion: MotionConfig::default(),
+        },
         objects: spec::ObjectsSpec { labels: inference.labels.clone(), ..spec::ObjectsSpec::default() },
-        max_clock_skew: Duration::from_secs_f64(spec::DEFAULT_MAX_CLOCK_SKEW_SECONDS),
         detect: DetectSpec { model: inference.model.clone(), fps, labels: None, min_score: spec::DEFAULT_MIN_SCORE },
         links: config::CameraLinks { frames, ..Default::default() },
-        motion: MotionConfig::default(),
     })
 }
 
@@ -486,7 +488,7 @@ pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> Result<(), BenchErro
     for gating in [false, true] {
         let mut spec = base.clone();
         let mut cam = camera(&base.inference, "still", &clip, 5.0, true, true, LinkKind::Frames.default_spec())?;
-        cam.motion.enabled = gating;
+        cam.source.motion.enabled = gating;
         spec.cameras = vec![cam];
         let (d, secs, shares) = run_streams(&spec, seconds, if gating { "gating on" } else { "gating off" })?;
         println!(

@@ -4,12 +4,14 @@
 //!
 //! Beyond the config files, it opens the model with ONNX Runtime (no camera, broker or GPU
 //! needed) and compares its real inputs and outputs with the manifest, so a manifest that
-//! does not describe its model fails here rather than at start.
+//! does not describe its model fails here rather than at start. The checking itself is
+//! [`config::check::check_dir`], which the web console's Check runs too; this file prints it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::{self, ConfigError, ConfigErrors, InferenceSpec};
+use crate::config::check::Checked;
+use crate::config::{self, ConfigErrors, InferenceSpec};
 use crate::detect::session::{effective_library, runtime_info};
 use crate::detect::{DetectError, Detector, DetectorOptions};
 
@@ -18,9 +20,8 @@ use crate::detect::{DetectError, Detector, DetectorOptions};
 /// that stop the start (lookout.toml, the environment, a model) fail the check.
 pub fn check(config_dir: Option<PathBuf>, probe: bool, for_start: bool) -> ExitCode {
     let dir = config_dir.unwrap_or_else(config::default_dir);
-    let loaded = if for_start { config::load_tolerant(&dir) } else { config::load(&dir) };
-    match loaded {
-        Ok(spec) => {
+    match config::check::check_dir(&dir, for_start) {
+        Ok(Checked { spec, model_lines }) => {
             for b in &spec.broken {
                 eprintln!(
                     "{}: camera {} will not start, its file has errors: {}",
@@ -28,62 +29,6 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool, for_start: bool) -> ExitC
                     b.name,
                     ConfigErrors(b.errors.clone())
                 );
-            }
-            // Every model in use: the gateway's, and each camera's own `detect.model`.
-            let mut models = vec![spec.inference.model.clone()];
-            for c in &spec.cameras {
-                if !models.contains(&c.detect.model) {
-                    models.push(c.detect.model.clone());
-                }
-            }
-            let shown = |p: &std::path::Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
-            let mut model_lines = Vec::new();
-            let mut problems = Vec::new();
-            for model in &models {
-                // Which key named it, for the error: the gateway's, or the first camera's.
-                let (file, key) =
-                    match spec.cameras.iter().find(|c| c.detect.model == *model && *model != spec.inference.model) {
-                        Some(c) => (format!("{}/{}.toml", config::PIPELINES_DIR, c.name), "detect.model"),
-                        None => (config::GLOBAL_FILE.to_string(), "inference.model"),
-                    };
-                let opts = DetectorOptions::new(model.clone(), spec.inference.ort_library.clone());
-                match Detector::load(&opts) {
-                    Ok(d) => {
-                        let m = d.model();
-                        let g = d.geometry();
-                        let users: Vec<&str> =
-                            spec.cameras.iter().filter(|c| c.detect.model == *model).map(|c| c.name.as_str()).collect();
-                        model_lines.push(format!(
-                            "  model: {} ({}, {}, input {}x{}, {} labels): {}; cameras: {}",
-                            m.name,
-                            m.family.name(),
-                            m.precision.as_str(),
-                            g.width,
-                            g.height,
-                            m.labels.len(),
-                            if m.manifest.is_some() {
-                                "inputs and outputs match the manifest"
-                            } else {
-                                "a plain .onnx, read as YOLOX"
-                            },
-                            if users.is_empty() { "none".to_string() } else { users.join(", ") }
-                        ));
-                    }
-                    // A manifest that does not describe its model is the manifest's fault;
-                    // a plain .onnx that is no detector is the fault of the key that named it.
-                    Err(DetectError::ModelShape { path, reason }) if crate::detect::manifest::is_manifest(&path) => {
-                        problems.push(ConfigError::new(shown(&path), "", reason))
-                    }
-                    Err(DetectError::ModelShape { path, reason }) => {
-                        problems.push(ConfigError::new(file, key, format!("{}: {reason}", shown(&path))))
-                    }
-                    Err(other) => problems.push(ConfigError::new(file, key, other.to_string())),
-                }
-            }
-            if !problems.is_empty() {
-                config::locate_lines(&spec.config_dir, &mut problems);
-                eprint!("{}: {}", dir.display(), ConfigErrors(problems));
-                return ExitCode::from(super::EXIT_CONFIG);
             }
             let names: Vec<&str> = spec.cameras.iter().map(|c| c.name.as_str()).collect();
             println!(
@@ -120,7 +65,7 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool, for_start: bool) -> ExitC
                 println!(
                     "  {}: {} at {} fps; zones: {}; lines: {}; masks: {}{}",
                     c.name,
-                    c.uri_redacted,
+                    c.source.uri_redacted,
                     c.detect.fps,
                     names(r.zones.iter().map(|z| z.name.as_str()).collect()),
                     names(r.lines.iter().map(|l| l.name.as_str()).collect()),

@@ -56,8 +56,12 @@ pub fn run(config_dir: Option<PathBuf>) -> ExitCode {
     let supervisor = Supervisor::start(health.clone(), shutdown.clone())
         .map_err(|e| tracing::warn!(error = %e, "could not start the supervisor thread; no READY, STATUS or WATCHDOG for systemd"))
         .ok();
-    let edges =
-        pipeline::Edges { health: health.clone(), reloads: Some(&reload_rx), ..pipeline::Edges::new(&shutdown) };
+    let edges = pipeline::Edges {
+        health: health.clone(),
+        reloads: Some(&reload_rx),
+        console: true,
+        ..pipeline::Edges::new(&shutdown)
+    };
     let result = pipeline::run(&spec, edges);
     // Sends STOPPING=1 if the signal has not already.
     if let Some(s) = supervisor {

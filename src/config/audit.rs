@@ -26,14 +26,14 @@ pub fn audit(spec: &Spec) -> Vec<ConfigError> {
     }
     for cam in &spec.cameras {
         let label = format!("{PIPELINES_DIR}/{}.toml", cam.name);
-        if cam.uri != cam.uri_redacted && world_readable(&cam.file) {
+        if cam.source.uri != cam.source.uri_redacted && world_readable(&cam.file) {
             warn(
                 label.clone(),
                 "uri",
                 "the file is readable by every user and its uri holds a password; move the password to password_file (or password_env), or `chmod 640` the file".into(),
             );
         }
-        if let Some(path) = cam.credentials.as_ref().and_then(|c| c.password_file.as_ref())
+        if let Some(path) = cam.source.credentials.as_ref().and_then(|c| c.password_file.as_ref())
             && world_readable(path)
         {
             warn(

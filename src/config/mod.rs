@@ -6,15 +6,18 @@
 //! validated [`spec::Spec`]. Loading reports every problem found, each with its file and key.
 
 pub mod audit;
-pub mod locate;
+pub mod check;
 pub mod raw;
 pub mod spec;
+pub mod web;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ::config::{Config, Environment, File, FileFormat};
 use serde::de::DeserializeOwned;
+
+pub use crate::text::{redact_uri, shorten};
 
 pub use spec::{
     CameraLinks, CameraSpec, DetectSpec, InferenceSpec, MqttSpec, ObjectsSpec, OnError, RtspTransport, Spec, SpoolSpec,
@@ -59,48 +62,6 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Words longer than this are values echoed back (a URI, a path, a string where a number
-/// belongs) and are shortened: enough to recognise, not the value again.
-const LONG_WORD_CHARS: usize = 100;
-/// Kept of a long word: its start, then its length.
-const KEPT_WORD_CHARS: usize = 48;
-/// A message longer than this, even of short words, keeps its start and end only.
-const LONG_MESSAGE_CHARS: usize = 1000;
-
-/// `text` with long values cut down, so that a 10 MB string in a config file gives a one-line
-/// error, not a 10 MB one: each word over [`LONG_WORD_CHARS`] keeps its first
-/// [`KEPT_WORD_CHARS`] characters and says how long it was, and a message still over
-/// [`LONG_MESSAGE_CHARS`] keeps its start and its end (where the advice is).
-pub fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.len() <= LONG_WORD_CHARS {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len().min(4 * LONG_MESSAGE_CHARS));
-    let mut rest = text;
-    while !rest.is_empty() {
-        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-        let (word, tail) = rest.split_at(word_end);
-        let chars = word.chars().count();
-        if chars > LONG_WORD_CHARS {
-            out.extend(word.chars().take(KEPT_WORD_CHARS));
-            out.push_str(&format!("… ({chars} characters)"));
-        } else {
-            out.push_str(word);
-        }
-        let space_end = tail.find(|c: char| !c.is_whitespace()).unwrap_or(tail.len());
-        out.push_str(&tail[..space_end]);
-        rest = &tail[space_end..];
-    }
-    let chars = out.chars().count();
-    if chars > LONG_MESSAGE_CHARS {
-        let head: String = out.chars().take(LONG_MESSAGE_CHARS / 2).collect();
-        let tail: String = out.chars().skip(chars - LONG_MESSAGE_CHARS / 4).collect();
-        out =
-            format!("{head} … ({} characters left out) … {tail}", chars - head.chars().count() - tail.chars().count());
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// Give each problem in a TOML file of `dir` the line its key is written on. Keys that are
 /// not in the file (defaults, the environment) keep no line.
 pub fn locate_lines(dir: &Path, errors: &mut [ConfigError]) {
@@ -116,7 +77,7 @@ pub fn locate_lines(dir: &Path, errors: &mut [ConfigError]) {
             continue;
         }
         let text = texts.entry(e.file.clone()).or_insert_with(|| std::fs::read_to_string(dir.join(&e.file)).ok());
-        e.line = text.as_deref().and_then(|t| locate::line_of(t, &e.key));
+        e.line = text.as_deref().and_then(|t| crate::text::locate::line_of(t, &e.key));
     }
 }
 
@@ -352,7 +313,7 @@ fn read_file<T: DeserializeOwned>(path: &Path, label: &str) -> Result<Option<T>,
             ..ConfigError::new(label, "", format!("byte {column}: not valid UTF-8; save the file as UTF-8"))
         }
     })?;
-    if let Some((line, column, message)) = locate::syntax_error(&text) {
+    if let Some((line, column, message)) = crate::text::locate::syntax_error(&text) {
         return Err(ConfigError {
             line: Some(line),
             ..ConfigError::new(label, "", format!("column {column}: TOML syntax: {message}"))
@@ -405,37 +366,12 @@ fn syntax_message(msg: &str, path: &Path) -> String {
     msg.replace(&format!(" in {}", path.display()), "")
 }
 
-/// `rtsp://user:secret@host/x` → `rtsp://user:***@host/x`. Logs, status and MQTT only ever
-/// see this form.
-pub fn redact_uri(uri: &str) -> String {
-    let Some((scheme, rest)) = uri.split_once("://") else { return uri.to_string() };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or(userinfo);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
-            }
-        }
-        None => uri.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod shorten_tests {
     use super::*;
 
     #[test]
-    fn invalid_utf8_is_placed_by_line_and_byte() {
-        assert_eq!(utf8_error_place(b"uri = 1\n# caf\xe9\n", 13), (2, 6));
-        assert_eq!(utf8_error_place(b"\xff", 0), (1, 1));
-    }
-
-    #[test]
-    fn long_values_are_cut_to_a_recognisable_start_and_their_length() {
+    fn errors_shorten_their_long_values() {
         let uri = format!("/etc/lookout/{}", "x".repeat(10_000_000));
         let m =
             ConfigError::new("pipelines/a.toml", "uri", format!("{uri} does not exist; check the path")).to_string();
@@ -446,21 +382,12 @@ mod shorten_tests {
                 "x".repeat(35)
             )
         );
-        let m = shorten(&format!("invalid type: string \"{}\", expected u32", "z".repeat(5000))).into_owned();
-        assert!(m.len() < 120 && m.ends_with("(5003 characters) expected u32"), "{m}");
-        // Many short words: the start and the advice at the end are kept.
-        let m = shorten(&format!("`{}` is not a label; use one of the model's", "a b ".repeat(100_000))).into_owned();
-        assert!(
-            m.len() < 1100
-                && m.starts_with("`a b")
-                && m.ends_with("use one of the model's")
-                && m.contains("characters left out"),
-            "{m}"
-        );
-        // Short messages, and long paths under the limit, are left alone.
-        let path = format!("/var/lib/lookout/{}/model.onnx", "m".repeat(60));
-        assert_eq!(shorten(&path), path.as_str());
-        assert!(matches!(shorten("must be at least 1"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn invalid_utf8_is_placed_by_line_and_byte() {
+        assert_eq!(utf8_error_place(b"uri = 1\n# caf\xe9\n", 13), (2, 6));
+        assert_eq!(utf8_error_place(b"\xff", 0), (1, 1));
     }
 }
 
@@ -474,19 +401,5 @@ mod suggestion_tests {
         assert!(m.ends_with("did you mean `fps`?"), "{m}");
         let m = with_suggestion("unknown field `colour`, expected one of `fps`, `labels`, `min_score`".into());
         assert!(!m.contains("did you mean"), "{m}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords_only() {
-        assert_eq!(redact_uri("rtsp://admin:hunter2@10.0.0.5:554/s1"), "rtsp://admin:***@10.0.0.5:554/s1");
-        assert_eq!(redact_uri("rtsp://admin@cam/s1"), "rtsp://admin@cam/s1");
-        assert_eq!(redact_uri("file:///tmp/a@b.mp4"), "file:///tmp/a@b.mp4");
-        assert_eq!(redact_uri("rtsp://cam/p@th"), "rtsp://cam/p@th");
-        assert_eq!(redact_uri("not a uri"), "not a uri");
     }
 }

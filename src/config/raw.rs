@@ -28,6 +28,9 @@ pub struct RawGlobal {
     pub track: RawTrack,
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// The operator console ([`super::web`]).
+    #[serde(default)]
+    pub web: super::web::RawWeb,
     #[serde(default)]
     pub snapshots: RawSnapshotStore,
     /// Where MQTT messages wait while the broker is away. Used only with `[mqtt]`.

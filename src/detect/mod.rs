@@ -20,6 +20,7 @@
 //! tests).
 
 pub mod compare;
+pub mod frame;
 pub mod labels;
 pub mod letterbox;
 pub mod manifest;
@@ -27,6 +28,7 @@ pub mod nanodet;
 pub mod nms;
 pub mod provider;
 pub mod session;
+pub mod settings;
 pub mod worker;
 pub mod yolo_anchor_free;
 pub mod yolox;

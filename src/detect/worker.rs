@@ -18,13 +18,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select};
 
 use crate::batch::{self, BatchCounts};
+use crate::detect::frame::{DetectedFrame, FrameImage};
 use crate::detect::{DetectError, Detection, Detector, ScaledFrame, Timings};
 use crate::link::LinkSender;
 use crate::metrics::Metrics;
-use crate::objects::DetectedFrame;
-use crate::objects::snapshot::FrameImage;
-use crate::publish::payload;
-use crate::source::Frame;
+use crate::source::{Frame, FrameMeta};
 use crate::stats::{CameraCounters, DropReason};
 use crate::supervisor::{Beat, IDLE_BEAT};
 
@@ -230,8 +228,9 @@ fn detect_batch(
                 let confident = detections.iter().filter(|d| d.score >= cam.min_score).count();
                 ctr.detections.fetch_add(confident as u64, Relaxed);
                 let meta = frame_meta(frame);
-                // Snapshots need the pixels after the frame's buffer goes back to GStreamer.
-                let image = cam.snapshots.then(|| frame_image(frame)).flatten();
+                // Snapshots need the pixels after the frame's buffer goes back to GStreamer; so
+                // does the console, but only while someone watches this camera (`crate::view`).
+                let image = (cam.snapshots || cam.counters.view.wanted()).then(|| frame_image(frame)).flatten();
                 if cam.to_objects.send(DetectedFrame { meta, pts: frame.pts, detections, image }).is_err() {
                     tracing::error!(camera = %cam.name, "objects stage gone; no more detection for this camera");
                     gone[*i] = true;
@@ -248,8 +247,8 @@ fn detect_batch(
 }
 
 /// What events need to know about a frame.
-fn frame_meta(frame: &Frame) -> payload::FrameMeta {
-    payload::FrameMeta {
+fn frame_meta(frame: &Frame) -> FrameMeta {
+    FrameMeta {
         captured_at: frame.captured_at,
         capture_clock: frame.clock.as_str(),
         pts_ms: frame.pts.map(|p| p.as_millis() as u64),

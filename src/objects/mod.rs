@@ -12,22 +12,26 @@
 //! replay a clip's detections exactly. Time is the stream's own clock (PTS), so a file decoded
 //! faster than real time tracks the same as one played at its rate.
 
+pub mod discovery;
 pub mod lifecycle;
+pub mod settings;
 pub mod snapshot;
 pub mod stage;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use crate::config::{CameraSpec, ObjectsSpec};
 use crate::detect::Detection;
-use crate::publish::payload::{self, Envelope, FrameMeta, FrameRef, LineCountsOut};
+use crate::publish::payload::{self, Envelope, FrameRef, LineCountsOut};
 use crate::publish::{Outgoing, Topic};
 use crate::rules::{FrameSize, LineEvent, Rules, RulesError, RulesOutput, TrackedObject, ZoneEvent};
+use crate::source::FrameMeta;
 use crate::track::{Observation, Tracker};
 use lifecycle::{EventKind, Lifecycle, ObjectEvent, RuleFacts, UpdateReason};
-use snapshot::{BestView, FrameImage};
-use std::sync::Arc;
+use settings::ObjectsSpec;
+use snapshot::BestView;
+
+pub use crate::detect::frame::{DetectedFrame, FrameImage};
 
 /// One camera's tracker, rules and lifecycle, and the messages they produce.
 pub struct CameraObjects {
@@ -51,20 +55,13 @@ pub struct CameraObjects {
     filtered: [u64; 5],
     /// Whether the last frame left any live track (tentative, confirmed or lost).
     tracking: bool,
+    /// The objects the rules saw in the last frame, for the console's viewers (read by
+    /// `stage` only while someone watches; kept by a move, so it costs nothing otherwise).
+    last_objects: Vec<TrackedObject>,
 }
 
 /// The most positions kept per unreported track (at 5 fps, 12 s).
 const BACKLOG_LIMIT: usize = 60;
-
-/// A frame's detections, with what the stage needs to know about the frame.
-pub struct DetectedFrame {
-    pub meta: FrameMeta,
-    /// The stream's timestamp, if it has one.
-    pub pts: Option<Duration>,
-    pub detections: Vec<Detection>,
-    /// The frame as the detector saw it, when the camera takes snapshots.
-    pub image: Option<Arc<FrameImage>>,
-}
 
 /// Stream seconds of a frame: its PTS, else its capture time.
 fn stream_seconds(f: &DetectedFrame) -> f64 {
@@ -80,19 +77,20 @@ fn topic_label(label: &str) -> String {
 }
 
 impl CameraObjects {
-    pub fn new(gateway_id: &str, cam: &CameraSpec) -> Result<CameraObjects, RulesError> {
+    pub fn new(gateway_id: &str, camera: &str, spec: &ObjectsSpec) -> Result<CameraObjects, RulesError> {
         Ok(CameraObjects {
             gateway_id: gateway_id.to_string(),
-            camera: cam.name.clone(),
-            tracker: Tracker::new(cam.objects.tracker.clone()),
-            rules: Rules::new(cam.objects.rules.clone())?,
-            lifecycle: Lifecycle::new(cam.objects.lifecycle.clone()),
-            spec: cam.objects.clone(),
+            camera: camera.to_string(),
+            tracker: Tracker::new(spec.tracker.clone()),
+            rules: Rules::new(spec.rules.clone())?,
+            lifecycle: Lifecycle::new(spec.lifecycle.clone()),
+            spec: spec.clone(),
             last_t: None,
             backlog: BTreeMap::new(),
             best: BTreeMap::new(),
             filtered: [0; 5],
             tracking: false,
+            last_objects: Vec::new(),
         })
     }
 
@@ -171,6 +169,7 @@ impl CameraObjects {
             objects.push(obj);
         }
         let r = self.rules.update(t, size, &objects);
+        self.last_objects = objects;
         rules_out.zone_events.extend(r.zone_events);
         rules_out.line_events.extend(r.line_events);
         rules_out.stationary_events.extend(r.stationary_events);
@@ -392,7 +391,7 @@ impl CameraObjects {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ObjectsSpec;
+    use crate::objects::settings::ObjectsSpec;
     use proptest::prelude::*;
 
     fn stage(objects: ObjectsSpec) -> CameraObjects {
@@ -408,6 +407,7 @@ mod tests {
             best: BTreeMap::new(),
             filtered: [0; 5],
             tracking: false,
+            last_objects: Vec::new(),
         }
     }
 

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use image::RgbImage;
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::{self, FilterType};
 
@@ -30,14 +29,7 @@ impl Default for SnapshotConfig {
     }
 }
 
-/// A frame as the detector saw it: RGB, scaled from the source by `scale` (image px per
-/// source px), shared by every object seen in it.
-#[derive(Debug)]
-pub struct FrameImage {
-    pub rgb: RgbImage,
-    pub scale_x: f32,
-    pub scale_y: f32,
-}
+pub use crate::detect::frame::FrameImage;
 
 /// The best view of one object so far.
 #[derive(Debug, Clone)]
@@ -93,7 +85,7 @@ mod tests {
     use super::*;
 
     fn view() -> BestView {
-        let rgb = RgbImage::from_fn(416, 177, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+        let rgb = image::RgbImage::from_fn(416, 177, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
         // Source 640x272 scaled to 416x177.
         let frame = Arc::new(FrameImage { rgb, scale_x: 416.0 / 640.0, scale_y: 177.0 / 272.0 });
         BestView { score: 0.9, frame, bbox: [100.0, 50.0, 300.0, 250.0] }

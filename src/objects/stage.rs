@@ -7,10 +7,12 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use crate::link::LinkSender;
+use crate::objects::snapshot::FrameImage;
 use crate::objects::{CameraObjects, DetectedFrame};
-use crate::publish::Outgoing;
+use crate::publish::{Outgoing, Topic};
 use crate::stats::CameraCounters;
 use crate::supervisor::{Beat, recv_beating};
+use crate::view::{Crossings, ViewFrame, ViewObject};
 
 /// One camera's objects stage: tracker, rules and lifecycle, until its workers are done;
 /// then every object still open ends.
@@ -37,7 +39,14 @@ pub fn objects_loop(
         let out = stage.on_frame(&frame, min_score);
         counters.add_filtered(&stage.take_filtered());
         counters.tracking.store(stage.tracking(), std::sync::atomic::Ordering::Relaxed);
+        // The console's picture: only while someone watches (the worker made RGB for it then).
+        if let Some(image) = frame.image.as_ref().filter(|_| counters.view.wanted()) {
+            counters.view.store(view_frame(&stage, image, &frame));
+        }
         for msg in out {
+            if matches!(msg.topic, Topic::Events(_)) {
+                counters.view.record_event(&msg.payload);
+            }
             if events.send(msg).is_err() {
                 tracing::error!("publisher gone; stopping objects stage");
                 return;
@@ -51,4 +60,27 @@ pub fn objects_loop(
         }
     }
     counters.tracking.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// What a viewer sees of this frame. A child of `objects`, so it reads the stage's own state.
+fn view_frame(stage: &CameraObjects, image: &FrameImage, frame: &DetectedFrame) -> ViewFrame {
+    ViewFrame {
+        rgb: image.rgb.clone(),
+        scale_x: image.scale_x,
+        scale_y: image.scale_y,
+        objects: stage
+            .last_objects
+            .iter()
+            .map(|o| ViewObject { id: o.id, label: o.label.clone(), bbox: o.bbox, score: o.score })
+            .collect(),
+        occupancy: stage.rules.zones().occupancy(),
+        counts: stage
+            .rules
+            .lines()
+            .counts()
+            .into_iter()
+            .map(|(k, c)| (k, Crossings { left_to_right: c.left_to_right, right_to_left: c.right_to_left }))
+            .collect(),
+        captured_at: frame.meta.captured_at,
+    }
 }

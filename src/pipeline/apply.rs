@@ -100,7 +100,7 @@ impl Running {
             .filter(|c| diff.changed.contains(&c.name) || diff.added.contains(&c.name))
             .cloned()
             .collect();
-        if let Err(e) = source::apply_decoder_preferences(&starting) {
+        if let Err(e) = source::apply_decoder_preferences(starting.iter().map(CameraSpec::as_source)) {
             tracing::error!(error = %e, "reload: decoder preferences not applied");
         }
         for cam in starting {

@@ -36,19 +36,21 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use crate::batch::BatchCounts;
-use crate::config::Spec;
+use crate::config::{CameraSpec, Spec};
 use crate::detect::DetectError;
 use crate::link::{self, LinkSender};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::notify;
+use crate::objects::discovery;
 use crate::publish::mqtt::{DetectSwitches, MqttSink};
-use crate::publish::report::{Registry, registry_now, stats_message};
+use crate::publish::report::{Registry, registry_now, run_reporter, stats_message};
 use crate::publish::stage::{PublisherClose, SnapshotStore, publish_loop};
-use crate::publish::{DeliveryReport, Outgoing, Sink, Topic, discovery};
+use crate::publish::{DeliveryReport, Outgoing, Sink, Topic};
 use crate::shutdown::Shutdown;
 use crate::source::{self, Outcome};
 use crate::stats::CameraSummary;
 use crate::supervisor::Health;
+use crate::web;
 use detectors::{detector_keys, load_detectors};
 use running::{Running, WorkerRun, join_until, spawn};
 
@@ -67,6 +69,10 @@ pub enum PipelineError {
 }
 
 pub use crate::link::DETECTIONS_LINK_CAPACITY;
+
+/// How long the end of a run waits for the web thread: a browser holding a connection open
+/// must not hold up the exit.
+const WEB_STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Knobs for tests and benchmarks only, never in the config: they make a run behave like one
 /// on a slower machine so that overload can be produced on purpose.
@@ -112,20 +118,30 @@ pub struct Edges<'a> {
     /// sent after each.
     pub reloads: Option<&'a Receiver<Spec>>,
     pub hooks: TestHooks,
+    /// Serve the console (`[web]`, with /metrics and /healthz) as the daemon does; `false` for
+    /// benchmarks and tests of the pipeline alone. `[metrics] listen` is served either way.
+    pub console: bool,
 }
 
 impl<'a> Edges<'a> {
     /// Only a stop signal: the config's sink, no supervisor, no reloads, no hooks.
     pub fn new(shutdown: &'a Shutdown) -> Edges<'a> {
-        Edges { shutdown, sink: None, health: Health::default(), reloads: None, hooks: TestHooks::default() }
+        Edges {
+            shutdown,
+            sink: None,
+            health: Health::default(),
+            reloads: None,
+            hooks: TestHooks::default(),
+            console: false,
+        }
     }
 }
 
 /// Run every camera of `spec` until all have finished or `edges.shutdown` is triggered.
 pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
-    let Edges { shutdown, sink, health, reloads, hooks } = edges;
+    let Edges { shutdown, sink, health, reloads, hooks, console } = edges;
     let health = &health;
-    source::apply_decoder_preferences(&spec.cameras)?;
+    source::apply_decoder_preferences(spec.cameras.iter().map(CameraSpec::as_source))?;
     // Load every model's detectors before any camera starts: a missing model or runtime is
     // reported once, clearly, instead of as a failing camera.
     let mut loaded = Vec::new();
@@ -154,19 +170,14 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     };
     let publish_counters = sink.counters();
     let metrics = Metrics::with_batches(Vec::new(), Vec::new(), provider, publish_counters.clone(), batches.clone());
-    // Its own stop flag: a file run ends without the daemon's shutdown being triggered.
-    let metrics_stop = Shutdown::new();
-    let metrics_server = match spec.metrics_listen {
-        None => None,
-        Some(addr) => match metrics::serve(addr, metrics.clone(), metrics_stop.clone()) {
-            Ok(h) => Some(h),
-            // Metrics are for watching the cameras; they are no reason to stop them.
-            Err(e) => {
-                tracing::error!("{e}");
-                None
-            }
-        },
-    };
+    // A saved camera file from the console comes back here, validated, and is applied as a
+    // SIGHUP's config is.
+    let (console_tx, console_rx) = crossbeam_channel::bounded::<Spec>(1);
+    let mut web_spec = spec.clone();
+    web_spec.web.enabled &= console;
+    let console = web::Console::new(&web_spec, metrics.clone(), console_tx);
+    // Stopped on its own when the run ends: a file run ends without the daemon's shutdown.
+    let web_server = web::serve(console.clone(), spec.metrics_listen);
 
     let (events_tx, events_rx) =
         link::bounded::<Outgoing>(spec.events_link.capacity, spec.events_link.when_full, Default::default());
@@ -219,13 +230,9 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
             batches.clone(),
         );
         spawn("stats", move || {
-            let tick = crossbeam_channel::tick(every);
-            loop {
-                crossbeam_channel::select! {
-                    recv(tick) -> _ => { let _ = ev.send(stats_message(&gw, &registry_now(&reg), pc.as_deref(), started, (provider, &sk, &runs), false)); }
-                    recv(done_rx) -> _ => break,
-                }
-            }
+            run_reporter(every, &done_rx, &ev, || {
+                stats_message(&gw, &registry_now(&reg), pc.as_deref(), started, (provider, &sk, &runs), false)
+            })
         })?
     };
 
@@ -258,11 +265,22 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
             recv(reloads) -> msg => match msg {
                 Ok(new) if stop_deadline.is_none() => {
                     p.apply(new);
+                    console.set_spec(&p.spec);
                     notify::ready();
                 }
                 Ok(_) => tracing::warn!("reload ignored: the daemon is stopping"),
                 // The reload thread is gone (the daemon is stopping): no more reloads.
                 Err(_) => reloads = &never,
+            },
+            recv(console_rx) -> msg => match msg {
+                Ok(new) if stop_deadline.is_none() => {
+                    tracing::info!("reloading: a camera file saved from the console");
+                    notify::reloading();
+                    p.apply(new);
+                    console.set_spec(&p.spec);
+                    notify::ready();
+                }
+                _ => tracing::warn!("console reload ignored: the daemon is stopping"),
             },
             default(Duration::from_millis(100)) => {}
         }
@@ -303,9 +321,8 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     let Running { events, cameras, books, .. } = p;
     drop(events);
     let delivery = publisher.join().unwrap_or_default();
-    metrics_stop.trigger();
-    if let Some(h) = metrics_server {
-        let _ = h.join();
+    if let Some(server) = web_server {
+        server.stop(WEB_STOP_TIMEOUT);
     }
     let elapsed = started.elapsed();
 
@@ -334,13 +351,23 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     })
 }
 
+/// What Home Assistant discovery needs of each camera of `spec`.
+fn discovery_cameras(spec: &Spec) -> Vec<discovery::Camera<'_>> {
+    spec.cameras
+        .iter()
+        .map(|c| discovery::Camera { name: &c.name, labels: c.detect.labels.as_deref(), objects: &c.objects })
+        .collect()
+}
+
 /// Home Assistant discovery configs for every camera of `spec` (retained, so sending them
 /// again after a reload is harmless and covers new cameras).
 fn send_discovery(spec: &Spec, events: &LinkSender<Outgoing>) {
     if let Some(m) = &spec.mqtt
         && let Some(discovery_prefix) = &m.discovery_prefix
     {
-        for (topic, payload) in discovery::messages(spec, &m.topic_prefix, discovery_prefix) {
+        for (topic, payload) in
+            discovery::messages(&spec.gateway_id, &discovery_cameras(spec), &m.topic_prefix, discovery_prefix)
+        {
             let _ = events.send(Outgoing::new(Topic::Discovery(topic), payload));
         }
     }
@@ -354,7 +381,7 @@ fn clear_stale_discovery(old: &Spec, new: &Spec, events: &LinkSender<Outgoing>) 
         && let Some(discovery_prefix) = &m.discovery_prefix
     {
         let topics = |s: &Spec| {
-            discovery::messages(s, &m.topic_prefix, discovery_prefix)
+            discovery::messages(&s.gateway_id, &discovery_cameras(s), &m.topic_prefix, discovery_prefix)
                 .into_iter()
                 .map(|(t, _)| t)
                 .collect::<BTreeSet<String>>()

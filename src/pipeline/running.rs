@@ -202,7 +202,7 @@ impl Running {
         let instance = self.next_instance;
         self.next_instance += 1;
         // Rules were validated with the config; building them again can't fail, but say so if it does.
-        let stage = CameraObjects::new(&self.spec.gateway_id, &cam)
+        let stage = CameraObjects::new(&self.spec.gateway_id, &cam.name, &cam.objects)
             .map_err(|e| PipelineError::Rules(cam.name.clone(), Box::new(e)))?;
         let (tx, rx) = link::bounded::<Frame>(
             cam.links.frames.capacity,
@@ -262,9 +262,10 @@ impl Running {
             cam.clone(),
         );
         let source = spawn(&format!("src-{}", cam.name), move || {
-            tracing::info!(camera = %spec.name, uri = %spec.uri_redacted, fps = spec.detect.fps, "camera starting");
-            source::run_camera(instance, &spec, geometry, tx, c, &sd, |change| {
-                m.cameras().set(&spec.name, state_name(&change));
+            tracing::info!(camera = %spec.name, uri = %spec.source.uri_redacted, fps = spec.detect.fps, "camera starting");
+            source::run_camera(instance, &spec.as_source(), geometry, tx, c, &sd, |change| {
+                let (why, decoder) = state_detail(&change);
+                m.cameras().set_detail(&spec.name, state_name(&change), why, decoder);
                 hl.camera_state(&spec.name, &change);
                 let why = *reason.lock().unwrap_or_else(PoisonError::into_inner);
                 report_state(&gw, &spec, &ev, change, why)
@@ -315,7 +316,7 @@ impl Running {
             let reason = b.reason();
             tracing::error!(camera = %b.name, reason = %reason, "camera not started: its file has errors");
             let change = StateChange::Finished(Outcome::Failed(reason.clone()));
-            self.metrics.cameras().set(&b.name, state_name(&change));
+            self.metrics.cameras().set_detail(&b.name, state_name(&change), Some(reason.clone()), None);
             self.health.camera_state(&b.name, &change);
             let payload = payload::camera_status(
                 &self.spec.gateway_id,
@@ -452,6 +453,17 @@ pub(super) fn state_name(change: &StateChange) -> &'static str {
     }
 }
 
+/// Why a change leaves the camera where it is, and the decoder it streams on, for the console.
+fn state_detail(change: &StateChange) -> (Option<String>, Option<String>) {
+    match change {
+        StateChange::Streaming { decoder } => (None, decoder.clone()),
+        StateChange::Reconnecting { reason, .. } => (Some(reason.clone()), None),
+        StateChange::Finished(Outcome::Failed(r) | Outcome::Truncated(r)) => (Some(r.clone()), None),
+        StateChange::Finished(Outcome::Ended) => (Some("end of stream".into()), None),
+        _ => (None, None),
+    }
+}
+
 /// `stopped_because` is the reason a stopped camera gives: `shutdown`, or a reload's.
 pub(super) fn report_state(
     gateway_id: &str,
@@ -473,7 +485,7 @@ pub(super) fn report_state(
                 "warning: the camera's clock is {:.1} s {} the gateway's (max_clock_skew_seconds {:.0}); check NTP on the camera",
                 skew_seconds.abs(),
                 if *skew_seconds > 0.0 { "ahead of" } else { "behind" },
-                cam.max_clock_skew.as_secs_f64()
+                cam.source.max_clock_skew.as_secs_f64()
             );
             ("streaming", Some(skew_text.as_str()), None, None)
         }
@@ -485,15 +497,15 @@ pub(super) fn report_state(
     match &change {
         StateChange::Finished(Outcome::Failed(r)) => tracing::error!(camera = %cam.name, reason = %r, "camera failed"),
         StateChange::Finished(Outcome::Truncated(r)) => {
-            tracing::warn!(camera = %cam.name, uri = %cam.uri_redacted, reason = %r, "file ended early")
+            tracing::warn!(camera = %cam.name, uri = %cam.source.uri_redacted, reason = %r, "file ended early")
         }
         StateChange::ClockSkew { .. } => tracing::warn!(camera = %cam.name, "{}", reason.unwrap_or_default()),
         StateChange::Reconnecting { reason, retry_in } => {
-            tracing::warn!(camera = %cam.name, uri = %cam.uri_redacted, reason = %reason, retry_in_s = format!("{:.1}", retry_in.as_secs_f64()), "camera reconnecting")
+            tracing::warn!(camera = %cam.name, uri = %cam.source.uri_redacted, reason = %reason, retry_in_s = format!("{:.1}", retry_in.as_secs_f64()), "camera reconnecting")
         }
         _ => tracing::info!(camera = %cam.name, state, decoder = decoder.unwrap_or("-"), "camera state"),
     }
     let payload =
-        payload::camera_status(gateway_id, &cam.name, state, reason, decoder, retry_in, &cam.uri_redacted, now);
+        payload::camera_status(gateway_id, &cam.name, state, reason, decoder, retry_in, &cam.source.uri_redacted, now);
     let _ = events.send(Outgoing::new(Topic::CameraStatus(cam.name.clone()), payload));
 }

@@ -15,10 +15,10 @@
 //! wait on disk in a bounded [`spool`] (`[spool]` in lookout.toml), and a restarted daemon
 //! sends what the last run could not.
 
-pub mod discovery;
 pub mod mqtt;
 pub mod payload;
 pub mod report;
+pub mod settings;
 pub mod spool;
 pub mod stage;
 pub mod tls;

@@ -72,7 +72,7 @@ use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Outgoing as Mqtt
 use self::state::{Reconnects, State};
 use super::spool::{Record, Spool};
 use super::{DeliveryReport, Outgoing};
-use crate::config::MqttSpec;
+use crate::publish::settings::MqttSpec;
 use crate::stats::PublishCounters;
 
 pub const ONLINE: &str = "online";

@@ -99,16 +99,7 @@ pub struct DetectionEvent {
     pub detections: Vec<DetectionOut>,
 }
 
-/// The facts about one frame an event needs.
-#[derive(Debug, Clone, Copy)]
-pub struct FrameMeta {
-    pub captured_at: SystemTime,
-    pub capture_clock: &'static str,
-    pub pts_ms: Option<u64>,
-    pub seq: u64,
-    pub width: u32,
-    pub height: u32,
-}
+pub use crate::source::FrameMeta;
 
 pub fn detection_event(gateway_id: &str, camera: &str, frame: FrameMeta, dets: &[Detection]) -> Vec<u8> {
     let ev = DetectionEvent {

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::batch::BatchCounts;
+use crate::link::LinkSender;
 use crate::publish::{Outgoing, Topic, payload};
 use crate::stats::{CameraCounters, CameraSummary, PublishCounters};
 
@@ -15,6 +16,26 @@ pub type Registry = Arc<Mutex<Vec<(String, Arc<CameraCounters>)>>>;
 pub fn registry_now(r: &Registry) -> Vec<(String, Arc<CameraCounters>)> {
     r.lock().unwrap_or_else(PoisonError::into_inner).clone()
 }
+/// The stats reporter's loop: the message `message` builds, sent every `every` until `done`
+/// closes. The last one, with `is_final`, is the caller's to send once the cameras have stopped.
+pub fn run_reporter(
+    every: Duration,
+    done: &crossbeam_channel::Receiver<()>,
+    events: &LinkSender<Outgoing>,
+    message: impl Fn() -> Outgoing,
+) {
+    let tick = crossbeam_channel::tick(every);
+    loop {
+        crossbeam_channel::select! {
+            recv(tick) -> _ => {
+                // A full events link drops this message, counted there; the next tick sends anew.
+                let _ = events.send(message());
+            }
+            recv(done) -> _ => break,
+        }
+    }
+}
+
 pub fn stats_message(
     gateway_id: &str,
     cameras: &[(String, Arc<CameraCounters>)],

@@ -28,7 +28,7 @@ pub struct LabelFilter {
 impl LabelFilter {
     /// This filter, with each unset value taken from `fallback`: a per-label filter usually
     /// changes one limit (a larger `min_area` for cars) and keeps the camera's `min_score`.
-    fn or(&self, fallback: &LabelFilter) -> LabelFilter {
+    pub(crate) fn or(&self, fallback: &LabelFilter) -> LabelFilter {
         LabelFilter {
             min_score: self.min_score.or(fallback.min_score),
             min_area: self.min_area.or(fallback.min_area),
@@ -38,7 +38,7 @@ impl LabelFilter {
         }
     }
 
-    fn validate(&self, owner: &str) -> Result<(), RulesError> {
+    pub(crate) fn validate(&self, owner: &str) -> Result<(), RulesError> {
         let mut problems = Problems::default();
         if let Some(s) = self.min_score {
             problems.range((0.0..=1.0).contains(&s), owner, "min_score", s, "a score between 0 and 1");
@@ -90,40 +90,8 @@ pub struct Filters {
     pub masks: Vec<Vec<Point>>,
 }
 
-/// Why a detection was dropped. When several checks fail, the first in this order is named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Rejected {
-    /// Its label is not among the labels to track.
-    Label,
-    /// Its score is below `min_score`.
-    Score,
-    /// Its box area is outside `min_area..=max_area`.
-    Area,
-    /// Its box's width/height is outside `min_ratio..=max_ratio`.
-    Ratio,
-    /// Its reference point is inside a mask.
-    Mask,
-}
-
-impl Rejected {
-    pub const ALL: [Rejected; 5] = [Rejected::Label, Rejected::Score, Rejected::Area, Rejected::Ratio, Rejected::Mask];
-
-    /// Position in [`Rejected::ALL`], for counters kept in an array.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The reason as a counter label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rejected::Label => "label",
-            Rejected::Score => "score",
-            Rejected::Area => "area",
-            Rejected::Ratio => "ratio",
-            Rejected::Mask => "mask",
-        }
-    }
-}
+/// Defined with the other drop reasons, which the counters are kept by.
+pub use crate::stats::Rejected;
 
 impl Filters {
     /// Report every problem: scores in 0..1, areas and ratios finite and non-negative

@@ -100,6 +100,13 @@ impl LineConfig {
         }
     }
 
+    /// This line's own problems (its name's uniqueness is the lines' to check).
+    pub(crate) fn check(&self) -> Result<(), RulesError> {
+        let mut problems = Problems::default();
+        self.validate(&mut problems);
+        problems.finish()
+    }
+
     fn validate(&self, problems: &mut Problems) {
         let owner = format!("line `{}`", self.name);
         let [a, b] = self.points;

@@ -32,6 +32,7 @@ pub mod filter;
 pub mod geometry;
 pub mod line;
 pub mod stationary;
+mod validate;
 pub mod zone;
 
 pub use filter::{Filters, LabelFilter, Rejected};

@@ -39,7 +39,7 @@ impl Default for StationaryConfig {
 }
 
 impl StationaryConfig {
-    fn validate(&self) -> Result<(), RulesError> {
+    pub(crate) fn check(&self) -> Result<(), RulesError> {
         let mut problems = Problems::default();
         let owner = "stationary";
         let t = self.threshold;
@@ -84,7 +84,7 @@ pub struct Stationary {
 
 impl Stationary {
     pub fn new(config: StationaryConfig) -> Result<Stationary, RulesError> {
-        config.validate()?;
+        config.check()?;
         Ok(Stationary { config, tracks: HashMap::new() })
     }
 

@@ -35,6 +35,13 @@ impl ZoneConfig {
         ZoneConfig { name: name.into(), polygon, labels: None, inertia: DEFAULT_INERTIA, loitering_seconds: None }
     }
 
+    /// This zone's own problems (its name's uniqueness is the zones' to check).
+    pub(crate) fn check(&self) -> Result<(), RulesError> {
+        let mut problems = Problems::default();
+        self.validate(&mut problems);
+        problems.finish()
+    }
+
     fn validate(&self, problems: &mut Problems) {
         let owner = format!("zone `{}`", self.name);
         problems.check(geometry::validate_polygon(&owner, &self.polygon));

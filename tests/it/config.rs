@@ -516,9 +516,9 @@ fn links_and_motion_take_defaults_then_global_then_camera_values() {
         LinkSpec { capacity: lookout::link::DETECTIONS_LINK_CAPACITY, when_full: WhenFull::Block }
     );
     assert_eq!(spec.events_link, LinkSpec { capacity: lookout::link::EVENT_LINK_CAPACITY, when_full: WhenFull::Block });
-    assert!(!a.motion.enabled && b.motion.enabled);
-    assert_eq!((a.motion.threshold, b.motion.threshold), (30, 30));
-    assert_eq!((a.motion.max_idle_detect_seconds, b.motion.max_idle_detect_seconds), (10.0, 3.0));
+    assert!(!a.source.motion.enabled && b.source.motion.enabled);
+    assert_eq!((a.source.motion.threshold, b.source.motion.threshold), (30, 30));
+    assert_eq!((a.source.motion.max_idle_detect_seconds, b.source.motion.max_idle_detect_seconds), (10.0, 3.0));
 }
 
 #[test]

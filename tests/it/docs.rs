@@ -49,7 +49,7 @@ fn accepted<T: DeserializeOwned>(probe: &str) -> BTreeSet<String> {
 fn parser_keys() -> (BTreeSet<String>, BTreeSet<String>) {
     let join = |table: &str, key: &str| if table.is_empty() { key.to_string() } else { format!("{table}.{key}") };
     let mut global = BTreeSet::new();
-    let global_tables: [(&str, String); 16] = [
+    let global_tables: [(&str, String); 17] = [
         ("", "zzz_probe = 1\n".into()),
         ("mqtt", "[mqtt]\nzzz_probe = 1\n".into()),
         ("mqtt.tls", "[mqtt.tls]\nzzz_probe = 1\n".into()),
@@ -66,6 +66,7 @@ fn parser_keys() -> (BTreeSet<String>, BTreeSet<String>) {
         ("links.detections", "[links.detections]\nzzz_probe = 1\n".into()),
         ("links.events", "[links.events]\nzzz_probe = 1\n".into()),
         ("motion", "[motion]\nzzz_probe = 1\n".into()),
+        ("web", "[web]\nzzz_probe = 1\n".into()),
     ];
     for (table, probe) in &global_tables {
         for key in accepted::<RawGlobal>(probe) {

@@ -1,6 +1,7 @@
 //! Home Assistant MQTT discovery: retained config messages under `homeassistant/` that make
 //! each camera's availability, zone occupancy per label, line counts and snapshot appear in
-//! Home Assistant with no YAML. Pure: the spec in, (topic, payload) pairs out.
+//! Home Assistant with no YAML. Pure: the cameras' object settings in, (topic, payload) pairs out. With the objects stage,
+//! because the entities are its outputs: occupancy per zone and label, line counts, snapshots.
 //!
 //! ```toml
 //! [mqtt]
@@ -10,7 +11,16 @@
 
 use serde_json::{Value, json};
 
-use crate::config::{CameraSpec, Spec};
+use crate::objects::settings::ObjectsSpec;
+
+/// What discovery needs of one camera.
+#[derive(Debug, Clone, Copy)]
+pub struct Camera<'a> {
+    pub name: &'a str,
+    /// The camera's `detect.labels` as class indices; `None`: all.
+    pub labels: Option<&'a [usize]>,
+    pub objects: &'a ObjectsSpec,
+}
 
 /// Labels a zone or line reports when neither it nor the camera names any: the ones
 /// people ask about. Listing all 80 COCO labels would bury the useful entities.
@@ -21,29 +31,28 @@ fn id(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }
 
-fn labels_for(own: &Option<Vec<String>>, cam: &CameraSpec) -> Vec<String> {
+fn labels_for(own: &Option<Vec<String>>, cam: &Camera) -> Vec<String> {
     if let Some(l) = own {
         return l.clone();
     }
-    match &cam.detect.labels {
+    match cam.labels {
         Some(classes) => classes.iter().map(|&c| cam.objects.labels.name(c).to_string()).collect(),
         None => DEFAULT_LABELS.iter().map(|s| s.to_string()).collect(),
     }
 }
 
-/// Every discovery message for `spec`, published under `discovery_prefix` with MQTT topics
+/// Every discovery message for the `cameras` of gateway `gw`, published under `discovery_prefix` with MQTT topics
 /// under `topic_prefix`.
-pub fn messages(spec: &Spec, topic_prefix: &str, discovery_prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let gw = &spec.gateway_id;
+pub fn messages(gw: &str, cameras: &[Camera], topic_prefix: &str, discovery_prefix: &str) -> Vec<(String, Vec<u8>)> {
     let node = id(&format!("lookout_{gw}"));
     let availability = json!([{ "topic": format!("{topic_prefix}/status"), "payload_available": "online", "payload_not_available": "offline" }]);
     let mut out = Vec::new();
-    let mut push = |component: &str, object: String, mut config: Value, cam: &CameraSpec| {
+    let mut push = |component: &str, object: String, mut config: Value, cam: &Camera| {
         config["unique_id"] = Value::from(format!("{node}_{object}"));
         config["object_id"] = Value::from(format!("{node}_{object}"));
         config["availability"] = availability.clone();
         config["device"] = json!({
-            "identifiers": [format!("{node}_{}", id(&cam.name))],
+            "identifiers": [format!("{node}_{}", id(cam.name))],
             "name": format!("Lookout {gw} {}", cam.name),
             "manufacturer": "Lookout",
             "model": "video analytics",
@@ -53,8 +62,8 @@ pub fn messages(spec: &Spec, topic_prefix: &str, discovery_prefix: &str) -> Vec<
         let topic = format!("{discovery_prefix}/{component}/{node}/{object}/config");
         out.push((topic, serde_json::to_vec(&config).unwrap_or_default()));
     };
-    for cam in &spec.cameras {
-        let c = id(&cam.name);
+    for cam in cameras {
+        let c = id(cam.name);
         push(
             "binary_sensor",
             format!("{c}_streaming"),
