@@ -193,6 +193,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 30.0)]
         seconds: f64,
     },
+    /// CPU of one camera with one console viewer against nobody watching.
+    Viewer {
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        /// Length of each of the four windows (nobody, viewer, nobody, viewer).
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+    },
 }
 
 fn parse_provider(s: &str) -> Result<lookout::detect::ProviderSpec, lookout::detect::provider::ProviderFlagError> {
@@ -312,6 +320,7 @@ fn main() -> ExitCode {
                 cli::bench::density(config_dir, max_streams, seconds, workers)
             }
             BenchCommand::Motion { config_dir, seconds } => cli::bench::motion(config_dir, seconds),
+            BenchCommand::Viewer { config_dir, seconds } => cli::bench::viewer(config_dir, seconds),
             BenchCommand::Models { models, ort_library, providers, clip, frame_step, runs, images } => {
                 cli::bench::bench_models(cli::bench::ModelsArgs {
                     models,

@@ -33,14 +33,14 @@ use crate::supervisor::Health;
 
 /// Sums over cameras of the counters a benchmark watches.
 #[derive(Debug, Clone, Copy, Default)]
-struct Totals {
-    decoded: u64,
-    inferred: u64,
-    link_full: u64,
-    skipped_by_motion: u64,
-    detections: u64,
-    infer_us: u64,
-    pre_us: u64,
+pub(super) struct Totals {
+    pub(super) decoded: u64,
+    pub(super) inferred: u64,
+    pub(super) link_full: u64,
+    pub(super) skipped_by_motion: u64,
+    pub(super) detections: u64,
+    pub(super) infer_us: u64,
+    pub(super) pre_us: u64,
 }
 
 fn totals(counters: &[Arc<CameraCounters>]) -> Totals {
@@ -58,14 +58,14 @@ fn totals(counters: &[Arc<CameraCounters>]) -> Totals {
 }
 
 /// A daemon running in a thread of this process.
-struct Running {
+pub(super) struct Running {
     shutdown: Shutdown,
     health: Health,
     handle: std::thread::JoinHandle<Result<RunReport, PipelineError>>,
 }
 
 impl Running {
-    fn start(spec: Spec, sink: Sink, hooks: TestHooks) -> Result<Running, BenchError> {
+    pub(super) fn start(spec: Spec, sink: Sink, hooks: TestHooks) -> Result<Running, BenchError> {
         let (shutdown, health) = (Shutdown::new(), Health::new());
         let (sd, hl) = (shutdown.clone(), health.clone());
         let handle = std::thread::Builder::new()
@@ -73,7 +73,14 @@ impl Running {
             .spawn(move || {
                 pipeline::run(
                     &spec,
-                    pipeline::Edges { sink: Some(sink), health: hl, hooks, ..pipeline::Edges::new(&sd) },
+                    pipeline::Edges {
+                        sink: Some(sink),
+                        health: hl,
+                        hooks,
+                        // As `[web] enabled` says: off but in `bench viewer`.
+                        console: true,
+                        ..pipeline::Edges::new(&sd)
+                    },
                 )
             })
             .map_err(|source| BenchError::Io { what: "could not start thread bench-run".into(), source })?;
@@ -87,12 +94,12 @@ impl Running {
         Ok(Running { shutdown, health, handle })
     }
 
-    fn totals(&self) -> Totals {
+    pub(super) fn totals(&self) -> Totals {
         totals(&self.health.counters())
     }
 
     /// Stop (unless already finished) and collect the report.
-    fn stop(self) -> Result<RunReport, BenchError> {
+    pub(super) fn stop(self) -> Result<RunReport, BenchError> {
         self.shutdown.trigger();
         Ok(self.handle.join().map_err(|_| BenchError::Thread("the pipeline panicked"))??)
     }
@@ -167,13 +174,15 @@ pub(super) fn camera(
     })
 }
 
-fn base_spec(dir: &Path, workers: usize) -> Result<Spec, BenchError> {
+pub(super) fn base_spec(dir: &Path, workers: usize) -> Result<Spec, BenchError> {
     let mut spec = config::load(dir)?;
     spec.mqtt = None;
     spec.metrics_listen = None;
     spec.inference.workers = workers;
     spec.inference.intra_threads = 1;
     spec.stats_interval = Duration::from_secs(3600);
+    // No console unless a benchmark measures it (`bench viewer`): the default listens on 8080.
+    spec.web.enabled = false;
     Ok(spec)
 }
 
@@ -221,7 +230,7 @@ fn bare_latency(spec: &Spec) -> Result<Duration, BenchError> {
     Ok(t[t.len() / 2])
 }
 
-fn bikes(dir: &Path) -> PathBuf {
+pub(super) fn bikes(dir: &Path) -> PathBuf {
     dir.join("media/bikes.mp4")
 }
 

@@ -28,6 +28,7 @@ pub mod infer;
 pub mod models;
 pub mod pipeline;
 pub mod proc;
+pub mod viewer;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -41,6 +42,7 @@ pub use detect::detect;
 pub use infer::{BindingChoice, InferArgs, infer};
 pub use models::{ModelsArgs, models};
 pub use pipeline::pipeline;
+pub use viewer::viewer;
 
 /// Why a benchmark could not run (or, for `bench infer`, found other detections than its
 /// reference). Each says what to do where there is something to do.

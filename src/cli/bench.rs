@@ -106,3 +106,7 @@ pub fn density(config_dir: Option<PathBuf>, max_streams: usize, seconds: f64, wo
 pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
     exit("lookout bench", bench::motion(config_dir, seconds))
 }
+
+pub fn viewer(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
+    exit("lookout bench", bench::viewer(config_dir, seconds))
+}

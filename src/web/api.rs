@@ -50,7 +50,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.0, axum::Json(self.1)).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"lookout\""));
+            // A Bearer challenge, not Basic: a Basic one makes browsers pop up a login dialog over
+            // the editor's own refusal. Basic credentials sent up front are still accepted.
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"lookout\""));
         }
         r
     }

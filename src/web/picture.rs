@@ -1,4 +1,4 @@
-//! A camera's frame as the console and `lookout snapshot` show it: back to the source's aspect
+//! A camera's frame as the console shows it: back to the source's aspect
 //! ratio (the detector's input is stretched), with its masks shaded, its zones outlined, its
 //! lines drawn with an arrow for each counted direction, and the tracked objects boxed with
 //! their track ids. Pure: an image and the camera's rules in, an image out.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Files in `src/` may hold this many lines before their test module.
-const MAX_LINES: usize = 650;
+const MAX_LINES: usize = 600;
 
 /// The top-level modules `src/lib.rs` declares.
 fn modules() -> BTreeSet<String> {

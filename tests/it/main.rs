@@ -4,6 +4,7 @@
 
 mod backpressure;
 mod bad_input;
+mod browser;
 mod commands;
 mod common;
 mod config;

@@ -85,13 +85,13 @@
   document.getElementById("check").onclick = async () => {
     result.textContent = "checking…";
     const r = await fetch("/api/check", { method: "POST", headers: { "content-type": "application/json", "x-lookout-write": "1" }, body: JSON.stringify({ camera: name, toml: toml.value }) });
-    const j = await r.json(); show(j); result.textContent = j.ok ? "valid" : "errors"; result.className = j.ok ? "ok" : "problem";
+    const j = await r.json().catch(() => ({ error: r.statusText })); show(j); result.textContent = j.ok ? "valid" : "errors"; result.className = j.ok ? "ok" : "problem";
   };
   document.getElementById("save").onclick = async () => {
     result.textContent = "saving…";
     const token = document.getElementById("token").value;
     const r = await fetch(`/api/cameras/${q}/config`, { method: "PUT", headers: { "content-type": "text/plain", "x-lookout-write": "1", authorization: `Bearer ${token}` }, body: toml.value });
-    const j = await r.json(); show(j); result.textContent = r.ok ? `saved: ${j.applied}` : `not saved (${r.status})`; result.className = r.ok ? "ok" : "problem";
+    const j = await r.json().catch(() => ({ error: r.statusText })); show(j); result.textContent = r.ok ? `saved: ${j.applied}` : `not saved (${r.status})`; result.className = r.ok ? "ok" : "problem";
   };
   const refresh = () => { img.src = `/api/cameras/${q}/frame.jpg?t=${Date.now()}`; };
   img.onload = () => { draw(); setTimeout(refresh, 1000); }; img.onerror = () => setTimeout(refresh, 2000);
