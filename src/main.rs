@@ -193,6 +193,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 30.0)]
         seconds: f64,
     },
+    /// One camera, every frame, on 2 workers of 1 thread and 1 worker of 2 threads, against two
+    /// bare single-thread loops.
+    Cores {
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+    },
     /// CPU of one camera with one console viewer against nobody watching.
     Viewer {
         #[arg(long)]
@@ -320,6 +328,7 @@ fn main() -> ExitCode {
                 cli::bench::density(config_dir, max_streams, seconds, workers)
             }
             BenchCommand::Motion { config_dir, seconds } => cli::bench::motion(config_dir, seconds),
+            BenchCommand::Cores { config_dir, seconds } => cli::bench::cores(config_dir, seconds),
             BenchCommand::Viewer { config_dir, seconds } => cli::bench::viewer(config_dir, seconds),
             BenchCommand::Models { models, ort_library, providers, clip, frame_step, runs, images } => {
                 cli::bench::bench_models(cli::bench::ModelsArgs {

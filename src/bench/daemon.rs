@@ -169,7 +169,13 @@ pub(super) fn camera(
             motion: MotionConfig::default(),
         },
         objects: spec::ObjectsSpec { labels: inference.labels.clone(), ..spec::ObjectsSpec::default() },
-        detect: DetectSpec { model: inference.model.clone(), fps, labels: None, min_score: spec::DEFAULT_MIN_SCORE },
+        detect: DetectSpec {
+            model: inference.model.clone(),
+            fps,
+            labels: None,
+            min_score: spec::DEFAULT_MIN_SCORE,
+            workers: spec::DEFAULT_DETECT_WORKERS,
+        },
         links: config::CameraLinks { frames, ..Default::default() },
     })
 }
@@ -187,7 +193,7 @@ pub(super) fn base_spec(dir: &Path, workers: usize) -> Result<Spec, BenchError> 
 }
 
 /// `threads` bare session.run loops for `window`: runs per second, all threads together.
-fn bare_rate(spec: &Spec, threads: usize, window: Duration) -> Result<f64, BenchError> {
+pub(super) fn bare_rate(spec: &Spec, threads: usize, window: Duration) -> Result<f64, BenchError> {
     let opts = bare_options(spec);
     let mut dets: Vec<Detector> = (0..threads).map(|_| Detector::load(&opts)).collect::<Result<_, _>>()?;
     for d in &mut dets {
@@ -382,7 +388,7 @@ pub fn overload(config_dir: Option<PathBuf>, seconds: f64, factor: f64) -> Resul
     Ok(())
 }
 
-fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, Shares), BenchError> {
+pub(super) fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, Shares), BenchError> {
     let run = Running::start(spec.clone(), Sink::Discard(0), TestHooks::default())?;
     std::thread::park_timeout(Duration::from_secs(3));
     // A sampler beside the watch: thread ticks every 250 ms for the window.

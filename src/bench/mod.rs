@@ -22,6 +22,7 @@
 //! [`agreement`] is how `bench infer` and `bench models` report the comparison.
 
 pub mod agreement;
+pub mod cores;
 pub mod daemon;
 pub mod detect;
 pub mod infer;
@@ -37,6 +38,7 @@ use crate::config::{self, ConfigErrors};
 use crate::detect::{DetectError, Detector, DetectorOptions};
 use crate::pipeline::PipelineError;
 
+pub use cores::cores;
 pub use daemon::{density, efficiency, motion, overload};
 pub use detect::detect;
 pub use infer::{BindingChoice, InferArgs, infer};

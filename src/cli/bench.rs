@@ -107,6 +107,10 @@ pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
     exit("lookout bench", bench::motion(config_dir, seconds))
 }
 
+pub fn cores(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
+    exit("lookout bench", bench::cores(config_dir, seconds))
+}
+
 pub fn viewer(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
     exit("lookout bench", bench::viewer(config_dir, seconds))
 }

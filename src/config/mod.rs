@@ -247,6 +247,7 @@ fn load_all(dir: &Path) -> Result<(Spec, Vec<ConfigError>), ConfigErrors> {
         }
     }
     name_collisions(&spec.cameras, &mut errors);
+    workers_available(&spec, &mut errors);
     locate_lines(&dir, &mut errors);
     sort_by_place(&mut errors);
     Ok((spec, errors))
@@ -295,6 +296,20 @@ fn name_collisions(cameras: &[CameraSpec], errors: &mut Vec<ConfigError>) {
                 ),
             ));
         }
+    }
+}
+
+/// A camera can't spread its frames over more workers than its model's pool has.
+fn workers_available(spec: &Spec, errors: &mut Vec<ConfigError>) {
+    for cam in spec.cameras.iter().filter(|c| c.detect.workers > spec.inference.workers) {
+        errors.push(ConfigError::new(
+            format!("{PIPELINES_DIR}/{}.toml", cam.name),
+            "detect.workers",
+            format!(
+                "{} is more than the {} detect worker(s) of each model (`inference.workers` in lookout.toml); raise that or lower this",
+                cam.detect.workers, spec.inference.workers
+            ),
+        ));
     }
 }
 

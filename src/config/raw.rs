@@ -479,6 +479,10 @@ pub struct RawDetect {
     /// The model this camera runs: a manifest name (`nanodet_m_320`), a manifest path or a
     /// YOLOX `.onnx`. Default: `inference.model`.
     pub model: Option<String>,
+    /// Detect workers that take this camera's frames in turn, so that one busy camera uses
+    /// several cores (its frames are put back in order before the tracker); at most
+    /// `inference.workers`. Default: 1.
+    pub workers: Option<usize>,
 }
 
 impl RawDetect {
@@ -489,6 +493,7 @@ impl RawDetect {
             fps: self.fps.or(defaults.fps),
             labels: self.labels.or_else(|| defaults.labels.clone()),
             min_score: self.min_score.or(defaults.min_score),
+            workers: self.workers.or(defaults.workers),
         }
     }
 }

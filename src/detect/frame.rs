@@ -11,6 +11,12 @@ use crate::source::FrameMeta;
 
 /// A frame's detections, with what the stage needs to know about the frame.
 pub struct DetectedFrame {
+    /// Its place in the camera's frames as the detect workers took them (see
+    /// [`crate::detect::worker`]): the objects stage handles them in this order.
+    pub ticket: u64,
+    /// The worker could not detect on it (inference failed; counted there): the objects stage
+    /// only moves past it.
+    pub skipped: bool,
     pub meta: FrameMeta,
     /// The stream's timestamp, if it has one.
     pub pts: Option<Duration>,

@@ -11,6 +11,8 @@ use crate::detect::{DetectorOptions, ProviderSpec};
 pub const DEFAULT_MODEL: &str = "models/yolox_nano.onnx";
 pub const DEFAULT_ORT_LIBRARY: &str = ".lookout/ort/libonnxruntime.so.1.31.1";
 pub const DEFAULT_WORKERS: usize = 1;
+/// Workers one camera's frames are spread over (`detect.workers`).
+pub const DEFAULT_DETECT_WORKERS: usize = 1;
 pub const DEFAULT_INTRA_THREADS: usize = 1;
 pub const DEFAULT_DETECT_FPS: f64 = 5.0;
 pub const DEFAULT_MIN_SCORE: f32 = 0.5;
@@ -63,4 +65,6 @@ pub struct DetectSpec {
     /// Class indices to report; `None` means all.
     pub labels: Option<Vec<usize>>,
     pub min_score: f32,
+    /// Workers of the model's pool that take this camera's frames in turn.
+    pub workers: usize,
 }

@@ -10,9 +10,15 @@
 //!
 //! The assembly ([`crate::pipeline`]) starts workers, attaches cameras to them and retires them
 //! on a reload, through each worker's control link ([`WorkerCtl`]).
+//!
+//! A camera may be attached to several workers (`detect.workers`), so that one busy camera uses
+//! every core: the workers take successive frames from its link. Each frame is numbered (its
+//! ticket) as it is taken, under the camera's lock, and every ticket reaches the objects stage,
+//! detected, switched off or failed, which puts them back in order before the tracker
+//! ([`crate::objects::reorder`]).
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select};
@@ -44,6 +50,51 @@ pub struct WorkerCamera {
     pub on: Arc<AtomicBool>,
     pub min_score: f32,
     pub snapshots: bool,
+    /// The next frame's ticket, shared by every worker serving this camera.
+    pub tickets: Arc<Mutex<u64>>,
+}
+
+impl Clone for WorkerCamera {
+    /// The same camera for one more worker: the same links, counters and tickets.
+    fn clone(&self) -> WorkerCamera {
+        WorkerCamera {
+            name: self.name.clone(),
+            rx: self.rx.clone(),
+            to_objects: self.to_objects.clone(),
+            counters: self.counters.clone(),
+            on: self.on.clone(),
+            min_score: self.min_score,
+            snapshots: self.snapshots,
+            tickets: self.tickets.clone(),
+        }
+    }
+}
+
+/// A frame as a worker took it: with its ticket.
+struct Taken {
+    ticket: u64,
+    frame: Frame,
+}
+
+/// The camera's link is closed: its source stopped.
+struct Closed;
+
+impl WorkerCamera {
+    /// The camera's next frame with its ticket, if one is queued (another worker of the camera
+    /// may have taken the one that made the link ready).
+    fn take(&self) -> Result<Option<Taken>, Closed> {
+        // The lock spans the take, so tickets follow the link's order.
+        let mut next = self.tickets.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.rx.try_recv() {
+            Ok(frame) => {
+                let ticket = *next;
+                *next += 1;
+                Ok(Some(Taken { ticket, frame }))
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => Ok(None),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Err(Closed),
+        }
+    }
 }
 
 /// How a worker batches: at most `max` frames a run (the detector's own limit), waiting up to
@@ -70,13 +121,13 @@ pub fn detect_loop(
     let max_batch = detector.max_batch();
     let mut cams: Vec<WorkerCamera> = Vec::new();
     let mut ctl = Some(ctl);
-    let mut batch: Vec<(usize, Frame)> = Vec::with_capacity(max_batch);
+    let mut batch: Vec<(usize, Taken)> = Vec::with_capacity(max_batch);
     loop {
         if ctl.is_none() && cams.is_empty() {
             return;
         }
         // Select picks fairly among the ready links, so a busy camera can't starve a quiet one.
-        // The timeout keeps an idle worker beating.
+        // The timeout keeps an idle worker beating. Only readiness: the take is `take`'s.
         beat.beat();
         let mut sel = Select::new();
         for c in &cams {
@@ -85,23 +136,24 @@ pub fn detect_loop(
         if let Some(ctl) = &ctl {
             sel.recv(ctl);
         }
-        let Ok(op) = sel.select_timeout(IDLE_BEAT) else { continue };
-        let i = op.index();
+        let Ok(i) = sel.ready_timeout(IDLE_BEAT) else { continue };
         if i == cams.len() {
             let Some(rx) = &ctl else { continue };
-            match op.recv(rx) {
+            match rx.try_recv() {
                 Ok(WorkerCtl::Attach(c)) => cams.push(c),
                 Ok(WorkerCtl::Retire(reply)) => {
                     let _ = reply.send(cams);
                     return;
                 }
-                Err(_) => ctl = None,
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+                Err(crossbeam_channel::TryRecvError::Disconnected) => ctl = None,
             }
             continue;
         }
-        match op.recv(&cams[i].rx) {
-            Ok(f) => batch.push((i, f)),
-            Err(_) => {
+        match cams[i].take() {
+            Ok(Some(t)) => batch.push((i, t)),
+            Ok(None) => continue,
+            Err(Closed) => {
                 cams.swap_remove(i);
                 continue;
             }
@@ -126,7 +178,7 @@ pub fn detect_loop(
 /// Add to `batch` what the other cameras have ready, then wait up to `max_wait` for more. A
 /// camera whose link closed is marked in `gone`.
 fn fill_batch(
-    batch: &mut Vec<(usize, Frame)>,
+    batch: &mut Vec<(usize, Taken)>,
     cams: &[WorkerCamera],
     gone: &mut [bool],
     max: usize,
@@ -136,10 +188,9 @@ fn fill_batch(
         if gone[j] {
             return None;
         }
-        match cams[j].rx.try_recv() {
-            Ok(f) => Some(f),
-            Err(crossbeam_channel::TryRecvError::Empty) => None,
-            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+        match cams[j].take() {
+            Ok(t) => t,
+            Err(Closed) => {
                 gone[j] = true;
                 None
             }
@@ -155,11 +206,12 @@ fn fill_batch(
         for j in &waiting {
             sel.recv(&cams[*j].rx);
         }
-        let Ok(op) = sel.select_deadline(deadline) else { return };
-        let j = waiting[op.index()];
-        match op.recv(&cams[j].rx) {
-            Ok(f) => batch.push((j, f)),
-            Err(_) => gone[j] = true,
+        let Ok(k) = sel.ready_deadline(deadline) else { return };
+        let j = waiting[k];
+        match cams[j].take() {
+            Ok(Some(t)) => batch.push((j, t)),
+            Ok(None) => {}
+            Err(Closed) => gone[j] = true,
         }
     }
 }
@@ -168,7 +220,7 @@ fn fill_batch(
 /// objects stage is gone is marked in `gone`.
 fn detect_batch(
     detector: &mut Detector,
-    batch: &mut Vec<(usize, Frame)>,
+    batch: &mut Vec<(usize, Taken)>,
     cams: &[WorkerCamera],
     gone: &mut [bool],
     metrics: &Metrics,
@@ -176,18 +228,20 @@ fn detect_batch(
     extra_delay: Duration,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut frames: Vec<(usize, Frame)> = Vec::with_capacity(batch.len());
-    for (i, frame) in batch.drain(..) {
+    let mut frames: Vec<(usize, Taken)> = Vec::with_capacity(batch.len());
+    for (i, taken) in batch.drain(..) {
         let cam = &cams[i];
         if cam.on.load(Relaxed) {
-            frames.push((i, frame));
+            frames.push((i, taken));
             continue;
         }
         // Switched off: the frame is counted, and the objects stage sees an empty frame,
         // so tracked objects end as they would if the scene emptied.
         cam.counters.dropped(DropReason::DetectOff);
+        let Taken { ticket, frame } = taken;
         let meta = frame_meta(&frame);
-        if cam.to_objects.send(DetectedFrame { meta, pts: frame.pts, detections: Vec::new(), image: None }).is_err() {
+        let empty = DetectedFrame { ticket, skipped: false, meta, pts: frame.pts, detections: Vec::new(), image: None };
+        if cam.to_objects.send(empty).is_err() {
             gone[i] = true;
         }
     }
@@ -196,7 +250,7 @@ fn detect_batch(
     }
     let inputs: Vec<ScaledFrame<'_>> = frames
         .iter()
-        .map(|(_, f)| ScaledFrame {
+        .map(|(_, Taken { frame: f, .. })| ScaledFrame {
             rgb: &f.data,
             width: f.width,
             height: f.height,
@@ -214,7 +268,7 @@ fn detect_batch(
     match result {
         Ok((per_frame, timings)) => {
             runs.record(frames.len());
-            for ((i, frame), detections) in frames.iter().zip(per_frame) {
+            for ((i, Taken { ticket, frame }), detections) in frames.iter().zip(per_frame) {
                 let cam = &cams[*i];
                 let ctr = &cam.counters;
                 // Each frame's latency is its run's, whatever else rode along.
@@ -231,16 +285,32 @@ fn detect_batch(
                 // Snapshots need the pixels after the frame's buffer goes back to GStreamer; so
                 // does the console, but only while someone watches this camera (`crate::view`).
                 let image = (cam.snapshots || cam.counters.view.wanted()).then(|| frame_image(frame)).flatten();
-                if cam.to_objects.send(DetectedFrame { meta, pts: frame.pts, detections, image }).is_err() {
+                let detected =
+                    DetectedFrame { ticket: *ticket, skipped: false, meta, pts: frame.pts, detections, image };
+                if cam.to_objects.send(detected).is_err() {
                     tracing::error!(camera = %cam.name, "objects stage gone; no more detection for this camera");
                     gone[*i] = true;
                 }
             }
         }
         Err(e) => {
-            for (i, _) in &frames {
-                cams[*i].counters.dropped(DropReason::InferenceError);
-                tracing::warn!(camera = %cams[*i].name, error = %e, batch = frames.len(), "inference failed on a frame; frame dropped");
+            for (i, Taken { ticket, frame }) in &frames {
+                let cam = &cams[*i];
+                cam.counters.dropped(DropReason::InferenceError);
+                tracing::warn!(camera = %cam.name, error = %e, batch = frames.len(), "inference failed on a frame; frame dropped");
+                // Its ticket still goes on, so the objects stage moves past it in order.
+                let meta = frame_meta(frame);
+                let skip = DetectedFrame {
+                    ticket: *ticket,
+                    skipped: true,
+                    meta,
+                    pts: frame.pts,
+                    detections: Vec::new(),
+                    image: None,
+                };
+                if cam.to_objects.send(skip).is_err() {
+                    gone[*i] = true;
+                }
             }
         }
     }

@@ -14,6 +14,7 @@
 
 pub mod discovery;
 pub mod lifecycle;
+pub mod reorder;
 pub mod settings;
 pub mod snapshot;
 pub mod stage;
@@ -420,7 +421,14 @@ mod tests {
             width: 1280,
             height: 720,
         };
-        DetectedFrame { meta, pts: Some(Duration::from_secs_f64(t)), detections: dets, image: None }
+        DetectedFrame {
+            ticket: seq,
+            skipped: false,
+            meta,
+            pts: Some(Duration::from_secs_f64(t)),
+            detections: dets,
+            image: None,
+        }
     }
 
     fn car(x: f32, score: f32) -> Detection {

@@ -1,12 +1,14 @@
 //! The objects stage's thread: one per camera, running the camera's [`CameraObjects`]
-//! (filters, tracker, lifecycle, rules) on each detected frame, in order, and handing the
-//! events on to the publisher.
+//! (filters, tracker, lifecycle, rules) on each detected frame, in order (the frames of a camera
+//! served by several detect workers are put back in order first), and handing the events on to
+//! the publisher.
 
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
 use crate::link::LinkSender;
+use crate::objects::reorder::Reorder;
 use crate::objects::snapshot::FrameImage;
 use crate::objects::{CameraObjects, DetectedFrame};
 use crate::publish::{Outgoing, Topic};
@@ -26,7 +28,9 @@ pub fn objects_loop(
     freeze: Option<std::path::PathBuf>,
 ) {
     let mut last = None;
-    while let Some(frame) = recv_beating(&rx, &beat) {
+    let mut order = Reorder::default();
+    let mut ready = Vec::new();
+    while let Some(arrived) = recv_beating(&rx, &beat) {
         if let Some(path) = &freeze
             && path.exists()
         {
@@ -36,23 +40,20 @@ pub fn objects_loop(
                 std::thread::park_timeout(Duration::from_secs(1));
             }
         }
-        let out = stage.on_frame(&frame, min_score);
-        counters.add_filtered(&stage.take_filtered());
-        counters.tracking.store(stage.tracking(), std::sync::atomic::Ordering::Relaxed);
-        // The console's picture: only while someone watches (the worker made RGB for it then).
-        if let Some(image) = frame.image.as_ref().filter(|_| counters.view.wanted()) {
-            counters.view.store(view_frame(&stage, image, &frame));
+        if let Err(dup) = order.push(arrived.ticket, arrived, &mut ready) {
+            // Every frame is taken once; a second copy would be a bug upstream. Not twice through
+            // the tracker, whatever happens.
+            tracing::error!(ticket = dup.ticket, "a frame arrived twice; the second is ignored");
         }
-        for msg in out {
-            if matches!(msg.topic, Topic::Events(_)) {
-                counters.view.record_event(&msg.payload);
+        for frame in ready.drain(..) {
+            if frame.skipped {
+                continue;
             }
-            if events.send(msg).is_err() {
-                tracing::error!("publisher gone; stopping objects stage");
+            if !on_frame(&mut stage, &frame, events, min_score, counters) {
                 return;
             }
+            last = Some(frame.meta);
         }
-        last = Some(frame.meta);
     }
     if let Some(meta) = last {
         for msg in stage.finish(meta) {
@@ -60,6 +61,34 @@ pub fn objects_loop(
         }
     }
     counters.tracking.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One frame, in order, through the stage; its messages to the publisher. `false` once the
+/// publisher is gone.
+fn on_frame(
+    stage: &mut CameraObjects,
+    frame: &DetectedFrame,
+    events: &LinkSender<Outgoing>,
+    min_score: f32,
+    counters: &CameraCounters,
+) -> bool {
+    let out = stage.on_frame(frame, min_score);
+    counters.add_filtered(&stage.take_filtered());
+    counters.tracking.store(stage.tracking(), std::sync::atomic::Ordering::Relaxed);
+    // The console's picture: only while someone watches (the worker made RGB for it then).
+    if let Some(image) = frame.image.as_ref().filter(|_| counters.view.wanted()) {
+        counters.view.store(view_frame(stage, image, frame));
+    }
+    for msg in out {
+        if matches!(msg.topic, Topic::Events(_)) {
+            counters.view.record_event(&msg.payload);
+        }
+        if events.send(msg).is_err() {
+            tracing::error!("publisher gone; stopping objects stage");
+            return false;
+        }
+    }
+    true
 }
 
 /// What a viewer sees of this frame. A child of `objects`, so it reads the stage's own state.

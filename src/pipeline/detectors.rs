@@ -41,8 +41,10 @@ fn detector_key(inference: &InferenceSpec, model: &Path, cams: &[&CameraSpec]) -
     // The gateway model's labels are the cameras' business (checked with the config), not the
     // detectors': leaving them out keeps a change of the gateway model from reloading others.
     let inference = InferenceSpec { model: model.to_path_buf(), labels: Default::default(), ..inference.clone() };
-    // `inference.workers` per model, but no more than the cameras that use it (at least one).
-    let workers = inference.workers.min(cams.len().max(1));
+    // `inference.workers` per model, but no more than its cameras can keep busy: one each, or
+    // `detect.workers` for a camera spread over several (at least one).
+    let wanted: usize = cams.iter().map(|c| c.detect.workers).sum();
+    let workers = inference.workers.min(wanted.max(1));
     DetectorKey { inference, score_threshold, workers, model_stamp }
 }
 

@@ -36,8 +36,8 @@ pub(super) struct CameraRun {
     pub(super) source: Option<std::thread::JoinHandle<Outcome>>,
     pub(super) objects: Option<std::thread::JoinHandle<()>>,
     pub(super) outcome: Option<Outcome>,
-    /// Its worker in the pool of its model (`spec.detect.model`).
-    pub(super) worker: usize,
+    /// Its workers in the pool of its model (`spec.detect.model`): `spec.detect.workers` of them.
+    pub(super) workers: Vec<usize>,
 }
 
 impl CameraRun {
@@ -167,17 +167,31 @@ impl Running {
         Ok(())
     }
 
-    /// The worker of `model`'s pool with the fewest cameras.
-    pub(super) fn least_loaded_worker(&self, model: &Path) -> usize {
+    /// The `k` workers of `model`'s pool with the fewest cameras (all of them if it has fewer).
+    pub(super) fn least_loaded_workers(&self, model: &Path, k: usize) -> Vec<usize> {
         let n = self.pools.get(model).map(|p| p.workers.len()).unwrap_or(0);
-        (0..n)
-            .min_by_key(|w| {
-                self.cameras
-                    .iter()
-                    .filter(|c| c.source.is_some() && c.spec.detect.model == model && c.worker == *w)
-                    .count()
-            })
-            .unwrap_or(0)
+        let load = |w: usize| {
+            self.cameras
+                .iter()
+                .filter(|c| c.source.is_some() && c.spec.detect.model == model && c.workers.contains(&w))
+                .count()
+        };
+        let mut all: Vec<usize> = (0..n).collect();
+        // Stable: the lowest-numbered of equally loaded workers first.
+        all.sort_by_key(|&w| load(w));
+        all.truncate(k.max(1));
+        all
+    }
+
+    /// Hand `cam` to each of `workers` of `model`'s pool.
+    fn attach(&self, model: &Path, workers: &[usize], cam: WorkerCamera) {
+        for &w in workers {
+            if let Some(run) = self.pools.get(model).and_then(|p| p.workers.get(w))
+                && run.ctl.send(WorkerCtl::Attach(cam.clone())).is_err()
+            {
+                tracing::error!(camera = %cam.name, worker = w, "detect worker gone; the camera's frames will be dropped (link_full)");
+            }
+        }
     }
 
     pub(super) fn counters_for(&mut self, name: &str) -> Arc<CameraCounters> {
@@ -232,7 +246,7 @@ impl Running {
             return Err(PipelineError::NoDetector(cam.name.clone(), model.display().to_string()));
         };
         counters.set_model(&model_name, provider);
-        let worker = self.least_loaded_worker(&model);
+        let workers = self.least_loaded_workers(&model, cam.detect.workers);
         let attach = WorkerCamera {
             name: cam.name.clone(),
             rx,
@@ -241,12 +255,9 @@ impl Running {
             on,
             min_score: cam.detect.min_score,
             snapshots: cam.objects.snapshots.enabled,
+            tickets: Arc::new(Mutex::new(0)),
         };
-        if let Some(w) = self.pools.get(&model).and_then(|p| p.workers.get(worker))
-            && w.ctl.send(WorkerCtl::Attach(attach)).is_err()
-        {
-            tracing::error!(camera = %cam.name, worker, "detect worker gone; the camera's frames will be dropped (link_full)");
-        }
+        self.attach(&model, &workers, attach);
 
         let stop = Shutdown::new();
         let stop_reason = Arc::new(Mutex::new("shutdown"));
@@ -278,7 +289,7 @@ impl Running {
             source: Some(source),
             objects: Some(objects),
             outcome: None,
-            worker,
+            workers,
         });
         Ok(())
     }
@@ -368,18 +379,21 @@ impl Running {
             return Ok(());
         };
         let old = std::mem::replace(&mut pool.workers, fresh);
-        let handed = retire(old);
+        let mut handed = retire(old);
+        // A camera served by several workers comes back once from each: one copy is enough.
+        handed.sort_by(|a, b| a.name.cmp(&b.name));
+        handed.dedup_by(|a, b| a.name == b.name);
         // Their old worker numbers mean nothing in the new pool: unassigned until placed.
         for run in self.cameras.iter_mut().filter(|c| handed.iter().any(|h| h.name == c.spec.name)) {
-            run.worker = usize::MAX;
+            run.workers.clear();
         }
         for cam in handed {
-            let worker = self.least_loaded_worker(model);
-            if let Some(run) = self.cameras.iter_mut().find(|c| c.spec.name == cam.name) {
-                run.worker = worker;
-            }
-            if let Some(w) = self.pools.get(model).and_then(|p| p.workers.get(worker)) {
-                let _ = w.ctl.send(WorkerCtl::Attach(cam));
+            let k = self.cameras.iter().find(|c| c.spec.name == cam.name).map_or(1, |c| c.spec.detect.workers);
+            let workers = self.least_loaded_workers(model, k);
+            let name = cam.name.clone();
+            self.attach(model, &workers, cam);
+            if let Some(run) = self.cameras.iter_mut().find(|c| c.spec.name == name) {
+                run.workers = workers;
             }
         }
         Ok(())

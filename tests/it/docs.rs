@@ -185,6 +185,7 @@ fn code_defaults() -> BTreeMap<&'static str, f64> {
         ("max_clock_skew_seconds", DEFAULT_MAX_CLOCK_SKEW_SECONDS),
         ("detect.fps", DEFAULT_DETECT_FPS),
         ("detect.min_score", DEFAULT_MIN_SCORE as f64),
+        ("detect.workers", DEFAULT_DETECT_WORKERS as f64),
         ("track.low_score", DEFAULT_TRACK_LOW_SCORE as f64),
         ("track.min_hits", DEFAULT_TRACK_MIN_HITS as f64),
         ("track.max_lost_seconds", DEFAULT_MAX_LOST_SECONDS),

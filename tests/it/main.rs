@@ -8,6 +8,7 @@ mod browser;
 mod commands;
 mod common;
 mod config;
+mod cores;
 mod detect;
 mod discovery;
 mod docs;

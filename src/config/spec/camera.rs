@@ -82,6 +82,10 @@ pub(in crate::config) fn build_camera(
     if !(fps > 0.0 && fps <= 120.0) {
         e.push("detect.fps", format!("{fps} must be above 0 and at most 120"));
     }
+    let workers = detect.workers.unwrap_or(DEFAULT_DETECT_WORKERS);
+    if workers == 0 {
+        e.push("detect.workers", "0 must be at least 1");
+    }
     let min_score = detect.min_score.unwrap_or(DEFAULT_MIN_SCORE);
     if !(0.0..=1.0).contains(&min_score) {
         e.push("detect.min_score", format!("{min_score} must be between 0 and 1"));
@@ -221,7 +225,7 @@ pub(in crate::config) fn build_camera(
             credentials,
             motion,
         },
-        detect: DetectSpec { model, fps, labels, min_score },
+        detect: DetectSpec { model, fps, labels, min_score, workers: workers.max(1) },
         objects,
         links,
     }
