@@ -295,3 +295,38 @@ fn a_camera_model_that_is_missing_or_wrong_is_named_by_its_file_and_key() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("pipelines/front.toml:4: detect.labels[0]: `person` is not a label of the model; its labels are names such as forklift"), "{stderr}");
 }
+
+/// `lookout detect --model <model>` on the four media images: each image's detections.
+fn detect_images(model: &str) -> Vec<(String, Vec<lookout::detect::Detection>)> {
+    let images = ["astronaut.png", "dog.jpg", "person.jpg", "grace_hopper.jpg"];
+    let paths: Vec<String> = images.iter().map(|i| media(i).display().to_string()).collect();
+    let lib = ort_library().display().to_string();
+    let mut args = vec!["detect", "--model", model, "--ort-library", &lib];
+    args.extend(paths.iter().map(|s| s.as_str()));
+    let out = run_lookout(&args, &[], Duration::from_secs(60));
+    assert!(out.status.success(), "{model}: {}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["image"].as_str().unwrap().to_string(), detections(&v)))
+        .collect()
+}
+
+#[test]
+fn smaller_inputs_find_the_large_objects_that_416_finds() {
+    let base = detect_images("yolox_nano");
+    for variant in ["yolox_nano_320", "yolox_nano_256"] {
+        let got = detect_images(variant);
+        let (mut wanted, mut matched) = (0, 0);
+        for ((image, want), (image_got, have)) in base.iter().zip(&got) {
+            assert_eq!(image, image_got);
+            // The confident ones: the media images' subjects are large and near.
+            let want: Vec<_> = want.iter().filter(|d| d.score >= 0.5).cloned().collect();
+            let c = lookout::detect::compare::compare(&want, have, 0.5);
+            wanted += want.len();
+            matched += c.matched();
+        }
+        assert!(wanted >= 5, "{wanted}");
+        assert!(matched * 10 >= wanted * 8, "{variant}: {matched} of the 416 input's {wanted} confident detections");
+    }
+}
