@@ -23,8 +23,7 @@ import sys
 from onnx_proto import (
     DIM_PARAM, DIM_VALUE, GRAPH_INITIALIZER, GRAPH_INPUT, GRAPH_NODE, GRAPH_OUTPUT, GRAPH_VALUE_INFO,
     INT64, MODEL_GRAPH, NODE_INPUT, NODE_OP, SHAPE_DIM, TENSOR_DIMS, TENSOR_DTYPE, TENSOR_NAME,
-    TENSOR_RAW, TENSOR_TYPE_SHAPE, TYPE_TENSOR, VALUE_NAME, VALUE_TYPE, Invalid, f_bytes, fields,
-    first,
+    TENSOR_RAW, VALUE_NAME, Invalid, f_bytes, fields, first, with_dims,
 )
 
 INPUT, OUTPUT, BATCH = b"images", b"output", "batch"
@@ -32,25 +31,11 @@ FIXED_SHAPE = struct.pack("<3q", 1, 85, -1)
 DYNAMIC_SHAPE = struct.pack("<3q", 0, 85, -1)
 
 
-def with_batch_dim(value_info):
-    """The input or output declaration with dimension 0 (which must be 1) made `batch`."""
-    vf = fields(value_info)
-    out = bytearray()
-    for n, _, v, raw in vf:
-        if n != VALUE_TYPE:
-            out += raw
-            continue
-        tensor = first(fields(v), TYPE_TENSOR)
-        tf = fields(tensor if tensor is not None else b"")
-        shape = first(tf, TENSOR_TYPE_SHAPE)
-        dims = [(raw_d, d) for m, _, d, raw_d in fields(shape or b"") if m == SHAPE_DIM]
-        name = first(vf, VALUE_NAME).decode()
-        if not dims or first(fields(dims[0][1]), DIM_VALUE) != 1:
-            raise Invalid(f"`{name}` does not have a fixed batch of 1 in dimension 0: already dynamic, or not this export")
-        new_shape = f_bytes(SHAPE_DIM, f_bytes(DIM_PARAM, BATCH)) + b"".join(r for r, _ in dims[1:])
-        new_tensor = b"".join(f_bytes(TENSOR_TYPE_SHAPE, new_shape) if m == TENSOR_TYPE_SHAPE else r for m, _, _, r in tf)
-        out += f_bytes(VALUE_TYPE, f_bytes(TYPE_TENSOR, new_tensor))
-    return bytes(out)
+def batch_dim(name, dims):
+    """Dimension 0 (which must be 1) made `batch`; the others as they are."""
+    if not dims or first(fields(dims[0][1]), DIM_VALUE) != 1:
+        raise Invalid(f"`{name}` does not have a fixed batch of 1 in dimension 0: already dynamic, or not this export")
+    return [f_bytes(SHAPE_DIM, f_bytes(DIM_PARAM, BATCH))] + [r for r, _ in dims[1:]]
 
 
 def dynamic_batch(model_bytes):
@@ -71,7 +56,7 @@ def dynamic_batch(model_bytes):
         if n == GRAPH_VALUE_INFO:
             continue
         if n in (GRAPH_INPUT, GRAPH_OUTPUT) and first(fields(v), VALUE_NAME) in (INPUT, OUTPUT):
-            body += f_bytes(n, with_batch_dim(v))
+            body += f_bytes(n, with_dims(v, batch_dim))
             io.add(first(fields(v), VALUE_NAME))
             continue
         if n == GRAPH_INITIALIZER:

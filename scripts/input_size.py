@@ -20,32 +20,21 @@ import re
 import sys
 
 from onnx_proto import (
-    DIM_VALUE, GRAPH_INPUT, GRAPH_OUTPUT, GRAPH_VALUE_INFO, MODEL_GRAPH, SHAPE_DIM, TENSOR_TYPE_SHAPE,
-    TYPE_TENSOR, VALUE_NAME, VALUE_TYPE, Invalid, f_bytes, f_varint, fields, first,
+    DIM_VALUE, GRAPH_INPUT, GRAPH_OUTPUT, GRAPH_VALUE_INFO, MODEL_GRAPH, SHAPE_DIM, VALUE_NAME, Invalid,
+    f_bytes, f_varint, fields, first, with_dims,
 )
 
 INPUT, OUTPUT = b"images", b"output"
 STRIDES = (8, 16, 32)
 
 
-def with_dims(value_info, new_dims):
-    """The input or output declaration with its dimensions replaced by `new_dims`."""
-    vf = fields(value_info)
-    out = bytearray()
-    for n, _, v, raw in vf:
-        if n != VALUE_TYPE:
-            out += raw
-            continue
-        tensor = first(fields(v), TYPE_TENSOR)
-        tf = fields(tensor if tensor is not None else b"")
-        shape = first(tf, TENSOR_TYPE_SHAPE)
-        dims = [first(fields(d), DIM_VALUE) for m, _, d, _ in fields(shape or b"") if m == SHAPE_DIM]
+def fixed(new_dims):
+    """An edit for `with_dims` that sets every dimension to `new_dims`."""
+    def edit(name, dims):
         if len(dims) != len(new_dims):
-            raise Invalid(f"`{first(vf, VALUE_NAME).decode()}` has {len(dims)} dimensions, expected {len(new_dims)}")
-        new_shape = b"".join(f_bytes(SHAPE_DIM, f_varint(DIM_VALUE, d)) for d in new_dims)
-        new_tensor = b"".join(f_bytes(TENSOR_TYPE_SHAPE, new_shape) if m == TENSOR_TYPE_SHAPE else r for m, _, _, r in tf)
-        out += f_bytes(VALUE_TYPE, f_bytes(TYPE_TENSOR, new_tensor))
-    return bytes(out)
+            raise Invalid(f"`{name}` has {len(dims)} dimensions, expected {len(new_dims)}")
+        return [f_bytes(SHAPE_DIM, f_varint(DIM_VALUE, d)) for d in new_dims]
+    return edit
 
 
 def resized(model_bytes, size):
@@ -62,10 +51,10 @@ def resized(model_bytes, size):
             continue
         name = first(fields(v), VALUE_NAME) if n in (GRAPH_INPUT, GRAPH_OUTPUT) else None
         if n == GRAPH_INPUT and name == INPUT:
-            body += f_bytes(n, with_dims(v, [1, 3, size, size]))
+            body += f_bytes(n, with_dims(v, fixed([1, 3, size, size])))
             io.add(name)
         elif n == GRAPH_OUTPUT and name == OUTPUT:
-            body += f_bytes(n, with_dims(v, [1, anchors, 85]))
+            body += f_bytes(n, with_dims(v, fixed([1, anchors, 85])))
             io.add(name)
         else:
             body += raw

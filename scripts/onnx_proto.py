@@ -1,6 +1,7 @@
 """ONNX files as protobuf, with the Python standard library only.
 
-Just enough of the wire format for the model edits in scripts/ (uint8_input.py, dynbatch.py):
+Just enough of the wire format for the model edits in scripts/ (uint8_input.py, dynbatch.py,
+input_size.py):
 split a message into its fields, and write new ones. scripts/setup runs those edits on a fresh
 machine, where the `onnx` package is not installed. An edit copies every field it does not change
 byte for byte, so it writes the same bytes for the same input, and scripts/setup pins their sha256.
@@ -90,3 +91,25 @@ def f_bytes(num, data):
 
 def first(fs, num):
     return next((v for n, _, v, _ in fs if n == num), None)
+
+
+def with_dims(value_info, edit):
+    """The input or output declaration `value_info` with its shape's dimensions replaced by
+    `edit(name, dims)`: `dims` is a list of (raw field bytes, dimension message), one per
+    dimension, and `edit` returns the new raw dimension fields. Everything else is copied byte
+    for byte."""
+    vf = fields(value_info)
+    name = first(vf, VALUE_NAME).decode()
+    out = bytearray()
+    for n, _, v, raw in vf:
+        if n != VALUE_TYPE:
+            out += raw
+            continue
+        tensor = first(fields(v), TYPE_TENSOR)
+        tf = fields(tensor if tensor is not None else b"")
+        shape = first(tf, TENSOR_TYPE_SHAPE)
+        dims = [(raw_d, d) for m, _, d, raw_d in fields(shape or b"") if m == SHAPE_DIM]
+        new_shape = b"".join(edit(name, dims))
+        new_tensor = b"".join(f_bytes(TENSOR_TYPE_SHAPE, new_shape) if m == TENSOR_TYPE_SHAPE else r for m, _, _, r in tf)
+        out += f_bytes(VALUE_TYPE, f_bytes(TYPE_TENSOR, new_tensor))
+    return bytes(out)

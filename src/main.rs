@@ -307,11 +307,12 @@ fn main() -> ExitCode {
                     "both" => cli::bench::BindingChoice::Both,
                     _ => cli::bench::BindingChoice::Off,
                 };
-                cli::bench::bench_infer(cli::bench::InferArgs {
-                    models,
+                // No --model: the default model.
+                let models = if models.is_empty() { vec![None] } else { models.into_iter().map(Some).collect() };
+                cli::bench::bench_infer(lookout::bench::InferArgs {
+                    models: cli::bench::model_options(models, ort_library),
                     io_binding,
                     workers,
-                    ort_library,
                     providers,
                     batch,
                     iterations: iterations.max(1),
@@ -331,9 +332,8 @@ fn main() -> ExitCode {
             BenchCommand::Cores { config_dir, seconds } => cli::bench::cores(config_dir, seconds),
             BenchCommand::Viewer { config_dir, seconds } => cli::bench::viewer(config_dir, seconds),
             BenchCommand::Models { models, ort_library, providers, clip, frame_step, runs, images } => {
-                cli::bench::bench_models(cli::bench::ModelsArgs {
-                    models,
-                    ort_library,
+                cli::bench::bench_models(lookout::bench::ModelsArgs {
+                    models: cli::bench::model_options(models.into_iter().map(Some).collect(), ort_library),
                     providers,
                     clip,
                     frame_step,

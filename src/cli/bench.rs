@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use super::detect::detector_options;
 use crate::bench::{self, BenchError};
-use crate::detect::ProviderSpec;
+use crate::detect::DetectorOptions;
 
 pub use crate::bench::BindingChoice;
 
@@ -35,60 +35,18 @@ pub fn bench_pipeline(config_dir: Option<PathBuf>, clip: Option<PathBuf>, fps: f
     exit("lookout bench", bench::pipeline(config_dir, clip, fps, rounds))
 }
 
-/// `lookout bench infer`'s flags.
-pub struct InferArgs {
-    /// Empty: the default model.
-    pub models: Vec<PathBuf>,
-    pub io_binding: BindingChoice,
-    pub workers: usize,
-    pub ort_library: Option<PathBuf>,
-    pub providers: Vec<ProviderSpec>,
-    pub batch: usize,
-    pub iterations: usize,
-    pub reference: Option<ProviderSpec>,
-    pub json: bool,
-    pub images: Vec<PathBuf>,
+/// Each `--model` (`None`: the default) with `--ort-library`, resolved as `lookout detect`
+/// resolves them.
+pub fn model_options(models: Vec<Option<PathBuf>>, ort_library: Option<PathBuf>) -> Vec<DetectorOptions> {
+    models.into_iter().map(|m| detector_options(m, ort_library.clone())).collect()
 }
 
-pub fn bench_infer(args: InferArgs) -> ExitCode {
-    let models = if args.models.is_empty() { vec![None] } else { args.models.into_iter().map(Some).collect() };
-    let models = models.into_iter().map(|m| detector_options(m, args.ort_library.clone())).collect();
-    let outcome = bench::infer(bench::InferArgs {
-        models,
-        io_binding: args.io_binding,
-        workers: args.workers,
-        providers: args.providers,
-        batch: args.batch,
-        iterations: args.iterations,
-        reference: args.reference,
-        json: args.json,
-        images: args.images,
-    });
-    exit("lookout bench infer", outcome)
+pub fn bench_infer(args: bench::InferArgs) -> ExitCode {
+    exit("lookout bench infer", bench::infer(args))
 }
 
-/// `lookout bench models`' flags.
-pub struct ModelsArgs {
-    pub models: Vec<PathBuf>,
-    pub ort_library: Option<PathBuf>,
-    pub providers: Vec<ProviderSpec>,
-    pub clip: Option<PathBuf>,
-    pub frame_step: usize,
-    pub runs: usize,
-    pub images: Vec<PathBuf>,
-}
-
-pub fn bench_models(args: ModelsArgs) -> ExitCode {
-    let models = args.models.into_iter().map(|m| detector_options(Some(m), args.ort_library.clone())).collect();
-    let outcome = bench::models(bench::ModelsArgs {
-        models,
-        providers: args.providers,
-        clip: args.clip,
-        frame_step: args.frame_step,
-        runs: args.runs,
-        images: args.images,
-    });
-    exit("lookout bench models", outcome)
+pub fn bench_models(args: bench::ModelsArgs) -> ExitCode {
+    exit("lookout bench models", bench::models(args))
 }
 
 pub fn efficiency(config_dir: Option<PathBuf>, streams: usize, workers: usize, seconds: f64) -> ExitCode {

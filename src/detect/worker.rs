@@ -40,7 +40,9 @@ pub enum WorkerCtl {
     Retire(crossbeam_channel::Sender<Vec<WorkerCamera>>),
 }
 
-/// One camera as a detect worker sees it.
+/// One camera as a detect worker sees it. A clone is the same camera for one more worker: the
+/// same links, counters and tickets.
+#[derive(Clone)]
 pub struct WorkerCamera {
     pub name: String,
     pub rx: Receiver<Frame>,
@@ -52,22 +54,6 @@ pub struct WorkerCamera {
     pub snapshots: bool,
     /// The next frame's ticket, shared by every worker serving this camera.
     pub tickets: Arc<Mutex<u64>>,
-}
-
-impl Clone for WorkerCamera {
-    /// The same camera for one more worker: the same links, counters and tickets.
-    fn clone(&self) -> WorkerCamera {
-        WorkerCamera {
-            name: self.name.clone(),
-            rx: self.rx.clone(),
-            to_objects: self.to_objects.clone(),
-            counters: self.counters.clone(),
-            on: self.on.clone(),
-            min_score: self.min_score,
-            snapshots: self.snapshots,
-            tickets: self.tickets.clone(),
-        }
-    }
 }
 
 /// A frame as a worker took it: with its ticket.

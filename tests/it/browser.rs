@@ -3,7 +3,7 @@
 //! file sources, with a real mosquitto. `scripts/test` has the setup install both packages.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -61,16 +61,12 @@ impl Browser {
         self.rt.block_on(self.c().execute(&format!("return ({expr});"), vec![])).unwrap()
     }
 
-    /// Wait until the expression is true; its last value is in the panic message otherwise.
+    /// Wait until the expression is true.
     fn wait_js(&self, what: &str, expr: &str, timeout: Duration) {
-        let start = Instant::now();
-        loop {
-            if self.eval(expr) == Value::Bool(true) {
-                return;
-            }
-            assert!(start.elapsed() < timeout, "{what}: `{expr}` not true within {timeout:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        assert!(
+            wait_until(timeout, || self.eval(expr) == Value::Bool(true)),
+            "{what}: `{expr}` not true within {timeout:?}"
+        );
     }
 
     fn click(&self, css: &str) {

@@ -393,7 +393,11 @@ pub fn is_status(v: &serde_json::Value, camera: &str, state: &str) -> bool {
 
 /// CPU seconds (user + system) a process has used, from /proc.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// utime + stime of a /proc `stat` line (a process's or a thread's), in seconds.
+pub fn stat_cpu_seconds(stat: &str) -> f64 {
     // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();

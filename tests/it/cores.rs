@@ -12,11 +12,8 @@ fn thread_cpu(pid: u32, prefix: &str) -> Vec<(String, f64)> {
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
         let name = &stat[open + 1..close];
-        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks: f64 = f.get(11).and_then(|u| u.parse().ok()).unwrap_or(0.0)
-            + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
         if name.starts_with(prefix) {
-            out.push((name.to_string(), ticks / 100.0));
+            out.push((name.to_string(), stat_cpu_seconds(&stat)));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
