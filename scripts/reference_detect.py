@@ -8,6 +8,19 @@ that the golden files it writes check the manifests as well as the Rust decoders
         --model models/nanodet_m_320.onnx media/*.jpg media/*.png \
         > tests/fixtures/nanodet_m_320_detections.json
 
+The resize is Pillow's bilinear (antialiased when it shrinks) unless `--resize cv2` (yolox only)
+asks for cv2.resize INTER_LINEAR, as the YOLOX repository's own `preproc` does: the reference
+recipe, against which Lookout's preprocessing is measured (issue 20).
+
+`--video PATH` decodes a clip with cv2.VideoCapture instead of reading images, detects every
+K-th frame (`--every K`, from frame 0) until N frames are detected (`--limit N`), and prints one
+JSON line per detected frame: {"frame": index in the clip from 0, "detections": [...]}, each
+detection as in the images' output. OpenCV's decoder (FFmpeg, swscale to BGR) is not
+GStreamer's, so its pixels may differ slightly from what the daemon sees.
+
+    .lookout/venv-models/bin/python scripts/reference_detect.py --family yolox --resize cv2 \
+        --model models/yolox_nano.onnx --video media/vtest.avi --every 10 --limit 20
+
 Set up the venv with:
     python3 -m venv .lookout/venv-models
     .lookout/venv-models/bin/pip install -r scripts/models.requirements.txt
@@ -103,11 +116,17 @@ def nanodet_postprocess(outs, names, img_w, img_h, in_w, in_h, conf=0.35, iou=0.
 
 
 # --- YOLOX (models/README.md, "YOLOX-Nano") ----------------------------------------------------
-def yolox_preprocess(img_rgb, size):
+def yolox_preprocess(img_rgb, size, resize="pil"):
     h, w = img_rgb.shape[:2]
     r = min(size / h, size / w)
     nw, nh = int(w * r), int(h * r)
-    resized = np.asarray(Image.fromarray(img_rgb).resize((nw, nh), Image.BILINEAR))
+    if resize == "cv2":
+        import cv2  # only here, so that a venv without OpenCV still runs the default recipe
+
+        # Channel by channel, so RGB in gives the same bytes as the BGR the YOLOX repo passes.
+        resized = cv2.resize(img_rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    else:
+        resized = np.asarray(Image.fromarray(img_rgb).resize((nw, nh), Image.BILINEAR))
     canvas = np.full((size, size, 3), 114, np.uint8)
     canvas[:nh, :nw] = resized
     x = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32)
@@ -141,12 +160,46 @@ def yolox_postprocess(raw, r, size, img_w, img_h, conf=0.3, iou=0.45, strides=(8
     return per_class_nms(b, score, cls, iou)
 
 
+def detections_json(dets):
+    return [{"label": n, "score": round(s, 4), "box": [round(float(v), 1) for v in b]} for n, s, b in dets]
+
+
+def video_frames(path, every, limit):
+    """(index, RGB frame) for every `every`-th frame of the clip, at most `limit` of them."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        sys.exit(f"reference_detect: OpenCV cannot open {path}")
+    index = done = 0
+    while limit is None or done < limit:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if index % every == 0:
+            yield index, np.ascontiguousarray(bgr[:, :, ::-1])
+            done += 1
+        index += 1
+    cap.release()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", choices=["nanodet", "yolox"], required=True)
     ap.add_argument("--model", required=True)
-    ap.add_argument("images", nargs="+")
+    ap.add_argument("--resize", choices=["pil", "cv2"], default="pil",
+                    help="yolox: Pillow bilinear (default, the goldens) or cv2.resize INTER_LINEAR")
+    ap.add_argument("--video", help="detect the frames of this clip (cv2.VideoCapture), not images")
+    ap.add_argument("--every", type=int, default=1, metavar="K", help="with --video: every K-th frame")
+    ap.add_argument("--limit", type=int, metavar="N", help="with --video: stop after N detected frames")
+    ap.add_argument("images", nargs="*")
     a = ap.parse_args()
+    if a.resize == "cv2" and a.family != "yolox":
+        ap.error("--resize cv2 is the YOLOX recipe; nanodet keeps its Pillow resize")
+    if bool(a.video) == bool(a.images):
+        ap.error("give either images or --video")
+    if a.every < 1 or (a.limit is not None and a.limit < 1):
+        ap.error("--every and --limit must be at least 1")
     sess = ort.InferenceSession(a.model, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     in_h, in_w = inp.shape[2], inp.shape[3]
@@ -155,24 +208,33 @@ def main():
         conf, iou, recipe = 0.35, 0.6, f"{in_w}x{in_h} plain resize, BGR, (x - mean) / std"
     else:
         conf, iou, recipe = 0.3, 0.45, f"{in_w}x{in_h} top-left letterbox, pad 114, BGR float 0..255"
-    images = {}
-    for f in a.images:
-        im = np.asarray(Image.open(f).convert("RGB"))
+        if a.resize == "cv2":
+            recipe += ", cv2.resize INTER_LINEAR"
+
+    def detect(im):
         h, w = im.shape[:2]
         if a.family == "nanodet":
             outs = sess.run(None, {inp.name: nanodet_preprocess(im, in_w, in_h)})
-            dets = nanodet_postprocess(outs, names, w, h, in_w, in_h, conf, iou)
-        else:
-            x, r = yolox_preprocess(im, in_w)
-            dets = yolox_postprocess(sess.run(None, {inp.name: x})[0], r, in_w, w, h, conf, iou)
+            return nanodet_postprocess(outs, names, w, h, in_w, in_h, conf, iou)
+        x, r = yolox_preprocess(im, in_w, a.resize)
+        return yolox_postprocess(sess.run(None, {inp.name: x})[0], r, in_w, w, h, conf, iou)
+
+    if a.video:
+        for index, im in video_frames(a.video, a.every, a.limit):
+            sys.stdout.write(json.dumps({"frame": index, "detections": detections_json(detect(im))}) + "\n")
+        return
+    images = {}
+    for f in a.images:
+        im = np.asarray(Image.open(f).convert("RGB"))
         images[os.path.basename(f)] = {
-            "width": w,
-            "height": h,
-            "detections": [{"label": n, "score": round(s, 4), "box": [round(float(v), 1) for v in b]} for n, s, b in dets],
+            "width": im.shape[1],
+            "height": im.shape[0],
+            "detections": detections_json(detect(im)),
         }
     out = {
         "model": os.path.basename(a.model),
-        "generated_by": "scripts/reference_detect.py --family " + a.family,
+        "generated_by": "scripts/reference_detect.py --family " + a.family
+        + (" --resize cv2" if a.resize == "cv2" else ""),
         "onnxruntime": ort.__version__,
         "conf_threshold": conf,
         "nms_iou": iou,

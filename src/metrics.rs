@@ -196,6 +196,36 @@ impl Collector for CameraStates {
             let labels = [("camera", e.name.clone()), ("model", model), ("provider", provider)];
             ConstGauge::new(1i64).encode(family.encode_family(&labels)?)?;
         }
+        // A variant (INT8, fp16, a smaller input) checked against its fp32 source at load: the
+        // recall it reached, and whether it runs (0: refused, its source runs in its place).
+        let checks: Vec<(String, crate::stats::VariantCheck)> =
+            cameras.iter().filter_map(|e| e.counters.variant_check().map(|c| (e.name.clone(), c))).collect();
+        let labels = |camera: &str, c: &crate::stats::VariantCheck| {
+            [
+                ("camera", camera.to_string()),
+                ("variant", c.variant.clone()),
+                ("source", c.source.clone()),
+                ("provider", c.provider.clone()),
+            ]
+        };
+        let mut family = encoder.encode_descriptor(
+            "lookout_variant_recall",
+            "Share of the fp32 source's detections a model variant found on the check images when it was loaded",
+            None,
+            ConstGauge::new(0.0f64).metric_type(),
+        )?;
+        for (camera, c) in &checks {
+            ConstGauge::new(c.recall).encode(family.encode_family(&labels(camera, c))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "lookout_variant_accepted",
+            "1 when the model variant passed its check and runs, 0 when it was refused and its fp32 source runs",
+            None,
+            ConstGauge::new(0i64).metric_type(),
+        )?;
+        for (camera, c) in &checks {
+            ConstGauge::new(i64::from(c.accepted)).encode(family.encode_family(&labels(camera, c))?)?;
+        }
         let uptime = encoder.encode_descriptor(
             "lookout_uptime_seconds",
             "Seconds since the pipelines started",
@@ -352,7 +382,7 @@ mod tests {
     #[test]
     fn renders_counters_states_and_histograms_per_camera() {
         let c = Arc::new(CameraCounters::default());
-        c.set_model("nanodet_m_320", "openvino");
+        c.set_model("nanodet_m_320", "openvino", None);
         c.decoded.store(250, Ordering::Relaxed);
         c.dropped_link_full.store(7, Ordering::Relaxed);
         c.skipped_by_motion.store(40, Ordering::Relaxed);
@@ -381,6 +411,34 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn renders_the_variant_check_of_a_camera_whose_model_is_a_variant() {
+        let (plain, variant) = (Arc::new(CameraCounters::default()), Arc::new(CameraCounters::default()));
+        plain.set_model("yolox_nano", "cpu", None);
+        let check = crate::stats::VariantCheck {
+            variant: "yolox_nano_int8_nncf".into(),
+            source: "yolox_nano".into(),
+            provider: "openvino:CPU".into(),
+            images: 4,
+            source_detections: 10,
+            found: 1,
+            recall: 0.1,
+            min_recall: 0.9,
+            accepted: false,
+        };
+        // Refused: the source runs in its place.
+        variant.set_model("yolox_nano", "openvino", Some(check));
+        let m = Metrics::new(vec!["plain".into(), "door".into()], vec![plain, variant], "cpu");
+        let text = m.render();
+        let labels = "camera=\"door\",variant=\"yolox_nano_int8_nncf\",source=\"yolox_nano\",provider=\"openvino:CPU\"";
+        for want in
+            [format!("lookout_variant_recall{{{labels}}} 0.1"), format!("lookout_variant_accepted{{{labels}}} 0")]
+        {
+            assert!(text.contains(&want), "missing {want:?} in\n{text}");
+        }
+        assert!(!text.contains("lookout_variant_recall{camera=\"plain\""), "{text}");
     }
 
     #[test]

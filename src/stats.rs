@@ -103,21 +103,29 @@ pub struct CameraCounters {
     /// The name of the model the camera runs (its manifest's file stem) and the execution
     /// provider that runs it (each model's workers pick theirs when loaded); a reload may
     /// change both, together. Empty until the camera is given a pool.
-    model: std::sync::Mutex<(String, String)>,
+    model: std::sync::Mutex<(String, String, Option<VariantCheck>)>,
     /// The console's view of this camera: its latest frame while someone watches, and its
     /// recent events (see [`crate::view`]).
     pub view: crate::view::ViewerTap,
 }
 
 impl CameraCounters {
-    pub fn set_model(&self, name: &str, provider: &str) {
+    /// `check`: how the model's variant compared with its fp32 source when it was loaded, if it
+    /// is (or was to be) a variant.
+    pub fn set_model(&self, name: &str, provider: &str, check: Option<VariantCheck>) {
         *self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            (name.to_string(), provider.to_string());
+            (name.to_string(), provider.to_string(), check);
     }
 
     /// The camera's (model, provider), as [`CameraCounters::set_model`] last set them.
     pub fn model(&self) -> (String, String) {
-        self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        let m = self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (m.0.clone(), m.1.clone())
+    }
+
+    /// The variant check of the camera's model, as [`CameraCounters::set_model`] last set it.
+    pub fn variant_check(&self) -> Option<VariantCheck> {
+        self.model.lock().unwrap_or_else(std::sync::PoisonError::into_inner).2.clone()
     }
 
     pub fn dropped(&self, reason: DropReason) {
@@ -153,6 +161,7 @@ impl CameraCounters {
         CameraSummary {
             model,
             provider,
+            variant_check: self.variant_check(),
             decoded,
             skipped_by_rate: self.skipped_by_rate.load(Ordering::Relaxed),
             skipped_by_motion: self.skipped_by_motion.load(Ordering::Relaxed),
@@ -173,6 +182,30 @@ impl CameraCounters {
     }
 }
 
+/// How a model variant compared with its fp32 source when it was loaded: its detections on the
+/// check images, on its provider, against the source's on the CPU provider. Filled by
+/// `detect::variant`; kept here so the stats and /metrics can report it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct VariantCheck {
+    /// The variant's name (its manifest's file stem).
+    pub variant: String,
+    /// The fp32 source's name.
+    pub source: String,
+    /// The provider the variant was checked on, as the config names it.
+    pub provider: String,
+    /// Check images read.
+    pub images: usize,
+    /// The source's detections on them.
+    pub source_detections: usize,
+    /// How many of those the variant found (same label, IoU >= 0.5).
+    pub found: usize,
+    pub recall: f64,
+    pub min_recall: f64,
+    /// Whether the variant runs. When false it was refused, and the source runs in its place
+    /// (at start) or the running detector stays (on reload).
+    pub accepted: bool,
+}
+
 /// A point-in-time copy of one camera's counters, as published on `<prefix>/stats`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CameraSummary {
@@ -180,6 +213,10 @@ pub struct CameraSummary {
     pub model: String,
     /// The execution provider its model runs on.
     pub provider: String,
+    /// Present when the camera's model is a variant (INT8, fp16, a smaller input) checked
+    /// against its fp32 source at load: the figures, and whether it was accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant_check: Option<VariantCheck>,
     pub decoded: u64,
     pub skipped_by_rate: u64,
     pub skipped_by_motion: u64,

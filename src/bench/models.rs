@@ -48,7 +48,8 @@ pub fn models(args: ModelsArgs) -> Result<(), BenchError> {
     for (m, p) in args.models.iter().zip(&providers) {
         // Each model on the provider asked for, or the run fails: a silent fallback would
         // compare two providers where the table says one.
-        let opts = DetectorOptions { providers: vec![p.clone()], fallback: false, ..m.clone() };
+        // No variant check either: measuring the agreement is this benchmark's job.
+        let opts = DetectorOptions { providers: vec![p.clone()], fallback: false, check_variant: false, ..m.clone() };
         detectors.push(Detector::load(&opts).map_err(|source| BenchError::Model { model: m.model.clone(), source })?);
     }
     let images = given_or_default(&args.images);

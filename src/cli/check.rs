@@ -116,6 +116,10 @@ fn probe_providers(inf: &InferenceSpec) -> ExitCode {
             Ok(d) => {
                 let placement = crate::detect::provider::placement_text(&d.selection().placement);
                 println!("    {}. {}: OK, nodes: {placement}; max batch {}", i + 1, p.label(), d.max_batch());
+                if let Some(c) = d.variant_check() {
+                    let runs = if c.accepted { c.variant.as_str() } else { c.source.as_str() };
+                    println!("       variant check: {}; runs {runs}", crate::detect::variant::describe(c));
+                }
                 if chosen.is_none() && (inf.fallback || i == 0) {
                     chosen = Some(p.label());
                 }

@@ -23,6 +23,9 @@ struct ImageOut<'a> {
     placement: &'a std::collections::BTreeMap<String, usize>,
     /// Providers given before the active one, and why each did not build.
     provider_skipped: Vec<Skipped<'a>>,
+    /// How a variant compared with its fp32 source at load (absent for a model that is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant_check: Option<&'a crate::stats::VariantCheck>,
     timing_ms: Timing,
     detections: Vec<crate::publish::payload::DetectionOut>,
 }
@@ -82,6 +85,7 @@ pub fn detect(args: DetectArgs) -> ExitCode {
         opts.providers = args.providers;
     }
     opts.fallback = args.fallback;
+    opts.variant_fallback = args.fallback;
     let mut detector = match Detector::load(&opts) {
         Ok(d) => d,
         Err(e) => {
@@ -123,6 +127,7 @@ pub fn detect(args: DetectArgs) -> ExitCode {
                 .iter()
                 .map(|(p, r)| Skipped { provider: p, reason: r })
                 .collect(),
+            variant_check: detector.variant_check(),
             timing_ms: Timing { pre: ms(t.pre), infer: ms(t.infer), post: ms(t.post) },
             detections: dets.iter().map(crate::publish::payload::DetectionOut::from).collect(),
         };

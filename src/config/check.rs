@@ -56,6 +56,10 @@ pub fn check_dir(dir: &Path, for_start: bool) -> Result<Checked, ConfigErrors> {
                     },
                     if users.is_empty() { "none".to_string() } else { users.join(", ") }
                 ));
+                if let Some(c) = d.variant_check() {
+                    let runs = if c.accepted { "it runs" } else { "its fp32 source runs instead" };
+                    model_lines.push(format!("    variant check: {}; {runs}", crate::detect::variant::describe(c)));
+                }
             }
             // A manifest that does not describe its model is the manifest's fault;
             // a plain .onnx that is no detector is the fault of the key that named it.

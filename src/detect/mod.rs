@@ -17,7 +17,7 @@
 //! real shapes), one output decoder per family ([`yolox`], [`nanodet`], [`yolo_anchor_free`])
 //! and [`nms`]; [`session`] is the thin wrapper that owns one ORT session and runs frames
 //! through them. [`compare`] holds detections to a reference (for `lookout bench` and the
-//! tests).
+//! tests), and [`variant`] holds a model variant to its fp32 source before it runs.
 
 pub mod compare;
 pub mod frame;
@@ -29,6 +29,7 @@ pub mod nms;
 pub mod provider;
 pub mod session;
 pub mod settings;
+pub mod variant;
 pub mod worker;
 pub mod yolo_anchor_free;
 pub mod yolox;
@@ -96,4 +97,9 @@ pub enum DetectError {
     Manifest(#[from] manifest::ManifestError),
     #[error("inference failed: {0}")]
     Run(String),
+    #[error(
+        "model variant {variant} refused: {why}. It does not agree with its fp32 source {fp32}: run that (or \
+         another provider), or remake the variant; `lookout check --probe` repeats the check"
+    )]
+    VariantRefused { variant: PathBuf, fp32: PathBuf, why: String },
 }

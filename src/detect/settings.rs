@@ -48,6 +48,7 @@ impl InferenceSpec {
             intra_threads: self.intra_threads,
             providers: self.providers.clone(),
             fallback: self.fallback,
+            variant_fallback: self.fallback,
             max_batch: self.max_batch,
             batch_on_cpu: self.batch_on_cpu,
             io_binding: if self.io_binding { InputBinding::Gpu } else { InputBinding::Off },

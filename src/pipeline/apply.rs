@@ -26,7 +26,7 @@ impl Running {
             if self.pools.get(&model).is_some_and(|p| p.key == key) {
                 continue;
             }
-            let detectors = match load_detectors(&key) {
+            let detectors = match load_detectors(&key, true) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(model = %model.display(), error = %e, "reload: this model can't be loaded; the cameras that would run it keep what they run now");
@@ -36,6 +36,7 @@ impl Running {
             };
             let size = detectors.first().map(|d| d.geometry());
             let provider = detectors.first().map(|d| d.provider());
+            let variant = detectors.first().and_then(|d| d.variant_check().cloned());
             tracing::info!(model = %model.display(), workers = detectors.len(), "reload: new detectors loaded; swapping them in");
             let started = if self.pools.contains_key(&model) {
                 self.swap_workers(&model, detectors, new.inference.max_batch_wait)
@@ -50,6 +51,7 @@ impl Running {
                 Ok(()) => {
                     if let Some(pool) = self.pools.get_mut(&model) {
                         pool.key = key;
+                        pool.variant = variant;
                         if let Some(p) = provider {
                             pool.provider = p;
                         }
@@ -121,7 +123,7 @@ impl Running {
             if let (Some(pool), Some((_, c, _))) =
                 (self.pools.get(&cam.spec.detect.model), self.books.iter().find(|(n, _, _)| *n == cam.spec.name))
             {
-                c.set_model(&pool.name, pool.provider);
+                c.set_model(&pool.name, pool.provider, pool.variant.clone());
             }
         }
         self.publish_camera_set();

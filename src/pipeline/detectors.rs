@@ -48,17 +48,30 @@ fn detector_key(inference: &InferenceSpec, model: &Path, cams: &[&CameraSpec]) -
     DetectorKey { inference, score_threshold, workers, model_stamp }
 }
 
-/// Load one detector per worker for `key`.
-pub(super) fn load_detectors(key: &DetectorKey) -> Result<Vec<Detector>, DetectError> {
+/// Load one detector per worker for `key`. `reload`: a refused model variant is an error (the
+/// running detectors stay), where at start its fp32 source runs instead if `inference.fallback`.
+pub(super) fn load_detectors(key: &DetectorKey, reload: bool) -> Result<Vec<Detector>, DetectError> {
     let base = key.inference.detector_options();
-    let opts = DetectorOptions { score_threshold: key.score_threshold.or(base.score_threshold), ..base };
+    let opts = DetectorOptions {
+        score_threshold: key.score_threshold.or(base.score_threshold),
+        variant_fallback: base.fallback && !reload,
+        ..base
+    };
     let mut detectors = Vec::with_capacity(key.workers);
     if key.workers > 0 {
         let first = Detector::load(&opts)?;
         // The other workers take the provider the first one got, alone, so that all of them run
         // on the same one: a GPU that refuses a second session (say, for want of memory) is an
         // error to report, not a quiet move of one worker to the CPU.
-        let same = DetectorOptions { providers: vec![first.provider_spec().clone()], fallback: false, ..opts.clone() };
+        // They load the model the first one runs (a checked variant, or the source that replaced
+        // a refused one) without checking it again.
+        let same = DetectorOptions {
+            model: first.model().origin().to_path_buf(),
+            providers: vec![first.provider_spec().clone()],
+            fallback: false,
+            check_variant: false,
+            ..opts.clone()
+        };
         let m = first.model();
         tracing::info!(model = %m.name, family = m.family.name(), precision = m.precision.as_str(), file = %m.file.display(), provider = first.provider(), workers = key.workers, max_batch = first.max_batch(), "detector ready");
         detectors.push(first);

@@ -146,7 +146,7 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     // reported once, clearly, instead of as a failing camera.
     let mut loaded = Vec::new();
     for (model, key) in detector_keys(spec) {
-        let detectors = load_detectors(&key)?;
+        let detectors = load_detectors(&key, false)?;
         loaded.push((model, key, detectors));
     }
     // The gateway's model speaks for the provider in the stats (every model gets the same list).

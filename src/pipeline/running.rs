@@ -102,6 +102,8 @@ pub(super) struct Pool {
     /// The model's name (its manifest's file stem) and the provider its workers run on, for the stats.
     pub(super) name: String,
     pub(super) provider: &'static str,
+    /// How the model's variant compared with its fp32 source at load, if it is one.
+    pub(super) variant: Option<crate::stats::VariantCheck>,
     pub(super) workers: Vec<WorkerRun>,
 }
 
@@ -162,8 +164,9 @@ impl Running {
         let geometry = detectors.first().map(|d| d.geometry()).unwrap_or(Geometry::square(416));
         let name = detectors.first().map(|d| d.model().name.clone()).unwrap_or_else(|| model_stem(&model));
         let provider = detectors.first().map(|d| d.provider()).unwrap_or("cpu");
+        let variant = detectors.first().and_then(|d| d.variant_check().cloned());
         let workers = self.start_workers(detectors, max_wait)?;
-        self.pools.insert(model, Pool { key, geometry, name, provider, workers });
+        self.pools.insert(model, Pool { key, geometry, name, provider, variant, workers });
         Ok(())
     }
 
@@ -240,12 +243,12 @@ impl Running {
         let objects = spawn(&name, move || objects_loop(stage, drx, &ev, min_score, &ctr, beat, freeze))?;
 
         let model = cam.detect.model.clone();
-        let Some((geometry, model_name, provider)) =
-            self.pools.get(&model).map(|p| (p.geometry, p.name.clone(), p.provider))
+        let Some((geometry, model_name, provider, variant)) =
+            self.pools.get(&model).map(|p| (p.geometry, p.name.clone(), p.provider, p.variant.clone()))
         else {
             return Err(PipelineError::NoDetector(cam.name.clone(), model.display().to_string()));
         };
-        counters.set_model(&model_name, provider);
+        counters.set_model(&model_name, provider, variant);
         let workers = self.least_loaded_workers(&model, cam.detect.workers);
         let attach = WorkerCamera {
             name: cam.name.clone(),

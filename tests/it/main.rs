@@ -32,4 +32,5 @@ mod spool;
 mod supervise;
 mod systemd;
 mod uint8_input;
+mod variant;
 mod web;

@@ -313,7 +313,7 @@ fn the_encoders_write_valid_payloads() {
         )));
     }
     let counters = lookout::stats::CameraCounters::default();
-    counters.set_model("yolox_nano", "cpu");
+    counters.set_model("yolox_nano", "cpu", None);
     let summary = counters.snapshot();
     assert_valid(&parse(payload::stats(
         "gw-01",

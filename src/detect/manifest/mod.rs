@@ -64,6 +64,12 @@ pub const DEFAULT_STRIDES: [u32; 3] = [8, 16, 32];
 /// NanoDet's box distribution has `reg_max + 1` bins per side.
 pub const DEFAULT_REG_MAX: usize = 7;
 
+/// The share of its fp32 source's detections a variant must find, when its manifest does not
+/// say (`min_recall`).
+pub const DEFAULT_MIN_RECALL: f64 = 0.9;
+/// Where a variant's check images are, relative to its manifest (`check_images`).
+pub const DEFAULT_CHECK_IMAGES: &str = "../media";
+
 /// The numeric precision of a model's weights, for choosing a variant per provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
@@ -117,6 +123,12 @@ pub struct ModelSpec {
     pub precision: Precision,
     /// A manifest of the same network in fp16, for providers that gain from it.
     pub fp16_variant: Option<PathBuf>,
+    /// The fp32 manifest this variant was made from; `None` when it is no variant.
+    pub variant_of: Option<PathBuf>,
+    /// The share of the source's detections this variant must find (`min_recall`).
+    pub min_recall: f64,
+    /// The folder of images a variant is checked on (`check_images`).
+    pub check_images: PathBuf,
     /// `None` for a plain `.onnx`: the model's first input, and its size, once loaded.
     pub input_name: Option<String>,
     pub geometry: Option<Geometry>,
@@ -194,6 +206,9 @@ impl ModelSpec {
             family: Family::Yolox { output: None, strides: DEFAULT_STRIDES.to_vec() },
             precision: Precision::Fp32,
             fp16_variant: None,
+            variant_of: None,
+            min_recall: DEFAULT_MIN_RECALL,
+            check_images: file.parent().unwrap_or(Path::new(".")).join(DEFAULT_CHECK_IMAGES),
             input_name: None,
             geometry: None,
             normalize: Normalize::yolox(),

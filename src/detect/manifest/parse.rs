@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::raw::{DEFAULT_INPUT_MEAN, DEFAULT_INPUT_SCALE, DEFAULT_INPUT_STD, RawLabels, RawManifest};
-use super::{Family, InputType, ModelSpec, Precision, Problem};
+use super::{DEFAULT_CHECK_IMAGES, DEFAULT_MIN_RECALL, Family, InputType, ModelSpec, Precision, Problem};
 use crate::detect::labels::LabelTable;
 use crate::detect::letterbox::{Geometry, Normalize, PAD_VALUE, Placement};
 use crate::detect::{DEFAULT_NMS_IOU, DEFAULT_SCORE_THRESHOLD};
@@ -145,6 +145,18 @@ impl ModelSpec {
 
         let family = Family::from_output(&raw.family, raw.output, &mut p);
         let fp16_variant = raw.fp16_variant.map(|v| base.join(v));
+        let variant_of = raw.variant_of.map(|v| base.join(v));
+        let min_recall = raw.min_recall.unwrap_or(DEFAULT_MIN_RECALL);
+        if !(0.0..=1.0).contains(&min_recall) {
+            p.push(problem("min_recall", format!("{min_recall} must be between 0 and 1 (0.9: nine in ten)")));
+        }
+        if raw.min_recall.is_some() && variant_of.is_none() {
+            p.push(problem(
+                "min_recall",
+                "applies to a variant only: set `variant_of` to the fp32 manifest this model was made from".into(),
+            ));
+        }
+        let check_images = base.join(raw.check_images.as_deref().unwrap_or(DEFAULT_CHECK_IMAGES));
         if !p.is_empty() {
             return Err(p);
         }
@@ -156,6 +168,9 @@ impl ModelSpec {
             family,
             precision,
             fp16_variant,
+            variant_of,
+            min_recall,
+            check_images,
             input_name: Some(i.name),
             geometry: Some(geometry),
             normalize: Normalize::new(bgr, scale, mean, std, pad_value),

@@ -30,6 +30,18 @@ pub(super) struct RawManifest {
     /// A manifest of the same network in fp16, relative to this one, loaded instead on the
     /// providers that gain from fp16 (cuda, tensorrt) when it loads. Default: none.
     pub fp16_variant: Option<String>,
+    /// The fp32 manifest this model was made from (quantized, converted or resized), relative
+    /// to this one. A variant is checked against it before it runs: its detections on the
+    /// check images, on its provider, must find `min_recall` of the source's on the CPU
+    /// provider (`detect::variant`). Default: none (not a variant).
+    pub variant_of: Option<String>,
+    /// The share of the source's detections (same label, IoU >= 0.5) a variant must find on
+    /// the check images to run; 0 to 1. Default [`super::DEFAULT_MIN_RECALL`] (0.9).
+    pub min_recall: Option<f64>,
+    /// The folder of check images (`.jpg`, `.png`) a variant is checked on, relative to this
+    /// manifest. Default [`super::DEFAULT_CHECK_IMAGES`] (`../media`: the sample images, which
+    /// the package installs beside the models).
+    pub check_images: Option<String>,
     /// The class names, in the model's class order. Required.
     pub labels: RawLabels,
     /// The default minimum score of a detection, above 0 and below 1. Default

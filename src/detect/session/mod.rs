@@ -39,7 +39,9 @@ pub use self::runtime::{ORT_DYLIB_ENV, effective_library, init_runtime, runtime_
 use super::letterbox::{Geometry, Letterbox};
 use super::manifest::{self, InputType, Io, ModelSpec};
 use super::provider::{ProviderKind, ProviderSpec, Selection, placement_text};
+use super::variant::{self, Refusal};
 use super::{DetectError, Detection};
+use crate::stats::VariantCheck;
 
 /// What a detector needs to start.
 #[derive(Debug, Clone)]
@@ -63,6 +65,12 @@ pub struct DetectorOptions {
     /// Whether the input sits in ORT-allocated memory bound with IoBinding. Default: on cuda
     /// and tensorrt only.
     pub io_binding: InputBinding,
+    /// Check a model variant against its fp32 source before it runs ([`super::variant`]).
+    /// Default on; off only where the comparison is the point (`lookout bench models`).
+    pub check_variant: bool,
+    /// What a refused variant leads to: true, the fp32 source runs instead, with a warning (at
+    /// start, `inference.fallback`); false, an error (a reload, which keeps what runs).
+    pub variant_fallback: bool,
 }
 
 /// How the input reaches the session.
@@ -92,6 +100,8 @@ impl DetectorOptions {
             max_batch: 1,
             batch_on_cpu: false,
             io_binding: InputBinding::Gpu,
+            check_variant: true,
+            variant_fallback: true,
         }
     }
 }
@@ -135,6 +145,8 @@ pub struct Detector {
     resizer: fir::Resizer,
     score_threshold: f32,
     nms_iou: f32,
+    /// How this model, or the variant it replaced, compared with its fp32 source at load.
+    variant_check: Option<VariantCheck>,
 }
 
 impl Detector {
@@ -153,9 +165,14 @@ impl Detector {
         let mut selection = Selection::default();
         for p in tried {
             let mut model = base.clone();
+            // The fp32 manifest a variant is checked against, if this is one.
+            let mut source = base.variant_of.clone();
             if let Some(variant) = base.variant_for(p.kind.name()).map(Path::to_path_buf) {
                 match ModelSpec::load(&variant) {
-                    Ok(v) if v.file.exists() => model = v,
+                    Ok(v) if v.file.exists() => {
+                        source = base.manifest.clone();
+                        model = v;
+                    }
                     Ok(v) => {
                         tracing::warn!(model = %base.name, missing = %v.file.display(), "fp16 variant not usable; running fp32")
                     }
@@ -166,7 +183,11 @@ impl Detector {
             match build_session(env, opts, &path, p) {
                 Ok((session, placement)) => {
                     selection.placement = placement;
-                    return Detector::with_session(session, p.clone(), selection, opts, model);
+                    let detector = Detector::with_session(session, p.clone(), selection, opts, model)?;
+                    return match source {
+                        Some(source) if opts.check_variant => Detector::checked(detector, &source, p, opts),
+                        _ => Ok(detector),
+                    };
                 }
                 // The CPU provider always exists: its failure is the model's.
                 Err(failure) if p.kind == ProviderKind::Cpu => {
@@ -182,6 +203,44 @@ impl Detector {
             }
         }
         Err(DetectError::NoProvider { fallback: opts.fallback, tried: selection.skipped_text() })
+    }
+
+    /// Run the variant check on a freshly loaded variant: accepted, it runs; refused, its fp32
+    /// source runs on the same provider in its place (with a warning), or the load fails.
+    fn checked(
+        mut detector: Detector,
+        source: &Path,
+        provider: &ProviderSpec,
+        opts: &DetectorOptions,
+    ) -> Result<Detector, DetectError> {
+        let (check, why) = match variant::check(&mut detector, source, opts) {
+            Ok(check) => {
+                tracing::info!(check = %variant::describe(&check), "model variant checked against its fp32 source");
+                detector.variant_check = Some(check);
+                return Ok(detector);
+            }
+            Err(Refusal::Disagrees(check)) => {
+                let why = variant::describe(&check);
+                (Some(check), why)
+            }
+            Err(Refusal::Unchecked(why)) => (None, format!("{} could not be checked: {why}", detector.model.name)),
+        };
+        let variant = detector.model.origin().to_path_buf();
+        drop(detector);
+        if !opts.variant_fallback {
+            return Err(DetectError::VariantRefused { variant, fp32: source.to_path_buf(), why });
+        }
+        tracing::warn!(variant = %variant.display(), source = %source.display(), reason = %why, "model variant refused: running its fp32 source instead (set `inference.fallback = false` to fail instead)");
+        let fp32 = DetectorOptions {
+            model: source.to_path_buf(),
+            providers: vec![provider.clone()],
+            fallback: false,
+            check_variant: false,
+            ..opts.clone()
+        };
+        let mut detector = Detector::load(&fp32)?;
+        detector.variant_check = check;
+        Ok(detector)
     }
 
     fn with_session(
@@ -256,6 +315,7 @@ impl Detector {
             score_threshold: opts.score_threshold.unwrap_or(model.score_threshold),
             nms_iou: opts.nms_iou.unwrap_or(model.nms_iou),
             model,
+            variant_check: None,
         };
         // One run through the binding now (on the zeroed buffer), so that a provider that
         // cannot run bound inputs costs a warning at start instead of every frame's detection.
@@ -282,6 +342,12 @@ impl Detector {
     /// scales to.
     pub fn geometry(&self) -> Geometry {
         self.geometry
+    }
+
+    /// How the model (or the variant it replaced) compared with its fp32 source at load; `None`
+    /// when it is no variant.
+    pub fn variant_check(&self) -> Option<&VariantCheck> {
+        self.variant_check.as_ref()
     }
 
     /// The model this detector runs, as its manifest describes it.
