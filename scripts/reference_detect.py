@@ -8,9 +8,9 @@ that the golden files it writes check the manifests as well as the Rust decoders
         --model models/nanodet_m_320.onnx media/*.jpg media/*.png \
         > tests/fixtures/nanodet_m_320_detections.json
 
-The resize is Pillow's bilinear (antialiased when it shrinks) unless `--resize cv2` (yolox only)
-asks for cv2.resize INTER_LINEAR, as the YOLOX repository's own `preproc` does: the reference
-recipe, against which Lookout's preprocessing is measured (issue 20).
+The resize is cv2.resize INTER_LINEAR, as the YOLOX repository's own `preproc` does and as
+Lookout's `detect::resize` reproduces bit for bit; `--resize pil` takes Pillow's bilinear instead
+(antialiased when it shrinks: a softer picture, scores up to 0.04 apart).
 
 `--video PATH` decodes a clip with cv2.VideoCapture instead of reading images, detects every
 K-th frame (`--every K`, from frame 0) until N frames are detected (`--limit N`), and prints one
@@ -80,9 +80,13 @@ NANODET_MEAN = np.array([103.53, 116.28, 123.675], np.float32)  # B, G, R
 NANODET_STD = np.array([57.375, 57.12, 58.395], np.float32)
 
 
-def nanodet_preprocess(img_rgb, w, h):
+def nanodet_preprocess(img_rgb, w, h, resize="cv2"):
     """Plain resize (no letterbox) to w x h, bilinear; BGR; (x - mean) / std; NCHW."""
-    resized = np.asarray(Image.fromarray(img_rgb).resize((w, h), Image.BILINEAR)).astype(np.float32)
+    if resize == "cv2":
+        import cv2
+        resized = cv2.resize(img_rgb, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    else:
+        resized = np.asarray(Image.fromarray(img_rgb).resize((w, h), Image.BILINEAR)).astype(np.float32)
     bgr = resized[:, :, ::-1]
     x = ((bgr - NANODET_MEAN) / NANODET_STD).transpose(2, 0, 1)[None]
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -187,15 +191,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", choices=["nanodet", "yolox"], required=True)
     ap.add_argument("--model", required=True)
-    ap.add_argument("--resize", choices=["pil", "cv2"], default="pil",
-                    help="yolox: Pillow bilinear (default, the goldens) or cv2.resize INTER_LINEAR")
+    ap.add_argument("--resize", choices=["pil", "cv2"], default="cv2",
+                    help="cv2.resize INTER_LINEAR (default: the recipes, and the goldens) or Pillow's antialiased bilinear")
     ap.add_argument("--video", help="detect the frames of this clip (cv2.VideoCapture), not images")
     ap.add_argument("--every", type=int, default=1, metavar="K", help="with --video: every K-th frame")
     ap.add_argument("--limit", type=int, metavar="N", help="with --video: stop after N detected frames")
     ap.add_argument("images", nargs="*")
     a = ap.parse_args()
-    if a.resize == "cv2" and a.family != "yolox":
-        ap.error("--resize cv2 is the YOLOX recipe; nanodet keeps its Pillow resize")
     if bool(a.video) == bool(a.images):
         ap.error("give either images or --video")
     if a.every < 1 or (a.limit is not None and a.limit < 1):
@@ -206,6 +208,8 @@ def main():
     names = [o.name for o in sess.get_outputs()]
     if a.family == "nanodet":
         conf, iou, recipe = 0.35, 0.6, f"{in_w}x{in_h} plain resize, BGR, (x - mean) / std"
+        if a.resize == "cv2":
+            recipe += ", cv2.resize INTER_LINEAR"
     else:
         conf, iou, recipe = 0.3, 0.45, f"{in_w}x{in_h} top-left letterbox, pad 114, BGR float 0..255"
         if a.resize == "cv2":
@@ -214,7 +218,7 @@ def main():
     def detect(im):
         h, w = im.shape[:2]
         if a.family == "nanodet":
-            outs = sess.run(None, {inp.name: nanodet_preprocess(im, in_w, in_h)})
+            outs = sess.run(None, {inp.name: nanodet_preprocess(im, in_w, in_h, a.resize)})
             return nanodet_postprocess(outs, names, w, h, in_w, in_h, conf, iou)
         x, r = yolox_preprocess(im, in_w, a.resize)
         return yolox_postprocess(sess.run(None, {inp.name: x})[0], r, in_w, w, h, conf, iou)
@@ -234,7 +238,7 @@ def main():
     out = {
         "model": os.path.basename(a.model),
         "generated_by": "scripts/reference_detect.py --family " + a.family
-        + (" --resize cv2" if a.resize == "cv2" else ""),
+        + (" --resize pil" if a.resize == "pil" else ""),
         "onnxruntime": ort.__version__,
         "conf_threshold": conf,
         "nms_iou": iou,

@@ -30,7 +30,7 @@ pub fn cores(config_dir: Option<PathBuf>, seconds: f64) -> Result<(), BenchError
         let mut cam = camera(&spec.inference, "street", &bikes(&dir), 1000.0, false, true, block)?;
         cam.detect.workers = workers;
         spec.cameras = vec![cam];
-        let (d, secs, shares) = run_streams(&spec, seconds, label)?;
+        let (d, secs, shares, _) = run_streams(&spec, seconds, label)?;
         let fps = d.inferred as f64 / secs;
         println!("  {label}: {fps:.1} frames/s detected, {} dropped; load {}", d.link_full, loadavg());
         shares.print(secs);

@@ -291,7 +291,7 @@ pub fn efficiency(config_dir: Option<PathBuf>, streams: usize, workers: usize, s
     // baseline taken on one side of the window would put that drift into the ratio.
     let half = Duration::from_secs_f64(seconds / 2.0);
     let before = bare_rate(&spec, workers, half)?;
-    let (d, secs, shares) = run_streams(&spec, seconds, "pipeline")?;
+    let (d, secs, shares, _) = run_streams(&spec, seconds, "pipeline")?;
     let after = bare_rate(&spec, workers, half)?;
     let (fps, dps) = (d.inferred as f64 / secs, d.detections as f64 / secs);
     let bare = (before + after) / 2.0;
@@ -388,7 +388,9 @@ pub fn overload(config_dir: Option<PathBuf>, seconds: f64, factor: f64) -> Resul
     Ok(())
 }
 
-pub(super) fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, Shares), BenchError> {
+/// Run `spec` for a window of `seconds`: the totals over the window, its length, the CPU by
+/// part, and the RSS (kB) last seen while it ran.
+pub(super) fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Totals, f64, Shares, u64), BenchError> {
     let run = Running::start(spec.clone(), Sink::Discard(0), TestHooks::default())?;
     std::thread::park_timeout(Duration::from_secs(3));
     // A sampler beside the watch: thread ticks every 250 ms for the window.
@@ -409,7 +411,7 @@ pub(super) fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Tot
             })
             .map_err(|source| BenchError::Io { what: "could not start thread bench-cpu".into(), source })?
     };
-    let ((t0, c0, i0), (t1, c1, i1), _) = watch(&run, seconds, Duration::from_secs(10), label);
+    let ((t0, c0, i0), (t1, c1, i1), rss_kb) = watch(&run, seconds, Duration::from_secs(10), label);
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     let book = book.lock().map(|mut b| {
@@ -429,7 +431,7 @@ pub(super) fn run_streams(spec: &Spec, seconds: f64, label: &str) -> Result<(Tot
         pre_us: t1.pre_us - t0.pre_us,
     };
     let shares = Shares::from_ticks(c1 - c0, &book, d.pre_us, d.infer_us);
-    Ok((d, secs, shares))
+    Ok((d, secs, shares, rss_kb))
 }
 
 fn clip_1080p(dir: &Path) -> Result<PathBuf, BenchError> {
@@ -457,13 +459,15 @@ pub fn density(
         loadavg()
     );
     let mut sustained = 0;
+    // RSS (kB) at each step, to give each added stream's share.
+    let mut rss: Vec<u64> = Vec::new();
     for n in 1..=max_streams.max(1) {
         let mut spec = base.clone();
         spec.inference.workers = workers.max(1).min(n);
         spec.cameras = (0..n)
             .map(|i| camera(&base.inference, &format!("c{i}"), &clip, 5.0, true, true, LinkKind::Frames.default_spec()))
             .collect::<Result<_, _>>()?;
-        let (d, secs, shares) = run_streams(&spec, seconds, &format!("{n} streams"))?;
+        let (d, secs, shares, rss_kb) = run_streams(&spec, seconds, &format!("{n} streams"))?;
         // Real time: 25 frames/s decoded per stream (a few percent for loop restarts).
         let decode_fps = d.decoded as f64 / secs / n as f64;
         let ok = d.link_full == 0 && decode_fps >= 25.0 * 0.95;
@@ -476,12 +480,34 @@ pub fn density(
             loadavg()
         );
         shares.print(secs);
+        let mb = |kb: u64| kb as f64 / 1024.0;
+        match rss.last() {
+            Some(&before) => println!(
+                "    RSS {:.1} MB while running: {:+.1} MB for this stream (target <= 40 MB per added 1080p25 stream)",
+                mb(rss_kb),
+                mb(rss_kb) - mb(before)
+            ),
+            None => println!("    RSS {:.1} MB while running (one stream)", mb(rss_kb)),
+        }
+        rss.push(rss_kb);
         if !ok {
             break;
         }
         sustained = n;
     }
     println!("  sustained: {sustained} stream(s) of 1080p25 at detect 5 fps with no drop (target >= 4)");
+    if let (Some(first), Some(last)) = (rss.first(), rss.last())
+        && rss.len() > 1
+    {
+        // The steps run one after another in this process: what an earlier step's heap kept
+        // counts here too, so this is an upper bound on what a stream adds.
+        println!(
+            "  RSS per added stream, {} to {} streams: {:.1} MB (target <= 40 MB)",
+            1,
+            rss.len(),
+            (*last as f64 - *first as f64) / 1024.0 / (rss.len() - 1) as f64
+        );
+    }
     Ok(())
 }
 
@@ -505,7 +531,7 @@ pub fn motion(config_dir: Option<PathBuf>, seconds: f64) -> Result<(), BenchErro
         let mut cam = camera(&base.inference, "still", &clip, 5.0, true, true, LinkKind::Frames.default_spec())?;
         cam.source.motion.enabled = gating;
         spec.cameras = vec![cam];
-        let (d, secs, shares) = run_streams(&spec, seconds, if gating { "gating on" } else { "gating off" })?;
+        let (d, secs, shares, _) = run_streams(&spec, seconds, if gating { "gating on" } else { "gating off" })?;
         println!(
             "  gating {}: inferred {:.2}/s, skipped_by_motion {:.2}/s; load {}",
             if gating { "on " } else { "off" },

@@ -27,6 +27,7 @@ pub mod manifest;
 pub mod nanodet;
 pub mod nms;
 pub mod provider;
+pub mod resize;
 pub mod session;
 pub mod settings;
 pub mod variant;

@@ -28,8 +28,9 @@ fn detect_matches_the_python_reference_on_every_image() {
         assert_eq!(got["width"], want["width"], "{name}");
         assert_eq!(got["height"], want["height"], "{name}");
         assert_eq!(got["provider"], "cpu");
-        // Every golden detection found at IoU >= 0.9 with its score within 0.02, and none extra.
-        assert_detections_match(name, &detections(want), &detections(got), 0.9, 0.02);
+        // Every golden detection found at IoU >= 0.99 with its score within 0.002, and none extra:
+        // the resize is cv2's to the byte (`detect::resize`), so only float rounding is left.
+        assert_detections_match(name, &detections(want), &detections(got), 0.99, 0.002);
     }
 }
 

@@ -27,7 +27,6 @@ mod runtime;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use fast_image_resize as fir;
 use image::RgbImage;
 use ort::logging::LogLevel;
 use ort::session::{RunOptions, Session};
@@ -39,6 +38,7 @@ pub use self::runtime::{ORT_DYLIB_ENV, effective_library, init_runtime, runtime_
 use super::letterbox::{Geometry, Letterbox};
 use super::manifest::{self, InputType, Io, ModelSpec};
 use super::provider::{ProviderKind, ProviderSpec, Selection, placement_text};
+use super::resize::resize_linear;
 use super::variant::{self, Refusal};
 use super::{DetectError, Detection};
 use crate::stats::VariantCheck;
@@ -142,7 +142,6 @@ pub struct Detector {
     /// Before `input`: it may hold a view of that buffer, so it must be dropped first.
     binding: Option<Bound>,
     input: HostInput,
-    resizer: fir::Resizer,
     score_threshold: f32,
     nms_iou: f32,
     /// How this model, or the variant it replaced, compared with its fp32 source at load.
@@ -311,7 +310,6 @@ impl Detector {
             max_batch,
             binding,
             input,
-            resizer: fir::Resizer::new(),
             score_threshold: opts.score_threshold.unwrap_or(model.score_threshold),
             nms_iou: opts.nms_iou.unwrap_or(model.nms_iou),
             model,
@@ -408,20 +406,20 @@ impl Detector {
     /// Scale a full-size image to its letterbox size, as the camera pipeline would deliver it.
     pub fn scale_image(&mut self, img: &RgbImage) -> Result<ScaledImage, DetectError> {
         let lb = Letterbox::place(img.width(), img.height(), self.geometry);
-        // Bilinear with antialiasing (a triangle filter widened on downscale), as PIL's
-        // BILINEAR in the reference does; fast_image_resize does it with SIMD.
-        let src = fir::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fir::PixelType::U8x3)
-            .map_err(|e| DetectError::Run(format!("image: {e}")))?;
-        let mut resized = fir::images::Image::new(lb.scaled_w, lb.scaled_h, fir::PixelType::U8x3);
-        self.resizer
-            .resize(
-                &src,
-                &mut resized,
-                &fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear)),
-            )
-            .map_err(|e| DetectError::Run(format!("resize: {e}")))?;
+        // cv2's INTER_LINEAR, bit for bit, as the reference recipes resize (`super::resize`).
+        let mut resized = vec![0u8; 3 * (lb.scaled_w * lb.scaled_h) as usize];
+        resize_linear(
+            img.as_raw(),
+            img.width() as usize,
+            img.height() as usize,
+            3 * img.width() as usize,
+            3,
+            lb.scaled_w as usize,
+            lb.scaled_h as usize,
+            &mut resized,
+        );
         Ok(ScaledImage {
-            rgb: resized.into_vec(),
+            rgb: resized,
             width: lb.scaled_w,
             height: lb.scaled_h,
             src_width: img.width(),
