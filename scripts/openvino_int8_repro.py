@@ -2,7 +2,7 @@
 """OpenVINO's CPU plugin computes wrong results for a QDQ model whose activations are int8 with a
 non-zero zero point (the form NNCF's ONNX backend writes) where two such tensors are concatenated
 before a convolution. The same grid written as uint8 (zero point + 128) is computed correctly.
-docs/models.md, "OpenVINO and NNCF's INT8 model", has the figures.
+docs/models.md, "INT8 on OpenVINO: a reproduction", has the figures.
 
     python3 -m venv /tmp/ov-repro && /tmp/ov-repro/bin/pip install onnx==1.20.1 \\
         onnxruntime==1.31.1 openvino==2025.4.1 numpy==2.2.6 pillow==11.3.0
@@ -14,6 +14,9 @@ docs/models.md, "OpenVINO and NNCF's INT8 model", has the figures.
 2. YOLOX-Nano's NNCF model (`scripts/quantize --recipe nncf`; its int8 form is rebuilt here from
    the uint8 one) on media/dog.jpg, letterboxed as models/yolox_nano.toml says: the top score
    (objectness x class) on ORT's CPU provider and on OpenVINO, with the OpenVINO options tried.
+--time N: fp32, the uint8 form and the int8 form with LP_TRANSFORMS_MODE off, on OpenVINO at
+   1 thread, interleaved, N runs each on the image (a ratio, not a benchmark: `lookout bench
+   models` is that).
 3. --bisect: each convolution's output, as the only output of the graph cut there, OpenVINO
    against ORT (graph optimisations off, so Q/DQ run as written); stops at the first wrong one.
 The reference is ORT's CPU provider; "wrong" means a normalised RMS error above 0.05.
@@ -100,6 +103,7 @@ def main():
     ap.add_argument("--manifest", default=os.path.join(ROOT, "models/yolox_nano.toml"))
     ap.add_argument("--image", default=os.path.join(ROOT, "media/dog.jpg"))
     ap.add_argument("--bisect", action="store_true")
+    ap.add_argument("--time", type=int, metavar="N", help="also time N runs of each form on OpenVINO, 1 thread")
     a = ap.parse_args()
 
     import onnx
@@ -147,6 +151,24 @@ def main():
             print(f"     {str(cfg):40s} {top_score(ov_run(core, forms['int8'], x, cfg)):.4f}")
         except Exception as e:  # an option this OpenVINO does not know
             print(f"     {str(cfg):40s} refused: {str(e).splitlines()[0][:80]}")
+
+    if a.time:
+        import time
+
+        runs = [("fp32", fp32, {}), ("uint8 activations", forms["uint8"], {}),
+                ("int8 activations, LP_TRANSFORMS_MODE off", forms["int8"], {"LP_TRANSFORMS_MODE": False})]
+        reqs = [core.compile_model(core.read_model(m, b""), "CPU", {"INFERENCE_NUM_THREADS": 1, **cfg}).create_infer_request()
+                for _, m, cfg in runs]
+        ms = [[] for _ in runs]
+        for _ in range(a.time):
+            for r, t in zip(reqs, ms):
+                t0 = time.perf_counter()
+                r.infer(list(x.values()))
+                t.append((time.perf_counter() - t0) * 1e3)
+        base = np.median(ms[0])
+        print(f"\n   OpenVINO, 1 thread, median of {a.time} runs:")
+        for (name, _, _), t in zip(runs, ms):
+            print(f"     {name:42s} {np.median(t):6.2f} ms  {base / np.median(t):.2f}x fp32")
 
     if a.bisect:
         from onnx.utils import Extractor

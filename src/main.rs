@@ -201,6 +201,21 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
     },
+    /// Lookout against a plain Python loop (OpenCV decode, onnxruntime, the same model and
+    /// cores), every frame detected, on the sample clip and the long one: fps and peak RSS.
+    Peer {
+        #[arg(long)]
+        config_dir: Option<PathBuf>,
+        /// A clip (repeat the flag). Default: media/bikes.mp4, and media/vtest.avi if present.
+        #[arg(long = "clip")]
+        clips: Vec<PathBuf>,
+        /// The Python with OpenCV and onnxruntime. Default: .lookout/venv-models/bin/python.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// ONNX Runtime threads of the peer's session.
+        #[arg(long, default_value_t = 2)]
+        peer_threads: usize,
+    },
     /// CPU of one camera with one console viewer against nobody watching.
     Viewer {
         #[arg(long)]
@@ -346,6 +361,9 @@ fn main() -> ExitCode {
             BenchCommand::Motion { config_dir, seconds } => cli::bench::motion(config_dir, seconds),
             BenchCommand::Cores { config_dir, seconds } => cli::bench::cores(config_dir, seconds),
             BenchCommand::Viewer { config_dir, seconds } => cli::bench::viewer(config_dir, seconds),
+            BenchCommand::Peer { config_dir, clips, python, peer_threads } => {
+                cli::bench::peer(lookout::bench::PeerArgs { config_dir, clips, python, peer_threads })
+            }
             BenchCommand::Models { models, ort_library, providers, clip, frame_step, runs, images } => {
                 cli::bench::bench_models(lookout::bench::ModelsArgs {
                     models: cli::bench::model_options(models.into_iter().map(Some).collect(), ort_library),

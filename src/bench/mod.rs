@@ -27,6 +27,7 @@ pub mod daemon;
 pub mod detect;
 pub mod infer;
 pub mod models;
+pub mod peer;
 pub mod pipeline;
 pub mod proc;
 pub mod viewer;
@@ -43,6 +44,7 @@ pub use daemon::{density, efficiency, motion, overload};
 pub use detect::detect;
 pub use infer::{BindingChoice, InferArgs, infer};
 pub use models::{ModelsArgs, models};
+pub use peer::{PeerArgs, peer};
 pub use pipeline::pipeline;
 pub use viewer::viewer;
 

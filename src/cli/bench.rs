@@ -69,6 +69,10 @@ pub fn cores(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
     exit("lookout bench", bench::cores(config_dir, seconds))
 }
 
+pub fn peer(args: bench::PeerArgs) -> ExitCode {
+    exit("lookout bench", bench::peer(args))
+}
+
 pub fn viewer(config_dir: Option<PathBuf>, seconds: f64) -> ExitCode {
     exit("lookout bench", bench::viewer(config_dir, seconds))
 }

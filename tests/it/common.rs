@@ -108,12 +108,28 @@ pub fn run_lookout(args: &[&str], envs: &[(&str, &str)], timeout: Duration) -> O
     wait_output(child, timeout)
 }
 
+/// Wait for `child` with a deadline, killing it if the deadline passes. Its stdout and stderr
+/// are read while it runs: a child that writes more than a pipe holds (64 KB) would otherwise
+/// block on the write and never finish.
 pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    use std::io::Read;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let done = wait_until(timeout, || matches!(child.try_wait(), Ok(Some(_))));
     if !done {
         let _ = child.kill();
     }
-    let out = child.wait_with_output().expect("wait lookout");
+    let status = child.wait().expect("wait lookout");
+    let out = Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() };
     assert!(done, "lookout did not finish within {timeout:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
     out
 }

@@ -169,3 +169,49 @@ fn bench_models_runs_each_model_on_its_own_provider_without_fallback() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("2 --provider flags for 3 models"), "{}", text(&out.stderr));
 }
+
+/// The case that made the variant check: NNCF's INT8 YOLOX-Nano with int8 activations (the
+/// form NNCF writes; `LOOKOUT_OPENVINO=1 LOOKOUT_FOR_TESTS=1 scripts/setup` makes it) keeps
+/// fp32's detections on ORT's CPU provider, but OpenVINO's CPU plugin returns top scores of
+/// 0.03-0.1 for it. On openvino:CPU it must be refused: without fallback the load fails with the
+/// figures, with fallback yolox_nano runs on OpenVINO in its place.
+#[test]
+fn the_nncf_int8_model_is_refused_on_openvino_and_fp32_runs_instead() {
+    let ov = openvino_library().display().to_string();
+    let manifest = repo().join("models/yolox_nano_int8_nncf_i8.toml");
+    assert!(
+        manifest.exists(),
+        "{} is missing: LOOKOUT_OPENVINO=1 LOOKOUT_FOR_TESTS=1 scripts/setup makes it (CI does)",
+        manifest.display()
+    );
+    let m = manifest.display().to_string();
+    let dog = media("dog.jpg").display().to_string();
+    let args = |extra: &'static str| {
+        let mut a = vec!["detect", "--model", m.as_str(), "--ort-library", ov.as_str(), "--provider", "openvino:CPU"];
+        if !extra.is_empty() {
+            a.push(extra);
+        }
+        a.push(dog.as_str());
+        a.into_iter().map(String::from).collect::<Vec<String>>()
+    };
+    let run = |a: Vec<String>| {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_lookout(&a, &[], Duration::from_secs(180))
+    };
+    let out = run(args("--no-fallback"));
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("yolox_nano_int8_nncf_i8 on openvino:CPU found"), "{stderr}");
+    assert!(stderr.contains("min_recall 0.90): refused"), "{stderr}");
+
+    let out = run(args(""));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let line: Value = serde_json::from_str(text(&out.stdout).lines().next().expect("one line")).unwrap();
+    assert_eq!((line["model"].as_str(), line["provider"].as_str()), (Some("yolox_nano"), Some("openvino")), "{line}");
+    let check = &line["variant_check"];
+    assert_eq!(check["accepted"], false, "{check}");
+    assert!(check["recall"].as_f64().unwrap() < 0.5, "{check}");
+    // fp32 on OpenVINO, where it runs in the variant's place, finds the dog.
+    assert!(line["detections"].as_array().unwrap().iter().any(|d| d["label"] == "dog"), "{line}");
+}

@@ -92,13 +92,11 @@ fn build_logged(
         .with_intra_threads(opts.intra_threads.max(1))?
         .with_inter_threads(1)?
         .with_logger(logger)?
-        .with_log_level(LogLevel::Verbose)?
-        // Memory per session (docs/performance.md, "Memory"): ORT's CPU arena keeps the largest
-        // blocks it ever handed out, and memory patterns keep a plan of every intermediate
-        // tensor. With both off a second session of YOLOX-Nano costs 2 MB instead of 18, at the
-        // same run time (measured through ORT's C API, 1 thread).
-        .with_memory_pattern(false)?
-        .with_execution_providers([ep::CPU::default().with_arena_allocator(false).build()])?;
+        // ORT's CPU arena stays on, though with it off a second session of YOLOX-Nano costs 2 MB
+        // instead of 18: without it every intermediate tensor is a fresh allocation each run,
+        // and with glibc's mmap threshold pinned (main.rs) a fresh mmap, which made a run take
+        // 46 ms instead of 27 (docs/performance.md, "Memory").
+        .with_log_level(LogLevel::Verbose)?;
     if p.kind != ProviderKind::Cpu {
         b = b.with_execution_providers([dispatch(p)])?;
     }
