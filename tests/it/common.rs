@@ -168,6 +168,22 @@ impl Broker {
         )
     }
 
+    /// A gateway's local broker, bridged to `central`: everything under `lookout/` goes up at
+    /// QoS 1 and `…/set` topics come down, the bridge's session kept (`cleansession false`) so
+    /// that the local broker queues what the central one can't take yet (docs/mqtt.md, "A
+    /// fleet of gateways").
+    pub fn start_bridged(port: u16, central: u16, name: &str) -> Broker {
+        Broker::start_with(
+            port,
+            &format!(
+                "persistence false\nmax_queued_messages 100000\n\
+                 connection {name}\naddress 127.0.0.1:{central}\nbridge_protocol_version mqttv311\n\
+                 cleansession false\nclientid bridge-{name}\nrestart_timeout 1 2\n\
+                 topic lookout/# out 1\ntopic lookout/+/+/detect/set in 1\n"
+            ),
+        )
+    }
+
     fn start_with(port: u16, extra: &str) -> Broker {
         let conf = std::env::temp_dir().join(format!("lookout-mosquitto-{}-{port}.conf", std::process::id()));
         let mut f = std::fs::File::create(&conf).unwrap();

@@ -12,6 +12,7 @@ mod cores;
 mod detect;
 mod discovery;
 mod docs;
+mod fleet;
 mod install;
 mod layout;
 mod metrics;
