@@ -32,6 +32,7 @@ pub mod source;
 pub mod stats;
 pub mod supervisor;
 pub mod text;
+pub mod toggles;
 pub mod track;
 pub mod view;
 pub mod web;

@@ -76,6 +76,30 @@ pub fn messages(gw: &str, cameras: &[Camera], topic_prefix: &str, discovery_pref
             }),
             cam,
         );
+        // A switch per zone and per line (`toggles`): off, it makes no events and counts nothing.
+        let switches = cam
+            .objects
+            .rules
+            .zones
+            .iter()
+            .map(|z| ("zone", z.name.as_str(), "mdi:vector-square"))
+            .chain(cam.objects.rules.lines.iter().map(|l| ("line", l.name.as_str(), "mdi:transit-transfer")));
+        for (kind, name, icon) in switches {
+            let base = format!("{topic_prefix}/{}/{kind}/{name}", cam.name);
+            push(
+                "switch",
+                format!("{c}_{kind}_{}", id(name)),
+                json!({
+                    "name": format!("{name} {kind}"),
+                    "command_topic": format!("{base}/set"),
+                    "state_topic": format!("{base}/state"),
+                    "payload_on": "ON",
+                    "payload_off": "OFF",
+                    "icon": icon,
+                }),
+                cam,
+            );
+        }
         for z in &cam.objects.rules.zones {
             let mut ls = labels_for(&z.labels, cam);
             ls.push("all".into());

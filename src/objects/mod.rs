@@ -95,6 +95,15 @@ impl CameraObjects {
         })
     }
 
+    /// Switch one of the camera's zones or lines on or off (`toggles`); false if it has none
+    /// of that name.
+    pub fn set_switch(&mut self, kind: crate::toggles::Kind, name: &str, on: bool) -> bool {
+        match kind {
+            crate::toggles::Kind::Zone => self.rules.set_zone_enabled(name, on),
+            crate::toggles::Kind::Line => self.rules.set_line_enabled(name, on),
+        }
+    }
+
     /// One frame's detections in, the messages they cause out, in order.
     pub fn on_frame(&mut self, frame: &DetectedFrame, min_score: f32) -> Vec<Outgoing> {
         let mut out = Vec::new();

@@ -3,6 +3,8 @@
 //! served by several detect workers are put back in order first), and handing the events on to
 //! the publisher.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
@@ -14,6 +16,7 @@ use crate::objects::{CameraObjects, DetectedFrame};
 use crate::publish::{Outgoing, Topic};
 use crate::stats::CameraCounters;
 use crate::supervisor::{Beat, recv_beating};
+use crate::toggles::Kind;
 use crate::view::{Crossings, ViewFrame, ViewObject};
 
 /// One camera's objects stage: tracker, rules and lifecycle, until its workers are done;
@@ -26,6 +29,7 @@ pub fn objects_loop(
     counters: &CameraCounters,
     beat: Beat,
     freeze: Option<std::path::PathBuf>,
+    switches: Vec<(Kind, String, Arc<AtomicBool>)>,
 ) {
     let mut last = None;
     let mut order = Reorder::default();
@@ -48,6 +52,10 @@ pub fn objects_loop(
         for frame in ready.drain(..) {
             if frame.skipped {
                 continue;
+            }
+            // The zone and line switches, as MQTT last set them: read once per frame.
+            for (kind, name, on) in &switches {
+                stage.set_switch(*kind, name, on.load(Ordering::Relaxed));
             }
             if !on_frame(&mut stage, &frame, events, min_score, counters) {
                 return;

@@ -94,6 +94,7 @@ impl Running {
             let mut sw = self.switches.lock().unwrap_or_else(PoisonError::into_inner);
             for name in &diff.removed {
                 sw.remove(name);
+                self.toggles.forget_camera(name);
             }
         }
         let starting: Vec<CameraSpec> = new

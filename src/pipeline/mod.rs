@@ -163,9 +163,11 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     // announces a camera a reload adds as soon as it appears here.
     let switches: DetectSwitches =
         Arc::new(Mutex::new(spec.cameras.iter().map(|c| (c.name.clone(), Arc::new(AtomicBool::new(true)))).collect()));
+    // Zone and line switches, as saved by the last run (docs/mqtt.md, "Switches").
+    let toggles = crate::toggles::Toggles::load(&spec.toggles_file);
     let sink = match (sink, &spec.mqtt) {
         (Some(s), _) => s,
-        (None, Some(m)) => Sink::Mqtt(MqttSink::connect_with(m, switches.clone())),
+        (None, Some(m)) => Sink::Mqtt(MqttSink::connect_with(m, switches.clone(), toggles.clone())),
         (None, None) => Sink::stdout(),
     };
     let publish_counters = sink.counters();
@@ -206,6 +208,7 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
         metrics: metrics.clone(),
         health: health.clone(),
         switches,
+        toggles,
         registry: registry.clone(),
     };
     for (model, key, detectors) in loaded {

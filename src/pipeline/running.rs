@@ -25,6 +25,7 @@ use crate::shutdown::Shutdown;
 use crate::source::{self, Frame, Outcome, StateChange};
 use crate::stats::CameraCounters;
 use crate::supervisor::Health;
+use crate::toggles::{Kind, Toggles};
 
 /// One camera's threads, and how to stop them.
 pub(super) struct CameraRun {
@@ -126,6 +127,8 @@ pub(super) struct Running {
     pub(super) metrics: Arc<Metrics>,
     pub(super) health: Health,
     pub(super) switches: DetectSwitches,
+    /// Zone and line switches (`toggles`), kept across reloads and restarts.
+    pub(super) toggles: Toggles,
     pub(super) registry: Registry,
 }
 
@@ -233,6 +236,14 @@ impl Running {
         );
 
         let name = format!("objects-{}", cam.name);
+        // This camera's zone and line switches: kept for the names it still has.
+        let mut switches = Vec::new();
+        for (kind, list) in [
+            (Kind::Zone, cam.objects.rules.zones.iter().map(|z| z.name.clone()).collect::<Vec<_>>()),
+            (Kind::Line, cam.objects.rules.lines.iter().map(|l| l.name.clone()).collect()),
+        ] {
+            switches.extend(self.toggles.register(&cam.name, kind, &list).into_iter().map(|(n, s)| (kind, n, s)));
+        }
         let (ev, min_score, beat, freeze, ctr) = (
             self.events.clone(),
             cam.detect.min_score,
@@ -240,7 +251,7 @@ impl Running {
             freeze_hook(&name),
             counters.clone(),
         );
-        let objects = spawn(&name, move || objects_loop(stage, drx, &ev, min_score, &ctr, beat, freeze))?;
+        let objects = spawn(&name, move || objects_loop(stage, drx, &ev, min_score, &ctr, beat, freeze, switches))?;
 
         let model = cam.detect.model.clone();
         let Some((geometry, model_name, provider, variant)) =

@@ -74,6 +74,7 @@ use super::spool::{Record, Spool};
 use super::{DeliveryReport, Outgoing};
 use crate::publish::settings::MqttSpec;
 use crate::stats::PublishCounters;
+use crate::toggles::{self, Key, Toggles};
 
 pub const ONLINE: &str = "online";
 pub const OFFLINE: &str = "offline";
@@ -112,12 +113,14 @@ impl MqttSink {
     /// Open the spool and start connecting. Never fails: an unreachable broker is retried in
     /// the background, and an unusable spool leaves a bounded in-memory queue.
     pub fn connect(spec: &MqttSpec) -> MqttSink {
-        MqttSink::connect_with(spec, DetectSwitches::default())
+        MqttSink::connect_with(spec, DetectSwitches::default(), Toggles::default())
     }
 
     /// As [`MqttSink::connect`], obeying `<prefix>/<camera>/detect/set` (ON / OFF) for the
     /// cameras in `switches`, and reporting each on `<prefix>/<camera>/detect/state` (retained).
-    pub fn connect_with(spec: &MqttSpec, switches: DetectSwitches) -> MqttSink {
+    /// Zone and line switches (`toggles`) are obeyed and reported the same way, on
+    /// `<prefix>/<camera>/zone/<name>/set` and `…/line/<name>/set`.
+    pub fn connect_with(spec: &MqttSpec, switches: DetectSwitches, toggles: Toggles) -> MqttSink {
         let status_topic = format!("{}/status", spec.topic_prefix);
         let mut opts = MqttOptions::new(&spec.client_id, &spec.host, spec.port);
         opts.set_keep_alive(spec.keepalive);
@@ -163,7 +166,7 @@ impl MqttSink {
             let (client, shared, spec) = (client.clone(), shared.clone(), spec.clone());
             std::thread::Builder::new()
                 .name("mqtt-conn".into())
-                .spawn(move || connection_loop(connection, client, shared, spec, switches))
+                .spawn(move || connection_loop(connection, client, shared, spec, switches, toggles))
                 .ok()
         };
         MqttSink {
@@ -260,6 +263,32 @@ fn send_detect_state(st: &mut State, prefix: &str, camera: &str, on: bool) {
     });
 }
 
+/// `<prefix>/<camera>/<zone|line>/<name>/set` with ON or OFF: flip the switch, save it and
+/// report it. A switch this gateway doesn't have, or a payload other than ON or OFF, changes
+/// nothing and is logged.
+fn on_toggle(st: &mut State, prefix: &str, toggles: &Toggles, key: Key, topic: &str, payload: &[u8]) {
+    let Some(on) = toggles::parse_switch(payload) else {
+        tracing::warn!(topic, payload = %String::from_utf8_lossy(payload).chars().take(40).collect::<String>(), "a switch takes ON or OFF; ignored");
+        return;
+    };
+    match toggles.set(&key, on) {
+        Ok(()) => {
+            tracing::info!(camera = %key.0, kind = key.1.as_str(), name = %key.2, state = if on { "ON" } else { "OFF" }, "switched by MQTT command");
+            send_toggle_state(st, prefix, &key, on);
+        }
+        Err(e) => tracing::warn!(topic, error = %e, "switch command ignored"),
+    }
+}
+
+/// Queue a zone's or line's switch state, retained, as a control message.
+fn send_toggle_state(st: &mut State, prefix: &str, key: &Key, on: bool) {
+    st.queue_control(Record {
+        topic: toggles::state_topic(prefix, key),
+        retain: true,
+        payload: if on { b"ON".to_vec() } else { b"OFF".to_vec() },
+    });
+}
+
 /// `<prefix>/<camera>/detect/set` with ON or OFF: flip the camera's switch and report it.
 fn on_command(st: &mut State, prefix: &str, switches: &DetectSwitches, topic: &str, payload: &[u8]) {
     let Some(camera) =
@@ -290,6 +319,7 @@ fn connection_loop(
     shared: Arc<Shared>,
     spec: MqttSpec,
     switches: DetectSwitches,
+    toggles: Toggles,
 ) {
     let mut reconnects = Reconnects::new(spec.reconnect_max, &spec.client_id);
     // Cameras whose detect state this connection has announced, and whether it subscribed to
@@ -297,6 +327,9 @@ fn connection_loop(
     // reconnect.
     let mut announced: std::collections::BTreeSet<String> = Default::default();
     let mut subscribed = false;
+    // The same for the zone and line switches.
+    let mut toggles_announced: std::collections::BTreeSet<Key> = Default::default();
+    let mut toggles_subscribed = false;
     while !shared.stop.load(Ordering::SeqCst) {
         // While connected, wake up often to send what the publisher handed over and to notice
         // `stop`. While connecting, let rumqttc's own connect timeout run: cutting a connect
@@ -331,10 +364,14 @@ fn connection_loop(
                 // A new connection announces every camera again (below).
                 announced.clear();
                 subscribed = false;
+                toggles_announced.clear();
+                toggles_subscribed = false;
             }
-            Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
-                on_command(&mut st, &spec.topic_prefix, &switches, &p.topic, &p.payload)
-            }
+            Some(Ok(Event::Incoming(Packet::Publish(p)))) => match toggles::parse_command(&spec.topic_prefix, &p.topic)
+            {
+                Some(key) => on_toggle(&mut st, &spec.topic_prefix, &toggles, key, &p.topic, &p.payload),
+                None => on_command(&mut st, &spec.topic_prefix, &switches, &p.topic, &p.payload),
+            },
             Some(Ok(Event::Incoming(Packet::PubAck(_)))) => st.puback(),
             Some(Ok(Event::Outgoing(MqttOut::Disconnect))) => st.disconnected(),
             Some(Ok(_)) => {}
@@ -368,6 +405,14 @@ fn connection_loop(
         }
         if st.is_connected() {
             announce_cameras(&mut st, &client, &spec.topic_prefix, &switches, &mut announced, &mut subscribed);
+            announce_toggles(
+                &mut st,
+                &client,
+                &spec.topic_prefix,
+                &toggles,
+                &mut toggles_announced,
+                &mut toggles_subscribed,
+            );
         }
         pump(&mut st, &client);
     }
@@ -403,6 +448,34 @@ fn announce_cameras(
     for (camera, on) in fresh {
         send_detect_state(st, prefix, &camera, on);
         announced.insert(camera);
+    }
+}
+
+/// Subscribe to the zone and line `set` topics once there is a switch, and publish the state
+/// of each switch not yet announced on this connection (a camera a reload adds or changes is
+/// announced as soon as its switches are registered).
+fn announce_toggles(
+    st: &mut State,
+    client: &Client,
+    prefix: &str,
+    toggles: &Toggles,
+    announced: &mut std::collections::BTreeSet<Key>,
+    subscribed: &mut bool,
+) {
+    let all = toggles.all();
+    announced.retain(|k| all.iter().any(|(a, _)| a == k));
+    if all.is_empty() {
+        return;
+    }
+    if !*subscribed {
+        *subscribed = toggles::Kind::ALL
+            .iter()
+            .all(|k| client.try_subscribe(format!("{prefix}/+/{}/+/set", k.as_str()), QoS::AtLeastOnce).is_ok());
+    }
+    for (key, on) in all {
+        if announced.insert(key.clone()) {
+            send_toggle_state(st, prefix, &key, on);
+        }
     }
 }
 

@@ -177,6 +177,8 @@ pub struct Lines {
     /// One state per line, in config order.
     tracks: HashMap<u64, Vec<OnLine>>,
     counts: BTreeMap<(String, String), LineCounts>,
+    /// Per line, in config order: false while switched off (`toggles`): nothing counted.
+    enabled: Vec<bool>,
 }
 
 impl Lines {
@@ -189,11 +191,25 @@ impl Lines {
         }
         super::check_names(&mut problems, "line", lines.iter().map(|l| l.name.as_str()));
         problems.finish()?;
-        Ok(Lines { lines, tracks: HashMap::new(), counts: BTreeMap::new() })
+        let enabled = vec![true; lines.len()];
+        Ok(Lines { lines, tracks: HashMap::new(), counts: BTreeMap::new(), enabled })
     }
 
     pub fn configs(&self) -> &[LineConfig] {
         &self.lines
+    }
+
+    /// Switch the line `name` on or off; false if there is no such line. Off, crossings are
+    /// neither counted nor reported, but each track's side keeps following it, so switching
+    /// the line back on does not count a crossing that happened while it was off.
+    pub fn set_enabled(&mut self, name: &str, on: bool) -> bool {
+        match self.lines.iter().position(|l| l.name == name) {
+            Some(i) => {
+                self.enabled[i] = on;
+                true
+            }
+            None => false,
+        }
     }
 
     /// One frame: `objects` are the tracks seen in it, at capture time `t` seconds. Tracks not
@@ -207,14 +223,14 @@ impl Lines {
                 continue;
             };
             let states = self.tracks.entry(obj.id).or_insert_with(|| vec![OnLine::default(); n]);
-            for (line, state) in self.lines.iter().zip(states.iter_mut()) {
+            for ((line, state), on) in self.lines.iter().zip(states.iter_mut()).zip(&self.enabled) {
                 if !super::label_allowed(&line.labels, &obj.label) {
                     continue;
                 }
                 let Some(direction) = step(line, state, p) else {
                     continue;
                 };
-                if !line.direction.allows(direction) || !state.first_time(direction) {
+                if !on || !line.direction.allows(direction) || !state.first_time(direction) {
                     continue;
                 }
                 let counts = self.counts.entry((line.name.clone(), obj.label.clone())).or_default();
@@ -289,6 +305,26 @@ mod tests {
             .flat_map(|(i, &(x, y))| lines.update(i as f64, FRAME, &[obj(id, label, x, y)]))
             .map(|LineEvent::Crossed { direction, .. }| direction)
             .collect()
+    }
+
+    #[test]
+    fn a_line_switched_off_counts_nothing_and_back_on_does_not_count_the_past() {
+        let mut lines = Lines::new(vec![vertical()]).unwrap();
+        assert!(lines.set_enabled("gate", false) && !lines.set_enabled("nope", false));
+        // Crossed while off: not counted, not reported.
+        assert!(walk(&mut lines, 1, "person", &xs(&[0.2, 0.4, 0.6, 0.8], 0.5)).is_empty());
+        assert!(lines.counts().is_empty());
+        // Back on: the same track, already on the right, is not counted for its earlier crossing...
+        lines.set_enabled("gate", true);
+        assert!(lines.update(9.0, FRAME, &[obj(1, "person", 0.9, 0.5)]).is_empty());
+        // ...and its next crossing is.
+        let back: Vec<Direction> = [0.6, 0.4, 0.2]
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &x)| lines.update(10.0 + i as f64, FRAME, &[obj(1, "person", x, 0.5)]))
+            .map(|LineEvent::Crossed { direction, .. }| direction)
+            .collect();
+        assert_eq!(back.len(), 1);
     }
 
     fn xs(xs: &[f32], y: f32) -> Vec<(f32, f32)> {

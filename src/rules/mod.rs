@@ -233,6 +233,16 @@ impl Rules {
         &self.filters
     }
 
+    /// Switch a zone on or off ([`Zones::set_enabled`]); false if there is no such zone.
+    pub fn set_zone_enabled(&mut self, name: &str, on: bool) -> bool {
+        self.zones.set_enabled(name, on)
+    }
+
+    /// Switch a line on or off ([`Lines::set_enabled`]); false if there is no such line.
+    pub fn set_line_enabled(&mut self, name: &str, on: bool) -> bool {
+        self.lines.set_enabled(name, on)
+    }
+
     pub fn zones(&self) -> &Zones {
         &self.zones
     }

@@ -108,6 +108,9 @@ pub struct Zones {
     /// Keys appear at the first entry and stay, at 0 when empty, so a retained count can be
     /// brought back to 0.
     occupancy: BTreeMap<OccupancyKey, u32>,
+    /// Per zone, in config order: false while switched off (`toggles`): no events, and its
+    /// occupancy stays as it was.
+    enabled: Vec<bool>,
 }
 
 impl Zones {
@@ -119,11 +122,24 @@ impl Zones {
         }
         super::check_names(&mut problems, "zone", zones.iter().map(|z| z.name.as_str()));
         problems.finish()?;
-        Ok(Zones { zones, tracks: HashMap::new(), occupancy: BTreeMap::new() })
+        let enabled = vec![true; zones.len()];
+        Ok(Zones { zones, tracks: HashMap::new(), occupancy: BTreeMap::new(), enabled })
     }
 
     pub fn configs(&self) -> &[ZoneConfig] {
         &self.zones
+    }
+
+    /// Switch the zone `name` on or off; false if there is no such zone. Off, the zone makes
+    /// no events and its occupancy holds; back on, it takes up the objects' places from there.
+    pub fn set_enabled(&mut self, name: &str, on: bool) -> bool {
+        match self.zones.iter().position(|z| z.name == name) {
+            Some(i) => {
+                self.enabled[i] = on;
+                true
+            }
+            None => false,
+        }
     }
 
     /// One frame: `objects` are all the tracks seen in it, at capture time `t` seconds. Tracks
@@ -146,6 +162,9 @@ impl Zones {
             });
             track.last_seen = t;
             for (zi, zone) in self.zones.iter().enumerate() {
+                if !self.enabled[zi] {
+                    continue;
+                }
                 // A label the zone does not count is outside it: a relabelled track leaves.
                 let inside_now =
                     super::label_allowed(&zone.labels, &obj.label) && geometry::point_in_polygon(point, &zone.polygon);
@@ -206,10 +225,16 @@ impl Zones {
             return events;
         };
         let mut before = BTreeMap::new();
-        for (zone, presence) in self.zones.iter().zip(track.zones) {
+        for ((zone, presence), on) in self.zones.iter().zip(track.zones).zip(&self.enabled) {
             if let Some(visit) = presence.visit {
-                bump(&mut self.occupancy, &mut before, &zone.name, &visit.label, -1);
-                events.push(exited(&zone.name, id, visit, track.last_seen));
+                if *on {
+                    bump(&mut self.occupancy, &mut before, &zone.name, &visit.label, -1);
+                    events.push(exited(&zone.name, id, visit, track.last_seen));
+                } else if let Some(n) = self.occupancy.get_mut(&(zone.name.clone(), visit.label.clone())) {
+                    // A zone switched off says nothing, but a track that ended is gone: the
+                    // count is right again when the zone is switched back on.
+                    *n = n.saturating_sub(1);
+                }
             }
         }
         occupancy_events(&self.occupancy, before, &mut events);
@@ -314,6 +339,30 @@ mod tests {
             .enumerate()
             .flat_map(|(i, o)| zones.update(t0 + i as f64, FRAME, std::slice::from_ref(o)))
             .collect()
+    }
+
+    #[test]
+    fn a_zone_switched_off_says_nothing_and_holds_its_occupancy() {
+        let mut zones = Zones::new(vec![yard()]).expect("valid");
+        let inside = vec![obj(1, "person", 0.5, 0.7); 3];
+        assert_eq!(run(&mut zones, 0.0, &inside).iter().filter(|e| entered(e)).count(), 1);
+        assert!(zones.set_enabled("yard", false) && !zones.set_enabled("nope", false));
+        // Off: another object walks in, the first walks out; nothing is said, nothing counted.
+        let moves: Vec<TrackedObject> =
+            (0..4).flat_map(|_| [obj(2, "person", 0.5, 0.7), obj(1, "person", 0.9, 0.2)]).collect();
+        assert!(run(&mut zones, 10.0, &moves).is_empty());
+        assert_eq!(zones.occupancy().get(&("yard".into(), "person".into())), Some(&1));
+        // A track that ends while the zone is off leaves silently.
+        assert!(zones.remove(1).is_empty());
+        assert_eq!(zones.occupancy().get(&("yard".into(), "person".into())), Some(&0));
+        // Back on: the zone takes up what it sees now.
+        zones.set_enabled("yard", true);
+        let back = run(
+            &mut zones,
+            20.0,
+            &[obj(2, "person", 0.5, 0.7), obj(2, "person", 0.5, 0.7), obj(2, "person", 0.5, 0.7)],
+        );
+        assert_eq!(back.iter().filter(|e| entered(e)).count(), 1, "{back:?}");
     }
 
     #[test]

@@ -43,6 +43,8 @@ fn home_assistant_discovery_describes_topics_that_really_carry_data() {
         "homeassistant/sensor/lookout_ha/front_street_all_count/config",
         "homeassistant/sensor/lookout_ha/front_middle_person_left_to_right/config",
         "homeassistant/camera/lookout_ha/front_snapshot/config",
+        "homeassistant/switch/lookout_ha/front_zone_street/config",
+        "homeassistant/switch/lookout_ha/front_line_middle/config",
     ] {
         assert!(configs.contains_key(want), "missing {want}; got {:?}", configs.keys());
     }
@@ -59,6 +61,8 @@ fn home_assistant_discovery_describes_topics_that_really_carry_data() {
         "lookout/ha/front/street/all",
         "lookout/ha/front/street/person",
         "lookout/ha/front/snapshot",
+        "lookout/ha/front/zone/street/state",
+        "lookout/ha/front/line/middle/state",
     ] {
         assert!(data_topics.contains(t), "{t} carried nothing; topics: {data_topics:?}");
     }
@@ -75,4 +79,8 @@ fn home_assistant_discovery_describes_topics_that_really_carry_data() {
         configs.len()
     );
     assert!(got.iter().all(|(_, _, r)| *r));
+    // Each switch commands the topic the daemon obeys.
+    let zone = &configs["homeassistant/switch/lookout_ha/front_zone_street/config"];
+    assert_eq!(zone["command_topic"], "lookout/ha/front/zone/street/set");
+    assert_eq!(zone["state_topic"], "lookout/ha/front/zone/street/state");
 }

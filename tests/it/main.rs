@@ -32,6 +32,7 @@ mod snapshots;
 mod spool;
 mod supervise;
 mod systemd;
+mod toggles;
 mod uint8_input;
 mod variant;
 mod web;

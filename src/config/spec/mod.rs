@@ -52,6 +52,9 @@ pub struct Spec {
     /// Where snapshots are saved, and for how long.
     pub snapshot_dir: PathBuf,
     pub snapshot_retain: Duration,
+    /// The zone and line switches set over MQTT: `$STATE_DIRECTORY/toggles.json` under
+    /// systemd, else `.lookout/toggles.json` in the config directory.
+    pub toggles_file: PathBuf,
     /// How long a stop (SIGTERM) may take: sources stop, in-flight frames finish, events are
     /// flushed to the broker; what is left then goes to the spool.
     pub shutdown_timeout: Duration,
@@ -364,9 +367,12 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             format!("{shutdown_timeout} must be above 0 and at most 3600 (keep it below the unit's TimeoutStopSec=)"),
         );
     }
+    // Not a setting: where the state is, as for the spool and the snapshots.
+    let toggles_file = state_directory("toggles.json").unwrap_or_else(|| dir.join(".lookout/toggles.json"));
     Spec {
         shutdown_timeout: Duration::from_secs_f64(shutdown_timeout.clamp(0.001, 3600.0)),
         config_dir: dir.to_path_buf(),
+        toggles_file,
         metrics_listen,
         web,
         snapshot_dir,
