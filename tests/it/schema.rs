@@ -84,10 +84,11 @@ pub fn assert_valid_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) {
 }
 
 /// [`assert_valid`] on every MQTT message (topic, payload, retained) except the ones that
-/// are not JSON by contract: the availability topic (`online` / `offline`), each camera's
-/// `detect/state` (`ON` / `OFF`) and `snapshot` (JPEG).
+/// are not JSON by contract: the availability topic (`online` / `offline`), the switches'
+/// states (`detect/state`, `zone/<name>/state`, `line/<name>/state`: `ON` / `OFF`) and
+/// `snapshot` (JPEG).
 pub fn assert_valid_messages(msgs: &[(String, Vec<u8>, bool)], availability_topic: &str) {
-    let not_json = |t: &str| t == availability_topic || t.ends_with("/detect/state") || t.ends_with("/snapshot");
+    let not_json = |t: &str| t == availability_topic || t.ends_with("/state") || t.ends_with("/snapshot");
     for (topic, payload, _) in msgs.iter().filter(|(t, _, _)| !not_json(t)) {
         let v: Value = serde_json::from_slice(payload)
             .unwrap_or_else(|e| panic!("{topic}: not JSON ({e}): {}", String::from_utf8_lossy(payload)));
