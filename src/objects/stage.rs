@@ -33,6 +33,8 @@ pub fn objects_loop(
 ) {
     let mut last = None;
     let mut order = Reorder::default();
+    // What each switch was last applied as: the rules are told only of a change.
+    let mut applied: Vec<Option<bool>> = vec![None; switches.len()];
     let mut ready = Vec::new();
     while let Some(arrived) = recv_beating(&rx, &beat) {
         if let Some(path) = &freeze
@@ -53,9 +55,13 @@ pub fn objects_loop(
             if frame.skipped {
                 continue;
             }
-            // The zone and line switches, as MQTT last set them: read once per frame.
-            for (kind, name, on) in &switches {
-                stage.set_switch(*kind, name, on.load(Ordering::Relaxed));
+            // The zone and line switches, as MQTT last set them: one atomic load each per frame.
+            for ((kind, name, on), was) in switches.iter().zip(applied.iter_mut()) {
+                let now = on.load(Ordering::Relaxed);
+                if *was != Some(now) {
+                    stage.set_switch(*kind, name, now);
+                    *was = Some(now);
+                }
             }
             if !on_frame(&mut stage, &frame, events, min_score, counters) {
                 return;

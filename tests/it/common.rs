@@ -312,11 +312,20 @@ impl Subscriber {
 /// Publish one QoS 1 message and return once the broker has acknowledged it: a marker that a
 /// subscriber receives after everything the broker took before.
 pub fn publish_acked(port: u16, topic: &str, payload: &[u8]) {
+    publish_acked_with(port, topic, payload, false)
+}
+
+/// [`publish_acked`], retained: an empty payload clears the topic's retained message.
+pub fn publish_retained_acked(port: u16, topic: &str, payload: &[u8]) {
+    publish_acked_with(port, topic, payload, true)
+}
+
+fn publish_acked_with(port: u16, topic: &str, payload: &[u8], retain: bool) {
     use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
     let mut opts = MqttOptions::new(format!("test-pub-{}", free_port()), "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut conn) = Client::new(opts, 10);
-    client.publish(topic, QoS::AtLeastOnce, false, payload.to_vec()).unwrap();
+    client.publish(topic, QoS::AtLeastOnce, retain, payload.to_vec()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         match conn.recv_timeout(Duration::from_millis(100)) {

@@ -93,7 +93,7 @@ fn a_switched_off_line_and_zone_make_no_events_and_the_switch_survives_a_restart
     assert!(stderr.contains("camera `street` has no zone named `nope`"), "{stderr}");
     assert!(stderr.contains("a switch takes ON or OFF; ignored"), "{stderr}");
     for t in [line_state, zone_state] {
-        publish_retained_empty(broker.port, t);
+        publish_retained_acked(broker.port, t, b"");
     }
     let mark = {
         seen.pump();
@@ -111,18 +111,4 @@ fn a_switched_off_line_and_zone_make_no_events_and_the_switch_survives_a_restart
     let out = d.terminate();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(&state);
-}
-
-/// Clear a retained topic (an empty retained message), acknowledged.
-fn publish_retained_empty(port: u16, topic: &str) {
-    use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-    let mut opts = MqttOptions::new(format!("test-clear-{}", free_port()), "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(30));
-    let (client, mut conn) = Client::new(opts, 10);
-    client.publish(topic, QoS::AtLeastOnce, true, Vec::<u8>::new()).unwrap();
-    let acked = wait_until(Duration::from_secs(10), || {
-        matches!(conn.recv_timeout(Duration::from_millis(100)), Ok(Ok(Event::Incoming(Packet::PubAck(_)))))
-    });
-    assert!(acked, "the broker did not acknowledge clearing {topic}");
-    let _ = client.disconnect();
 }
