@@ -1,9 +1,12 @@
-//! Switches an operator flips at run time over MQTT: whether each zone and each counting line
-//! of a camera is active (`<prefix>/<camera>/zone/<name>/set` and `…/line/<name>/set`, ON or
-//! OFF). A zone switched off makes no events and its occupancy stays as it was; a line switched
-//! off counts nothing. Shared by the MQTT connection (which flips them) and each camera's
-//! objects stage (which reads them every frame), and kept in a file in the state directory so
-//! that a restart keeps them; a reload keeps those whose zone or line still exists.
+//! Switches an operator flips at run time over MQTT, ON or OFF: each zone, counting line and
+//! mask of a camera (`<prefix>/<camera>/zone/<name>/set`, `…/line/<name>/set`,
+//! `…/mask/<n>/set`), and the camera's motion gating and snapshots (`…/motion/set`,
+//! `…/snapshots/set`). A zone switched off makes no events and its occupancy stays as it was; a
+//! line switched off counts nothing; a mask switched off drops nothing; motion gating switched
+//! off sends every frame at the camera's rate to the detector; snapshots switched off are
+//! neither published nor saved. Shared by the MQTT connection (which flips them) and each
+//! camera's stages (which read them every frame), and kept in a file in the state directory so
+//! that a restart keeps them; a reload keeps those whose object still exists.
 //!
 //! The topic and payload parsing ([`parse_command`], [`parse_switch`]) is pure; [`Toggles`]
 //! owns the registry and its file.
@@ -18,17 +21,31 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub enum Kind {
     Zone,
     Line,
+    /// Masks have no names in the config: they are numbered from 1 in file order.
+    Mask,
+    /// One per camera (named ""), only for a camera with `[motion] enabled = true`.
+    Motion,
+    /// One per camera (named ""), only for a camera with `[snapshots] enabled = true`.
+    Snapshots,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Zone, Kind::Line];
+    pub const ALL: [Kind; 5] = [Kind::Zone, Kind::Line, Kind::Mask, Kind::Motion, Kind::Snapshots];
 
-    /// The topic level (`zone`, `line`).
+    /// The topic level (`zone`, `line`, `mask`, `motion`, `snapshots`).
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Zone => "zone",
             Kind::Line => "line",
+            Kind::Mask => "mask",
+            Kind::Motion => "motion",
+            Kind::Snapshots => "snapshots",
         }
+    }
+
+    /// Whether switches of this kind are one per camera rather than one per named object.
+    pub fn per_camera(self) -> bool {
+        matches!(self, Kind::Motion | Kind::Snapshots)
     }
 
     fn from_level(s: &str) -> Option<Kind> {
@@ -39,20 +56,50 @@ impl Kind {
 /// One switch: (camera, kind, name).
 pub type Key = (String, Kind, String);
 
-/// `<prefix>/<camera>/<kind>/<name>/set` → (camera, kind, name); `None` for any other topic.
+/// The switches a camera has, by kind and name, in config order: what the MQTT topics, Home
+/// Assistant's switches and the stages all go by.
+pub fn switches_of(cam: &crate::config::CameraSpec) -> Vec<(Kind, String)> {
+    let rules = &cam.objects.rules;
+    let mut out: Vec<(Kind, String)> = rules.zones.iter().map(|z| (Kind::Zone, z.name.clone())).collect();
+    out.extend(rules.lines.iter().map(|l| (Kind::Line, l.name.clone())));
+    out.extend((1..=rules.filters.masks.len()).map(|n| (Kind::Mask, n.to_string())));
+    if cam.source.motion.enabled {
+        out.push((Kind::Motion, String::new()));
+    }
+    if cam.objects.snapshots.enabled {
+        out.push((Kind::Snapshots, String::new()));
+    }
+    out
+}
+
+/// `<prefix>/<camera>/<kind>/<name>/set`, or `<prefix>/<camera>/<kind>/set` for a per-camera
+/// kind → (camera, kind, name); `None` for any other topic.
 pub fn parse_command(prefix: &str, topic: &str) -> Option<Key> {
     let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?.strip_suffix("/set")?;
-    let mut levels = rest.split('/');
-    let (camera, kind, name) = (levels.next()?, levels.next()?, levels.next()?);
-    if levels.next().is_some() || camera.is_empty() || name.is_empty() {
+    let levels: Vec<&str> = rest.split('/').collect();
+    let (camera, kind, name) = match levels[..] {
+        [camera, kind, name] => (camera, Kind::from_level(kind).filter(|k| !k.per_camera())?, name),
+        [camera, kind] => (camera, Kind::from_level(kind).filter(|k| k.per_camera())?, ""),
+        _ => return None,
+    };
+    if camera.is_empty() || (name.is_empty() && !kind.per_camera()) {
         return None;
     }
-    Some((camera.to_string(), Kind::from_level(kind)?, name.to_string()))
+    Some((camera.to_string(), kind, name.to_string()))
+}
+
+/// The topic of a switch without its last level (`/set` or `/state`).
+pub fn topic_base(prefix: &str, (camera, kind, name): &Key) -> String {
+    if kind.per_camera() {
+        format!("{prefix}/{camera}/{}", kind.as_str())
+    } else {
+        format!("{prefix}/{camera}/{}/{name}", kind.as_str())
+    }
 }
 
 /// The state topic of a switch.
-pub fn state_topic(prefix: &str, (camera, kind, name): &Key) -> String {
-    format!("{prefix}/{camera}/{}/{name}/state", kind.as_str())
+pub fn state_topic(prefix: &str, key: &Key) -> String {
+    format!("{}/state", topic_base(prefix, key))
 }
 
 /// `ON` or `OFF` (any case, spaces around ignored), as Home Assistant's switches send.
@@ -69,6 +116,8 @@ pub fn parse_switch(payload: &[u8]) -> Option<bool> {
 pub enum SetError {
     #[error("camera `{0}` has no {1} named `{2}` (a reload may have removed it)")]
     Unknown(String, &'static str, String),
+    #[error("camera `{0}` has no {1} switch: it is not enabled in its file, or the camera doesn't exist")]
+    NotEnabled(String, &'static str),
 }
 
 #[derive(Default)]
@@ -87,7 +136,7 @@ pub struct Toggles {
 }
 
 fn file_key((camera, kind, name): &Key) -> String {
-    format!("{camera}/{}/{name}", kind.as_str())
+    if kind.per_camera() { format!("{camera}/{}", kind.as_str()) } else { format!("{camera}/{}/{name}", kind.as_str()) }
 }
 
 impl Toggles {
@@ -96,12 +145,12 @@ impl Toggles {
     pub fn load(file: &Path) -> Toggles {
         let saved = match std::fs::read(file) {
             Ok(bytes) => serde_json::from_slice::<BTreeMap<String, bool>>(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(file = %file.display(), error = %e, "the saved zone and line switches are unreadable; every switch starts ON");
+                tracing::warn!(file = %file.display(), error = %e, "the saved switches are unreadable; every switch starts ON");
                 BTreeMap::new()
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e, "cannot read the saved zone and line switches; every switch starts ON");
+                tracing::warn!(file = %file.display(), error = %e, "cannot read the saved switches; every switch starts ON");
                 BTreeMap::new()
             }
         };
@@ -129,6 +178,19 @@ impl Toggles {
             .collect()
     }
 
+    /// Every switch of a (re)starting camera, as [`switches_of`] lists them: [`Toggles::register`]
+    /// for each kind, so one the camera no longer has (a mask removed, motion gating turned
+    /// off in its file) is dropped.
+    pub fn register_camera(&self, camera: &str, switches: &[(Kind, String)]) -> Vec<(Kind, String, Arc<AtomicBool>)> {
+        Kind::ALL
+            .into_iter()
+            .flat_map(|kind| {
+                let names: Vec<String> = switches.iter().filter(|(k, _)| *k == kind).map(|(_, n)| n.clone()).collect();
+                self.register(camera, kind, &names).into_iter().map(move |(n, s)| (kind, n, s))
+            })
+            .collect()
+    }
+
     /// A camera removed by a reload: its switches go (their saved values stay in the file).
     pub fn forget_camera(&self, camera: &str) {
         self.registry().on.retain(|(c, _, _), _| c != camera);
@@ -139,7 +201,11 @@ impl Toggles {
         let saved = {
             let mut r = self.registry();
             let Some(switch) = r.on.get(key) else {
-                return Err(SetError::Unknown(key.0.clone(), key.1.as_str(), key.2.clone()));
+                return Err(if key.1.per_camera() {
+                    SetError::NotEnabled(key.0.clone(), key.1.as_str())
+                } else {
+                    SetError::Unknown(key.0.clone(), key.1.as_str(), key.2.clone())
+                });
             };
             switch.store(on, Ordering::Relaxed);
             r.saved.insert(file_key(key), on);
@@ -148,7 +214,7 @@ impl Toggles {
         if let Some(file) = &self.file
             && let Err(e) = save(file, &saved)
         {
-            tracing::warn!(file = %file.display(), error = %e, "the zone and line switches could not be saved: a restart will not keep this change");
+            tracing::warn!(file = %file.display(), error = %e, "the switches could not be saved: a restart will not keep this change");
         }
         Ok(())
     }
@@ -184,7 +250,8 @@ mod tests {
         assert_eq!(parse_command(p, "lookout/gw/street/line/middle/set").map(|k| k.1), Some(Kind::Line));
         for other in [
             "lookout/gw/street/detect/set",
-            "lookout/gw/street/mask/a/set",
+            "lookout/gw/street/motion/a/set",
+            "lookout/gw/street/mask/set",
             "lookout/gw/street/zone/door/state",
             "lookout/gw/street/zone//set",
             "lookout/gw/street/zone/a/b/set",
@@ -192,7 +259,11 @@ mod tests {
         ] {
             assert_eq!(parse_command(p, other), None, "{other}");
         }
+        assert_eq!(parse_command(p, "lookout/gw/street/mask/2/set"), Some(("street".into(), Kind::Mask, "2".into())));
+        assert_eq!(parse_command(p, "lookout/gw/street/motion/set"), Some(("street".into(), Kind::Motion, "".into())));
+        assert_eq!(parse_command(p, "lookout/gw/street/snapshots/set").map(|k| k.1), Some(Kind::Snapshots));
         assert_eq!(state_topic(p, &("street".into(), Kind::Zone, "door".into())), "lookout/gw/street/zone/door/state");
+        assert_eq!(state_topic(p, &("street".into(), Kind::Motion, "".into())), "lookout/gw/street/motion/state");
         assert_eq!(
             (parse_switch(b" on\n"), parse_switch(b"OFF"), parse_switch(b"maybe")),
             (Some(true), Some(false), None)

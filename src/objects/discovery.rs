@@ -12,14 +12,23 @@
 use serde_json::{Value, json};
 
 use crate::objects::settings::ObjectsSpec;
+use crate::toggles::Kind;
 
 /// What discovery needs of one camera.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Camera<'a> {
     pub name: &'a str,
     /// The camera's `detect.labels` as class indices; `None`: all.
     pub labels: Option<&'a [usize]>,
     pub objects: &'a ObjectsSpec,
+    /// The camera's switches ([`crate::toggles::switches_of`]).
+    pub switches: Vec<(crate::toggles::Kind, String)>,
+}
+
+/// "motion" → "Motion": Home Assistant shows entity names as written.
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 /// Labels a zone or line reports when neither it nor the camera names any: the ones
@@ -76,21 +85,30 @@ pub fn messages(gw: &str, cameras: &[Camera], topic_prefix: &str, discovery_pref
             }),
             cam,
         );
-        // A switch per zone and per line (`toggles`): off, it makes no events and counts nothing.
-        let switches = cam
-            .objects
-            .rules
-            .zones
-            .iter()
-            .map(|z| ("zone", z.name.as_str(), "mdi:vector-square"))
-            .chain(cam.objects.rules.lines.iter().map(|l| ("line", l.name.as_str(), "mdi:transit-transfer")));
+        // A switch per zone, line and mask, and for motion gating and snapshots (`toggles`).
+        let switches = cam.switches.iter().map(|(kind, name)| {
+            let icon = match kind {
+                Kind::Zone => "mdi:vector-square",
+                Kind::Line => "mdi:transit-transfer",
+                Kind::Mask => "mdi:image-filter-center-focus-weak",
+                Kind::Motion => "mdi:motion-sensor",
+                Kind::Snapshots => "mdi:camera",
+            };
+            (*kind, name.as_str(), icon)
+        });
         for (kind, name, icon) in switches {
-            let base = format!("{topic_prefix}/{}/{kind}/{name}", cam.name);
+            let key = (cam.name.to_string(), kind, name.to_string());
+            let base = crate::toggles::topic_base(topic_prefix, &key);
+            let (object, shown) = match kind {
+                _ if kind.per_camera() => (format!("{c}_{}", kind.as_str()), capitalised(kind.as_str())),
+                Kind::Mask => (format!("{c}_mask_{}", id(name)), format!("Mask {name}")),
+                _ => (format!("{c}_{}_{}", kind.as_str(), id(name)), format!("{name} {}", kind.as_str())),
+            };
             push(
                 "switch",
-                format!("{c}_{kind}_{}", id(name)),
+                object,
                 json!({
-                    "name": format!("{name} {kind}"),
+                    "name": shown,
                     "command_topic": format!("{base}/set"),
                     "state_topic": format!("{base}/state"),
                     "payload_on": "ON",

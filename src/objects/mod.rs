@@ -54,6 +54,8 @@ pub struct CameraObjects {
     /// Confident detections the filters rejected since the last [`CameraObjects::take_filtered`],
     /// by reason ([`crate::rules::Rejected::ALL`] order).
     filtered: [u64; 5],
+    /// Snapshots switched off at run time (`toggles`): none are sent while it is set.
+    snapshots_off: bool,
     /// Whether the last frame left any live track (tentative, confirmed or lost).
     tracking: bool,
     /// The objects the rules saw in the last frame, for the console's viewers (read by
@@ -90,17 +92,25 @@ impl CameraObjects {
             backlog: BTreeMap::new(),
             best: BTreeMap::new(),
             filtered: [0; 5],
+            snapshots_off: false,
             tracking: false,
             last_objects: Vec::new(),
         })
     }
 
-    /// Switch one of the camera's zones or lines on or off (`toggles`); false if it has none
-    /// of that name.
+    /// Switch one of the camera's zones, lines or masks, or its snapshots, on or off
+    /// (`toggles`); false if it has no such thing. Motion gating is the source's.
     pub fn set_switch(&mut self, kind: crate::toggles::Kind, name: &str, on: bool) -> bool {
+        use crate::toggles::Kind;
         match kind {
-            crate::toggles::Kind::Zone => self.rules.set_zone_enabled(name, on),
-            crate::toggles::Kind::Line => self.rules.set_line_enabled(name, on),
+            Kind::Zone => self.rules.set_zone_enabled(name, on),
+            Kind::Line => self.rules.set_line_enabled(name, on),
+            Kind::Mask => name.parse().is_ok_and(|n| self.rules.set_mask_enabled(n, on)),
+            Kind::Snapshots => {
+                self.snapshots_off = !on;
+                self.spec.snapshots.enabled
+            }
+            Kind::Motion => false,
         }
     }
 
@@ -365,7 +375,7 @@ impl CameraObjects {
     /// A snapshot when an object is first reported, and whenever its best view improved.
     fn snapshots(&self, events: &[ObjectEvent]) -> Vec<Outgoing> {
         let cfg = &self.spec.snapshots;
-        if !cfg.enabled {
+        if !cfg.enabled || self.snapshots_off {
             return Vec::new();
         }
         let mut out = Vec::new();
@@ -416,6 +426,7 @@ mod tests {
             backlog: BTreeMap::new(),
             best: BTreeMap::new(),
             filtered: [0; 5],
+            snapshots_off: false,
             tracking: false,
             last_objects: Vec::new(),
         }

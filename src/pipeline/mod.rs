@@ -358,7 +358,12 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
 fn discovery_cameras(spec: &Spec) -> Vec<discovery::Camera<'_>> {
     spec.cameras
         .iter()
-        .map(|c| discovery::Camera { name: &c.name, labels: c.detect.labels.as_deref(), objects: &c.objects })
+        .map(|c| discovery::Camera {
+            name: &c.name,
+            labels: c.detect.labels.as_deref(),
+            objects: &c.objects,
+            switches: crate::toggles::switches_of(c),
+        })
         .collect()
 }
 

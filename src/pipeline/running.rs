@@ -236,14 +236,11 @@ impl Running {
         );
 
         let name = format!("objects-{}", cam.name);
-        // This camera's zone and line switches: kept for the names it still has.
-        let mut switches = Vec::new();
-        for (kind, list) in [
-            (Kind::Zone, cam.objects.rules.zones.iter().map(|z| z.name.clone()).collect::<Vec<_>>()),
-            (Kind::Line, cam.objects.rules.lines.iter().map(|l| l.name.clone()).collect()),
-        ] {
-            switches.extend(self.toggles.register(&cam.name, kind, &list).into_iter().map(|(n, s)| (kind, n, s)));
-        }
+        // This camera's switches (zones, lines, masks, motion, snapshots): kept for those it still has.
+        let mut switches = self.toggles.register_camera(&cam.name, &crate::toggles::switches_of(&cam));
+        // Motion gating is the source's; the rest are the objects stage's.
+        let motion_switch = switches.iter().find(|(k, _, _)| *k == Kind::Motion).map(|(_, _, s)| s.clone());
+        switches.retain(|(k, _, _)| *k != Kind::Motion);
         let (ev, min_score, beat, freeze, ctr) = (
             self.events.clone(),
             cam.detect.min_score,
@@ -288,7 +285,8 @@ impl Running {
         );
         let source = spawn(&format!("src-{}", cam.name), move || {
             tracing::info!(camera = %spec.name, uri = %spec.source.uri_redacted, fps = spec.detect.fps, "camera starting");
-            source::run_camera(instance, &spec.as_source(), geometry, tx, c, &sd, |change| {
+            let camera = source::Camera { motion_switch: motion_switch.as_ref(), ..spec.as_source() };
+            source::run_camera(instance, &camera, geometry, tx, c, &sd, |change| {
                 let (why, decoder) = state_detail(&change);
                 m.cameras().set_detail(&spec.name, state_name(&change), why, decoder);
                 hl.camera_state(&spec.name, &change);

@@ -263,7 +263,7 @@ fn send_detect_state(st: &mut State, prefix: &str, camera: &str, on: bool) {
     });
 }
 
-/// `<prefix>/<camera>/<zone|line>/<name>/set` with ON or OFF: flip the switch, save it and
+/// `<prefix>/<camera>/<zone|line|mask>/<name>/set` or `…/<motion|snapshots>/set` with ON or OFF: flip the switch, save it and
 /// report it. A switch this gateway doesn't have, or a payload other than ON or OFF, changes
 /// nothing and is logged.
 fn on_toggle(st: &mut State, prefix: &str, toggles: &Toggles, key: Key, topic: &str, payload: &[u8]) {
@@ -280,7 +280,7 @@ fn on_toggle(st: &mut State, prefix: &str, toggles: &Toggles, key: Key, topic: &
     }
 }
 
-/// Queue a zone's or line's switch state, retained, as a control message.
+/// Queue a switch's state, retained, as a control message.
 fn send_toggle_state(st: &mut State, prefix: &str, key: &Key, on: bool) {
     st.queue_control(Record {
         topic: toggles::state_topic(prefix, key),
@@ -451,7 +451,7 @@ fn announce_cameras(
     }
 }
 
-/// Subscribe to the zone and line `set` topics once there is a switch, and publish the state
+/// Subscribe to the switches' `set` topics once there is a switch, and publish the state
 /// of each switch not yet announced on this connection (a camera a reload adds or changes is
 /// announced as soon as its switches are registered).
 fn announce_toggles(
@@ -468,9 +468,14 @@ fn announce_toggles(
         return;
     }
     if !*subscribed {
-        *subscribed = toggles::Kind::ALL
-            .iter()
-            .all(|k| client.try_subscribe(format!("{prefix}/+/{}/+/set", k.as_str()), QoS::AtLeastOnce).is_ok());
+        *subscribed = toggles::Kind::ALL.iter().all(|k| {
+            let filter = if k.per_camera() {
+                format!("{prefix}/+/{}/set", k.as_str())
+            } else {
+                format!("{prefix}/+/{}/+/set", k.as_str())
+            };
+            client.try_subscribe(filter, QoS::AtLeastOnce).is_ok()
+        });
     }
     for (key, on) in all {
         if announced.insert(key.clone()) {

@@ -88,6 +88,9 @@ pub struct Filters {
     /// Normalised polygons: a detection whose reference point (bottom centre) is inside any
     /// of them is dropped. For places that fool the detector: a poster, a parked car's reflection.
     pub masks: Vec<Vec<Point>>,
+    /// Masks switched off at run time (`toggles`), by index: they drop nothing. Empty in a
+    /// config.
+    pub masks_off: std::collections::BTreeSet<usize>,
 }
 
 /// Defined with the other drop reasons, which the counters are kept by.
@@ -148,11 +151,28 @@ impl Filters {
             return Err(Rejected::Ratio);
         }
         if let Some(p) = geometry::reference_point(bbox, frame)
-            && self.masks.iter().any(|m| geometry::point_in_polygon(p, m))
+            && self
+                .masks
+                .iter()
+                .enumerate()
+                .any(|(i, m)| !self.masks_off.contains(&i) && geometry::point_in_polygon(p, m))
         {
             return Err(Rejected::Mask);
         }
         Ok(())
+    }
+
+    /// Switch mask `n` (from 1, in file order) on or off; false if there is no such mask.
+    pub fn set_mask_enabled(&mut self, n: usize, on: bool) -> bool {
+        if n == 0 || n > self.masks.len() {
+            return false;
+        }
+        if on {
+            self.masks_off.remove(&(n - 1));
+        } else {
+            self.masks_off.insert(n - 1);
+        }
+        true
     }
 
     /// [`Filters::keep`] for a detector output.
@@ -182,6 +202,7 @@ mod tests {
             per_label,
             // The top-left quarter of the frame.
             masks: vec![vec![Point::new(0.0, 0.0), Point::new(0.5, 0.0), Point::new(0.5, 0.5), Point::new(0.0, 0.5)]],
+            masks_off: Default::default(),
         }
     }
 
@@ -208,6 +229,12 @@ mod tests {
         assert_eq!(f.keep("person", 0.9, [690.0, 600.0, 710.0, 800.0], FRAME), Err(Rejected::Ratio));
         // Bottom centre (200, 400) is inside the top-left mask.
         assert_eq!(f.keep("person", 0.9, [180.0, 320.0, 220.0, 400.0], FRAME), Err(Rejected::Mask));
+        // Switched off, the mask drops nothing; back on, it drops again.
+        let mut off = f.clone();
+        assert!(off.set_mask_enabled(1, false) && !off.set_mask_enabled(2, false) && !off.set_mask_enabled(0, false));
+        assert_eq!(off.keep("person", 0.9, [180.0, 320.0, 220.0, 400.0], FRAME), Ok(()));
+        assert!(off.set_mask_enabled(1, true));
+        assert_eq!(off.keep("person", 0.9, [180.0, 320.0, 220.0, 400.0], FRAME), Err(Rejected::Mask));
     }
 
     #[test]
@@ -247,6 +274,7 @@ mod tests {
             default: LabelFilter { min_score: Some(1.5), min_ratio: Some(0.0), ..LabelFilter::default() },
             per_label,
             masks: vec![vec![Point::new(0.1, 0.1), Point::new(0.2, 0.2)]],
+            masks_off: Default::default(),
         };
         let messages: Vec<String> =
             f.validate().err().map(RulesError::into_list).unwrap_or_default().iter().map(ToString::to_string).collect();

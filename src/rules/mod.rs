@@ -238,6 +238,11 @@ impl Rules {
         self.zones.set_enabled(name, on)
     }
 
+    /// Switch mask `n` (from 1) on or off ([`Filters::set_mask_enabled`]).
+    pub fn set_mask_enabled(&mut self, n: usize, on: bool) -> bool {
+        self.filters.set_mask_enabled(n, on)
+    }
+
     /// Switch a line on or off ([`Lines::set_enabled`]); false if there is no such line.
     pub fn set_line_enabled(&mut self, name: &str, on: bool) -> bool {
         self.lines.set_enabled(name, on)

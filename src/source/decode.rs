@@ -143,6 +143,7 @@ pub(super) fn build(
     // Rebuilt with the pipeline: after a reconnect the first frame is looked at afresh.
     let mut motion_gate = spec.source.motion.enabled.then(|| motion::MotionGate::new(spec.source.motion));
     let motion_height = spec.source.motion.frame_height as usize;
+    let motion_switch = spec.motion_switch.cloned();
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -189,7 +190,8 @@ pub(super) fn build(
                 let Ok(data) = buffer.into_mapped_buffer_readable() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                if let Some(gate) = motion_gate.as_mut() {
+                let gating = motion_switch.as_ref().is_none_or(|on| on.load(Ordering::Relaxed));
+                if let Some(gate) = motion_gate.as_mut().filter(|_| gating) {
                     let stride = info.stride()[0].max(0) as usize;
                     let small = motion::downscale_gray(
                         &data,

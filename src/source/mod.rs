@@ -71,6 +71,9 @@ pub struct Camera<'a> {
     /// Frames per second to deliver (`detect.fps`); the rest are skipped at the decoder.
     pub fps: f64,
     pub source: &'a SourceSpec,
+    /// The camera's motion-gating switch (`toggles`), flipped over MQTT: while it is off, the
+    /// motion gate lets every frame through. `None`: always as `[motion]` says.
+    pub motion_switch: Option<&'a Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// One decoded frame, scaled to the model's letterbox size and converted to packed RGB.

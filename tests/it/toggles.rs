@@ -112,3 +112,79 @@ fn a_switched_off_line_and_zone_make_no_events_and_the_switch_survives_a_restart
     assert!(out.status.success(), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// The camera's `skipped_by_motion` in a stats message, if it is one.
+fn skipped_by_motion(payload: &[u8]) -> Option<u64> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    v["cameras"]["yard"]["skipped_by_motion"].as_u64()
+}
+
+#[test]
+fn mask_motion_and_snapshot_switches_do_what_they_say() {
+    let broker = Broker::start();
+    let state = std::env::temp_dir().join(format!("lookout-toggles-more-{}", free_port()));
+    std::fs::create_dir_all(&state).unwrap();
+    let global = format!(
+        "gateway_id = \"tm\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n[stats]\ninterval_seconds = 1\n{}",
+        broker.port,
+        inference_toml()
+    );
+    // A mask over the whole frame drops every detection; a motion gate that sees no motion
+    // (every pixel must change) skips every frame while nothing is tracked; snapshots on.
+    let camera = format!(
+        "uri = {:?}\nloop = true\nmasks = [[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]]\n\
+         [detect]\nfps = 5\nlabels = [\"person\", \"bicycle\", \"car\"]\nmin_score = 0.5\n\
+         [motion]\nenabled = true\nmin_area = 1.0\nthreshold = 254\nmax_idle_detect_seconds = 3600\n\
+         [snapshots]\nenabled = true\n",
+        media("bikes.mp4").display().to_string()
+    );
+    let dir = ConfigDir::new("toggles-more", &global, &[("yard", &camera)]);
+    let env = [("STATE_DIRECTORY", state.to_str().unwrap())];
+    let mut seen = Seen { sub: Subscriber::new(broker.port, "lookout/tm/#"), all: Vec::new() };
+    let (mask, motion, snaps) =
+        ("lookout/tm/yard/mask/1/state", "lookout/tm/yard/motion/state", "lookout/tm/yard/snapshots/state");
+    let mut d = Daemon::start_with_env(&dir.path, &env);
+    seen.wait(0, "the three switches announced ON", |m| {
+        state_is(m, mask, b"ON") && state_is(m, motion, b"ON") && state_is(m, snaps, b"ON")
+    });
+    // Gated and masked: frames are skipped for want of motion, and no object appears.
+    let gated = seen.wait(0, "frames skipped by the motion gate", |m| {
+        m.iter().filter_map(|(t, p)| (t == "lookout/tm/stats").then(|| skipped_by_motion(p)).flatten()).any(|n| n > 10)
+    });
+    assert_eq!(Seen::events(&seen.all, "new"), 0, "the whole-frame mask lets nothing through");
+
+    // Motion gating OFF: the gate lets every frame through, so the skip count stops growing.
+    publish_acked(broker.port, "lookout/tm/yard/motion/set", b"OFF");
+    let off = seen.wait(gated, "motion OFF", |m| state_is(m, motion, b"OFF"));
+    let counts = |m: &[(String, Vec<u8>)]| -> Vec<u64> {
+        m.iter().filter(|(t, _)| t == "lookout/tm/stats").filter_map(|(_, p)| skipped_by_motion(p)).collect()
+    };
+    let later = seen.wait(off, "three stats messages after OFF", |m| counts(m).len() >= 3);
+    let after = counts(&seen.all[off..later]);
+    // The first may hold frames skipped before the switch reached the source.
+    assert_eq!(after[1], after[after.len() - 1], "no frame skipped by motion once gating is OFF: {after:?}");
+
+    // Snapshots OFF, then the mask OFF: objects appear, without snapshots.
+    publish_acked(broker.port, "lookout/tm/yard/snapshots/set", b"OFF");
+    seen.wait(off, "snapshots OFF", |m| state_is(m, snaps, b"OFF"));
+    publish_acked(broker.port, "lookout/tm/yard/mask/1/set", b"OFF");
+    let unmasked = seen.wait(off, "mask OFF", |m| state_is(m, mask, b"OFF"));
+    let end = seen.wait(unmasked, "objects once the mask is off", |m| Seen::events(m, "new") >= 4);
+    let snapshots = |m: &[(String, Vec<u8>)]| m.iter().filter(|(t, _)| t == "lookout/tm/yard/snapshot").count();
+    assert_eq!(snapshots(&seen.all[unmasked..end]), 0, "a snapshot while snapshots are OFF");
+
+    // Snapshots ON: the next new objects come with their pictures.
+    publish_acked(broker.port, "lookout/tm/yard/snapshots/set", b"ON");
+    let on = seen.wait(end, "snapshots ON", |m| state_is(m, snaps, b"ON"));
+    seen.wait(on, "a snapshot after ON", |m| snapshots(m) > 0);
+
+    // A switch the camera doesn't have: a second mask, or motion on a camera without a gate.
+    publish_acked(broker.port, "lookout/tm/yard/mask/2/set", b"OFF");
+    let out = d.terminate();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("camera `yard` has no mask named `2`"), "{stderr}");
+    let saved = std::fs::read_to_string(state.join("toggles.json")).expect("the switches are saved");
+    assert!(saved.contains("\"yard/motion\": false") && saved.contains("\"yard/mask/1\": false"), "{saved}");
+    let _ = std::fs::remove_dir_all(&state);
+}

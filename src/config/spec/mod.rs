@@ -95,7 +95,7 @@ pub struct CameraSpec {
 impl CameraSpec {
     /// The camera as its source stage sees it.
     pub fn as_source(&self) -> crate::source::Camera<'_> {
-        crate::source::Camera { name: &self.name, fps: self.detect.fps, source: &self.source }
+        crate::source::Camera { name: &self.name, fps: self.detect.fps, source: &self.source, motion_switch: None }
     }
 }
 

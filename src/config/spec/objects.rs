@@ -140,6 +140,7 @@ pub(super) fn build_objects(
         default: LabelFilter::default(),
         per_label,
         masks: p.masks.iter().map(|m| points(m)).collect(),
+        masks_off: Default::default(),
     };
 
     let mut names = std::collections::BTreeSet::new();
