@@ -26,6 +26,7 @@ pub mod objects;
 pub mod pipeline;
 pub mod publish;
 pub mod reload;
+pub mod remote;
 pub mod rules;
 pub mod shutdown;
 pub mod source;

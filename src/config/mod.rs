@@ -7,7 +7,9 @@
 
 pub mod audit;
 pub mod check;
+pub mod profiles;
 pub mod raw;
+pub mod replace;
 pub mod spec;
 pub mod web;
 
@@ -226,31 +228,67 @@ fn load_all(dir: &Path) -> Result<(Spec, Vec<ConfigError>), ConfigErrors> {
     for path in files {
         let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         let label = format!("{PIPELINES_DIR}/{name}.toml");
-        match read_file::<raw::RawCamera>(&path, &label) {
-            Ok(Some(raw_cam)) => {
-                let cam = spec::build_camera(
-                    &dir,
-                    &path,
-                    &label,
-                    &name,
-                    raw_cam,
-                    &detect_defaults,
-                    &track_defaults,
-                    &camera_defaults,
-                    &gateway_model,
-                    &mut errors,
-                );
-                spec.cameras.push(cam);
+        let text = match read_text(&path, &label) {
+            Ok(Some(text)) => text,
+            Ok(None) => {
+                errors.push(ConfigError::new(label, "", "could not be read"));
+                continue;
             }
-            Ok(None) => errors.push(ConfigError::new(label, "", "could not be read")),
-            Err(e) => errors.push(e),
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        // The file's own settings, then each profile laid over them, each read as a whole file.
+        let (split, problems) = profiles::split(&text);
+        errors.extend(problems.into_iter().map(|(key, message)| ConfigError::new(&label, key, message)));
+        let build = |text: &str, errors: &mut Vec<ConfigError>| match parse_text::<raw::RawCamera>(text, &path, &label)
+        {
+            Ok(raw_cam) => Some(spec::build_camera(
+                &dir,
+                &path,
+                &label,
+                &name,
+                raw_cam,
+                &detect_defaults,
+                &track_defaults,
+                &camera_defaults,
+                &gateway_model,
+                errors,
+            )),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let before = errors.len();
+        let Some(cam) = build(&split.base, &mut errors) else { continue };
+        let own: Vec<ConfigError> = errors[before..].to_vec();
+        for (profile, overlaid) in &split.profiles {
+            let mut found = Vec::new();
+            if let Some(variant) = build(overlaid, &mut found) {
+                spec.profiles.entry(profile.clone()).or_default().insert(name.clone(), variant);
+            }
+            // What the file's own settings already got wrong is said once, there.
+            for e in found.into_iter().filter(|e| !own.iter().any(|o| o.key == e.key && o.message == e.message)) {
+                errors.push(in_profile(e, profile, &text));
+            }
         }
+        spec.cameras.push(cam);
     }
     name_collisions(&spec.cameras, &mut errors);
     workers_available(&spec, &mut errors);
     locate_lines(&dir, &mut errors);
     sort_by_place(&mut errors);
     Ok((spec, errors))
+}
+
+/// A problem found in a profile's settings: named after the profile, and placed on the
+/// profile's own key when the profile sets it (else on the file's key it inherited).
+fn in_profile(e: ConfigError, profile: &str, text: &str) -> ConfigError {
+    let own_key = format!("{}.{profile}.{}", "profiles", e.key);
+    let key = if !e.key.is_empty() && crate::text::locate::line_of(text, &own_key).is_some() { own_key } else { e.key };
+    ConfigError { key, message: format!("with profile `{profile}`: {}", e.message), ..e }
 }
 
 /// The `LOOKOUT__…` variable that sets `key` (or the table or list holding it), if one is set.
@@ -315,6 +353,14 @@ fn workers_available(spec: &Spec, errors: &mut Vec<ConfigError>) {
 
 /// Parse one TOML file on its own. `Ok(None)` if it does not exist (only lookout.toml may be absent).
 fn read_file<T: DeserializeOwned>(path: &Path, label: &str) -> Result<Option<T>, ConfigError> {
+    match read_text(path, label)? {
+        Some(text) => parse_text(&text, path, label).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A TOML file's text, checked to be UTF-8 and TOML. `Ok(None)` if it does not exist.
+fn read_text(path: &Path, label: &str) -> Result<Option<String>, ConfigError> {
     if !path.exists() {
         return Ok(None);
     }
@@ -334,12 +380,16 @@ fn read_file<T: DeserializeOwned>(path: &Path, label: &str) -> Result<Option<T>,
             ..ConfigError::new(label, "", format!("column {column}: TOML syntax: {message}"))
         });
     }
-    // From the text already read: the file is read once.
+    Ok(Some(text))
+}
+
+/// Read checked TOML text into `T`, naming the key that fails.
+fn parse_text<T: DeserializeOwned>(text: &str, path: &Path, label: &str) -> Result<T, ConfigError> {
     let built = Config::builder()
-        .add_source(File::from_str(&text, FileFormat::Toml))
+        .add_source(File::from_str(text, FileFormat::Toml))
         .build()
         .map_err(|e| ConfigError::new(label, "", syntax_message(&e.to_string(), path)))?;
-    deserialize::<T>(built).map(Some).map_err(|(key, message)| ConfigError::new(label, key, message))
+    deserialize::<T>(built).map_err(|(key, message)| ConfigError::new(label, key, message))
 }
 
 /// The line (from 1) and the byte within it (from 1) of the first byte that is not UTF-8.

@@ -181,6 +181,9 @@ pub struct RawMqtt {
     pub password_file: Option<String>,
     /// `[mqtt.tls]`: present, the connection uses TLS (rustls). Default: absent, plain TCP.
     pub tls: Option<RawMqttTls>,
+    /// Accept a camera's whole file over MQTT (`<prefix>/config/<camera>/set`), checked, saved
+    /// and applied as a reload. Set broker ACLs first (docs/mqtt.md). Default: false.
+    pub remote_config: Option<bool>,
 }
 
 /// MQTT over TLS. Relative paths are relative to the config directory; `$CREDENTIALS_DIRECTORY/`
@@ -350,6 +353,9 @@ pub struct RawCamera {
     /// Motion gating, over `[motion]` in lookout.toml.
     #[serde(default)]
     pub motion: RawMotion,
+    /// Named overlays of this file's settings (`[profiles.night]`): split off and laid over
+    /// the file by `config::profiles` before this struct is read; named here so the key is known.
+    pub profiles: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
 }
 
 /// A JPEG of each object's best frame, on `<camera>/snapshot` and on disk.
@@ -433,6 +439,9 @@ pub struct RawZone {
     pub inertia: Option<u32>,
     /// One loitering event per visit after this long in the zone. Default: none.
     pub loitering_seconds: Option<f64>,
+    /// false: the zone is kept (its topics, its Home Assistant entities) but makes no events,
+    /// as if switched off; for a profile (`[[profiles.night.zones]]`). Default: true.
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -447,6 +456,8 @@ pub struct RawLine {
     pub labels: Option<Vec<String>>,
     /// Normalised dead band around the line: jitter inside it never counts. Default: 0.02.
     pub hysteresis: Option<f32>,
+    /// false: the line is kept but counts nothing, as if switched off. Default: true.
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

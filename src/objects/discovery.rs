@@ -25,6 +25,33 @@ pub struct Camera<'a> {
     pub switches: Vec<(crate::toggles::Kind, String)>,
 }
 
+/// The gateway's profile select: `profiles` (with `default`) as options, set through
+/// `<prefix>/profile/set`, shown from `<prefix>/profile/state`. On the gateway's own device,
+/// which the cameras' devices name as `via_device`.
+pub fn profile_select(gw: &str, profiles: &[String], topic_prefix: &str, discovery_prefix: &str) -> (String, Vec<u8>) {
+    let node = id(&format!("lookout_{gw}"));
+    let config = json!({
+        "name": "Profile",
+        "unique_id": format!("{node}_profile"),
+        "object_id": format!("{node}_profile"),
+        "command_topic": format!("{topic_prefix}/profile/set"),
+        "state_topic": format!("{topic_prefix}/profile/state"),
+        "value_template": "{{ value_json.profile }}",
+        "json_attributes_topic": format!("{topic_prefix}/profile/state"),
+        "options": profiles,
+        "icon": "mdi:tune-variant",
+        "availability": [{ "topic": format!("{topic_prefix}/status"), "payload_available": "online", "payload_not_available": "offline" }],
+        "device": {
+            "identifiers": [node],
+            "name": format!("Lookout {gw}"),
+            "manufacturer": "Lookout",
+            "model": "video analytics gateway",
+            "sw_version": env!("CARGO_PKG_VERSION"),
+        },
+    });
+    (format!("{discovery_prefix}/select/{node}/profile/config"), serde_json::to_vec(&config).unwrap_or_default())
+}
+
 /// "motion" → "Motion": Home Assistant shows entity names as written.
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();

@@ -10,11 +10,12 @@ use super::running::Running;
 use super::{clear_stale_discovery, send_discovery};
 use crate::config::{CameraSpec, Spec};
 use crate::reload;
+use crate::remote::Changes;
 use crate::source;
 
 impl Running {
-    /// Apply a validated new config: see [`crate::reload`].
-    pub(super) fn apply(&mut self, new: Spec) {
+    /// Apply a validated new config (its profile already applied): see [`crate::reload`].
+    pub(super) fn apply(&mut self, new: Spec) -> Changes {
         let restart_keys = reload::needs_restart(&self.spec, &new);
         if !restart_keys.is_empty() {
             tracing::warn!(keys = %restart_keys.join(", "), "reload: these settings changed and apply only at the next start: `systemctl restart lookout`");
@@ -84,9 +85,20 @@ impl Running {
             }
         }
         self.spec.shutdown_timeout = new.shutdown_timeout;
+        self.spec.profiles = new.profiles.clone();
+        let mut changes = Changes {
+            held_back: held_back
+                .iter()
+                .map(|h| match h {
+                    reload::HeldBack::KeptAsIs(n) | reload::HeldBack::NotStarted(n) => n.clone(),
+                })
+                .collect(),
+            ..Changes::default()
+        };
         if diff.is_empty() {
             tracing::info!(cameras = diff.unchanged.len(), "reload: no camera changed");
-            return;
+            self.announce_profiles();
+            return changes;
         }
         self.stop_cameras(&diff.removed, "removed from the config (reload)");
         self.stop_cameras(&diff.changed, "config changed (reload)");
@@ -131,6 +143,7 @@ impl Running {
         let mut announce = self.spec.clone();
         announce.cameras.retain(|c| diff.added.contains(&c.name) || diff.changed.contains(&c.name));
         send_discovery(&announce, &self.events);
+        self.announce_profiles();
         tracing::info!(
             restarted = %diff.changed.join(", "),
             started = %diff.added.join(", "),
@@ -138,5 +151,9 @@ impl Running {
             unchanged = diff.unchanged.len(),
             "reload applied"
         );
+        changes.restarted = diff.changed;
+        changes.started = diff.added;
+        changes.stopped = diff.removed;
+        changes
     }
 }

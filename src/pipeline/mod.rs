@@ -26,6 +26,7 @@
 
 mod apply;
 mod detectors;
+mod requests;
 mod running;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,7 +43,7 @@ use crate::link::{self, LinkSender};
 use crate::metrics::Metrics;
 use crate::notify;
 use crate::objects::discovery;
-use crate::publish::mqtt::{DetectSwitches, MqttSink};
+use crate::publish::mqtt::{Commands, DetectSwitches, MqttSink};
 use crate::publish::report::{Registry, registry_now, run_reporter, stats_message};
 use crate::publish::stage::{PublisherClose, SnapshotStore, publish_loop};
 use crate::publish::{DeliveryReport, Outgoing, Sink, Topic};
@@ -140,6 +141,9 @@ impl<'a> Edges<'a> {
 /// Run every camera of `spec` until all have finished or `edges.shutdown` is triggered.
 pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     let Edges { shutdown, sink, health, reloads, hooks, console } = edges;
+    // The profile the last run left in force applies from the start.
+    let (spec, profile) = requests::starting_spec(spec);
+    let spec = &spec;
     let health = &health;
     source::apply_decoder_preferences(spec.cameras.iter().map(CameraSpec::as_source))?;
     // Load every model's detectors before any camera starts: a missing model or runtime is
@@ -165,9 +169,14 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
         Arc::new(Mutex::new(spec.cameras.iter().map(|c| (c.name.clone(), Arc::new(AtomicBool::new(true)))).collect()));
     // Zone and line switches, as saved by the last run (docs/mqtt.md, "Switches").
     let toggles = crate::toggles::Toggles::load(&spec.toggles_file);
+    // Profile and camera-file requests from MQTT (`crate::remote`), applied one at a time.
+    let (requests_tx, requests_rx) = crossbeam_channel::bounded::<crate::remote::Request>(8);
     let sink = match (sink, &spec.mqtt) {
         (Some(s), _) => s,
-        (None, Some(m)) => Sink::Mqtt(MqttSink::connect_with(m, switches.clone(), toggles.clone())),
+        (None, Some(m)) => Sink::Mqtt(MqttSink::connect_with(
+            m,
+            Commands { detect: switches.clone(), toggles: toggles.clone(), requests: Some(requests_tx.clone()) },
+        )),
         (None, None) => Sink::stdout(),
     };
     let publish_counters = sink.counters();
@@ -210,6 +219,7 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
         switches,
         toggles,
         registry: registry.clone(),
+        profile,
     };
     for (model, key, detectors) in loaded {
         p.start_pool(model, key, detectors, spec.inference.max_batch_wait)?;
@@ -219,6 +229,9 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     }
     p.publish_camera_set();
     p.report_broken();
+    if spec.mqtt.is_some() {
+        p.publish_profile(None, &Ok(Default::default()));
+    }
 
     // Periodic stats until every camera has finished.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
@@ -267,7 +280,7 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
         crossbeam_channel::select! {
             recv(reloads) -> msg => match msg {
                 Ok(new) if stop_deadline.is_none() => {
-                    p.apply(new);
+                    p.reload(new);
                     console.set_spec(&p.spec);
                     notify::ready();
                 }
@@ -279,11 +292,19 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
                 Ok(new) if stop_deadline.is_none() => {
                     tracing::info!("reloading: a camera file saved from the console");
                     notify::reloading();
-                    p.apply(new);
+                    p.reload(new);
                     console.set_spec(&p.spec);
                     notify::ready();
                 }
                 _ => tracing::warn!("console reload ignored: the daemon is stopping"),
+            },
+            recv(requests_rx) -> msg => match msg {
+                Ok(request) if stop_deadline.is_none() => {
+                    p.request(request);
+                    console.set_spec(&p.spec);
+                    notify::ready();
+                }
+                _ => {}
             },
             default(Duration::from_millis(100)) => {}
         }
@@ -367,15 +388,23 @@ fn discovery_cameras(spec: &Spec) -> Vec<discovery::Camera<'_>> {
         .collect()
 }
 
+/// Every discovery message of `spec`: each camera's entities, and the gateway's profile select
+/// when some camera defines a profile.
+fn discovery_messages(spec: &Spec, topic_prefix: &str, discovery_prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let mut out = discovery::messages(&spec.gateway_id, &discovery_cameras(spec), topic_prefix, discovery_prefix);
+    if !spec.profiles.is_empty() {
+        out.push(discovery::profile_select(&spec.gateway_id, &spec.profile_names(), topic_prefix, discovery_prefix));
+    }
+    out
+}
+
 /// Home Assistant discovery configs for every camera of `spec` (retained, so sending them
 /// again after a reload is harmless and covers new cameras).
 fn send_discovery(spec: &Spec, events: &LinkSender<Outgoing>) {
     if let Some(m) = &spec.mqtt
         && let Some(discovery_prefix) = &m.discovery_prefix
     {
-        for (topic, payload) in
-            discovery::messages(&spec.gateway_id, &discovery_cameras(spec), &m.topic_prefix, discovery_prefix)
-        {
+        for (topic, payload) in discovery_messages(spec, &m.topic_prefix, discovery_prefix) {
             let _ = events.send(Outgoing::new(Topic::Discovery(topic), payload));
         }
     }
@@ -389,7 +418,7 @@ fn clear_stale_discovery(old: &Spec, new: &Spec, events: &LinkSender<Outgoing>) 
         && let Some(discovery_prefix) = &m.discovery_prefix
     {
         let topics = |s: &Spec| {
-            discovery::messages(&s.gateway_id, &discovery_cameras(s), &m.topic_prefix, discovery_prefix)
+            discovery_messages(s, &m.topic_prefix, discovery_prefix)
                 .into_iter()
                 .map(|(t, _)| t)
                 .collect::<BTreeSet<String>>()

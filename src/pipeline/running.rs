@@ -130,6 +130,8 @@ pub(super) struct Running {
     /// Zone and line switches (`toggles`), kept across reloads and restarts.
     pub(super) toggles: Toggles,
     pub(super) registry: Registry,
+    /// The profile in force (`crate::remote`), `default` for the files' own settings.
+    pub(super) profile: String,
 }
 
 /// How long a reload waits for a stopping camera's threads before leaving them behind.

@@ -44,6 +44,10 @@ pub enum Topic {
     Snapshot { camera: String, object_id: String },
     /// A Home Assistant discovery config: an absolute topic (not under the prefix), retained.
     Discovery(String),
+    /// `<prefix>/profile/state`, retained: the profile in force and the last request's outcome.
+    ProfileState,
+    /// `<prefix>/config/<camera>/result`: how a camera file sent over MQTT ended.
+    ConfigResult(String),
 }
 
 impl Topic {
@@ -56,6 +60,8 @@ impl Topic {
             Topic::LineCount { camera, line, label } => format!("{prefix}/{camera}/{line}/{label}"),
             Topic::Snapshot { camera, .. } => format!("{prefix}/{camera}/snapshot"),
             Topic::Discovery(topic) => topic.clone(),
+            Topic::ProfileState => format!("{prefix}/profile/state"),
+            Topic::ConfigResult(c) => format!("{prefix}/config/{c}/result"),
         }
     }
 
@@ -66,7 +72,7 @@ impl Topic {
             Topic::Occupancy { camera, .. } | Topic::LineCount { camera, .. } | Topic::Snapshot { camera, .. } => {
                 Some(camera)
             }
-            Topic::Stats | Topic::Discovery(_) => None,
+            Topic::Stats | Topic::Discovery(_) | Topic::ProfileState | Topic::ConfigResult(_) => None,
         }
     }
 
@@ -79,6 +85,7 @@ impl Topic {
                 | Topic::LineCount { .. }
                 | Topic::Snapshot { .. }
                 | Topic::Discovery(_)
+                | Topic::ProfileState
         )
     }
 }

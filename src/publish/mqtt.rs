@@ -73,6 +73,7 @@ use self::state::{Reconnects, State};
 use super::spool::{Record, Spool};
 use super::{DeliveryReport, Outgoing};
 use crate::publish::settings::MqttSpec;
+use crate::remote::{self, Request};
 use crate::stats::PublishCounters;
 use crate::toggles::{self, Key, Toggles};
 
@@ -113,20 +114,22 @@ impl MqttSink {
     /// Open the spool and start connecting. Never fails: an unreachable broker is retried in
     /// the background, and an unusable spool leaves a bounded in-memory queue.
     pub fn connect(spec: &MqttSpec) -> MqttSink {
-        MqttSink::connect_with(spec, DetectSwitches::default(), Toggles::default())
+        MqttSink::connect_with(spec, Commands::default())
     }
 
-    /// As [`MqttSink::connect`], obeying `<prefix>/<camera>/detect/set` (ON / OFF) for the
-    /// cameras in `switches`, and reporting each on `<prefix>/<camera>/detect/state` (retained).
-    /// Zone and line switches (`toggles`) are obeyed and reported the same way, on
-    /// `<prefix>/<camera>/zone/<name>/set` and `…/line/<name>/set`.
-    pub fn connect_with(spec: &MqttSpec, switches: DetectSwitches, toggles: Toggles) -> MqttSink {
+    /// As [`MqttSink::connect`], obeying the `commands`: `<prefix>/<camera>/detect/set` (ON /
+    /// OFF), reported on `<prefix>/<camera>/detect/state` (retained); the other switches
+    /// (`toggles`), reported the same way; and the profile and camera-file requests
+    /// ([`crate::remote`]), handed to the run loop.
+    pub fn connect_with(spec: &MqttSpec, commands: Commands) -> MqttSink {
         let status_topic = format!("{}/status", spec.topic_prefix);
         let mut opts = MqttOptions::new(&spec.client_id, &spec.host, spec.port);
         opts.set_keep_alive(spec.keepalive);
         // rumqttc refuses packets over 10 kB by default; a snapshot JPEG is bigger. Incoming
         // packets stay small (acks only).
-        opts.set_max_packet_size(64 * 1024, 8 * 1024 * 1024);
+        // Incoming: commands, and camera files up to `remote::MAX_CONFIG_BYTES` (a bigger one
+        // is answered as refused); a packet over this limit would cost the connection.
+        opts.set_max_packet_size(1024 * 1024, 8 * 1024 * 1024);
         if let Some(c) = &spec.credentials {
             opts.set_credentials(c.username.clone(), c.password.clone());
         }
@@ -166,7 +169,7 @@ impl MqttSink {
             let (client, shared, spec) = (client.clone(), shared.clone(), spec.clone());
             std::thread::Builder::new()
                 .name("mqtt-conn".into())
-                .spawn(move || connection_loop(connection, client, shared, spec, switches, toggles))
+                .spawn(move || connection_loop(connection, client, shared, spec, commands))
                 .ok()
         };
         MqttSink {
@@ -244,6 +247,17 @@ fn pump(st: &mut State, client: &Client) {
     }
 }
 
+/// What the connection obeys besides publishing.
+#[derive(Clone, Default)]
+pub struct Commands {
+    /// `<camera>/detect/set`.
+    pub detect: DetectSwitches,
+    /// The zone, line, mask, motion and snapshot switches.
+    pub toggles: Toggles,
+    /// Where profile and camera-file requests go (the run loop); `None`: not subscribed.
+    pub requests: Option<crossbeam_channel::Sender<Request>>,
+}
+
 /// Per camera: whether detection runs. Shared by the MQTT connection thread (which flips it on
 /// command) and the detect workers (which obey it); a reload adds and removes cameras.
 pub type DetectSwitches = Arc<Mutex<std::collections::BTreeMap<String, Arc<AtomicBool>>>>;
@@ -313,14 +327,29 @@ fn on_command(st: &mut State, prefix: &str, switches: &DetectSwitches, topic: &s
     send_detect_state(st, prefix, camera, on);
 }
 
+/// A profile or camera-file request: to the run loop, which answers on its `state` or
+/// `result` topic. A camera file while `mqtt.remote_config` is off is only logged (the topic
+/// is not subscribed then; a broker may still deliver it through a wider subscription).
+fn on_request(spec: &MqttSpec, requests: Option<&crossbeam_channel::Sender<Request>>, request: Request, topic: &str) {
+    if matches!(request, Request::Config { .. }) && !spec.remote_config {
+        tracing::warn!(topic, "a camera file over MQTT, but mqtt.remote_config is off; ignored");
+        return;
+    }
+    let Some(tx) = requests else { return };
+    if let Err(e) = tx.try_send(request) {
+        // Requests are applied one at a time; a flood waits for no one.
+        tracing::warn!(topic, error = %e, "request not taken: the gateway is still applying earlier ones; send it again");
+    }
+}
+
 fn connection_loop(
     mut connection: Connection,
     client: Client,
     shared: Arc<Shared>,
     spec: MqttSpec,
-    switches: DetectSwitches,
-    toggles: Toggles,
+    commands: Commands,
 ) {
+    let Commands { detect: switches, toggles, requests } = commands;
     let mut reconnects = Reconnects::new(spec.reconnect_max, &spec.client_id);
     // Cameras whose detect state this connection has announced, and whether it subscribed to
     // detect/set: a camera a reload adds is announced as soon as it appears, not at the next
@@ -330,6 +359,7 @@ fn connection_loop(
     // The same for the zone and line switches.
     let mut toggles_announced: std::collections::BTreeSet<Key> = Default::default();
     let mut toggles_subscribed = false;
+    let mut requests_subscribed = false;
     while !shared.stop.load(Ordering::SeqCst) {
         // While connected, wake up often to send what the publisher handed over and to notice
         // `stop`. While connecting, let rumqttc's own connect timeout run: cutting a connect
@@ -366,12 +396,17 @@ fn connection_loop(
                 subscribed = false;
                 toggles_announced.clear();
                 toggles_subscribed = false;
+                requests_subscribed = false;
             }
-            Some(Ok(Event::Incoming(Packet::Publish(p)))) => match toggles::parse_command(&spec.topic_prefix, &p.topic)
-            {
-                Some(key) => on_toggle(&mut st, &spec.topic_prefix, &toggles, key, &p.topic, &p.payload),
-                None => on_command(&mut st, &spec.topic_prefix, &switches, &p.topic, &p.payload),
-            },
+            Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                if let Some(key) = toggles::parse_command(&spec.topic_prefix, &p.topic) {
+                    on_toggle(&mut st, &spec.topic_prefix, &toggles, key, &p.topic, &p.payload)
+                } else if let Some(request) = remote::parse(&spec.topic_prefix, &p.topic, &p.payload, p.retain) {
+                    on_request(&spec, requests.as_ref(), request, &p.topic)
+                } else {
+                    on_command(&mut st, &spec.topic_prefix, &switches, &p.topic, &p.payload)
+                }
+            }
             Some(Ok(Event::Incoming(Packet::PubAck(_)))) => st.puback(),
             Some(Ok(Event::Outgoing(MqttOut::Disconnect))) => st.disconnected(),
             Some(Ok(_)) => {}
@@ -402,6 +437,11 @@ fn connection_loop(
                 sleep_unless_stopped(retry.delay, &shared.stop);
                 continue;
             }
+        }
+        if st.is_connected() && requests.is_some() && !requests_subscribed {
+            requests_subscribed = remote::subscriptions(&spec.topic_prefix, spec.remote_config)
+                .into_iter()
+                .all(|t| client.try_subscribe(t, QoS::AtLeastOnce).is_ok());
         }
         if st.is_connected() {
             announce_cameras(&mut st, &client, &spec.topic_prefix, &switches, &mut announced, &mut subscribed);

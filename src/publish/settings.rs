@@ -40,6 +40,8 @@ pub struct MqttSpec {
     pub spool: SpoolSpec,
     /// TLS, when `[mqtt.tls]` is on: the client config, built (files read and checked) here.
     pub tls: Option<TlsSpec>,
+    /// Whether `<prefix>/config/<camera>/set` is obeyed (`mqtt.remote_config`).
+    pub remote_config: bool,
 }
 
 /// MQTT over TLS, ready to connect.

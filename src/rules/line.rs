@@ -86,6 +86,8 @@ pub struct LineConfig {
     pub labels: Option<Vec<String>>,
     /// Normalised distance from the line a point must pass before its side changes.
     pub hysteresis: f32,
+    /// false: the line counts nothing whatever its switch says (`enabled = false`).
+    pub enabled: bool,
 }
 
 impl LineConfig {
@@ -97,6 +99,7 @@ impl LineConfig {
             direction: Directions::Both,
             labels: None,
             hysteresis: DEFAULT_HYSTERESIS,
+            enabled: true,
         }
     }
 
@@ -191,7 +194,7 @@ impl Lines {
         }
         super::check_names(&mut problems, "line", lines.iter().map(|l| l.name.as_str()));
         problems.finish()?;
-        let enabled = vec![true; lines.len()];
+        let enabled = lines.iter().map(|l| l.enabled).collect();
         Ok(Lines { lines, tracks: HashMap::new(), counts: BTreeMap::new(), enabled })
     }
 
@@ -205,7 +208,7 @@ impl Lines {
     pub fn set_enabled(&mut self, name: &str, on: bool) -> bool {
         match self.lines.iter().position(|l| l.name == name) {
             Some(i) => {
-                self.enabled[i] = on;
+                self.enabled[i] = on && self.lines[i].enabled;
                 true
             }
             None => false,
@@ -325,6 +328,14 @@ mod tests {
             .map(|LineEvent::Crossed { direction, .. }| direction)
             .collect();
         assert_eq!(back.len(), 1);
+    }
+
+    #[test]
+    fn a_line_its_config_turns_off_stays_off_whatever_its_switch_says() {
+        let mut lines = Lines::new(vec![LineConfig { enabled: false, ..vertical() }]).unwrap();
+        assert!(lines.set_enabled("gate", true));
+        assert!(walk(&mut lines, 1, "person", &xs(&[0.2, 0.4, 0.6, 0.8], 0.5)).is_empty());
+        assert!(lines.counts().is_empty());
     }
 
     fn xs(xs: &[f32], y: f32) -> Vec<(f32, f32)> {

@@ -27,12 +27,22 @@ pub struct ZoneConfig {
     pub inertia: u32,
     /// After dwelling this long, a track gets one [`ZoneEvent::Loitering`] per visit.
     pub loitering_seconds: Option<f64>,
+    /// false: the zone is off whatever its switch says (`enabled = false` in the file or a
+    /// profile).
+    pub enabled: bool,
 }
 
 impl ZoneConfig {
     /// A zone with the documented defaults: every label, inertia 3, no loitering.
     pub fn new(name: impl Into<String>, polygon: Vec<Point>) -> ZoneConfig {
-        ZoneConfig { name: name.into(), polygon, labels: None, inertia: DEFAULT_INERTIA, loitering_seconds: None }
+        ZoneConfig {
+            name: name.into(),
+            polygon,
+            labels: None,
+            inertia: DEFAULT_INERTIA,
+            loitering_seconds: None,
+            enabled: true,
+        }
     }
 
     /// This zone's own problems (its name's uniqueness is the zones' to check).
@@ -122,7 +132,7 @@ impl Zones {
         }
         super::check_names(&mut problems, "zone", zones.iter().map(|z| z.name.as_str()));
         problems.finish()?;
-        let enabled = vec![true; zones.len()];
+        let enabled = zones.iter().map(|z| z.enabled).collect();
         Ok(Zones { zones, tracks: HashMap::new(), occupancy: BTreeMap::new(), enabled })
     }
 
@@ -135,7 +145,8 @@ impl Zones {
     pub fn set_enabled(&mut self, name: &str, on: bool) -> bool {
         match self.zones.iter().position(|z| z.name == name) {
             Some(i) => {
-                self.enabled[i] = on;
+                // A zone its config turns off stays off.
+                self.enabled[i] = on && self.zones[i].enabled;
                 true
             }
             None => false,

@@ -21,7 +21,7 @@ use super::auth::{self, Refused};
 use super::edit::{self, Problem, Shapes};
 use super::{Console, Shared, picture};
 use crate::config::spec::valid_name;
-use crate::config::{CameraSpec, PIPELINES_DIR};
+use crate::config::{CameraSpec, PIPELINES_DIR, replace};
 use crate::metrics::CameraEntry;
 
 pub(super) fn routes() -> Router<Arc<Console>> {
@@ -297,41 +297,36 @@ async fn put_config(
             return Err(ApiError::new(code, refused.to_string()));
         }
     };
-    let k = known(&c, &name)?;
+    known(&c, &name)?;
     let edited = body_text(&body)?;
-    let on_disk = std::fs::read_to_string(&k.file).unwrap_or_default();
-    let text = edit::unmasked(&edited, &on_disk);
-    if let Err(problems) = run_check(&c, &name, text.clone()).await {
-        tracing::warn!(camera = %name, who = %who, peer = %peer, problems = problems.len(), "console: save refused, the file has errors; nothing written");
-        return Err(problems_response(StatusCode::UNPROCESSABLE_ENTITY, &problems));
-    }
-    let file = k.file.clone();
-    let saved = {
-        let text = text.clone();
-        tokio::task::spawn_blocking(move || edit::save_atomically(&file, &text)).await
+    // Checked, written and loaded exactly as MQTT remote config does it (`config::replace`).
+    let dir = c.spec().config_dir;
+    let replaced = {
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || replace::replace_camera_file(&dir, &name, &edited)).await
     };
-    let backup = match saved {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{}: {e}", k.file.display())));
+    let replaced = match replaced {
+        Ok(Ok(r)) => r,
+        Ok(Err(replace::Refused::Problems(problems))) => {
+            tracing::warn!(camera = %name, who = %who, peer = %peer, problems = problems.len(), "console: save refused, the file has errors; nothing written");
+            return Err(problems_response(StatusCode::UNPROCESSABLE_ENTITY, &problems));
         }
+        Ok(Err(replace::Refused::Write(e))) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
         Err(e) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     };
-    tracing::info!(camera = %name, who = %who, peer = %peer, bytes = text.len(), file = %k.file.display(), backup = %backup.display(), "console: camera file saved; applying it as a reload");
-    // Applied as SIGHUP applies a config: the whole directory read and validated again, then
-    // handed to the running pipeline, which restarts only what changed.
-    let dir = c.spec().config_dir;
-    let loaded = tokio::task::spawn_blocking(move || crate::config::load(&dir)).await;
-    let applied = match loaded {
-        Ok(Ok(spec)) => match c.reloads.try_send(spec) {
+    let backup = replaced.backup;
+    tracing::info!(camera = %name, who = %who, peer = %peer, bytes = body.len(), file = %replaced.file.display(), backup = %backup.display(), "console: camera file saved; applying it as a reload");
+    // Applied as SIGHUP applies a config: handed to the running pipeline, which restarts only
+    // what changed.
+    let applied = match replaced.loaded {
+        Ok(spec) => match c.reloads.try_send(spec) {
             Ok(()) => "applying",
             Err(_) => "saved; a reload is already under way, send SIGHUP (systemctl reload lookout) to apply",
         },
-        Ok(Err(errors)) => {
+        Err(errors) => {
             tracing::error!(%errors, "console: the saved config does not load; not applied");
             "saved, not applied: the config directory has errors elsewhere"
         }
-        Err(_) => "saved, not applied",
     };
     Ok(axum::Json(json!({ "ok": true, "saved": format!("{PIPELINES_DIR}/{name}.toml"), "backup": backup.file_name().map(|n| n.to_string_lossy().to_string()), "applied": applied })).into_response())
 }

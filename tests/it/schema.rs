@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::common::repo;
 
 /// Which schema file describes each payload `type`.
-const TYPES: [(&str, &str); 12] = [
+const TYPES: [(&str, &str); 14] = [
     ("detection", "detection.json"),
     ("camera_status", "camera_status.json"),
     ("stats", "stats.json"),
@@ -24,6 +24,8 @@ const TYPES: [(&str, &str); 12] = [
     ("line_cross", "rule_event.json"),
     ("occupancy", "occupancy.json"),
     ("line_count", "line_count.json"),
+    ("profile_state", "profile_state.json"),
+    ("config_result", "config_result.json"),
 ];
 
 fn schema_file(kind: &str) -> Option<&'static str> {
@@ -85,10 +87,12 @@ pub fn assert_valid_lines<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) {
 
 /// [`assert_valid`] on every MQTT message (topic, payload, retained) except the ones that
 /// are not JSON by contract: the availability topic (`online` / `offline`), the switches'
-/// states (`detect/state`, `zone/<name>/state`, `line/<name>/state`: `ON` / `OFF`) and
-/// `snapshot` (JPEG).
+/// states (`detect/state`, `zone/<name>/state`, `motion/state`, …: `ON` / `OFF`; the
+/// gateway's `profile/state` is JSON) and `snapshot` (JPEG).
 pub fn assert_valid_messages(msgs: &[(String, Vec<u8>, bool)], availability_topic: &str) {
-    let not_json = |t: &str| t == availability_topic || t.ends_with("/state") || t.ends_with("/snapshot");
+    let not_json = |t: &str| {
+        t == availability_topic || (t.ends_with("/state") && !t.ends_with("/profile/state")) || t.ends_with("/snapshot")
+    };
     for (topic, payload, _) in msgs.iter().filter(|(t, _, _)| !not_json(t)) {
         let v: Value = serde_json::from_slice(payload)
             .unwrap_or_else(|e| panic!("{topic}: not JSON ({e}): {}", String::from_utf8_lossy(payload)));
@@ -183,7 +187,44 @@ fn samples() -> Vec<(Value, &'static str, Value)> {
             "label",
             json!(""),
         ),
+        (profile_sample(), "ok", json!("yes")),
+        (config_sample(), "saved", json!(1)),
     ]
+}
+
+/// `profile_state` as the daemon writes it, refused with a problem on a line.
+fn profile_sample() -> Value {
+    use lookout::config::replace::Problem;
+    let problem = Problem {
+        file: "pipelines/bikes.toml".into(),
+        line: Some(31),
+        key: "profiles.night.detect.min_score".into(),
+        message: "with profile `night`: 1.5 must be between 0 and 1".into(),
+    };
+    let names = vec!["default".to_string(), "night".to_string()];
+    let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_764_358_174_490);
+    serde_json::from_slice(&lookout::remote::profile_state(
+        "demo",
+        "default",
+        &names,
+        Some("night"),
+        &Err(vec![problem]),
+        at,
+    ))
+    .unwrap()
+}
+
+/// `config_result` as the daemon writes it, saved and applied.
+fn config_sample() -> Value {
+    use lookout::remote::{Changes, ConfigOutcome};
+    let outcome = ConfigOutcome::Saved {
+        backup: "bikes.toml.bak".into(),
+        applied: true,
+        changes: Changes { restarted: vec!["bikes".into()], ..Changes::default() },
+        note: None,
+    };
+    let at = std::time::SystemTime::UNIX_EPOCH;
+    serde_json::from_slice(&lookout::remote::config_result("demo", "bikes", Some("ops"), &outcome, at)).unwrap()
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod camera;
 mod objects;
 mod secrets;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,6 +56,13 @@ pub struct Spec {
     /// The zone and line switches set over MQTT: `$STATE_DIRECTORY/toggles.json` under
     /// systemd, else `.lookout/toggles.json` in the config directory.
     pub toggles_file: PathBuf,
+    /// The profile applied last (`<prefix>/profile/set`), kept for the next start:
+    /// `$STATE_DIRECTORY/profile` under systemd, else `.lookout/profile` in the config directory.
+    pub profile_file: PathBuf,
+    /// Each profile's cameras (`[profiles.<name>]` in camera files), fully built and checked:
+    /// profile → camera → its settings under that profile. A camera without the profile runs
+    /// its own settings under it.
+    pub profiles: BTreeMap<String, BTreeMap<String, CameraSpec>>,
     /// How long a stop (SIGTERM) may take: sources stop, in-flight frames finish, events are
     /// flushed to the broker; what is left then goes to the spool.
     pub shutdown_timeout: Duration,
@@ -65,6 +73,41 @@ pub struct Spec {
     /// (`lookout run` at start): reported `failed`, with their errors. Always empty from
     /// [`super::load`], which refuses such a config whole.
     pub broken: Vec<super::BrokenCamera>,
+}
+
+/// A profile no camera defines.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("no camera defines a profile `{name}`; the profiles are: {known}")]
+pub struct UnknownProfile {
+    pub name: String,
+    pub known: String,
+}
+
+impl Spec {
+    /// Every profile any camera defines, and `default` (the files' own settings) first.
+    pub fn profile_names(&self) -> Vec<String> {
+        std::iter::once(crate::config::profiles::DEFAULT_PROFILE.to_string())
+            .chain(self.profiles.keys().cloned())
+            .collect()
+    }
+
+    /// This config with `profile` applied: each camera that defines it runs it, the others their
+    /// own settings. `default` is the config as it is.
+    pub fn with_profile(&self, profile: &str) -> Result<Spec, UnknownProfile> {
+        if profile == crate::config::profiles::DEFAULT_PROFILE {
+            return Ok(self.clone());
+        }
+        let Some(variants) = self.profiles.get(profile) else {
+            return Err(UnknownProfile { name: profile.to_string(), known: self.profile_names().join(", ") });
+        };
+        let mut out = self.clone();
+        for cam in &mut out.cameras {
+            if let Some(v) = variants.get(&cam.name) {
+                *cam = v.clone();
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// One camera's own links (`[links.frames]`, `[links.detections]`).
@@ -282,6 +325,7 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
             queue_capacity,
             flush_timeout: Duration::from_secs(m.flush_timeout_seconds.unwrap_or(DEFAULT_FLUSH_TIMEOUT_SECONDS)),
             reconnect_max: Duration::from_secs_f64(reconnect_max),
+            remote_config: m.remote_config.unwrap_or(false),
         }
     });
 
@@ -369,10 +413,13 @@ pub(super) fn build_global(dir: &Path, raw: RawGlobal, errors: &mut Vec<ConfigEr
     }
     // Not a setting: where the state is, as for the spool and the snapshots.
     let toggles_file = state_directory("toggles.json").unwrap_or_else(|| dir.join(".lookout/toggles.json"));
+    let profile_file = state_directory("profile").unwrap_or_else(|| dir.join(".lookout/profile"));
     Spec {
         shutdown_timeout: Duration::from_secs_f64(shutdown_timeout.clamp(0.001, 3600.0)),
         config_dir: dir.to_path_buf(),
         toggles_file,
+        profile_file,
+        profiles: BTreeMap::new(),
         metrics_listen,
         web,
         snapshot_dir,

@@ -159,6 +159,7 @@ pub(super) fn build_objects(
         zone.labels = z.labels;
         zone.inertia = z.inertia.unwrap_or(zone.inertia);
         zone.loitering_seconds = z.loitering_seconds;
+        zone.enabled = z.enabled.unwrap_or(true);
         zones.push(zone);
     }
     let mut lines = Vec::new();
@@ -178,6 +179,7 @@ pub(super) fn build_objects(
         let mut line = LineConfig::new(l.name, [a, b]);
         line.labels = l.labels;
         line.hysteresis = l.hysteresis.unwrap_or(line.hysteresis);
+        line.enabled = l.enabled.unwrap_or(true);
         match l.direction.as_deref().map(Directions::from_key) {
             None => {}
             Some(Some(d)) => line.direction = d,
