@@ -43,7 +43,8 @@ pub fn parse(prefix: &str, topic: &str, payload: &[u8], retained: bool) -> Optio
         ["config", camera, "set", sender] if !sender.is_empty() => (camera, Some(sender.to_string())),
         _ => return None,
     };
-    if camera.is_empty() {
+    // An empty payload is how a retained file is cleared from the broker: nothing to answer.
+    if camera.is_empty() || payload.is_empty() {
         return None;
     }
     Some(Request::Config { camera: camera.to_string(), payload: payload.to_vec(), sender, retained })
@@ -197,8 +198,9 @@ mod tests {
                 retained: false
             })
         );
+        assert_eq!(parse(p, "lookout/gw/config/yard/set", b"", false), None, "clearing a retained file");
         assert!(matches!(
-            parse(p, "lookout/gw/config/yard/set/ops-laptop", b"", false),
+            parse(p, "lookout/gw/config/yard/set/ops-laptop", b"#", false),
             Some(Request::Config { sender: Some(s), .. }) if s == "ops-laptop"
         ));
         for other in [

@@ -324,6 +324,7 @@ fn publish_acked_with(port: u16, topic: &str, payload: &[u8], retain: bool) {
     use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
     let mut opts = MqttOptions::new(format!("test-pub-{}", free_port()), "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_max_packet_size(16 << 20, 16 << 20);
     let (client, mut conn) = Client::new(opts, 10);
     client.publish(topic, QoS::AtLeastOnce, retain, payload.to_vec()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

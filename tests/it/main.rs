@@ -26,6 +26,7 @@ mod openvino;
 mod providers;
 mod reference;
 mod reload;
+mod remote;
 mod rtsp;
 mod schema;
 mod snapshots;
