@@ -179,7 +179,7 @@ impl Broker {
                 "persistence false\nmax_queued_messages 100000\n\
                  connection {name}\naddress 127.0.0.1:{central}\nbridge_protocol_version mqttv311\n\
                  cleansession false\nclientid bridge-{name}\nrestart_timeout 1 2\n\
-                 topic lookout/# out 1\ntopic lookout/+/+/detect/set in 1\n"
+                 topic lookout/# out 1\ntopic lookout/{name}/+/detect/set in 1\ntopic lookout/{name}/profile/set in 1\n"
             ),
         )
     }

@@ -2,7 +2,7 @@
 //! daemons, each publishing to its own local mosquitto, each bridged to one central mosquitto.
 //! The central broker is stopped for 60 s and started again; every event each gateway's local
 //! broker took must reach a subscriber on the central one, none lost, the duplicates counted;
-//! and a `…/detect/set` sent to the centre reaches the one gateway it names.
+//! and a profile change (`…/profile/set`) sent to the centre reaches the one gateway it names.
 //! Real processes on loopback ports; the outage is the scenario's length, every other wait is
 //! on a condition.
 
@@ -18,18 +18,18 @@ use crate::common::*;
 struct Ledger {
     ids: BTreeMap<String, BTreeSet<String>>,
     copies: usize,
-    /// The last payload of each `…/detect/state` topic.
-    detect: BTreeMap<String, String>,
+    /// The profile in force by each `…/profile/state` topic, as last published.
+    profile: BTreeMap<String, String>,
 }
 
 impl Ledger {
     fn take(&mut self, sub: &Subscriber) {
         for (topic, payload, _) in sub.rx.try_iter() {
-            if topic.ends_with("/detect/state") {
-                self.detect.insert(topic, text(&payload));
+            let Ok(v) = serde_json::from_slice::<Value>(&payload) else { continue };
+            if topic.ends_with("/profile/state") {
+                self.profile.insert(topic, v["profile"].as_str().unwrap_or_default().to_string());
                 continue;
             }
-            let Ok(v) = serde_json::from_slice::<Value>(&payload) else { continue };
             // Events carry a unique id; status, stats, occupancy and counts are states.
             if let (Some(id), Some(gw)) = (v["id"].as_str(), v["gateway_id"].as_str()) {
                 self.copies += 1;
@@ -69,7 +69,10 @@ fn three_gateways_through_a_bridged_tier_lose_nothing_across_a_60_s_central_outa
             inference_toml()
         );
         // The sample clip on a loop, in real time: a camera that keeps making events.
-        let camera = format!("uri = {:?}\nloop = true\n[detect]\nfps = 5\n", media("bikes.mp4").display().to_string());
+        let camera = format!(
+            "uri = {:?}\nloop = true\n[detect]\nfps = 5\n[profiles.quiet]\ndetect = {{ fps = 2 }}\n",
+            media("bikes.mp4").display().to_string()
+        );
         let dir = ConfigDir::new(&format!("fleet-{gw}"), &global, &[("street", &camera)]);
         daemons.push(Daemon::start(&dir.path));
         dirs.push(dir);
@@ -119,17 +122,17 @@ fn three_gateways_through_a_bridged_tier_lose_nothing_across_a_60_s_central_outa
             && local.iter().map(|l| l.distinct()).sum::<usize>() > mark
     });
     assert!(resumed, "the bridges did not deliver after the central broker came back");
-    // A command from the centre reaches the one gateway it names, down that gateway's bridge:
-    // gw2's camera stops detecting and says so; the others stay on.
-    publish_acked(central_port, "lookout/gw2/street/detect/set", b"OFF");
-    let state = |c: &Ledger, gw: &str| c.detect.get(&format!("lookout/{gw}/street/detect/state")).cloned();
+    // A profile change from the centre reaches the one gateway it names, down that gateway's
+    // bridge: gw2 switches to `quiet` and says so; the others stay in `default`.
+    publish_acked(central_port, "lookout/gw2/profile/set", b"quiet");
+    let state = |c: &Ledger, gw: &str| c.profile.get(&format!("lookout/{gw}/profile/state")).cloned();
     let switched = wait_until(Duration::from_secs(30), || {
         take_all(&mut centre, &mut local);
-        state(&centre, "gw2").as_deref() == Some("OFF")
+        state(&centre, "gw2").as_deref() == Some("quiet")
     });
-    assert!(switched, "gw2 did not report detection OFF at the centre: {:?}", centre.detect);
+    assert!(switched, "gw2 did not report the profile `quiet` at the centre: {:?}", centre.profile);
     for gw in ["gw1", "gw3"] {
-        assert_eq!(state(&centre, gw).as_deref(), Some("ON"), "{gw}: {:?}", centre.detect);
+        assert_eq!(state(&centre, gw).as_deref(), Some("default"), "{gw}: {:?}", centre.profile);
     }
     for d in daemons.iter_mut() {
         let out = d.terminate();
