@@ -9,7 +9,7 @@ that the golden files it writes check the manifests as well as the Rust decoders
         > tests/fixtures/nanodet_m_320_detections.json
 
 The resize is cv2.resize INTER_LINEAR, as the YOLOX repository's own `preproc` does and as
-Lookout's `detect::resize` reproduces bit for bit; `--resize pil` takes Pillow's bilinear instead
+Lookout's `resize` reproduces bit for bit; `--resize pil` takes Pillow's bilinear instead
 (antialiased when it shrinks: a softer picture, scores up to 0.04 apart).
 
 `--video PATH` decodes a clip with cv2.VideoCapture instead of reading images, detects every

@@ -27,6 +27,7 @@ pub mod pipeline;
 pub mod publish;
 pub mod reload;
 pub mod remote;
+pub mod resize;
 pub mod rules;
 pub mod shutdown;
 pub mod source;

@@ -56,22 +56,6 @@ impl Kind {
 /// One switch: (camera, kind, name).
 pub type Key = (String, Kind, String);
 
-/// The switches a camera has, by kind and name, in config order: what the MQTT topics, Home
-/// Assistant's switches and the stages all go by.
-pub fn switches_of(cam: &crate::config::CameraSpec) -> Vec<(Kind, String)> {
-    let rules = &cam.objects.rules;
-    let mut out: Vec<(Kind, String)> = rules.zones.iter().map(|z| (Kind::Zone, z.name.clone())).collect();
-    out.extend(rules.lines.iter().map(|l| (Kind::Line, l.name.clone())));
-    out.extend((1..=rules.filters.masks.len()).map(|n| (Kind::Mask, n.to_string())));
-    if cam.source.motion.enabled {
-        out.push((Kind::Motion, String::new()));
-    }
-    if cam.objects.snapshots.enabled {
-        out.push((Kind::Snapshots, String::new()));
-    }
-    out
-}
-
 /// `<prefix>/<camera>/<kind>/<name>/set`, or `<prefix>/<camera>/<kind>/set` for a per-camera
 /// kind → (camera, kind, name); `None` for any other topic.
 pub fn parse_command(prefix: &str, topic: &str) -> Option<Key> {

@@ -73,6 +73,11 @@ pub fn check(config_dir: Option<PathBuf>, probe: bool, for_start: bool) -> ExitC
                     if groups.is_empty() { String::new() } else { format!("; tracked as one: {}", groups.join(", ")) }
                 );
             }
+            // Every profile was built and checked with its camera's file.
+            for (profile, cameras) in &spec.profiles {
+                let names: Vec<&str> = cameras.keys().map(String::as_str).collect();
+                println!("  profile {profile}: checked; cameras: {}", names.join(", "));
+            }
             let inf = &spec.inference;
             println!(
                 "  inference: {} on {} (fallback {}), {} worker(s), max_batch {}, io_binding on cuda/tensorrt {}",

@@ -27,7 +27,6 @@ pub mod manifest;
 pub mod nanodet;
 pub mod nms;
 pub mod provider;
-pub mod resize;
 pub mod session;
 pub mod settings;
 pub mod variant;

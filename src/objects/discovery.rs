@@ -21,7 +21,7 @@ pub struct Camera<'a> {
     /// The camera's `detect.labels` as class indices; `None`: all.
     pub labels: Option<&'a [usize]>,
     pub objects: &'a ObjectsSpec,
-    /// The camera's switches ([`crate::toggles::switches_of`]).
+    /// The camera's switches (`CameraSpec::switches`).
     pub switches: Vec<(crate::toggles::Kind, String)>,
 }
 

@@ -85,6 +85,7 @@ impl Running {
             }
         }
         self.spec.shutdown_timeout = new.shutdown_timeout;
+        let had_profiles = self.spec.profile_names();
         self.spec.profiles = new.profiles.clone();
         let mut changes = Changes {
             held_back: held_back
@@ -97,7 +98,7 @@ impl Running {
         };
         if diff.is_empty() {
             tracing::info!(cameras = diff.unchanged.len(), "reload: no camera changed");
-            self.announce_profiles();
+            self.announce_profiles(&had_profiles);
             return changes;
         }
         self.stop_cameras(&diff.removed, "removed from the config (reload)");
@@ -143,7 +144,7 @@ impl Running {
         let mut announce = self.spec.clone();
         announce.cameras.retain(|c| diff.added.contains(&c.name) || diff.changed.contains(&c.name));
         send_discovery(&announce, &self.events);
-        self.announce_profiles();
+        self.announce_profiles(&had_profiles);
         tracing::info!(
             restarted = %diff.changed.join(", "),
             started = %diff.added.join(", "),

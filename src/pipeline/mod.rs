@@ -170,12 +170,17 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     // Zone and line switches, as saved by the last run (docs/mqtt.md, "Switches").
     let toggles = crate::toggles::Toggles::load(&spec.toggles_file);
     // Profile and camera-file requests from MQTT (`crate::remote`), applied one at a time.
-    let (requests_tx, requests_rx) = crossbeam_channel::bounded::<crate::remote::Request>(8);
+    let (requests_tx, requests_rx) = crossbeam_channel::bounded::<crate::publish::mqtt::Incoming>(8);
     let sink = match (sink, &spec.mqtt) {
         (Some(s), _) => s,
         (None, Some(m)) => Sink::Mqtt(MqttSink::connect_with(
             m,
-            Commands { detect: switches.clone(), toggles: toggles.clone(), requests: Some(requests_tx.clone()) },
+            Commands {
+                detect: switches.clone(),
+                toggles: toggles.clone(),
+                requests: Some(requests_tx.clone()),
+                subscriptions: crate::remote::subscriptions(&m.topic_prefix, m.remote_config),
+            },
         )),
         (None, None) => Sink::stdout(),
     };
@@ -299,8 +304,8 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
                 _ => tracing::warn!("console reload ignored: the daemon is stopping"),
             },
             recv(requests_rx) -> msg => match msg {
-                Ok(request) if stop_deadline.is_none() => {
-                    p.request(request);
+                Ok(incoming) if stop_deadline.is_none() => {
+                    p.incoming(incoming);
                     console.set_spec(&p.spec);
                     notify::ready();
                 }
@@ -383,7 +388,7 @@ fn discovery_cameras(spec: &Spec) -> Vec<discovery::Camera<'_>> {
             name: &c.name,
             labels: c.detect.labels.as_deref(),
             objects: &c.objects,
-            switches: crate::toggles::switches_of(c),
+            switches: c.switches(),
         })
         .collect()
 }

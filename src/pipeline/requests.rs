@@ -57,8 +57,16 @@ impl Running {
         self.apply(resolved)
     }
 
+    /// A message on one of the requests' topics: carried out if it is a request, and answered.
+    pub(super) fn incoming(&mut self, msg: crate::publish::mqtt::Incoming) {
+        let prefix = self.spec.mqtt.as_ref().map(|m| m.topic_prefix.clone()).unwrap_or_default();
+        if let Some(request) = remote::parse(&prefix, &msg.topic, &msg.payload, msg.retained) {
+            self.request(request);
+        }
+    }
+
     /// Carry out a request from MQTT, and answer it.
-    pub(super) fn request(&mut self, request: Request) {
+    fn request(&mut self, request: Request) {
         match request {
             Request::Profile { name } => {
                 let outcome = self.switch_profile(&name);
@@ -109,9 +117,12 @@ impl Running {
         }
     }
 
-    /// Home Assistant's profile select, with the profiles there are now; emptied (which
-    /// deletes the entity) when no camera defines one.
-    pub(super) fn announce_profiles(&self) {
+    /// Home Assistant's profile select, when the profiles there are changed from `had`: sent
+    /// with the new options, or emptied (which deletes the entity) when no camera defines one.
+    pub(super) fn announce_profiles(&self, had: &[String]) {
+        if had == self.spec.profile_names().as_slice() {
+            return;
+        }
         let Some(m) = &self.spec.mqtt else { return };
         let Some(discovery_prefix) = &m.discovery_prefix else { return };
         let (topic, payload) = crate::objects::discovery::profile_select(

@@ -239,7 +239,7 @@ impl Running {
 
         let name = format!("objects-{}", cam.name);
         // This camera's switches (zones, lines, masks, motion, snapshots): kept for those it still has.
-        let mut switches = self.toggles.register_camera(&cam.name, &crate::toggles::switches_of(&cam));
+        let mut switches = self.toggles.register_camera(&cam.name, &cam.switches());
         // Motion gating is the source's; the rest are the objects stage's.
         let motion_switch = switches.iter().find(|(k, _, _)| *k == Kind::Motion).map(|(_, _, s)| s.clone());
         switches.retain(|(k, _, _)| *k != Kind::Motion);

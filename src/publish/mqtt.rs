@@ -73,7 +73,6 @@ use self::state::{Reconnects, State};
 use super::spool::{Record, Spool};
 use super::{DeliveryReport, Outgoing};
 use crate::publish::settings::MqttSpec;
-use crate::remote::{self, Request};
 use crate::stats::PublishCounters;
 use crate::toggles::{self, Key, Toggles};
 
@@ -120,7 +119,7 @@ impl MqttSink {
     /// As [`MqttSink::connect`], obeying the `commands`: `<prefix>/<camera>/detect/set` (ON /
     /// OFF), reported on `<prefix>/<camera>/detect/state` (retained); the other switches
     /// (`toggles`), reported the same way; and the profile and camera-file requests
-    /// ([`crate::remote`]), handed to the run loop.
+    /// (`crate::remote`), handed to the run loop.
     pub fn connect_with(spec: &MqttSpec, commands: Commands) -> MqttSink {
         let status_topic = format!("{}/status", spec.topic_prefix);
         let mut opts = MqttOptions::new(&spec.client_id, &spec.host, spec.port);
@@ -254,8 +253,19 @@ pub struct Commands {
     pub detect: DetectSwitches,
     /// The zone, line, mask, motion and snapshot switches.
     pub toggles: Toggles,
-    /// Where profile and camera-file requests go (the run loop); `None`: not subscribed.
-    pub requests: Option<crossbeam_channel::Sender<Request>>,
+    /// Where other messages on `subscriptions` go (the run loop, which reads profile and
+    /// camera-file requests from them: `crate::remote`).
+    pub requests: Option<crossbeam_channel::Sender<Incoming>>,
+    pub subscriptions: Vec<String>,
+}
+
+/// A message received on one of [`Commands::subscriptions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    /// Handed over as the broker's retained copy (at a (re)subscription), not sent live.
+    pub retained: bool,
 }
 
 /// Per camera: whether detection runs. Shared by the MQTT connection thread (which flips it on
@@ -327,21 +337,6 @@ fn on_command(st: &mut State, prefix: &str, switches: &DetectSwitches, topic: &s
     send_detect_state(st, prefix, camera, on);
 }
 
-/// A profile or camera-file request: to the run loop, which answers on its `state` or
-/// `result` topic. A camera file while `mqtt.remote_config` is off is only logged (the topic
-/// is not subscribed then; a broker may still deliver it through a wider subscription).
-fn on_request(spec: &MqttSpec, requests: Option<&crossbeam_channel::Sender<Request>>, request: Request, topic: &str) {
-    if matches!(request, Request::Config { .. }) && !spec.remote_config {
-        tracing::warn!(topic, "a camera file over MQTT, but mqtt.remote_config is off; ignored");
-        return;
-    }
-    let Some(tx) = requests else { return };
-    if let Err(e) = tx.try_send(request) {
-        // Requests are applied one at a time; a flood waits for no one.
-        tracing::warn!(topic, error = %e, "request not taken: the gateway is still applying earlier ones; send it again");
-    }
-}
-
 fn connection_loop(
     mut connection: Connection,
     client: Client,
@@ -349,7 +344,7 @@ fn connection_loop(
     spec: MqttSpec,
     commands: Commands,
 ) {
-    let Commands { detect: switches, toggles, requests } = commands;
+    let Commands { detect: switches, toggles, requests, subscriptions } = commands;
     let mut reconnects = Reconnects::new(spec.reconnect_max, &spec.client_id);
     // Cameras whose detect state this connection has announced, and whether it subscribed to
     // detect/set: a camera a reload adds is announced as soon as it appears, not at the next
@@ -401,10 +396,15 @@ fn connection_loop(
             Some(Ok(Event::Incoming(Packet::Publish(p)))) => {
                 if let Some(key) = toggles::parse_command(&spec.topic_prefix, &p.topic) {
                     on_toggle(&mut st, &spec.topic_prefix, &toggles, key, &p.topic, &p.payload)
-                } else if let Some(request) = remote::parse(&spec.topic_prefix, &p.topic, &p.payload, p.retain) {
-                    on_request(&spec, requests.as_ref(), request, &p.topic)
-                } else {
+                } else if p.topic.ends_with("/detect/set") {
                     on_command(&mut st, &spec.topic_prefix, &switches, &p.topic, &p.payload)
+                } else if let Some(tx) = &requests {
+                    let topic = p.topic.clone();
+                    let incoming = Incoming { topic: p.topic, payload: p.payload.to_vec(), retained: p.retain };
+                    if let Err(e) = tx.try_send(incoming) {
+                        // Requests are carried out one at a time; a flood waits for no one.
+                        tracing::warn!(topic, error = %e, "request not taken: the gateway is still carrying out earlier ones; send it again");
+                    }
                 }
             }
             Some(Ok(Event::Incoming(Packet::PubAck(_)))) => st.puback(),
@@ -439,9 +439,7 @@ fn connection_loop(
             }
         }
         if st.is_connected() && requests.is_some() && !requests_subscribed {
-            requests_subscribed = remote::subscriptions(&spec.topic_prefix, spec.remote_config)
-                .into_iter()
-                .all(|t| client.try_subscribe(t, QoS::AtLeastOnce).is_ok());
+            requests_subscribed = subscriptions.iter().all(|t| client.try_subscribe(t, QoS::AtLeastOnce).is_ok());
         }
         if st.is_connected() {
             announce_cameras(&mut st, &client, &spec.topic_prefix, &switches, &mut announced, &mut subscribed);

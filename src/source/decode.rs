@@ -1,6 +1,8 @@
 //! The GStreamer pipeline of one camera: its source element (a URI, RTSP with its login, a test
-//! pattern), the decoder decodebin picks, and the scaler and appsink that deliver frames at the
-//! model's size and the camera's rate. Built once per connection by [`super::run_camera`].
+//! pattern), the decoder decodebin picks, and the appsink that takes the decoded I420 frames at
+//! the camera's rate. Each admitted frame is converted and scaled to the model's letterbox size
+//! exactly as the reference recipe's OpenCV does it ([`crate::resize::resize_i420`]),
+//! only at the pixels the resize reads. Built once per connection by [`super::run_camera`].
 
 use super::*;
 
@@ -20,22 +22,19 @@ pub(super) fn build(
 ) -> Result<(gst::Pipeline, SenderSlot, DecoderSlot), SourceError> {
     init()?;
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", spec.name));
-    let scale = make("videoscale")?;
-    let scale_caps = make("capsfilter")?;
+    // To I420 when the decoder gives another layout (NV12 from hardware decoders, 4:2:2 JPEG);
+    // a passthrough for the usual software decoders.
     let convert = make("videoconvert")?;
     let is_file = spec.source.uri.starts_with("file:");
     let appsink = gst_app::AppSink::builder()
-        .caps(&gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::Rgb).build())
+        .caps(&gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::I420).build())
         // Files pace themselves like a camera when `realtime`; live sources are never held back.
         .sync(is_file && spec.source.realtime)
         .max_buffers(1)
         .drop(false)
         .build();
-    pipeline
-        .add_many([&scale, &scale_caps, &convert, appsink.upcast_ref()])
-        .map_err(|e| SourceError::Build(e.to_string()))?;
-    gst::Element::link_many([&scale, &scale_caps, &convert, appsink.upcast_ref()])
-        .map_err(|e| SourceError::Build(e.to_string()))?;
+    pipeline.add_many([&convert, appsink.upcast_ref()]).map_err(|e| SourceError::Build(e.to_string()))?;
+    gst::Element::link_many([&convert, appsink.upcast_ref()]).map_err(|e| SourceError::Build(e.to_string()))?;
 
     // Note which decoder decodebin picked: operators ask "why is this software-decoded?".
     let decoder: DecoderSlot = Arc::new(Mutex::new(None));
@@ -59,11 +58,10 @@ pub(super) fn build(
         }
     });
 
-    // Link the first video pad to the scaler, sized for the model; give any other stream
-    // (audio) a fakesink so it can never stall the pipeline with not-linked.
+    // Link the first video pad to the converter; give any other stream (audio) a fakesink so
+    // it can never stall the pipeline with not-linked.
     let pipeline_weak = pipeline.downgrade();
-    let scale_weak = scale.downgrade();
-    let caps_weak = scale_caps.downgrade();
+    let convert_weak = convert.downgrade();
     let gate_counters = counters.clone();
     let mut gate = RateGate::new(spec.fps);
     let gate_start = Instant::now();
@@ -73,14 +71,8 @@ pub(super) fn build(
         gate.admit(ns)
     }));
     let cam_for_pads = spec.name.to_string();
-    // The decoder's frame size, packed as (w << 32 | h): boxes are reported in these pixels,
-    // while the appsink only sees the scaled size.
-    let src_dims = Arc::new(AtomicU64::new(0));
-    let src_dims_w = src_dims.clone();
     let link_decoded = move |pad: &gst::Pad| {
-        let (Some(pipeline), Some(scale), Some(scale_caps)) =
-            (pipeline_weak.upgrade(), scale_weak.upgrade(), caps_weak.upgrade())
-        else {
+        let (Some(pipeline), Some(convert)) = (pipeline_weak.upgrade(), convert_weak.upgrade()) else {
             return;
         };
         // Decoders expose fixed caps; a static source pad (test://) only its template, which
@@ -90,7 +82,7 @@ pub(super) fn build(
             caps.fixate();
         }
         let is_video = caps.structure(0).is_some_and(|s| s.name().starts_with("video/"));
-        let Some(sink_pad) = scale.static_pad("sink") else { return };
+        let Some(sink_pad) = convert.static_pad("sink") else { return };
         if !is_video || sink_pad.is_linked() {
             if let Ok(fake) =
                 gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build()
@@ -103,17 +95,6 @@ pub(super) fn build(
             }
             return;
         }
-        let info = if caps.is_fixed() { gst_video::VideoInfo::from_caps(&caps).ok() } else { None };
-        let Some(info) = info else {
-            tracing::warn!(camera = %cam_for_pads, caps = %caps, "video pad without usable caps");
-            return;
-        };
-        let lb = Letterbox::place(info.width(), info.height(), geometry);
-        src_dims_w.store(((info.width() as u64) << 32) | info.height() as u64, Ordering::Relaxed);
-        scale_caps.set_property(
-            "caps",
-            gst_video::VideoCapsBuilder::new().width(lb.scaled_w as i32).height(lb.scaled_h as i32).build(),
-        );
         let counters = gate_counters.clone();
         let gate = gate.clone();
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, probe| {
@@ -190,16 +171,20 @@ pub(super) fn build(
                 let Ok(data) = buffer.into_mapped_buffer_readable() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
+                // The reference recipe's conversion and resize, to the model's letterbox size.
+                let lb = Letterbox::place(info.width(), info.height(), geometry);
+                let (sw, sh) = (lb.scaled_w as usize, lb.scaled_h as usize);
+                let Some(i420) = i420_planes(&data, &info) else {
+                    // A buffer shorter than its caps say: skipped rather than read out of bounds.
+                    counters.dropped(DropReason::InferenceError);
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let mut rgb = vec![0u8; sw * sh * 3];
+                crate::resize::resize_i420(&i420, sw, sh, &mut rgb);
+                drop(data);
                 let gating = motion_switch.as_ref().is_none_or(|on| on.load(Ordering::Relaxed));
                 if let Some(gate) = motion_gate.as_mut().filter(|_| gating) {
-                    let stride = info.stride()[0].max(0) as usize;
-                    let small = motion::downscale_gray(
-                        &data,
-                        info.width() as usize,
-                        info.height() as usize,
-                        stride,
-                        motion_height,
-                    );
+                    let small = motion::downscale_gray(&rgb, sw, sh, sw * 3, motion_height);
                     // Stream time, so a file decoded faster than real time idles as a camera would.
                     let t = pts.unwrap_or_else(|| mono_anchor.elapsed()).as_secs_f64();
                     let tracking = counters.tracking.load(Ordering::Relaxed);
@@ -213,20 +198,18 @@ pub(super) fn build(
                 }
                 // The delivered count doubles as the sequence number: it survives reconnects.
                 let seq = counters.delivered.fetch_add(1, Ordering::Relaxed);
-                let dims = src_dims.load(Ordering::Relaxed);
-                let (src_w, src_h) = ((dims >> 32) as u32, dims as u32);
                 let frame = Frame {
                     camera: index,
                     seq,
                     pts,
                     captured_at,
                     clock,
-                    src_width: src_w,
-                    src_height: src_h,
-                    width: info.width(),
-                    height: info.height(),
-                    stride: info.stride()[0].max(0) as usize,
-                    data,
+                    src_width: info.width(),
+                    src_height: info.height(),
+                    width: lb.scaled_w,
+                    height: lb.scaled_h,
+                    stride: sw * 3,
+                    data: rgb,
                 };
                 let guard = slot.lock().map_err(|_| gst::FlowError::Error)?;
                 match guard.as_ref() {
@@ -243,6 +226,29 @@ pub(super) fn build(
             .build(),
     );
     Ok((pipeline, sender_slot, decoder))
+}
+
+/// The three planes of a mapped I420 buffer, as its video info lays them out; `None` when the
+/// buffer is too short for them.
+fn i420_planes<'a>(data: &'a [u8], info: &gst_video::VideoInfo) -> Option<crate::resize::I420<'a>> {
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let (offsets, strides) = (info.offset(), info.stride());
+    let stride = |i: usize| usize::try_from(*strides.get(i)?).ok();
+    let (y_stride, uv_stride) = (stride(0)?, stride(1)?);
+    let plane = |i: usize, stride: usize, rows: usize| {
+        let start = *offsets.get(i)?;
+        data.get(start..start.checked_add(stride.checked_mul(rows)?)?)
+    };
+    let ch = h.div_ceil(2);
+    Some(crate::resize::I420 {
+        y: plane(0, y_stride, h)?,
+        u: plane(1, uv_stride, ch)?,
+        v: plane(2, stride(2).filter(|s| *s == uv_stride)?, ch)?,
+        y_stride,
+        uv_stride,
+        width: w,
+        height: h,
+    })
 }
 
 /// Add the camera's source to the pipeline; `link_decoded` receives each decoded pad.

@@ -32,7 +32,7 @@ pub mod rate;
 pub mod repeat;
 pub mod settings;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -76,7 +76,8 @@ pub struct Camera<'a> {
     pub motion_switch: Option<&'a Arc<std::sync::atomic::AtomicBool>>,
 }
 
-/// One decoded frame, scaled to the model's letterbox size and converted to packed RGB.
+/// One decoded frame, scaled to the model's letterbox size and converted to packed RGB as the
+/// reference recipe does it (OpenCV's video reader and `cv2.resize`).
 pub struct Frame {
     /// Index of the camera in the spec.
     pub camera: usize,
@@ -96,7 +97,7 @@ pub struct Frame {
     pub width: u32,
     pub height: u32,
     pub stride: usize,
-    pub data: gst::MappedBuffer<gst::buffer::Readable>,
+    pub data: Vec<u8>,
 }
 
 /// The source of a frame's capture time.

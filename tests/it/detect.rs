@@ -29,7 +29,7 @@ fn detect_matches_the_python_reference_on_every_image() {
         assert_eq!(got["height"], want["height"], "{name}");
         assert_eq!(got["provider"], "cpu");
         // Every golden detection found at IoU >= 0.99 with its score within 0.002, and none extra:
-        // the resize is cv2's to the byte (`detect::resize`), so only float rounding is left.
+        // the resize is cv2's to the byte (`resize`), so only float rounding is left.
         assert_detections_match(name, &detections(want), &detections(got), 0.99, 0.002);
     }
 }
@@ -124,7 +124,10 @@ fn the_run_path_agrees_with_the_reference_recipe_on_clip_frames() {
     assert!(wanted >= 60, "{wanted} reference detections: the golden file is not the one described");
     let recall = found as f64 / wanted as f64;
     let mean_drift = drift / found.max(1) as f64;
-    assert!(recall >= 0.93, "run path found {found} of {wanted} reference detections ({recall:.3})");
-    assert!(mean_drift <= 0.035, "mean |score difference| {mean_drift:.4} over {found} pairs");
-    assert!(extra <= 6, "{extra} detections the reference does not have");
+    eprintln!("run path against the reference: found {found} of {wanted}, {extra} extra, mean |score difference| {mean_drift:.4}");
+    // The camera path converts and resizes as OpenCV does, byte for byte (`resize`): what is
+    // left is ONNX Runtime's float rounding.
+    assert_eq!(found, wanted, "run path found {found} of {wanted} reference detections ({recall:.3})");
+    assert!(mean_drift <= 0.002, "mean |score difference| {mean_drift:.4} over {found} pairs");
+    assert_eq!(extra, 0, "detections the reference does not have");
 }

@@ -18,7 +18,8 @@ fn home_assistant_discovery_describes_topics_that_really_carry_data() {
         inference_toml()
     );
     let camera = format!(
-        "uri = {:?}\n[detect]\nlabels = [\"person\", \"car\"]\n[snapshots]\nenabled = true\n\
+        "uri = {:?}\nmasks = [[[0.0, 0.0], [0.05, 0.0], [0.05, 0.05]]]\n[detect]\nlabels = [\"person\", \"car\"]\n\
+         [snapshots]\nenabled = true\n[profiles.night]\ndetect = {{ min_score = 0.7 }}\n\
          [[zones]]\nname = \"street\"\npolygon = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]\n\
          [[lines]]\nname = \"middle\"\npoints = [[0.5, 1.0], [0.5, 0.0]]\n",
         media("bikes.mp4").display().to_string()
@@ -45,6 +46,9 @@ fn home_assistant_discovery_describes_topics_that_really_carry_data() {
         "homeassistant/camera/lookout_ha/front_snapshot/config",
         "homeassistant/switch/lookout_ha/front_zone_street/config",
         "homeassistant/switch/lookout_ha/front_line_middle/config",
+        "homeassistant/switch/lookout_ha/front_mask_1/config",
+        "homeassistant/switch/lookout_ha/front_snapshots/config",
+        "homeassistant/select/lookout_ha/profile/config",
     ] {
         assert!(configs.contains_key(want), "missing {want}; got {:?}", configs.keys());
     }
@@ -53,7 +57,7 @@ fn home_assistant_discovery_describes_topics_that_really_carry_data() {
         assert!(ids.insert(c["unique_id"].as_str().unwrap().to_string()), "unique ids: {topic}");
         assert_eq!(c["availability"][0]["topic"], "lookout/ha/status");
         let state = c["state_topic"].as_str().or(c["topic"].as_str()).unwrap();
-        assert!(state.starts_with("lookout/ha/front/"), "{topic}: {state}");
+        assert!(state.starts_with("lookout/ha/front/") || state == "lookout/ha/profile/state", "{topic}: {state}");
     }
     // The clip's objects fill the zone and cross the line, so these entities had data.
     for t in [
@@ -63,6 +67,9 @@ fn home_assistant_discovery_describes_topics_that_really_carry_data() {
         "lookout/ha/front/snapshot",
         "lookout/ha/front/zone/street/state",
         "lookout/ha/front/line/middle/state",
+        "lookout/ha/front/mask/1/state",
+        "lookout/ha/front/snapshots/state",
+        "lookout/ha/profile/state",
     ] {
         assert!(data_topics.contains(t), "{t} carried nothing; topics: {data_topics:?}");
     }
@@ -83,4 +90,7 @@ fn home_assistant_discovery_describes_topics_that_really_carry_data() {
     let zone = &configs["homeassistant/switch/lookout_ha/front_zone_street/config"];
     assert_eq!(zone["command_topic"], "lookout/ha/front/zone/street/set");
     assert_eq!(zone["state_topic"], "lookout/ha/front/zone/street/state");
+    let select = &configs["homeassistant/select/lookout_ha/profile/config"];
+    assert_eq!(select["command_topic"], "lookout/ha/profile/set");
+    assert_eq!(select["options"], serde_json::json!(["default", "night"]));
 }

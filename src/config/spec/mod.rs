@@ -83,6 +83,25 @@ pub struct UnknownProfile {
     pub known: String,
 }
 
+impl CameraSpec {
+    /// The switches the camera has (`crate::toggles`), by kind and name, in config order: what
+    /// the MQTT topics, Home Assistant's switches and the stages all go by.
+    pub fn switches(&self) -> Vec<(crate::toggles::Kind, String)> {
+        use crate::toggles::Kind;
+        let rules = &self.objects.rules;
+        let mut out: Vec<(Kind, String)> = rules.zones.iter().map(|z| (Kind::Zone, z.name.clone())).collect();
+        out.extend(rules.lines.iter().map(|l| (Kind::Line, l.name.clone())));
+        out.extend((1..=rules.filters.masks.len()).map(|n| (Kind::Mask, n.to_string())));
+        if self.source.motion.enabled {
+            out.push((Kind::Motion, String::new()));
+        }
+        if self.objects.snapshots.enabled {
+            out.push((Kind::Snapshots, String::new()));
+        }
+        out
+    }
+}
+
 impl Spec {
     /// Every profile any camera defines, and `default` (the files' own settings) first.
     pub fn profile_names(&self) -> Vec<String> {

@@ -38,9 +38,9 @@ pub use self::runtime::{ORT_DYLIB_ENV, effective_library, init_runtime, runtime_
 use super::letterbox::{Geometry, Letterbox};
 use super::manifest::{self, InputType, Io, ModelSpec};
 use super::provider::{ProviderKind, ProviderSpec, Selection, placement_text};
-use super::resize::resize_linear;
 use super::variant::{self, Refusal};
 use super::{DetectError, Detection};
+use crate::resize::resize_linear;
 use crate::stats::VariantCheck;
 
 /// What a detector needs to start.

@@ -81,13 +81,71 @@ pub fn resize_linear(
         }
         return;
     }
+    let size = (width, height, out_width, out_height);
+    resize_rows(size, channels, out, |r, _, row| row.copy_from_slice(&src[r * stride..r * stride + width * channels]));
+}
+
+/// One decoded I420 picture: the Y plane and the two chroma planes at half size (rounded up),
+/// each with its own row stride.
+#[derive(Debug, Clone, Copy)]
+pub struct I420<'a> {
+    pub y: &'a [u8],
+    pub u: &'a [u8],
+    pub v: &'a [u8],
+    pub y_stride: usize,
+    pub uv_stride: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// One pixel as OpenCV's video reader converts it (`cv2.VideoCapture`, FFmpeg's swscale,
+/// unscaled yuv420p → BGR): BT.601 limited range whatever the stream says, 16-bit fixed-point
+/// coefficients, every product floored on its own (pmulhw), no rounding term. Returns R, G, B.
+/// `scripts/swscale_yuv.py` checks the same formula against cv2 byte for byte.
+pub fn swscale_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+    let yy = ((i32::from(y) * 8 - 128) * 9539) >> 16;
+    let (uu, vv) = (i32::from(u) * 8 - 1024, i32::from(v) * 8 - 1024);
+    let b = yy + ((uu * 16525) >> 16);
+    let g = yy + ((uu * -3209) >> 16) + ((vv * -6660) >> 16);
+    let r = yy + ((vv * 13075) >> 16);
+    [r.clamp(0, 255) as u8, g.clamp(0, 255) as u8, b.clamp(0, 255) as u8]
+}
+
+/// What the reference recipe does to a video frame, exactly: OpenCV's colour conversion
+/// ([`swscale_rgb`], each pixel taking its 2x2 block's chroma sample) then `cv2.resize`
+/// INTER_LINEAR, written as packed RGB into `out` (`out_width * out_height * 3` bytes). Only the
+/// source pixels the resize reads are converted: about four per output pixel.
+pub fn resize_i420(src: &I420<'_>, out_width: usize, out_height: usize, out: &mut [u8]) {
+    if src.width == 0 || src.height == 0 || out_width == 0 || out_height == 0 {
+        return;
+    }
+    let size = (src.width, src.height, out_width, out_height);
+    resize_rows(size, 3, out, |r, xs, row| {
+        let (y_row, c_row) = (&src.y[r * src.y_stride..], r / 2 * src.uv_stride);
+        for i in xs.iter().flat_map(|t| [t.i0, t.i1]) {
+            let rgb = swscale_rgb(y_row[i], src.u[c_row + i / 2], src.v[c_row + i / 2]);
+            row[i * 3..i * 3 + 3].copy_from_slice(&rgb);
+        }
+    });
+}
+
+/// The two passes of INTER_LINEAR. `fill(r, taps, row)` writes source row `r` as packed
+/// pixels into `row` (`width * channels` bytes), at least at the columns `taps` read.
+fn resize_rows(
+    (width, height, out_width, out_height): (usize, usize, usize, usize),
+    channels: usize,
+    out: &mut [u8],
+    mut fill: impl FnMut(usize, &[Tap], &mut [u8]),
+) {
+    let row_len = out_width * channels;
     let xs = taps(width, out_width, true);
     let ys = taps(height, out_height, false);
+    let mut line = vec![0u8; width * channels];
     // The horizontal pass of the two source rows the current output row reads, kept while the
     // next output rows read them too (each source row is filtered once).
     let mut rows: [(usize, Vec<i32>); 2] = [(usize::MAX, vec![0; row_len]), (usize::MAX, vec![0; row_len])];
-    let horizontal = |r: usize, buf: &mut [i32]| {
-        let line = &src[r * stride..];
+    let mut horizontal = |r: usize, buf: &mut [i32]| {
+        fill(r, &xs, &mut line);
         for (x, tap) in xs.iter().enumerate() {
             let (a, b) = (tap.i0 * channels, tap.i1 * channels);
             for c in 0..channels {
@@ -174,5 +232,25 @@ mod tests {
         let mut out = [0u8; 4];
         resize_linear(&[1, 2, 99, 3, 4, 99], 2, 2, 3, 1, 2, 2, &mut out);
         assert_eq!(out, [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn i420_is_converted_as_opencv_reads_video_then_resized() {
+        // scripts/swscale_yuv.py's formula (byte for byte cv2.VideoCapture's on bikes.mp4): black
+        // and white at the limits of limited range, grey, and BT.601's red.
+        assert_eq!(swscale_rgb(16, 128, 128), [0, 0, 0]);
+        assert_eq!(swscale_rgb(235, 128, 128), [255, 255, 255]);
+        assert_eq!(swscale_rgb(128, 128, 128), [130, 130, 130]);
+        assert_eq!(swscale_rgb(81, 90, 240), [253, 0, 0]);
+        // A 4x2 picture to 2x1: the same as converting every pixel, then resizing the RGB.
+        let (w, h) = (4, 2);
+        let y: Vec<u8> = (0..w * h).map(|i| 40 + 20 * i as u8).collect();
+        let (u, v) = ([100u8, 160], [200u8, 60]);
+        let src = I420 { y: &y, u: &u, v: &v, y_stride: w, uv_stride: 2, width: w, height: h };
+        let full: Vec<u8> = (0..w * h).flat_map(|i| swscale_rgb(y[i], u[(i % w) / 2], v[(i % w) / 2])).collect();
+        let (mut want, mut got) = (vec![0u8; 2 * 3], vec![0u8; 2 * 3]);
+        resize_linear(&full, w, h, w * 3, 3, 2, 1, &mut want);
+        resize_i420(&src, 2, 1, &mut got);
+        assert_eq!(got, want);
     }
 }
