@@ -17,12 +17,14 @@
 //! end of stream means the camera went away, and a stall watchdog catches a camera that stops
 //! sending without closing the connection (rtspsrc then says nothing for about 15 s).
 //!
-//! `uridecodebin → [rate gate] → videoscale → videoconvert → appsink [motion gate]`. The rate
-//! gate ([`rate::RateGate`]) sits on the decoder's output, so frames detection does not need
-//! cost only their decode; scaling to the model's letterbox size happens before colour
-//! conversion, which is cheaper (docs/platform-notes.md). The optional motion gate ([`motion`]) looks at
-//! the scaled frame, shrunk again to a small grey one, and skips still frames. The appsink
-//! hands each frame to the frame link without copying.
+//! `uridecodebin → [rate gate] → videoconvert (to I420) → appsink → [reference conversion and
+//! resize] → [motion gate]`. The rate gate ([`rate::RateGate`]) sits on the decoder's output, so
+//! frames detection does not need cost only their decode. Each admitted frame is converted and
+//! scaled to the model's letterbox size exactly as the reference recipe's OpenCV does it
+//! ([`crate::resize::resize_i420`]), only at the source pixels the resize reads, so the
+//! conversion costs about four pixels per model pixel whatever the camera's size. The optional
+//! motion gate ([`motion`]) looks at the scaled frame, shrunk again to a small grey one, and
+//! skips still frames.
 
 pub mod backoff;
 mod decode;
