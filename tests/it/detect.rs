@@ -124,7 +124,9 @@ fn the_run_path_agrees_with_the_reference_recipe_on_clip_frames() {
     assert!(wanted >= 60, "{wanted} reference detections: the golden file is not the one described");
     let recall = found as f64 / wanted as f64;
     let mean_drift = drift / found.max(1) as f64;
-    eprintln!("run path against the reference: found {found} of {wanted}, {extra} extra, mean |score difference| {mean_drift:.4}");
+    eprintln!(
+        "run path against the reference: found {found} of {wanted}, {extra} extra, mean |score difference| {mean_drift:.4}"
+    );
     // The camera path converts and resizes as OpenCV does, byte for byte (`resize`): what is
     // left is ONNX Runtime's float rounding.
     assert_eq!(found, wanted, "run path found {found} of {wanted} reference detections ({recall:.3})");

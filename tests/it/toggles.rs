@@ -188,3 +188,39 @@ fn mask_motion_and_snapshot_switches_do_what_they_say() {
     assert!(saved.contains("\"yard/motion\": false") && saved.contains("\"yard/mask/1\": false"), "{saved}");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+#[test]
+fn a_switch_for_a_zone_a_reload_removed_changes_nothing_and_says_why() {
+    let broker = Broker::start();
+    let state = std::env::temp_dir().join(format!("lookout-toggles-reload-{}", free_port()));
+    std::fs::create_dir_all(&state).unwrap();
+    let global =
+        format!("gateway_id = \"tr\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n{}", broker.port, inference_toml());
+    let zone = |name: &str| {
+        format!(
+            "uri = {:?}\nloop = true\n[detect]\nfps = 5\n[[zones]]\nname = \"{name}\"\npolygon = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]\n",
+            media("bikes.mp4").display().to_string()
+        )
+    };
+    let dir = ConfigDir::new("toggles-reload", &global, &[("cam", &zone("street"))]);
+    let env = [("STATE_DIRECTORY", state.to_str().unwrap())];
+    let mut seen = Seen { sub: Subscriber::new(broker.port, "lookout/tr/#"), all: Vec::new() };
+    let mut d = Daemon::start_with_env(&dir.path, &env);
+    seen.wait(0, "street's switch", |m| state_is(m, "lookout/tr/cam/zone/street/state", b"ON"));
+    // The zone is renamed by a reload: the new one gets its switch, the old one's is gone.
+    std::fs::write(dir.path.join("pipelines/cam.toml"), zone("road")).unwrap();
+    let _ = std::process::Command::new("kill").args(["-HUP", &d.pid().to_string()]).status();
+    let mark = seen.wait(0, "road's switch", |m| state_is(m, "lookout/tr/cam/zone/road/state", b"ON"));
+    publish_acked(broker.port, "lookout/tr/cam/zone/street/set", b"OFF");
+    publish_acked(broker.port, "lookout/tr/cam/zone/road/set", b"OFF");
+    let after = seen.wait(mark, "road OFF", |m| state_is(m, "lookout/tr/cam/zone/road/state", b"OFF"));
+    assert!(
+        !seen.all[mark..after].iter().any(|(t, _)| t == "lookout/tr/cam/zone/street/state"),
+        "a state for the removed zone"
+    );
+    let out = d.terminate();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("camera `cam` has no zone named `street` (a reload may have removed it)"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&state);
+}
