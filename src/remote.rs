@@ -12,10 +12,10 @@
 
 use std::time::SystemTime;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::config::replace::Problem;
-use crate::publish::payload::{SCHEMA_VERSION, timestamp};
+use crate::publish::payload::{Envelope, timestamp};
 
 /// The largest camera file accepted over MQTT. Camera files are a few kilobytes; this bounds
 /// what a mistaken or hostile publisher can make the gateway parse and write.
@@ -80,7 +80,7 @@ pub fn config_text(payload: &[u8], retained: bool) -> Result<String, String> {
 }
 
 /// What a request did to the cameras.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Changes {
     pub restarted: Vec<String>,
     pub started: Vec<String>,
@@ -90,15 +90,16 @@ pub struct Changes {
     pub held_back: Vec<String>,
 }
 
-impl Changes {
-    fn json(&self) -> Value {
-        json!({
-            "restarted": self.restarted,
-            "started": self.started,
-            "stopped": self.stopped,
-            "held_back": self.held_back,
-        })
-    }
+/// The body of `profile_state`, in the order it is written.
+#[derive(Serialize)]
+struct ProfileState<'a> {
+    profile: &'a str,
+    profiles: &'a [String],
+    requested: Option<&'a str>,
+    ok: bool,
+    problems: &'a [Problem],
+    changes: &'a Changes,
+    time: String,
 }
 
 /// `<prefix>/profile/state`: the profile in force (after the request, or still, when it was
@@ -111,23 +112,21 @@ pub fn profile_state(
     outcome: &Result<Changes, Vec<Problem>>,
     at: SystemTime,
 ) -> Vec<u8> {
-    let (ok, changes, problems) = match outcome {
-        Ok(c) => (true, c.json(), Vec::new()),
-        Err(p) => (false, Changes::default().json(), p.iter().collect()),
+    let none = Changes::default();
+    let (changes, problems): (&Changes, &[Problem]) = match outcome {
+        Ok(c) => (c, &[]),
+        Err(p) => (&none, p),
     };
-    let payload = json!({
-        "v": SCHEMA_VERSION,
-        "type": "profile_state",
-        "gateway_id": gateway_id,
-        "profile": active,
-        "profiles": profiles,
-        "requested": requested,
-        "ok": ok,
-        "problems": problems,
-        "changes": changes,
-        "time": timestamp(at),
-    });
-    serde_json::to_vec(&payload).unwrap_or_default()
+    let body = ProfileState {
+        profile: active,
+        profiles,
+        requested,
+        ok: outcome.is_ok(),
+        problems,
+        changes,
+        time: timestamp(at),
+    };
+    Envelope::gateway(gateway_id, "profile_state", body).to_bytes()
 }
 
 /// How a camera file sent over MQTT ended.
@@ -140,6 +139,20 @@ pub enum ConfigOutcome {
     Saved { backup: String, applied: bool, changes: Changes, note: Option<String> },
 }
 
+/// The body of `config_result`, in the order it is written.
+#[derive(Serialize)]
+struct ConfigResult<'a> {
+    sender: Option<&'a str>,
+    ok: bool,
+    saved: bool,
+    applied: bool,
+    backup: Option<&'a str>,
+    problems: &'a [Problem],
+    note: Option<&'a str>,
+    changes: &'a Changes,
+    time: String,
+}
+
 /// `<prefix>/config/<camera>/result`.
 pub fn config_result(
     gateway_id: &str,
@@ -148,28 +161,32 @@ pub fn config_result(
     outcome: &ConfigOutcome,
     at: SystemTime,
 ) -> Vec<u8> {
-    let (ok, saved, applied, backup, problems, changes, note) = match outcome {
-        ConfigOutcome::Refused(p) => (false, false, false, None, p.iter().collect(), Changes::default(), None),
-        ConfigOutcome::Saved { backup, applied, changes, note } => {
-            (true, true, *applied, Some(backup.as_str()), Vec::new(), changes.clone(), note.as_deref())
-        }
+    let none = Changes::default();
+    let body = match outcome {
+        ConfigOutcome::Refused(problems) => ConfigResult {
+            sender,
+            ok: false,
+            saved: false,
+            applied: false,
+            backup: None,
+            problems,
+            note: None,
+            changes: &none,
+            time: timestamp(at),
+        },
+        ConfigOutcome::Saved { backup, applied, changes, note } => ConfigResult {
+            sender,
+            ok: true,
+            saved: true,
+            applied: *applied,
+            backup: Some(backup),
+            problems: &[],
+            note: note.as_deref(),
+            changes,
+            time: timestamp(at),
+        },
     };
-    let payload = json!({
-        "v": SCHEMA_VERSION,
-        "type": "config_result",
-        "gateway_id": gateway_id,
-        "camera": camera,
-        "sender": sender,
-        "ok": ok,
-        "saved": saved,
-        "applied": applied,
-        "backup": backup,
-        "problems": problems,
-        "note": note,
-        "changes": changes.json(),
-        "time": timestamp(at),
-    });
-    serde_json::to_vec(&payload).unwrap_or_default()
+    Envelope::state(gateway_id, camera, "config_result", body).to_bytes()
 }
 
 /// A problem that belongs to no line of a file (an unknown profile, a payload refused before
@@ -181,6 +198,7 @@ pub fn problem(message: impl Into<String>) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn requests_are_parsed_from_their_topics_and_nothing_else_is() {
