@@ -121,6 +121,17 @@ def nodes_matching(model_path, spec):
     return [n.name for n in g.node if n.name == spec]
 
 
+def calibration_files(a, who):
+    """The calibration inputs both recipes use: clip frames offset from the ones `lookout bench
+    models` scores (every 5th from 0), so the agreement it reports is not measured on them, then
+    the still images. Exits with a message when there are none."""
+    files = sorted(glob.glob(os.path.join(a.frames, "*.png")))[a.frame_offset :: a.frame_step]
+    files += [f for f in a.images if os.path.exists(f)]
+    if not files:
+        sys.exit(f"{who}: no calibration images in {a.frames}")
+    return files
+
+
 def quantize(a):
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -128,12 +139,7 @@ def quantize(a):
 
     manifest, src = load_manifest(a.manifest)
     inp = manifest["input"]
-    # Frames offset from the ones `lookout bench models` scores (every 5th from 0), so the
-    # agreement it reports is not measured on the calibration frames.
-    files = sorted(glob.glob(os.path.join(a.frames, "*.png")))[a.frame_offset :: a.frame_step]
-    files += [f for f in a.images if os.path.exists(f)]
-    if not files:
-        sys.exit(f"quantize: no calibration images in {a.frames}")
+    files = calibration_files(a, "quantize")
     print(f"quantize: {len(files)} calibration images, {inp['width']}x{inp['height']} {inp['resize']}", file=sys.stderr)
 
     class Reader(CalibrationDataReader):

@@ -17,7 +17,6 @@ models/<name>_int8_nncf.onnx and models/<name>_int8_nncf.toml.
 """
 
 import argparse
-import glob
 import os
 import sys
 
@@ -25,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model_tools import head_nodes, load_manifest, preprocess, sha256  # noqa: E402
+from model_tools import calibration_files, head_nodes, load_manifest, preprocess, sha256  # noqa: E402
 
 
 def set_activation_type(model, act_type):
@@ -123,12 +122,7 @@ def main():
 
     manifest, src = load_manifest(a.manifest)
     inp = manifest["input"]
-    # The same inputs as scripts/quantize: frames offset from the ones `lookout bench models`
-    # scores (every 5th from 0), then the still images.
-    files = sorted(glob.glob(os.path.join(a.frames, "*.png")))[a.frame_offset :: a.frame_step]
-    files += [f for f in a.images if os.path.exists(f)]
-    if not files:
-        sys.exit(f"nncf_quantize: no calibration images in {a.frames}")
+    files = calibration_files(a, "nncf_quantize")  # the same inputs as scripts/quantize
     print(f"nncf_quantize: {len(files)} calibration images, {inp['width']}x{inp['height']} {inp['resize']}", file=sys.stderr)
 
     model = onnx.load(src)

@@ -23,6 +23,10 @@ this process's peak resident set (getrusage ru_maxrss, in KiB on Linux). `--thre
 Runtime's intra-op threads only: OpenCV's decoder and resize keep their own defaults, as they
 would in a user's script.
 
+The script stands alone on purpose, as a user's would: its preproc, grids and NMS are the
+reference recipe's (scripts/reference_detect.py), written again rather than imported, because
+importing that module loads Pillow too and would add to the peak RSS being compared.
+
 Set up the venv with (scripts/models.requirements.txt pins opencv-python-headless):
     python3 -m venv .lookout/venv-models
     .lookout/venv-models/bin/pip install -r scripts/models.requirements.txt

@@ -286,7 +286,7 @@ fn load_all(dir: &Path) -> Result<(Spec, Vec<ConfigError>), ConfigErrors> {
 /// A problem found in a profile's settings: named after the profile, and placed on the
 /// profile's own key when the profile sets it (else on the file's key it inherited).
 fn in_profile(e: ConfigError, profile: &str, text: &str) -> ConfigError {
-    let own_key = format!("{}.{profile}.{}", "profiles", e.key);
+    let own_key = format!("profiles.{profile}.{}", e.key);
     let key = if !e.key.is_empty() && crate::text::locate::line_of(text, &own_key).is_some() { own_key } else { e.key };
     ConfigError { key, message: format!("with profile `{profile}`: {}", e.message), ..e }
 }

@@ -234,9 +234,7 @@ pub fn run(spec: &Spec, edges: Edges<'_>) -> Result<RunReport, PipelineError> {
     }
     p.publish_camera_set();
     p.report_broken();
-    if spec.mqtt.is_some() {
-        p.publish_profile(None, &Ok(Default::default()));
-    }
+    p.publish_profile(None, &Ok(Default::default()));
 
     // Periodic stats until every camera has finished.
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);

@@ -46,15 +46,17 @@ impl Running {
     /// A config loaded from disk (SIGHUP, the console, a request), applied under the profile
     /// in force; a profile the new config no longer has gives way to `default`.
     pub(super) fn reload(&mut self, loaded: Spec) -> Changes {
-        let resolved = match loaded.with_profile(&self.profile) {
-            Ok(s) => s,
+        match loaded.with_profile(&self.profile) {
+            Ok(resolved) => self.apply(resolved),
             Err(e) => {
                 tracing::warn!(error = %e, "reload: the profile in force is gone from the config; every camera runs its own settings");
                 self.set_active(DEFAULT_PROFILE);
-                loaded
+                let changes = self.apply(loaded);
+                // The retained state still names the profile that is gone.
+                self.publish_profile(None, &Ok(changes.clone()));
+                changes
             }
-        };
-        self.apply(resolved)
+        }
     }
 
     /// A message on one of the requests' topics: carried out if it is a request, and answered.
@@ -135,8 +137,12 @@ impl Running {
         let _ = self.events.send(Outgoing::new(Topic::Discovery(topic), payload));
     }
 
-    /// `<prefix>/profile/state`, retained.
+    /// `<prefix>/profile/state`, retained; nothing without `[mqtt]`.
     pub(super) fn publish_profile(&self, requested: Option<&str>, outcome: &Result<Changes, Vec<Problem>>) {
+        // An MQTT topic: without [mqtt] there is no one to tell, and no request comes.
+        if self.spec.mqtt.is_none() {
+            return;
+        }
         let payload = remote::profile_state(
             &self.spec.gateway_id,
             &self.profile,

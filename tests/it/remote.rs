@@ -139,8 +139,14 @@ fn profiles_switch_the_gateway_and_refuse_what_is_wrong() {
     assert!(text(&out.stderr).contains("profile applied"), "{}", text(&out.stderr));
     assert_eq!(std::fs::read_to_string(state.join("profile")).unwrap().trim(), "night");
     let mut d = Daemon::start_with_env(&dir.path, &env);
-    let (_, again) = seen.wait_json(at, topic, "the profile after a restart", |v| v["requested"].is_null());
+    let (at, again) = seen.wait_json(at, topic, "the profile after a restart", |v| v["requested"].is_null());
     assert_eq!(again["profile"], "night");
+    // A reload whose files no longer define it: back to `default`, and the state says so.
+    std::fs::write(&file, camera("")).unwrap();
+    let _ = std::process::Command::new("kill").args(["-HUP", &d.pid().to_string()]).status();
+    let (_, gone) = seen.wait_json(at, topic, "the fallback to default", |v| v["profile"] == "default");
+    assert_eq!((gone["ok"].as_bool(), gone["profiles"].clone()), (Some(true), serde_json::json!(["default"])));
+    assert_eq!(names(&gone, "restarted"), ["street"]);
     let out = d.terminate();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(&state);
